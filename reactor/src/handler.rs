@@ -1,0 +1,101 @@
+//! The contract between the reactor and the code it calls.
+
+use std::error::Error;
+use std::fmt;
+use std::io;
+use std::os::fd::BorrowedFd;
+
+use crate::reactor::Context;
+use crate::token::{Interest, Readiness};
+
+/// A source of events: owns one file descriptor and reacts when it is ready.
+///
+/// The reactor holds handlers as `Box<dyn Handler>`. The contract:
+///
+/// - [`fd`](Handler::fd) returns the same descriptor for the handler's whole
+///   life, and the handler keeps it open until it is dropped. The reactor
+///   removes the descriptor from epoll before it drops the handler, so a
+///   handler never has to deregister itself before closing.
+/// - [`on_ready`](Handler::on_ready) is called when epoll reports the
+///   descriptor. Do a bounded amount of work and return: with the default
+///   level-triggered interest, whatever is left is reported again next round,
+///   and the other handlers get their turn in between.
+/// - Returning an error from a callback gets the error logged with the
+///   handler's [`name`](Handler::name), the handler shut down and removed;
+///   the loop and the other handlers go on.
+/// - [`on_start`](Handler::on_start) runs once, when the loop first runs, or
+///   at registration if it already does.
+/// - [`on_shutdown`](Handler::on_shutdown) runs exactly once, when the handler
+///   is removed, when the loop stops, or when the reactor is dropped; it is
+///   the place to flush, to unlink names, to say goodbye.
+pub trait Handler {
+    /// The descriptor to watch.
+    fn fd(&self) -> BorrowedFd<'_>;
+
+    /// What to watch it for, read once at registration. Change it later with
+    /// [`Context::set_interest`].
+    fn interest(&self) -> Interest {
+        Interest::READABLE
+    }
+
+    /// A short name for log lines, such as `"stdin"` or `"tcp 127.0.0.1:7777"`.
+    fn name(&self) -> &str;
+
+    /// Called with what epoll reported.
+    fn on_ready(&mut self, readiness: Readiness, ctx: &mut Context<'_>) -> io::Result<()>;
+
+    /// Called once when the handler starts to run.
+    fn on_start(&mut self, ctx: &mut Context<'_>) -> io::Result<()> {
+        let _ = ctx;
+        Ok(())
+    }
+
+    /// Called exactly once when the handler leaves the reactor.
+    fn on_shutdown(&mut self) {}
+}
+
+/// A registration that epoll refused, with the handler handed back so that
+/// nothing it owns is lost.
+pub struct RegisterError<H> {
+    /// Why it was refused.
+    pub error: io::Error,
+    /// The handler, untouched: its descriptor is still open.
+    pub handler: H,
+}
+
+impl<H> RegisterError<H> {
+    /// Whether epoll refused the descriptor because it cannot be polled at
+    /// all (`EPERM`): a regular file, a directory, `/dev/null`. Such a
+    /// descriptor never blocks; read it directly instead.
+    pub fn is_unpollable(&self) -> bool {
+        self.error.raw_os_error() == Some(libc::EPERM)
+    }
+}
+
+impl<H> fmt::Debug for RegisterError<H> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RegisterError").field("error", &self.error).finish_non_exhaustive()
+    }
+}
+
+impl<H> fmt::Display for RegisterError<H> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.is_unpollable() {
+            write!(f, "descriptor cannot be polled (a regular file or /dev/null?): {}", self.error)
+        } else {
+            write!(f, "cannot register: {}", self.error)
+        }
+    }
+}
+
+impl<H> Error for RegisterError<H> {
+    fn source(&self) -> Option<&(dyn Error + 'static)> {
+        Some(&self.error)
+    }
+}
+
+impl<H> From<RegisterError<H>> for io::Error {
+    fn from(e: RegisterError<H>) -> io::Error {
+        e.error
+    }
+}

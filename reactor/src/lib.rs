@@ -1,0 +1,47 @@
+//! A minimal single-threaded event loop on Linux epoll.
+//!
+//! A [`Reactor`] owns a set of [`Handler`]s, each of which owns one file
+//! descriptor. The reactor waits until some descriptors are ready and calls
+//! their handlers; a handler reacts, and through its [`Context`] may register
+//! new handlers, remove itself or others, change what it waits for, or stop
+//! the loop. That is the whole model; the [`sources`] module has ready-made
+//! handlers for signals, listening sockets, line-based streams and timers.
+//!
+//! ```
+//! use std::cell::Cell;
+//! use std::rc::Rc;
+//! use std::time::Duration;
+//!
+//! use reactor::sources::Timer;
+//! use reactor::Reactor;
+//!
+//! # fn main() -> std::io::Result<()> {
+//! let mut reactor = Reactor::new()?;
+//! let ticks = Rc::new(Cell::new(0));
+//! let seen = ticks.clone();
+//! reactor.register(Timer::every(Duration::from_millis(1), move |_expirations, ctx| {
+//!     seen.set(seen.get() + 1);
+//!     if seen.get() == 3 {
+//!         ctx.stop();
+//!     }
+//! })?)?;
+//! reactor.run()?;
+//! assert_eq!(ticks.get(), 3);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! Design notes, the handler contract in full, and a tutorial live in
+//! `docs/reactor.md` in the repository.
+
+#![warn(missing_docs)]
+
+mod handler;
+mod reactor;
+pub mod sources;
+mod sys;
+mod token;
+
+pub use handler::{Handler, RegisterError};
+pub use reactor::{Context, Reactor};
+pub use token::{Interest, Readiness, Token};

@@ -1,0 +1,383 @@
+//! The event loop: wait for readiness, dispatch it to handlers, apply what
+//! they asked for, and repeat until one of them asks to stop.
+
+use std::io;
+use std::os::fd::{AsRawFd, RawFd};
+use std::time::Duration;
+
+use slab::Slab;
+
+use crate::handler::{Handler, RegisterError};
+use crate::sys::{Epoll, Events};
+use crate::token::{Interest, Token};
+
+/// How many events one `epoll_wait` may return.
+const BATCH: usize = 256;
+
+/// A function run every round, before the loop waits again.
+type Hook = Box<dyn FnMut(&mut Context<'_>)>;
+
+/// A single-threaded epoll event loop that owns its handlers.
+///
+/// Each round of [`run`](Reactor::run) has three phases:
+///
+/// 1. **before wait**: the hooks added with [`before_wait`](Reactor::before_wait)
+///    run (the place to flush buffered output once per round);
+/// 2. **wait**: one `epoll_wait` for up to 256 events;
+/// 3. **dispatch**: each event goes to its handler's
+///    [`on_ready`](Handler::on_ready), unless the handler was removed earlier
+///    in the same batch. Registrations, removals, interest changes and stop
+///    requests made by handlers take effect at once.
+///
+/// When a handler asks to [`stop`](Context::stop), the loop finishes the
+/// round, then shuts every remaining handler down, last registered first.
+pub struct Reactor {
+    core: Core,
+    hooks: Vec<Hook>,
+    events: Events,
+}
+
+/// What handlers may touch while the loop runs: everything but the hooks and
+/// the event batch being dispatched.
+struct Core {
+    epoll: Epoll,
+    slots: Slab<Slot>,
+    /// Generation for the next registration; it makes every token unique.
+    generation: u32,
+    /// Registration counter, so that shutdown can go in reverse order.
+    order: u64,
+    started: bool,
+    stopping: bool,
+}
+
+struct Slot {
+    generation: u32,
+    order: u64,
+    fd: RawFd,
+    /// `None` while the handler runs: it is out of the slab so that it can
+    /// borrow the rest of the reactor through its `Context`.
+    handler: Option<Box<dyn Handler>>,
+}
+
+/// What a handler can ask of the reactor from inside a callback.
+pub struct Context<'a> {
+    core: &'a mut Core,
+    current: Option<Token>,
+}
+
+impl Reactor {
+    /// Creates an empty reactor with its own epoll instance (`EPOLL_CLOEXEC`).
+    pub fn new() -> io::Result<Reactor> {
+        Ok(Reactor {
+            core: Core {
+                epoll: Epoll::new()?,
+                slots: Slab::new(),
+                generation: 0,
+                order: 0,
+                started: false,
+                stopping: false,
+            },
+            hooks: Vec::new(),
+            events: Events::with_capacity(BATCH),
+        })
+    }
+
+    /// Registers a handler; see [`Context::register`].
+    pub fn register<H: Handler + 'static>(&mut self, handler: H) -> Result<Token, RegisterError<H>> {
+        self.context().register(handler)
+    }
+
+    /// Registers a handler that is already boxed; see [`Context::register`].
+    pub fn register_boxed(
+        &mut self,
+        handler: Box<dyn Handler>,
+    ) -> Result<Token, RegisterError<Box<dyn Handler>>> {
+        self.context().register_boxed(handler)
+    }
+
+    /// Removes a handler and runs its shutdown hook; see [`Context::remove`].
+    pub fn remove(&mut self, token: Token) -> bool {
+        self.context().remove(token)
+    }
+
+    /// Changes what a handler waits for; see [`Context::set_interest`].
+    pub fn set_interest(&mut self, token: Token, interest: Interest) -> io::Result<()> {
+        self.context().set_interest(token, interest)
+    }
+
+    /// Adds a hook that runs at the start of every round, before the loop
+    /// waits. Hooks run in the order they were added.
+    pub fn before_wait(&mut self, hook: impl FnMut(&mut Context<'_>) + 'static) {
+        self.hooks.push(Box::new(hook));
+    }
+
+    /// Whether `token` names a registered handler.
+    pub fn contains(&self, token: Token) -> bool {
+        self.core.slot(token).is_some()
+    }
+
+    /// How many handlers are registered.
+    pub fn len(&self) -> usize {
+        self.core.slots.len()
+    }
+
+    /// Whether no handler is registered.
+    pub fn is_empty(&self) -> bool {
+        self.core.slots.is_empty()
+    }
+
+    /// Runs rounds until a handler or hook asks to stop, or until no handler
+    /// is left (nothing could ever wake the loop again); then shuts every
+    /// remaining handler down, last registered first.
+    ///
+    /// Errors from handlers do not end the loop; only a failure of the
+    /// reactor itself (`epoll_wait` failing with anything but `EINTR`) does.
+    /// The handlers are shut down in that case too.
+    pub fn run(&mut self) -> io::Result<()> {
+        let result = loop {
+            if self.core.stopping || self.is_empty() {
+                break Ok(());
+            }
+            if let Err(e) = self.run_once(None) {
+                break Err(e);
+            }
+        };
+        self.shutdown();
+        result
+    }
+
+    /// Runs one round: the before-wait hooks, one wait of at most `timeout`
+    /// (`None` waits for ever; the timeout is rounded up to whole
+    /// milliseconds), and the dispatch of what arrived. Returns how many
+    /// events arrived. Does not wait if a stop was requested; the caller
+    /// decides when to [`shutdown`](Reactor::shutdown).
+    pub fn run_once(&mut self, timeout: Option<Duration>) -> io::Result<usize> {
+        if !self.core.started {
+            self.core.started = true;
+            self.core.start_all();
+        }
+        for hook in &mut self.hooks {
+            hook(&mut Context { core: &mut self.core, current: None });
+        }
+        if self.core.stopping {
+            return Ok(0);
+        }
+        let n = self.core.epoll.wait(&mut self.events, timeout)?;
+        for i in 0..n {
+            let (token, readiness) = self.events.get(i);
+            self.core.call(token, |handler, ctx| handler.on_ready(readiness, ctx));
+        }
+        Ok(n)
+    }
+
+    /// Whether a stop was requested and the handlers not yet shut down.
+    pub fn is_stopping(&self) -> bool {
+        self.core.stopping
+    }
+
+    /// Removes every handler, last registered first, running each shutdown
+    /// hook once. The reactor is empty afterwards and may be used again.
+    pub fn shutdown(&mut self) {
+        let mut tokens: Vec<(u64, Token)> = self
+            .core
+            .slots
+            .iter()
+            .map(|(key, slot)| (slot.order, Token::new(key, slot.generation)))
+            .collect();
+        tokens.sort_unstable_by(|a, b| b.cmp(a));
+        for (_, token) in tokens {
+            self.remove(token);
+        }
+        self.core.stopping = false;
+        self.core.started = false;
+    }
+
+    fn context(&mut self) -> Context<'_> {
+        Context { core: &mut self.core, current: None }
+    }
+}
+
+impl Drop for Reactor {
+    /// Shuts down whatever is still registered, so that handlers clean up
+    /// (remove their names, flush) even when `run` never returned normally.
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+impl Context<'_> {
+    /// Registers a handler for the interest it states. If the loop already
+    /// runs, its [`on_start`](Handler::on_start) runs now.
+    ///
+    /// If epoll refuses the descriptor, the handler comes back in the error,
+    /// still owning its descriptor; [`RegisterError::is_unpollable`] tells
+    /// the case of a regular file or `/dev/null`, which is to be read directly.
+    pub fn register<H: Handler + 'static>(&mut self, handler: H) -> Result<Token, RegisterError<H>> {
+        match self.core.attach(handler.fd().as_raw_fd(), handler.interest()) {
+            Ok(token) => Ok(self.install(token, Box::new(handler))),
+            Err(error) => Err(RegisterError { error, handler }),
+        }
+    }
+
+    /// Registers a handler that is already boxed, without boxing it again.
+    pub fn register_boxed(
+        &mut self,
+        handler: Box<dyn Handler>,
+    ) -> Result<Token, RegisterError<Box<dyn Handler>>> {
+        match self.core.attach(handler.fd().as_raw_fd(), handler.interest()) {
+            Ok(token) => Ok(self.install(token, handler)),
+            Err(error) => Err(RegisterError { error, handler }),
+        }
+    }
+
+    fn install(&mut self, token: Token, handler: Box<dyn Handler>) -> Token {
+        if let Some(slot) = self.core.slot_mut(token) {
+            slot.handler = Some(handler);
+        }
+        if self.core.started {
+            self.core.call(token, |handler, ctx| handler.on_start(ctx));
+        }
+        token
+    }
+
+    /// Removes a handler: takes its descriptor out of epoll, runs its
+    /// [`on_shutdown`](Handler::on_shutdown) and drops it, which closes the
+    /// descriptor. Pending events for it in the current batch are dropped.
+    /// The handler being called may remove itself; it is shut down as soon as
+    /// its callback returns. Returns `false` if the token was not registered.
+    pub fn remove(&mut self, token: Token) -> bool {
+        match self.core.detach(token) {
+            Some(slot) => {
+                if let Some(mut handler) = slot.handler {
+                    handler.on_shutdown();
+                }
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Removes the handler being called; nothing happens in a hook.
+    pub fn remove_self(&mut self) {
+        if let Some(token) = self.current {
+            self.remove(token);
+        }
+    }
+
+    /// The token of the handler being called, or `None` in a hook.
+    pub fn current(&self) -> Option<Token> {
+        self.current
+    }
+
+    /// Changes what a handler waits for (`EPOLL_CTL_MOD`); re-arms a oneshot.
+    pub fn set_interest(&mut self, token: Token, interest: Interest) -> io::Result<()> {
+        let slot = self.core.slot(token).ok_or_else(|| unknown(token))?;
+        self.core.epoll.modify(slot.fd, interest, token)
+    }
+
+    /// Asks the loop to stop once the current round is done.
+    pub fn stop(&mut self) {
+        self.core.stopping = true;
+    }
+
+    /// Whether `token` names a registered handler.
+    pub fn contains(&self, token: Token) -> bool {
+        self.core.slot(token).is_some()
+    }
+}
+
+impl Core {
+    /// Reserves a slot and adds `fd` to epoll under its token. The slot stays
+    /// empty until the caller installs the handler.
+    fn attach(&mut self, fd: RawFd, interest: Interest) -> io::Result<Token> {
+        let generation = self.generation;
+        let entry = self.slots.vacant_entry();
+        if u32::try_from(entry.key()).is_err() {
+            return Err(io::Error::other("too many handlers for a 32-bit slot number"));
+        }
+        let token = Token::new(entry.key(), generation);
+        self.epoll.add(fd, interest, token)?;
+        entry.insert(Slot { generation, order: self.order, fd, handler: None });
+        self.generation = generation.wrapping_add(1);
+        self.order += 1;
+        Ok(token)
+    }
+
+    /// Takes a slot out of epoll and the slab.
+    fn detach(&mut self, token: Token) -> Option<Slot> {
+        self.slot(token)?;
+        let slot = self.slots.remove(token.key());
+        if let Err(e) = self.epoll.delete(slot.fd) {
+            // The handler closed its descriptor early; epoll forgot it then.
+            log::debug!("epoll_ctl(DEL, {}): {e}", slot.fd);
+        }
+        Some(slot)
+    }
+
+    fn slot(&self, token: Token) -> Option<&Slot> {
+        self.slots.get(token.key()).filter(|slot| slot.generation == token.generation())
+    }
+
+    fn slot_mut(&mut self, token: Token) -> Option<&mut Slot> {
+        self.slots.get_mut(token.key()).filter(|slot| slot.generation == token.generation())
+    }
+
+    fn start_all(&mut self) {
+        let mut tokens: Vec<(u64, Token)> =
+            self.slots.iter().map(|(key, slot)| (slot.order, Token::new(key, slot.generation))).collect();
+        tokens.sort_unstable();
+        for (_, token) in tokens {
+            self.call(token, |handler, ctx| handler.on_start(ctx));
+        }
+    }
+
+    /// Calls one handler: takes it out of its slot, lends it a `Context`, and
+    /// puts it back unless it was removed meanwhile. A stale token (its
+    /// handler removed, its slot perhaps reused) calls nothing.
+    fn call<F>(&mut self, token: Token, f: F)
+    where
+        F: FnOnce(&mut dyn Handler, &mut Context<'_>) -> io::Result<()>,
+    {
+        let Some(handler) = self.slot_mut(token).and_then(|slot| slot.handler.take()) else {
+            return;
+        };
+        let mut running = Running(Some(handler));
+        let handler = running.handler();
+        let result = f(handler.as_mut(), &mut Context { core: self, current: Some(token) });
+        if let Err(e) = result {
+            log::error!("{}: {e}; removing it", handler.name());
+            self.detach(token);
+        }
+        let mut handler = running.finish();
+        match self.slot_mut(token) {
+            Some(slot) => slot.handler = Some(handler),
+            None => handler.on_shutdown(),
+        }
+    }
+}
+
+/// A handler taken out of its slot. If its callback panics, the handler is
+/// still shut down while the stack unwinds, so it can remove what it created.
+struct Running(Option<Box<dyn Handler>>);
+
+impl Running {
+    fn handler(&mut self) -> &mut Box<dyn Handler> {
+        self.0.as_mut().expect("a running handler is present until finish")
+    }
+
+    fn finish(mut self) -> Box<dyn Handler> {
+        self.0.take().expect("a running handler is present until finish")
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(handler) = &mut self.0 {
+            handler.on_shutdown();
+        }
+    }
+}
+
+fn unknown(token: Token) -> io::Error {
+    io::Error::new(io::ErrorKind::NotFound, format!("no handler registered as {token:?}"))
+}

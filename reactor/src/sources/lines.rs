@@ -1,0 +1,212 @@
+//! A byte stream (stdin, a connection, a FIFO) cut into lines.
+
+use std::cell::RefCell;
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+
+use crate::sys::syscall;
+use crate::{Context, Handler, Readiness};
+
+/// How much one read takes: the capacity of a pipe.
+const CHUNK: usize = 64 * 1024;
+
+thread_local! {
+    /// One read buffer for every reader of the thread: only a partial line is
+    /// kept per reader, so an idle connection costs no buffer at all.
+    static SCRATCH: RefCell<Vec<u8>> = RefCell::new(vec![0; CHUNK]);
+}
+
+type OnLine = Box<dyn FnMut(&[u8])>;
+type OnClose = Box<dyn FnMut()>;
+
+/// Reads a stream and calls back with each line, without its `\n`.
+///
+/// - A line longer than `max_line` bytes is delivered in pieces of
+///   `max_line` bytes, so memory stays bounded whatever the input.
+/// - At end of file, a last line without `\n` is delivered as it is.
+/// - On end of file, a reset connection or a read error, the reader removes
+///   itself (errors are logged by the reactor); it never spins on a hang-up.
+/// - One read of at most 64 KiB per readiness: a chatty stream never starves
+///   the loop.
+///
+/// The descriptor may be blocking (stdin, which the reader must not switch
+/// to non-blocking: the terminal's open file is shared with the shell): one
+/// read after a readiness report does not block.
+pub struct LineReader {
+    fd: OwnedFd,
+    name: String,
+    max_line: usize,
+    partial: Vec<u8>,
+    on_line: OnLine,
+    on_close: Option<OnClose>,
+}
+
+impl LineReader {
+    /// A reader of `fd` that passes each line (or piece of at most
+    /// `max_line` bytes) to `on_line`.
+    pub fn new(fd: OwnedFd, max_line: usize, on_line: impl FnMut(&[u8]) + 'static) -> LineReader {
+        LineReader {
+            fd,
+            name: String::from("lines"),
+            max_line: max_line.max(1),
+            partial: Vec::new(),
+            on_line: Box::new(on_line),
+            on_close: None,
+        }
+    }
+
+    /// Names the reader in log lines.
+    pub fn named(mut self, name: impl Into<String>) -> LineReader {
+        self.name = name.into();
+        self
+    }
+
+    /// Calls `on_close` once when the reader is shut down, after the last line.
+    pub fn on_close(mut self, on_close: impl FnMut() + 'static) -> LineReader {
+        self.on_close = Some(Box::new(on_close));
+        self
+    }
+
+    /// Reads the stream to its end without the reactor, for descriptors that
+    /// epoll refuses (a regular file, `/dev/null`), which never block. The
+    /// last partial line is delivered and `on_close` called, as at shutdown.
+    pub fn read_to_end(&mut self) -> io::Result<()> {
+        let result = loop {
+            match self.read_once() {
+                Ok(true) => continue,
+                Ok(false) => break Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => break Err(e),
+            }
+        };
+        self.finish();
+        result
+    }
+
+    /// One read, cut into lines. Returns `false` at end of file.
+    fn read_once(&mut self) -> io::Result<bool> {
+        SCRATCH.with_borrow_mut(|scratch| {
+            let n = syscall!(read(self.fd.as_raw_fd(), scratch.as_mut_ptr().cast(), scratch.len()))?;
+            let data = &scratch[..n as usize];
+            split(data, &mut self.partial, self.max_line, &mut self.on_line);
+            Ok(n > 0)
+        })
+    }
+
+    /// Delivers the last partial line and says goodbye, once.
+    fn finish(&mut self) {
+        if !self.partial.is_empty() {
+            (self.on_line)(&self.partial);
+            self.partial = Vec::new();
+        }
+        if let Some(mut on_close) = self.on_close.take() {
+            on_close();
+        }
+    }
+}
+
+/// Cuts `data` into lines, completing `partial` first and keeping what is
+/// left of an unfinished line in it. Invariant: `partial.len() <= max_line`
+/// (a full piece waits for one more byte: if it is `\n`, the piece is a line).
+fn split(mut data: &[u8], partial: &mut Vec<u8>, max_line: usize, on_line: &mut OnLine) {
+    while !data.is_empty() {
+        let room = max_line - partial.len();
+        // Look one byte past the room: a line of exactly `max_line` bytes
+        // followed by its newline is one line, not a piece and an empty line.
+        let window = &data[..data.len().min(room + 1)];
+        let (end, rest) = match window.iter().position(|&b| b == b'\n') {
+            Some(i) => (i, i + 1),
+            None if window.len() > room => (room, room),
+            None => {
+                partial.extend_from_slice(data);
+                return;
+            }
+        };
+        if partial.is_empty() {
+            on_line(&data[..end]);
+        } else {
+            partial.extend_from_slice(&data[..end]);
+            on_line(partial);
+            partial.clear();
+        }
+        data = &data[rest..];
+    }
+}
+
+impl Handler for LineReader {
+    fn fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn on_ready(&mut self, _: Readiness, ctx: &mut Context<'_>) -> io::Result<()> {
+        // Whatever was reported (data, hang-up, error), the read tells which.
+        match self.read_once() {
+            Ok(true) => Ok(()),
+            Ok(false) => {
+                ctx.remove_self();
+                Ok(())
+            }
+            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::ConnectionReset => {
+                log::debug!("{}: {e}", self.name);
+                ctx.remove_self();
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    fn on_shutdown(&mut self) {
+        self.finish();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cut(chunks: &[&[u8]], max_line: usize) -> (Vec<Vec<u8>>, Vec<u8>) {
+        let lines = std::rc::Rc::new(RefCell::new(Vec::new()));
+        let sink = lines.clone();
+        let mut on_line: OnLine = Box::new(move |l: &[u8]| sink.borrow_mut().push(l.to_vec()));
+        let mut partial = Vec::new();
+        for chunk in chunks {
+            split(chunk, &mut partial, max_line, &mut on_line);
+            assert!(partial.len() <= max_line);
+        }
+        let out = lines.borrow().clone();
+        (out, partial)
+    }
+
+    #[test]
+    fn lines_across_reads_are_joined() {
+        let (lines, partial) = cut(&[b"ab", b"c\nde", b"f\n\ng"], 10);
+        assert_eq!(lines, [&b"abc"[..], b"def", b""]);
+        assert_eq!(partial, b"g");
+    }
+
+    #[test]
+    fn line_of_exactly_max_is_one_line() {
+        let (lines, partial) = cut(&[b"abcd\nef"], 4);
+        assert_eq!(lines, [b"abcd"]);
+        assert_eq!(partial, b"ef");
+    }
+
+    #[test]
+    fn long_line_comes_in_pieces_of_max() {
+        let (lines, partial) = cut(&[b"abcdefghij\n"], 4);
+        assert_eq!(lines, [&b"abcd"[..], b"efgh", b"ij"]);
+        assert!(partial.is_empty());
+    }
+
+    #[test]
+    fn long_line_split_across_reads_comes_in_pieces_of_max() {
+        let (lines, partial) = cut(&[b"ab", b"cdef", b"gh", b"ij\n"], 4);
+        assert_eq!(lines, [&b"abcd"[..], b"efgh", b"ij"]);
+        assert!(partial.is_empty());
+    }
+}

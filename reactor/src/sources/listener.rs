@@ -1,0 +1,324 @@
+//! Listening sockets, TCP or Unix-domain, that register a handler per
+//! accepted connection.
+
+use std::ffi::CString;
+use std::fmt;
+use std::fs::File;
+use std::io;
+use std::mem;
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::FileTypeExt;
+use std::path::{Path, PathBuf};
+
+use crate::sys::syscall;
+use crate::{Context, Handler, Readiness};
+
+/// How many connections one readiness report may accept.
+const ACCEPT_BATCH: usize = 64;
+
+/// Where a connection came from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Peer {
+    /// A TCP client's address.
+    Tcp(SocketAddr),
+    /// A Unix-domain client (they are usually unnamed).
+    Unix,
+}
+
+/// Where a listener listens.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ListenAddr {
+    /// A TCP address, with the port the kernel chose if 0 was asked for.
+    Tcp(SocketAddr),
+    /// A Unix-domain socket file.
+    Unix(PathBuf),
+}
+
+impl fmt::Display for ListenAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ListenAddr::Tcp(addr) => write!(f, "{addr}"),
+            ListenAddr::Unix(path) => write!(f, "unix:{}", path.display()),
+        }
+    }
+}
+
+type Factory = Box<dyn FnMut(OwnedFd, Peer) -> Box<dyn Handler>>;
+
+/// Accepts connections and registers, for each, the handler that its
+/// factory builds from the connection's descriptor (non-blocking, `CLOEXEC`).
+///
+/// The backlog is `SOMAXCONN`. When the process runs out of descriptors
+/// (`EMFILE`, `ENFILE`), a level-triggered listener would be woken for ever
+/// by the connection it cannot accept; this one keeps a spare descriptor
+/// (open on `/dev/null`) for that moment, closes it to accept and close the
+/// waiting connections, logs, and takes the spare back. Clients see their
+/// connection closed instead of hanging, and accepting resumes by itself as
+/// soon as descriptors are free.
+///
+/// A Unix-domain listener removes its socket file when it is dropped.
+pub struct Listener {
+    fd: OwnedFd,
+    addr: ListenAddr,
+    name: String,
+    spare: Option<File>,
+    factory: Factory,
+}
+
+impl Listener {
+    /// Listens on a TCP address (`SO_REUSEADDR`; port 0 picks a free port).
+    pub fn tcp(
+        addr: SocketAddr,
+        factory: impl FnMut(OwnedFd, Peer) -> Box<dyn Handler> + 'static,
+    ) -> io::Result<Listener> {
+        let fd = socket(if addr.is_ipv4() { libc::AF_INET } else { libc::AF_INET6 })?;
+        let one: libc::c_int = 1;
+        syscall!(setsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_REUSEADDR,
+            (&one as *const libc::c_int).cast(),
+            mem::size_of::<libc::c_int>() as libc::socklen_t
+        ))?;
+        let (storage, len) = inet_sockaddr(&addr);
+        syscall!(bind(fd.as_raw_fd(), (&storage as *const libc::sockaddr_storage).cast(), len))?;
+        let local = local_inet_addr(fd.as_raw_fd())?;
+        Listener::listen(fd, ListenAddr::Tcp(local), Box::new(factory))
+    }
+
+    /// Listens on a Unix-domain socket file. A socket file left by a dead
+    /// process (nobody accepts on it) is replaced; a live one is not.
+    pub fn unix(
+        path: impl AsRef<Path>,
+        factory: impl FnMut(OwnedFd, Peer) -> Box<dyn Handler> + 'static,
+    ) -> io::Result<Listener> {
+        let path = path.as_ref();
+        let (addr, len) = unix_sockaddr(path)?;
+        let fd = socket(libc::AF_UNIX)?;
+        let bind = || syscall!(bind(fd.as_raw_fd(), (&addr as *const libc::sockaddr_un).cast(), len));
+        match bind() {
+            Err(e) if e.raw_os_error() == Some(libc::EADDRINUSE) && is_stale_socket(path) => {
+                std::fs::remove_file(path)?;
+                bind()?;
+            }
+            result => {
+                result?;
+            }
+        }
+        // From here on, dropping the listener removes the file.
+        Listener::listen(fd, ListenAddr::Unix(path.to_path_buf()), Box::new(factory))
+    }
+
+    fn listen(fd: OwnedFd, addr: ListenAddr, factory: Factory) -> io::Result<Listener> {
+        let listener =
+            Listener { name: format!("listener {addr}"), spare: Some(spare()?), fd, addr, factory };
+        syscall!(listen(listener.fd.as_raw_fd(), libc::SOMAXCONN))?;
+        Ok(listener)
+    }
+
+    /// The address it listens on (with the actual port for TCP port 0).
+    pub fn local_addr(&self) -> &ListenAddr {
+        &self.addr
+    }
+
+    /// Accepts one connection, or `None` when none is waiting.
+    fn accept(&self) -> io::Result<Option<(OwnedFd, Peer)>> {
+        // SAFETY: `sockaddr_storage` is a plain C struct; all-zero is valid.
+        let mut storage: libc::sockaddr_storage = unsafe { mem::zeroed() };
+        let mut len = mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+        let flags = libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC;
+        let addr = (&mut storage as *mut libc::sockaddr_storage).cast();
+        match syscall!(accept4(self.fd.as_raw_fd(), addr, &mut len, flags)) {
+            Ok(raw) => {
+                // SAFETY: `accept4` just returned this descriptor; nobody else owns it.
+                let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+                let peer = match &self.addr {
+                    ListenAddr::Tcp(_) => Peer::Tcp(inet_addr_of(&storage)?),
+                    ListenAddr::Unix(_) => Peer::Unix,
+                };
+                Ok(Some((fd, peer)))
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Out of descriptors: give up the spare one, use it to accept and close
+    /// what is waiting, then take it back.
+    fn shed(&mut self) -> io::Result<()> {
+        self.spare = None;
+        let mut closed = 0;
+        while closed < ACCEPT_BATCH {
+            match self.accept() {
+                Ok(Some(_dropped)) => closed += 1,
+                Ok(None) => break,
+                Err(e) if is_out_of_fds(&e) => break,
+                Err(e) if is_transient(&e) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        self.spare = Some(spare()?);
+        log::warn!("{}: out of file descriptors; closed {closed} incoming connection(s)", self.name);
+        Ok(())
+    }
+}
+
+impl Handler for Listener {
+    fn fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn on_ready(&mut self, _: Readiness, ctx: &mut Context<'_>) -> io::Result<()> {
+        for _ in 0..ACCEPT_BATCH {
+            match self.accept() {
+                Ok(Some((fd, peer))) => {
+                    let handler = (self.factory)(fd, peer);
+                    if let Err(e) = ctx.register_boxed(handler) {
+                        log::error!("{}: {}: {e}", self.name, e.handler.name());
+                    }
+                }
+                Ok(None) => break,
+                Err(e) if is_out_of_fds(&e) => return self.shed(),
+                Err(e) if is_transient(&e) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        if let ListenAddr::Unix(path) = &self.addr {
+            if let Err(e) = std::fs::remove_file(path) {
+                log::warn!("{}: cannot remove {}: {e}", self.name, path.display());
+            }
+        }
+    }
+}
+
+fn is_out_of_fds(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM))
+}
+
+/// Errors that concern one connection, not the listener (see `accept(2)`:
+/// network errors are reported by `accept4` on Linux and should be retried).
+fn is_transient(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(
+            libc::EINTR
+                | libc::ECONNABORTED
+                | libc::EPROTO
+                | libc::EPERM
+                | libc::ENETDOWN
+                | libc::ENOPROTOOPT
+                | libc::EHOSTDOWN
+                | libc::ENONET
+                | libc::EHOSTUNREACH
+                | libc::EOPNOTSUPP
+                | libc::ENETUNREACH
+        )
+    )
+}
+
+fn spare() -> io::Result<File> {
+    // std opens with O_CLOEXEC.
+    File::open("/dev/null")
+}
+
+fn socket(domain: libc::c_int) -> io::Result<OwnedFd> {
+    let raw = syscall!(socket(domain, libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC, 0))?;
+    // SAFETY: `socket` just returned this descriptor; nobody else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(raw) })
+}
+
+/// Whether `path` is a socket file that nobody listens on any more.
+fn is_stale_socket(path: &Path) -> bool {
+    let is_socket = std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_socket());
+    is_socket
+        && matches!(
+            std::os::unix::net::UnixStream::connect(path),
+            Err(e) if e.kind() == io::ErrorKind::ConnectionRefused
+        )
+}
+
+fn inet_sockaddr(addr: &SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
+    // SAFETY: `sockaddr_storage` is a plain C struct; all-zero is valid.
+    let mut storage: libc::sockaddr_storage = unsafe { mem::zeroed() };
+    let len = match addr {
+        SocketAddr::V4(a) => {
+            // SAFETY: `sockaddr_storage` is larger than and aligned for `sockaddr_in`.
+            let sin =
+                unsafe { &mut *(&mut storage as *mut libc::sockaddr_storage).cast::<libc::sockaddr_in>() };
+            sin.sin_family = libc::AF_INET as libc::sa_family_t;
+            sin.sin_port = a.port().to_be();
+            sin.sin_addr.s_addr = u32::from_ne_bytes(a.ip().octets());
+            mem::size_of::<libc::sockaddr_in>()
+        }
+        SocketAddr::V6(a) => {
+            // SAFETY: `sockaddr_storage` is larger than and aligned for `sockaddr_in6`.
+            let sin6 =
+                unsafe { &mut *(&mut storage as *mut libc::sockaddr_storage).cast::<libc::sockaddr_in6>() };
+            sin6.sin6_family = libc::AF_INET6 as libc::sa_family_t;
+            sin6.sin6_port = a.port().to_be();
+            sin6.sin6_addr.s6_addr = a.ip().octets();
+            sin6.sin6_flowinfo = a.flowinfo();
+            sin6.sin6_scope_id = a.scope_id();
+            mem::size_of::<libc::sockaddr_in6>()
+        }
+    };
+    (storage, len as libc::socklen_t)
+}
+
+fn inet_addr_of(storage: &libc::sockaddr_storage) -> io::Result<SocketAddr> {
+    match libc::c_int::from(storage.ss_family) {
+        libc::AF_INET => {
+            // SAFETY: the family says the storage holds a `sockaddr_in`.
+            let sin = unsafe { &*(storage as *const libc::sockaddr_storage).cast::<libc::sockaddr_in>() };
+            let ip = Ipv4Addr::from(sin.sin_addr.s_addr.to_ne_bytes());
+            Ok(SocketAddr::V4(SocketAddrV4::new(ip, u16::from_be(sin.sin_port))))
+        }
+        libc::AF_INET6 => {
+            // SAFETY: the family says the storage holds a `sockaddr_in6`.
+            let sin6 = unsafe { &*(storage as *const libc::sockaddr_storage).cast::<libc::sockaddr_in6>() };
+            let ip = Ipv6Addr::from(sin6.sin6_addr.s6_addr);
+            let port = u16::from_be(sin6.sin6_port);
+            Ok(SocketAddr::V6(SocketAddrV6::new(ip, port, sin6.sin6_flowinfo, sin6.sin6_scope_id)))
+        }
+        family => Err(io::Error::other(format!("unexpected address family {family}"))),
+    }
+}
+
+fn local_inet_addr(fd: RawFd) -> io::Result<SocketAddr> {
+    // SAFETY: `sockaddr_storage` is a plain C struct; all-zero is valid.
+    let mut storage: libc::sockaddr_storage = unsafe { mem::zeroed() };
+    let mut len = mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+    syscall!(getsockname(fd, (&mut storage as *mut libc::sockaddr_storage).cast(), &mut len))?;
+    inet_addr_of(&storage)
+}
+
+fn unix_sockaddr(path: &Path) -> io::Result<(libc::sockaddr_un, libc::socklen_t)> {
+    // SAFETY: `sockaddr_un` is a plain C struct; all-zero is valid.
+    let mut addr: libc::sockaddr_un = unsafe { mem::zeroed() };
+    addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
+    let bytes = path.as_os_str().as_bytes();
+    // Keep room for the terminating NUL; reject NULs inside.
+    if bytes.len() >= addr.sun_path.len() || CString::new(bytes).is_err() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("socket path must be under {} bytes without NUL", addr.sun_path.len()),
+        ));
+    }
+    for (dst, &src) in addr.sun_path.iter_mut().zip(bytes) {
+        *dst = src as libc::c_char;
+    }
+    let len = mem::size_of::<libc::sa_family_t>() + bytes.len() + 1;
+    Ok((addr, len as libc::socklen_t))
+}

@@ -1,0 +1,15 @@
+//! Ready-made handlers that other programs can use as they are.
+//!
+//! Each owns the descriptor it creates (always `O_CLOEXEC` and non-blocking)
+//! and does a bounded amount of work per readiness, so that none of them can
+//! starve the others.
+
+mod lines;
+mod listener;
+mod signal;
+mod timer;
+
+pub use lines::LineReader;
+pub use listener::{ListenAddr, Listener, Peer};
+pub use signal::SignalFd;
+pub use timer::Timer;

@@ -1,0 +1,81 @@
+//! A timer on a `timerfd`: one-shot or periodic.
+
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::time::Duration;
+
+use crate::sys::syscall;
+use crate::{Context, Handler, Readiness};
+
+type Callback = Box<dyn FnMut(u64, &mut Context<'_>)>;
+
+/// Calls back when a monotonic-clock timer expires, with the number of
+/// expirations since the last call (more than one if the loop was late).
+///
+/// A one-shot timer removes itself after its call; a periodic one stays until
+/// it is removed.
+pub struct Timer {
+    fd: OwnedFd,
+    periodic: bool,
+    callback: Callback,
+}
+
+impl Timer {
+    /// A timer that fires once, `after` from now.
+    pub fn once(after: Duration, callback: impl FnMut(u64, &mut Context<'_>) + 'static) -> io::Result<Timer> {
+        Timer::new(after, None, Box::new(callback))
+    }
+
+    /// A timer that fires every `period`, the first time one period from now.
+    pub fn every(
+        period: Duration,
+        callback: impl FnMut(u64, &mut Context<'_>) + 'static,
+    ) -> io::Result<Timer> {
+        Timer::new(period, Some(period), Box::new(callback))
+    }
+
+    fn new(first: Duration, period: Option<Duration>, callback: Callback) -> io::Result<Timer> {
+        let raw = syscall!(timerfd_create(libc::CLOCK_MONOTONIC, libc::TFD_NONBLOCK | libc::TFD_CLOEXEC))?;
+        // SAFETY: `timerfd_create` just returned this descriptor; nobody else owns it.
+        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        let spec = libc::itimerspec {
+            it_interval: timespec(period.unwrap_or(Duration::ZERO)),
+            // An all-zero value would disarm the timer: fire after 1 ns instead.
+            it_value: timespec(first.max(Duration::from_nanos(1))),
+        };
+        syscall!(timerfd_settime(fd.as_raw_fd(), 0, &spec, std::ptr::null_mut()))?;
+        Ok(Timer { fd, periodic: period.is_some(), callback })
+    }
+}
+
+fn timespec(d: Duration) -> libc::timespec {
+    libc::timespec {
+        tv_sec: d.as_secs().min(libc::time_t::MAX as u64) as libc::time_t,
+        tv_nsec: d.subsec_nanos() as libc::c_long,
+    }
+}
+
+impl Handler for Timer {
+    fn fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+
+    fn name(&self) -> &str {
+        "timer"
+    }
+
+    fn on_ready(&mut self, _: Readiness, ctx: &mut Context<'_>) -> io::Result<()> {
+        let mut expirations = 0u64;
+        let buf = (&mut expirations as *mut u64).cast();
+        match syscall!(read(self.fd.as_raw_fd(), buf, 8)) {
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+            Err(e) => return Err(e),
+        }
+        (self.callback)(expirations, ctx);
+        if !self.periodic {
+            ctx.remove_self();
+        }
+        Ok(())
+    }
+}
