@@ -1,1 +1,56 @@
-fn main() {}
+//! The postbox client: opens the server's existing queue, sends, closes.
+
+mod args;
+mod queue;
+
+use std::io::{self, BufRead};
+use std::process::ExitCode;
+
+use args::{Command, Options};
+use queue::Queue;
+
+fn main() -> ExitCode {
+    let options = match args::parse(std::env::args().skip(1), std::env::var("POSTBOX_QUEUE").ok()) {
+        Ok(Command::Send(options)) => options,
+        Ok(Command::Help) => {
+            print!("{}", args::HELP);
+            return ExitCode::SUCCESS;
+        }
+        Ok(Command::Version) => {
+            println!("client {}", env!("CARGO_PKG_VERSION"));
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            eprintln!("client: {e}\nTry 'client --help' for more information.");
+            return ExitCode::from(2);
+        }
+    };
+    match send(&options) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("client: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Sends the arguments as one message, or else each line of stdin as one.
+fn send(options: &Options) -> io::Result<()> {
+    let queue = Queue::open(&options.queue, options.nonblock)?;
+    if let Some(message) = &options.message {
+        return queue.send(message.as_bytes(), options.priority, options.timeout);
+    }
+    let mut stdin = io::stdin().lock();
+    let mut line = Vec::new();
+    for number in 1.. {
+        line.clear();
+        if stdin.read_until(b'\n', &mut line)? == 0 {
+            return Ok(());
+        }
+        let message = line.strip_suffix(b"\n").unwrap_or(&line);
+        queue
+            .send(message, options.priority, options.timeout)
+            .map_err(|e| io::Error::new(e.kind(), format!("stdin line {number}: {e}")))?;
+    }
+    Ok(())
+}

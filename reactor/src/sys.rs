@@ -99,10 +99,6 @@ impl Events {
         Events { list: Vec::with_capacity(capacity) }
     }
 
-    pub(crate) fn len(&self) -> usize {
-        self.list.len()
-    }
-
     /// The `i`-th event of the last batch, decoded.
     pub(crate) fn get(&self, i: usize) -> (Token, Readiness) {
         let event = self.list[i];

@@ -1,1 +1,135 @@
-fn main() {}
+//! The postbox server: the course exercise on POSIX message queues.
+//!
+//! Startup creates the queue; the main loop is told by epoll when the queue,
+//! stdin, a client connection or a signal has something, and prints every
+//! message as one line; shutdown prints what is left, then closes and
+//! removes the queue.
+
+mod args;
+mod escape;
+mod mq;
+mod output;
+mod streams;
+
+use std::cell::Cell;
+use std::io::{self, IsTerminal};
+use std::process::ExitCode;
+use std::rc::Rc;
+
+use log::LevelFilter;
+use reactor::sources::SignalFd;
+use reactor::Reactor;
+use simplelog::ColorChoice;
+
+use args::{Command, Config};
+use mq::{MessageQueue, Origin, QueueSpec};
+use output::Output;
+
+fn main() -> ExitCode {
+    let config = match args::parse(std::env::args().skip(1), std::env::var("POSTBOX_QUEUE").ok()) {
+        Ok(Command::Run(config)) => config,
+        Ok(Command::Help) => {
+            print!("{}", args::HELP);
+            return ExitCode::SUCCESS;
+        }
+        Ok(Command::Version) => {
+            println!("server {}", env!("CARGO_PKG_VERSION"));
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            eprintln!("server: {e}\nTry 'server --help' for more information.");
+            return ExitCode::from(2);
+        }
+    };
+    init_logging(config.log_level);
+    match serve(&config) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            log::error!("{e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Startup, main loop, shutdown.
+fn serve(config: &Config) -> io::Result<()> {
+    let output = Output::stdout();
+    let max_line = config.message_size as usize;
+    let mut reactor = Reactor::new()?;
+
+    // Signals first: from here on SIGINT and SIGTERM wait for the loop.
+    reactor.register(SignalFd::new(&[libc::SIGINT, libc::SIGTERM], |signal, ctx| {
+        log::info!("{}: shutting down", signal_name(signal));
+        ctx.stop();
+    })?)?;
+
+    // Bind before creating the queue, so that a busy address leaves no queue.
+    let listener = streams::listen(&config.listen, &output, max_line)?;
+
+    let spec = QueueSpec {
+        name: config.queue.clone(),
+        max_messages: config.max_messages,
+        message_size: config.message_size,
+        mode: config.mode,
+    };
+    let (queue, origin) = MessageQueue::open(&spec, output.clone())?;
+    if let Origin::Adopted { waiting } = origin {
+        log::warn!("queue {}: adopted from a server that is gone, {waiting} message(s) waiting", config.queue);
+    }
+    let (capacity, size) = (queue.max_messages(), queue.message_size());
+    reactor.register(queue).map_err(|mut e| {
+        reactor::Handler::on_shutdown(&mut e.handler);
+        e.error
+    })?;
+
+    if let Some(listener) = listener {
+        log::info!("listening on {}", listener.local_addr());
+        reactor.register(listener)?;
+    }
+    streams::register_stdin(&mut reactor, &output, max_line)?;
+
+    let stdout_failed = Rc::new(Cell::new(false));
+    let failed = stdout_failed.clone();
+    let out = output.clone();
+    reactor.before_wait(move |ctx| {
+        if let Err(e) = out.borrow_mut().flush() {
+            if e.kind() == io::ErrorKind::BrokenPipe {
+                log::info!("stdout closed: shutting down");
+            } else {
+                log::error!("stdout: {e}: shutting down");
+                failed.set(true);
+            }
+            ctx.stop();
+        }
+    });
+
+    log::info!("ready: queue {} ({capacity} messages of up to {size} bytes)", config.queue);
+    reactor.run()?;
+    drop(reactor);
+    // What the shutdown printed; a closed stdout was reported already.
+    let _ = output.borrow_mut().flush();
+    if stdout_failed.get() {
+        return Err(io::Error::other("output lost"));
+    }
+    Ok(())
+}
+
+fn init_logging(level: LevelFilter) {
+    let config = simplelog::ConfigBuilder::new()
+        .set_time_level(LevelFilter::Off)
+        .set_target_level(LevelFilter::Off)
+        .set_thread_level(LevelFilter::Off)
+        .set_location_level(LevelFilter::Off)
+        .build();
+    // Only fails if a logger is already set, which cannot happen here.
+    let colors = if io::stderr().is_terminal() { ColorChoice::Auto } else { ColorChoice::Never };
+    let _ = simplelog::TermLogger::init(level, config, simplelog::TerminalMode::Stderr, colors);
+}
+
+fn signal_name(signal: i32) -> String {
+    match signal {
+        libc::SIGINT => "SIGINT".to_string(),
+        libc::SIGTERM => "SIGTERM".to_string(),
+        other => format!("signal {other}"),
+    }
+}

@@ -1,0 +1,42 @@
+# postbox: a hand-rolled epoll reactor, a POSIX message queue server, and its client.
+#
+#   make run-server [ARGS='--queue /demo']   build, then run the server
+#   make send MSG='hello' [PRIO=N] [QUEUE=/name]   send one message
+#   make test                                fmt check, clippy, every test
+#   make bench [QUICK=1]                     benchmarks (see docs/performance.md)
+
+CARGO ?= cargo
+BIN   := target/release
+
+# MSG reaches the client as exactly one argument, whatever it holds: the raw
+# text (no make expansion) inside single quotes, each ' written as '\''.
+quote = '$(subst ','\'',$(1))'
+
+.PHONY: all build run-server send test bench doc clean
+
+all: build
+
+build:
+	$(CARGO) build --release --workspace
+
+run-server: build
+	$(BIN)/server $(ARGS)
+
+send: build
+	@if [ -z $(call quote,$(value MSG)) ]; then echo "usage: make send MSG='text' [PRIO=N] [QUEUE=/name]" >&2; exit 2; fi
+	$(BIN)/client $(if $(PRIO),--priority $(call quote,$(PRIO))) $(if $(QUEUE),--queue $(call quote,$(QUEUE))) -- $(call quote,$(value MSG))
+
+test:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) build --release --workspace
+	$(CARGO) test --workspace
+
+bench: build
+	@echo "benchmarks: not yet (issue 5)"
+
+doc:
+	RUSTDOCFLAGS='-D warnings' $(CARGO) doc --workspace --no-deps
+
+clean:
+	$(CARGO) clean

@@ -1,0 +1,190 @@
+//! The command line.
+
+use std::fmt;
+use std::time::Duration;
+
+/// The queue name used when neither `--queue` nor `POSTBOX_QUEUE` gives one.
+const DEFAULT_QUEUE: &str = "/postbox";
+
+pub const HELP: &str = "\
+Usage: client [OPTIONS] [--] [MESSAGE...]
+
+Sends a message to the postbox server's POSIX message queue: opens the
+existing queue, sends, closes. It never creates a queue.
+
+The arguments, joined by single spaces, are one message. Without arguments,
+each line of stdin is one message (without its newline), sent in order.
+
+Options:
+  --queue NAME         queue name [default: $POSTBOX_QUEUE, else /postbox]
+  --priority N         0 to 32767; higher is received first [default: 0]
+  --timeout SECONDS    wait at most this long for room in a full queue,
+                       for each message (fractions allowed)
+  --nonblock           fail at once if the queue is full
+                       [default: wait for room as long as it takes]
+  -h, --help           this text
+  -V, --version        the version
+
+Environment:
+  POSTBOX_QUEUE        queue name when --queue is not given
+
+Exit status: 0 when every message was sent; 1 when one could not be (no
+such queue, permission denied, message too long, queue full); 2 on bad
+arguments.
+
+Examples:
+  client hello world
+  client --priority 9 --queue /demo 'urgent: tea is ready'
+  seq 1000 | client --timeout 2
+";
+
+/// What to send, and how.
+#[derive(Debug)]
+pub struct Options {
+    pub queue: String,
+    pub priority: u32,
+    pub timeout: Option<Duration>,
+    pub nonblock: bool,
+    /// The arguments joined by spaces; `None` means "read stdin".
+    pub message: Option<String>,
+}
+
+/// What the command line asks for.
+pub enum Command {
+    Send(Options),
+    Help,
+    Version,
+}
+
+/// A bad command line, said in one line.
+#[derive(Debug)]
+pub struct UsageError(String);
+
+impl fmt::Display for UsageError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Parses the arguments after the program name.
+pub fn parse(args: impl IntoIterator<Item = String>, env_queue: Option<String>) -> Result<Command, UsageError> {
+    let mut options = Options {
+        queue: env_queue.filter(|q| !q.is_empty()).unwrap_or_else(|| DEFAULT_QUEUE.to_string()),
+        priority: 0,
+        timeout: None,
+        nonblock: false,
+        message: None,
+    };
+    let mut words: Vec<String> = Vec::new();
+    let mut args = args.into_iter();
+    while let Some(arg) = args.next() {
+        if arg == "--" {
+            words.extend(args.by_ref());
+            break;
+        }
+        if !arg.starts_with('-') || arg == "-" {
+            words.push(arg);
+            continue;
+        }
+        let (flag, inline) = match arg.split_once('=') {
+            Some((flag, value)) if flag.starts_with("--") => (flag.to_string(), Some(value.to_string())),
+            _ => (arg.clone(), None),
+        };
+        let mut value = || inline.clone().or_else(|| args.next()).ok_or_else(|| UsageError(format!("{flag} needs a value")));
+        match flag.as_str() {
+            "-h" | "--help" => return Ok(Command::Help),
+            "-V" | "--version" => return Ok(Command::Version),
+            "--nonblock" => options.nonblock = true,
+            "--queue" => options.queue = value()?,
+            "--priority" => options.priority = parse_priority(&value()?)?,
+            "--timeout" => options.timeout = Some(parse_timeout(&value()?)?),
+            _ => return Err(UsageError(format!("unknown option '{arg}' (use -- before a message that starts with -)"))),
+        }
+    }
+    if options.nonblock && options.timeout.is_some() {
+        return Err(UsageError("--timeout and --nonblock exclude each other".to_string()));
+    }
+    check_name(&options.queue)?;
+    if !words.is_empty() {
+        options.message = Some(words.join(" "));
+    }
+    Ok(Command::Send(options))
+}
+
+fn parse_priority(value: &str) -> Result<u32, UsageError> {
+    let max = max_priority();
+    match value.parse::<u32>() {
+        Ok(p) if p <= max => Ok(p),
+        _ => Err(UsageError(format!("--priority '{value}': expected a whole number from 0 to {max}"))),
+    }
+}
+
+/// The highest priority the system accepts (32767 on Linux).
+fn max_priority() -> u32 {
+    // SAFETY: plain query without pointers.
+    let n = unsafe { libc::sysconf(libc::_SC_MQ_PRIO_MAX) };
+    if n > 0 {
+        (n - 1) as u32
+    } else {
+        32767
+    }
+}
+
+fn parse_timeout(value: &str) -> Result<Duration, UsageError> {
+    let bad = || UsageError(format!("--timeout '{value}': expected a number of seconds, such as 2 or 0.5"));
+    let seconds: f64 = value.parse().map_err(|_| bad())?;
+    Duration::try_from_secs_f64(seconds).map_err(|_| bad())
+}
+
+/// A queue name is one path component with a leading slash: `/postbox`.
+fn check_name(name: &str) -> Result<(), UsageError> {
+    let rest = name.strip_prefix('/').unwrap_or("");
+    let valid = !rest.is_empty() && !rest.contains('/') && rest.len() <= 255 && !name.contains('\0');
+    if valid && rest != "." && rest != ".." {
+        Ok(())
+    } else {
+        Err(UsageError(format!("queue name '{name}' is not valid: one component with a leading slash, as in /postbox")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn options(args: &[&str]) -> Result<Options, UsageError> {
+        match parse(args.iter().map(|s| s.to_string()), None)? {
+            Command::Send(options) => Ok(options),
+            _ => panic!("expected a send"),
+        }
+    }
+
+    #[test]
+    fn words_are_joined_by_single_spaces() {
+        let o = options(&["hello", "big", "world"]).unwrap();
+        assert_eq!(o.message.as_deref(), Some("hello big world"));
+        assert!(options(&[]).unwrap().message.is_none());
+        assert_eq!(options(&["--", "-n", "--queue"]).unwrap().message.as_deref(), Some("-n --queue"));
+    }
+
+    #[test]
+    fn priority_is_bounded_by_the_system() {
+        assert_eq!(options(&["--priority", "32767", "x"]).unwrap().priority, 32767);
+        for bad in ["32768", "-1", "x", ""] {
+            assert!(options(&["--priority", bad, "x"]).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn timeout_and_nonblock_exclude_each_other() {
+        assert_eq!(options(&["--timeout=0.5", "x"]).unwrap().timeout, Some(Duration::from_millis(500)));
+        assert!(options(&["--timeout", "1", "--nonblock", "x"]).is_err());
+        assert!(options(&["--timeout", "-1", "x"]).is_err());
+    }
+
+    #[test]
+    fn bad_queue_names_are_refused() {
+        for bad in ["postbox", "/", "/a/b", ""] {
+            assert!(options(&["--queue", bad, "x"]).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,107 @@
+//! The sending end of the server's queue: `mq_open` without `O_CREAT`,
+//! `mq_send` or `mq_timedsend`, `mq_close`.
+
+use std::ffi::CString;
+use std::io;
+use std::mem;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// An open, write-only queue descriptor, closed with `mq_close` on drop.
+pub struct Queue {
+    mqd: libc::mqd_t,
+    name: String,
+    message_size: usize,
+}
+
+impl Queue {
+    /// Opens an existing queue for writing; never creates one.
+    pub fn open(name: &str, nonblock: bool) -> io::Result<Queue> {
+        let c_name = CString::new(name).map_err(|_| invalid(format!("queue name '{name}' contains a NUL byte")))?;
+        let flags = libc::O_WRONLY | libc::O_CLOEXEC | if nonblock { libc::O_NONBLOCK } else { 0 };
+        // SAFETY: `c_name` is NUL-terminated; without O_CREAT no more arguments are read.
+        let mqd = unsafe { libc::mq_open(c_name.as_ptr(), flags) };
+        if mqd == -1 {
+            return Err(explain_open(name, io::Error::last_os_error()));
+        }
+        let mut queue = Queue { mqd, name: name.to_string(), message_size: 0 };
+        // SAFETY: `mq_attr` is a plain C struct, filled in by `mq_getattr`.
+        let mut attr: libc::mq_attr = unsafe { mem::zeroed() };
+        // SAFETY: the descriptor is open and `attr` is writable.
+        if unsafe { libc::mq_getattr(mqd, &mut attr) } == -1 {
+            return Err(io::Error::last_os_error());
+        }
+        queue.message_size = attr.mq_msgsize as usize;
+        Ok(queue)
+    }
+
+    /// Sends one message. With a timeout, waits at most that long for room;
+    /// on a non-blocking queue, fails at once when it is full.
+    pub fn send(&self, message: &[u8], priority: u32, timeout: Option<Duration>) -> io::Result<()> {
+        if message.len() > self.message_size {
+            return Err(invalid(format!(
+                "message is {} bytes; queue {} takes at most {} bytes",
+                message.len(),
+                self.name,
+                self.message_size
+            )));
+        }
+        let deadline = timeout.map(realtime_deadline).transpose()?;
+        loop {
+            let res = match &deadline {
+                // SAFETY: the message is readable for its length; `at` lives across the call.
+                Some(at) => unsafe {
+                    libc::mq_timedsend(self.mqd, message.as_ptr().cast(), message.len(), priority, at)
+                },
+                // SAFETY: the message is readable for its length.
+                None => unsafe { libc::mq_send(self.mqd, message.as_ptr().cast(), message.len(), priority) },
+            };
+            if res == 0 {
+                return Ok(());
+            }
+            let e = io::Error::last_os_error();
+            match e.raw_os_error() {
+                Some(libc::EINTR) => continue,
+                Some(libc::EAGAIN) => return Err(full(&self.name, "it is full (--nonblock)")),
+                Some(libc::ETIMEDOUT) => {
+                    let waited = timeout.unwrap_or_default().as_secs_f64();
+                    return Err(full(&self.name, &format!("it stayed full for {waited} s (--timeout)")));
+                }
+                _ => return Err(io::Error::new(e.kind(), format!("queue {}: {e}", self.name))),
+            }
+        }
+    }
+}
+
+impl Drop for Queue {
+    fn drop(&mut self) {
+        // SAFETY: the descriptor is open and ours alone; nothing uses it after.
+        unsafe { libc::mq_close(self.mqd) };
+    }
+}
+
+/// `mq_timedsend` takes an absolute time on the realtime clock.
+fn realtime_deadline(timeout: Duration) -> io::Result<libc::timespec> {
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).map_err(io::Error::other)?;
+    let at = now.checked_add(timeout).ok_or_else(|| invalid("--timeout is too large".to_string()))?;
+    Ok(libc::timespec { tv_sec: at.as_secs() as libc::time_t, tv_nsec: at.subsec_nanos() as libc::c_long })
+}
+
+fn explain_open(name: &str, e: io::Error) -> io::Error {
+    let message = match e.raw_os_error() {
+        Some(libc::ENOENT) => format!("queue {name} does not exist: is the server running?"),
+        Some(libc::EACCES) => format!("queue {name}: permission denied"),
+        Some(libc::EINVAL) | Some(libc::ENAMETOOLONG) => {
+            format!("queue name '{name}' is not valid: one component with a leading slash, as in /postbox")
+        }
+        _ => format!("queue {name}: {e}"),
+    };
+    io::Error::new(e.kind(), message)
+}
+
+fn full(name: &str, why: &str) -> io::Error {
+    io::Error::new(io::ErrorKind::WouldBlock, format!("queue {name} is full: {why}"))
+}
+
+fn invalid(message: String) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidInput, message)
+}

@@ -1,0 +1,201 @@
+//! The command line.
+
+use std::fmt;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
+
+use log::LevelFilter;
+
+/// The queue name used when neither `--queue` nor `POSTBOX_QUEUE` gives one.
+pub const DEFAULT_QUEUE: &str = "/postbox";
+
+pub const HELP: &str = "\
+Usage: server [OPTIONS]
+
+Creates a POSIX message queue and prints every message that arrives on it,
+on stdin, and on a listening socket, one line per message, until SIGINT or
+SIGTERM; then prints what is left in the queue and removes it.
+
+Options:
+  --queue NAME           queue name, one component with a leading slash
+                         [default: $POSTBOX_QUEUE, else /postbox]
+  --listen ADDR          HOST:PORT (port 0 picks a free one), unix:PATH,
+                         or none [default: 127.0.0.1:7777]
+  --max-messages N       queue capacity, at most /proc/sys/fs/mqueue/msg_max
+                         [default: 10]
+  --message-size BYTES   largest message, at most
+                         /proc/sys/fs/mqueue/msgsize_max; also the longest
+                         line read from a stream before it is cut [default: 8192]
+  --mode OCTAL           permissions of a new queue (umask applies) [default: 0600]
+  -v, --verbose          debug logs on stderr
+  -q, --quiet            only errors on stderr
+  -h, --help             this text
+  -V, --version          the version
+
+Environment:
+  POSTBOX_QUEUE          queue name when --queue is not given
+
+Output (stdout): `mq[PRIO]: TEXT`, `stdin: TEXT`, `tcp[IP:PORT]: TEXT`,
+`unix[N]: TEXT`; newline, tab and backslash are escaped as \\n \\t \\\\,
+other control bytes and invalid UTF-8 as \\xNN. Logs go to stderr.
+
+Exit status: 0 after a clean shutdown, 1 on a startup or run-time failure,
+2 on bad arguments.
+
+Example:
+  server --queue /demo --listen 127.0.0.1:0
+  client --queue /demo 'hello there'      (in another terminal)
+";
+
+/// Where to listen for stream clients.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Listen {
+    Tcp(SocketAddr),
+    Unix(PathBuf),
+    None,
+}
+
+/// The server's settings.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub queue: String,
+    pub listen: Listen,
+    pub max_messages: i64,
+    pub message_size: i64,
+    pub mode: libc::mode_t,
+    pub log_level: LevelFilter,
+}
+
+/// What the command line asks for.
+pub enum Command {
+    Run(Config),
+    Help,
+    Version,
+}
+
+/// A bad command line, said in one line.
+#[derive(Debug)]
+pub struct UsageError(String);
+
+impl fmt::Display for UsageError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+fn usage(message: impl Into<String>) -> UsageError {
+    UsageError(message.into())
+}
+
+/// Parses the arguments after the program name.
+pub fn parse(args: impl IntoIterator<Item = String>, env_queue: Option<String>) -> Result<Command, UsageError> {
+    let mut config = Config {
+        queue: env_queue.filter(|q| !q.is_empty()).unwrap_or_else(|| DEFAULT_QUEUE.to_string()),
+        listen: Listen::Tcp(SocketAddr::from(([127, 0, 0, 1], 7777))),
+        max_messages: 10,
+        message_size: 8192,
+        mode: 0o600,
+        log_level: LevelFilter::Info,
+    };
+    let mut args = args.into_iter();
+    while let Some(arg) = args.next() {
+        let (flag, inline) = match arg.split_once('=') {
+            Some((flag, value)) if flag.starts_with("--") => (flag.to_string(), Some(value.to_string())),
+            _ => (arg.clone(), None),
+        };
+        let mut value = || {
+            inline.clone().or_else(|| args.next()).ok_or_else(|| usage(format!("{flag} needs a value")))
+        };
+        match flag.as_str() {
+            "-h" | "--help" => return Ok(Command::Help),
+            "-V" | "--version" => return Ok(Command::Version),
+            "-v" | "--verbose" => config.log_level = LevelFilter::Debug,
+            "-q" | "--quiet" => config.log_level = LevelFilter::Error,
+            "--queue" => config.queue = value()?,
+            "--listen" => config.listen = parse_listen(&value()?)?,
+            "--max-messages" => config.max_messages = parse_count("--max-messages", &value()?)?,
+            "--message-size" => config.message_size = parse_count("--message-size", &value()?)?,
+            "--mode" => config.mode = parse_mode(&value()?)?,
+            _ => return Err(usage(format!("unknown argument '{arg}'"))),
+        }
+        if inline.is_some() && matches!(flag.as_str(), "-h" | "--help" | "-v" | "--verbose" | "-q" | "--quiet") {
+            return Err(usage(format!("{flag} takes no value")));
+        }
+    }
+    Ok(Command::Run(config))
+}
+
+fn parse_listen(value: &str) -> Result<Listen, UsageError> {
+    if value == "none" {
+        return Ok(Listen::None);
+    }
+    if let Some(path) = value.strip_prefix("unix:") {
+        if path.is_empty() {
+            return Err(usage("--listen unix:PATH needs a path"));
+        }
+        return Ok(Listen::Unix(PathBuf::from(path)));
+    }
+    let mut addrs = value
+        .to_socket_addrs()
+        .map_err(|e| usage(format!("--listen '{value}': expected HOST:PORT, unix:PATH or none ({e})")))?;
+    addrs.next().map(Listen::Tcp).ok_or_else(|| usage(format!("--listen '{value}': no address")))
+}
+
+fn parse_count(flag: &str, value: &str) -> Result<i64, UsageError> {
+    match value.parse::<i64>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err(usage(format!("{flag} '{value}': expected a whole number of at least 1"))),
+    }
+}
+
+fn parse_mode(value: &str) -> Result<libc::mode_t, UsageError> {
+    let digits = value.strip_prefix("0o").unwrap_or(value);
+    match libc::mode_t::from_str_radix(digits, 8) {
+        Ok(mode) if mode <= 0o777 && !digits.is_empty() => Ok(mode),
+        _ => Err(usage(format!("--mode '{value}': expected octal permissions such as 0600"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(args: &[&str]) -> Result<Config, UsageError> {
+        match parse(args.iter().map(|s| s.to_string()), None)? {
+            Command::Run(config) => Ok(config),
+            _ => panic!("expected a run"),
+        }
+    }
+
+    #[test]
+    fn defaults_follow_the_environment() {
+        let Ok(Command::Run(c)) = parse(Vec::new(), Some("/from-env".into())) else { panic!() };
+        assert_eq!(c.queue, "/from-env");
+        let c = run(&[]).unwrap();
+        assert_eq!((c.queue.as_str(), c.max_messages, c.message_size, c.mode), ("/postbox", 10, 8192, 0o600));
+    }
+
+    #[test]
+    fn options_take_separate_or_inline_values() {
+        let c = run(&["--queue=/a", "--max-messages", "5", "--message-size=256", "--mode", "0640"]).unwrap();
+        assert_eq!((c.queue.as_str(), c.max_messages, c.message_size, c.mode), ("/a", 5, 256, 0o640));
+        assert_eq!(run(&["--listen", "unix:/tmp/s"]).unwrap().listen, Listen::Unix("/tmp/s".into()));
+        assert_eq!(run(&["--listen=none"]).unwrap().listen, Listen::None);
+        assert_eq!(run(&["--listen", "127.0.0.1:0"]).unwrap().listen, Listen::Tcp("127.0.0.1:0".parse().unwrap()));
+    }
+
+    #[test]
+    fn bad_values_are_usage_errors() {
+        for args in [
+            &["--max-messages", "0"][..],
+            &["--message-size", "-3"],
+            &["--mode", "999"],
+            &["--listen", "nonsense"],
+            &["--queue"],
+            &["--frobnicate"],
+            &["-v=1"],
+        ] {
+            assert!(run(args).is_err(), "{args:?} should be refused");
+        }
+    }
+}

@@ -1,0 +1,359 @@
+//! The exercise itself: a POSIX message queue that the server creates at
+//! startup, reads whenever epoll says its descriptor is readable, and closes
+//! and removes at shutdown.
+//!
+//! On Linux an `mqd_t` is a file descriptor on the mqueue filesystem, so the
+//! reactor can watch it like any other; `mq_notify` is not needed.
+//!
+//! Ownership: the server holds an exclusive `flock` on the queue for as long
+//! as it lives. The kernel drops the lock when the process dies, however it
+//! dies, so a queue that exists but is not locked was left by a server that
+//! is gone: the next server adopts it and prints what is still in it.
+
+use std::ffi::CString;
+use std::fs;
+use std::io;
+use std::mem;
+use std::os::fd::{AsFd, BorrowedFd, RawFd};
+
+use reactor::{Context, Handler, Readiness};
+
+use crate::output::SharedOutput;
+
+/// How many messages one readiness report may take: enough to empty a
+/// default queue several times, few enough to keep other sources served.
+const BATCH: usize = 256;
+
+/// How a queue is to be created.
+#[derive(Debug, Clone)]
+pub struct QueueSpec {
+    pub name: String,
+    pub max_messages: i64,
+    pub message_size: i64,
+    pub mode: libc::mode_t,
+}
+
+/// How the server came to own its queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    Created,
+    /// Left behind by a server that is gone, with this many messages in it.
+    Adopted { waiting: i64 },
+}
+
+/// The server's queue, as a reactor handler.
+pub struct MessageQueue {
+    fd: QueueFd,
+    name: CString,
+    label: String,
+    attr: libc::mq_attr,
+    buf: Vec<u8>,
+    output: SharedOutput,
+}
+
+impl MessageQueue {
+    /// Creates the queue, or adopts one that a dead server left behind.
+    /// Fails if a live server owns it.
+    pub fn open(spec: &QueueSpec, output: SharedOutput) -> io::Result<(MessageQueue, Origin)> {
+        let name = check_name(&spec.name)?;
+        let label = format!("queue {}", spec.name);
+        check_system_limits(spec).map_err(|e| context(&label, e))?;
+        let (fd, origin) = create_or_adopt(&name, spec).map_err(|e| context(&label, e))?;
+        let attr = fd.attributes().map_err(|e| context(&label, e))?;
+        let buf = vec![0; attr.mq_msgsize as usize];
+        let origin = match origin {
+            Origin::Adopted { .. } => Origin::Adopted { waiting: attr.mq_curmsgs },
+            created => created,
+        };
+        Ok((MessageQueue { fd, name, label, attr, buf, output }, origin))
+    }
+
+    /// Capacity in messages.
+    pub fn max_messages(&self) -> i64 {
+        self.attr.mq_maxmsg
+    }
+
+    /// Size of the largest message.
+    pub fn message_size(&self) -> i64 {
+        self.attr.mq_msgsize
+    }
+
+    /// Prints up to `limit` messages; returns how many there were.
+    fn drain(&mut self, limit: usize) -> io::Result<usize> {
+        let mut output = self.output.borrow_mut();
+        for received in 0..limit {
+            let mut priority = 0;
+            match self.fd.receive(&mut self.buf, &mut priority) {
+                Ok(len) => output.queue_line(priority, strip_one_newline(&self.buf[..len])),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(received),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(limit)
+    }
+}
+
+impl Handler for MessageQueue {
+    fn fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+
+    fn name(&self) -> &str {
+        &self.label
+    }
+
+    /// An adopted queue may hold messages: print them before anything else.
+    fn on_start(&mut self, _: &mut Context<'_>) -> io::Result<()> {
+        self.drain(usize::MAX).map(drop)
+    }
+
+    fn on_ready(&mut self, _: Readiness, _: &mut Context<'_>) -> io::Result<()> {
+        self.drain(BATCH).map(drop)
+    }
+
+    /// Removes the name first, so that a late client is told "no such queue"
+    /// instead of sending into a queue about to vanish; then prints what is
+    /// left. The descriptor is closed (`mq_close`) when the handler drops.
+    fn on_shutdown(&mut self) {
+        // SAFETY: `name` is a valid NUL-terminated string.
+        if unsafe { libc::mq_unlink(self.name.as_ptr()) } == -1 {
+            log::warn!("{}: mq_unlink: {}", self.label, io::Error::last_os_error());
+        }
+        match self.drain(usize::MAX) {
+            Ok(0) => {}
+            Ok(n) => log::info!("{}: printed {n} message(s) left at shutdown", self.label),
+            Err(e) => log::error!("{}: {e}", self.label),
+        }
+        log::info!("{}: removed", self.label);
+    }
+}
+
+/// An open queue descriptor, closed with `mq_close` on drop.
+struct QueueFd(RawFd);
+
+impl QueueFd {
+    fn open(name: &CString, flags: libc::c_int, spec: Option<&QueueSpec>) -> io::Result<QueueFd> {
+        let raw = match spec {
+            Some(spec) => {
+                // SAFETY: `mq_attr` is a plain C struct; zero means "no flags".
+                let mut attr: libc::mq_attr = unsafe { mem::zeroed() };
+                attr.mq_maxmsg = spec.max_messages;
+                attr.mq_msgsize = spec.message_size;
+                // SAFETY: `name` is NUL-terminated and `attr` lives across the call.
+                unsafe { libc::mq_open(name.as_ptr(), flags | libc::O_CREAT, spec.mode, &attr) }
+            }
+            // SAFETY: `name` is NUL-terminated; without O_CREAT no more arguments are read.
+            None => unsafe { libc::mq_open(name.as_ptr(), flags) },
+        };
+        if raw == -1 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(QueueFd(raw))
+    }
+
+    fn raw(&self) -> RawFd {
+        self.0
+    }
+
+    fn attributes(&self) -> io::Result<libc::mq_attr> {
+        // SAFETY: `mq_attr` is a plain C struct, filled in by `mq_getattr`.
+        let mut attr: libc::mq_attr = unsafe { mem::zeroed() };
+        // SAFETY: the descriptor is open and `attr` is writable.
+        if unsafe { libc::mq_getattr(self.raw(), &mut attr) } == -1 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(attr)
+    }
+
+    /// Takes the oldest message of the highest priority into `buf`, which
+    /// must be `mq_msgsize` bytes long.
+    fn receive(&self, buf: &mut [u8], priority: &mut u32) -> io::Result<usize> {
+        // SAFETY: `buf` is writable for its length, and `priority` for a u32.
+        let n = unsafe { libc::mq_receive(self.raw(), buf.as_mut_ptr().cast(), buf.len(), priority) };
+        if n < 0 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(n as usize)
+        }
+    }
+
+    /// Claims the queue for this process, or says who has it.
+    fn lock(&self) -> io::Result<bool> {
+        // SAFETY: plain call on an open descriptor.
+        if unsafe { libc::flock(self.raw(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
+            return Ok(true);
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() == io::ErrorKind::WouldBlock {
+            Ok(false)
+        } else {
+            Err(e)
+        }
+    }
+
+    /// The (device, inode) pair that names the queue object.
+    fn identity(&self) -> io::Result<(u64, u64)> {
+        // SAFETY: `stat` is a plain C struct, filled in by `fstat`.
+        let mut st: libc::stat = unsafe { mem::zeroed() };
+        // SAFETY: the descriptor is open and `st` is writable.
+        if unsafe { libc::fstat(self.raw(), &mut st) } == -1 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok((st.st_dev, st.st_ino))
+    }
+}
+
+impl AsFd for QueueFd {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        // SAFETY: on Linux an `mqd_t` is a descriptor, open until `drop`.
+        unsafe { BorrowedFd::borrow_raw(self.0) }
+    }
+}
+
+impl Drop for QueueFd {
+    fn drop(&mut self) {
+        // SAFETY: the descriptor is open and ours alone; nothing uses it after.
+        unsafe { libc::mq_close(self.0) };
+    }
+}
+
+const READ_FLAGS: libc::c_int = libc::O_RDONLY | libc::O_NONBLOCK | libc::O_CLOEXEC;
+
+/// Creates the queue exclusively; if it exists, adopts it when no live
+/// server holds its lock. Retries when the name changes under our feet
+/// (another server removing or re-creating it at the same moment).
+fn create_or_adopt(name: &CString, spec: &QueueSpec) -> io::Result<(QueueFd, Origin)> {
+    for _ in 0..8 {
+        let (fd, origin) = match QueueFd::open(name, READ_FLAGS | libc::O_EXCL, Some(spec)) {
+            Ok(fd) => (fd, Origin::Created),
+            Err(e) if e.raw_os_error() == Some(libc::EEXIST) => match QueueFd::open(name, READ_FLAGS, None) {
+                Ok(fd) => (fd, Origin::Adopted { waiting: 0 }),
+                Err(e) if e.raw_os_error() == Some(libc::ENOENT) => continue,
+                Err(e) => return Err(explain_open(e, spec)),
+            },
+            Err(e) => return Err(explain_open(e, spec)),
+        };
+        if !fd.lock()? {
+            return Err(io::Error::new(
+                io::ErrorKind::AddrInUse,
+                "in use by another running server; stop it first, or choose another name with --queue",
+            ));
+        }
+        // We hold the lock; make sure the name still means this queue.
+        match QueueFd::open(name, READ_FLAGS, None) {
+            Ok(again) if again.identity()? == fd.identity()? => return Ok((fd, origin)),
+            Ok(_) => continue,
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(io::Error::other("the queue keeps being created and removed by someone else"))
+}
+
+/// Turns `mq_open`'s terse errors into advice.
+fn explain_open(e: io::Error, spec: &QueueSpec) -> io::Error {
+    let hint = match e.raw_os_error() {
+        Some(libc::EACCES) => "permission denied: it exists and belongs to another user, or --mode forbids it"
+            .to_string(),
+        Some(libc::EMFILE) => format!(
+            "{e}: either this process is out of descriptors, or this user's queues already use \
+             the per-user limit of {} bytes (RLIMIT_MSGQUEUE, see `ulimit -q`); a queue of \
+             {} x {} bytes needs about {} more. Remove stale queues (ls /dev/mqueue) or ask \
+             for a smaller one",
+            rlimit_msgqueue().map_or_else(|| "?".to_string(), |n| n.to_string()),
+            spec.max_messages,
+            spec.message_size,
+            spec.max_messages * (spec.message_size + 48),
+        ),
+        Some(libc::ENOSPC) => format!(
+            "{e}: the system-wide number of queues is used up ({})",
+            "/proc/sys/fs/mqueue/queues_max"
+        ),
+        Some(libc::ENOSYS) => format!("{e}: this kernel has no POSIX message queues"),
+        _ => return e,
+    };
+    io::Error::new(e.kind(), hint)
+}
+
+/// Checks the requested size against the system's limits, which only a
+/// privileged process may exceed: we do not, so that root and users behave
+/// the same.
+fn check_system_limits(spec: &QueueSpec) -> io::Result<()> {
+    let limits = [
+        ("--max-messages", spec.max_messages, "msg_max"),
+        ("--message-size", spec.message_size, "msgsize_max"),
+    ];
+    for (flag, wanted, file) in limits {
+        let path = format!("/proc/sys/fs/mqueue/{file}");
+        let Some(limit) = fs::read_to_string(&path).ok().and_then(|s| s.trim().parse::<i64>().ok()) else {
+            continue;
+        };
+        if wanted > limit {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "{flag} {wanted} is above the system limit of {limit} ({path}); \
+                     raise it as root with `sysctl fs.mqueue.{file}={wanted}`"
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn rlimit_msgqueue() -> Option<u64> {
+    // SAFETY: `rlimit` is a plain C struct, filled in by `getrlimit`.
+    let mut limit: libc::rlimit = unsafe { mem::zeroed() };
+    // SAFETY: `limit` is writable.
+    (unsafe { libc::getrlimit(libc::RLIMIT_MSGQUEUE, &mut limit) } == 0).then_some(limit.rlim_cur)
+}
+
+/// A queue name is one path component with a leading slash: `/postbox`.
+pub fn check_name(name: &str) -> io::Result<CString> {
+    let invalid = |why: &str| io::Error::new(io::ErrorKind::InvalidInput, format!("queue name '{name}': {why}"));
+    let Some(rest) = name.strip_prefix('/') else {
+        return Err(invalid("must start with a slash, as in /postbox"));
+    };
+    if rest.is_empty() || rest == "." || rest == ".." {
+        return Err(invalid("needs a name after the slash, as in /postbox"));
+    }
+    if rest.contains('/') {
+        return Err(invalid("may not contain another slash"));
+    }
+    if rest.len() > 255 {
+        return Err(invalid("is longer than 255 bytes"));
+    }
+    CString::new(name).map_err(|_| invalid("may not contain a NUL byte"))
+}
+
+fn context(label: &str, e: io::Error) -> io::Error {
+    io::Error::new(e.kind(), format!("{label}: {e}"))
+}
+
+/// Clients such as `echo` end a message with a newline; one is dropped.
+fn strip_one_newline(message: &[u8]) -> &[u8] {
+    message.strip_suffix(b"\n").unwrap_or(message)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_one_component_with_a_leading_slash() {
+        assert!(check_name("/postbox").is_ok());
+        for bad in ["postbox", "/", "/a/b", "/.", "/..", "/a\0b"] {
+            assert!(check_name(bad).is_err(), "{bad:?} should be refused");
+        }
+        assert!(check_name(&format!("/{}", "x".repeat(255))).is_ok());
+        assert!(check_name(&format!("/{}", "x".repeat(256))).is_err());
+    }
+
+    #[test]
+    fn exactly_one_trailing_newline_is_dropped() {
+        assert_eq!(strip_one_newline(b"hi\n"), b"hi");
+        assert_eq!(strip_one_newline(b"hi\n\n"), b"hi\n");
+        assert_eq!(strip_one_newline(b"hi"), b"hi");
+    }
+}

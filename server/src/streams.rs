@@ -1,0 +1,83 @@
+//! The line-based sources: stdin and the clients of the listening socket.
+
+use std::cell::Cell;
+use std::io;
+use std::os::fd::AsFd;
+use std::rc::Rc;
+
+use reactor::sources::{LineReader, Listener, Peer};
+use reactor::{Handler, Reactor};
+
+use crate::args::Listen;
+use crate::output::SharedOutput;
+
+/// Registers a reader for stdin. A descriptor that epoll refuses (a regular
+/// file, `/dev/null`) never blocks: it is read to its end at the start of the
+/// first round, after the queue has printed what it held, and the server
+/// goes on. A closed stdin is skipped.
+pub fn register_stdin(reactor: &mut Reactor, output: &SharedOutput, max_line: usize) -> io::Result<()> {
+    // A duplicate, so that the reader may close it at end of file while fd 0
+    // stays open (and is never switched to non-blocking: the terminal's open
+    // file is shared with the shell).
+    let fd = match io::stdin().as_fd().try_clone_to_owned() {
+        Ok(fd) => fd,
+        Err(e) if e.raw_os_error() == Some(libc::EBADF) => {
+            log::debug!("stdin is closed; not reading it");
+            return Ok(());
+        }
+        Err(e) => return Err(io::Error::new(e.kind(), format!("stdin: {e}"))),
+    };
+    let out = output.clone();
+    let reader = LineReader::new(fd, max_line, move |line| out.borrow_mut().line("stdin", line))
+        .named("stdin")
+        .on_close(|| log::debug!("stdin: end of file"));
+    match reactor.register(reader) {
+        Ok(_) => Ok(()),
+        Err(e) if e.is_unpollable() => {
+            log::debug!("stdin cannot be polled (a file or /dev/null); reading it directly");
+            let mut reader = Some(e.handler);
+            reactor.before_wait(move |_| {
+                if let Some(mut reader) = reader.take() {
+                    if let Err(e) = reader.read_to_end() {
+                        log::error!("stdin: {e}");
+                    }
+                }
+            });
+            Ok(())
+        }
+        Err(e) => Err(io::Error::new(e.error.kind(), format!("stdin: {}", e.error))),
+    }
+}
+
+/// Binds the listening socket, whose clients each get a line reader
+/// tagged `tcp[IP:PORT]` or `unix[N]`.
+pub fn listen(listen: &Listen, output: &SharedOutput, max_line: usize) -> io::Result<Option<Listener>> {
+    let out = output.clone();
+    let unix_clients = Rc::new(Cell::new(0u64));
+    let connection = move |fd, peer| -> Box<dyn Handler> {
+        let tag = match peer {
+            Peer::Tcp(addr) => format!("tcp[{addr}]"),
+            Peer::Unix => {
+                unix_clients.set(unix_clients.get() + 1);
+                format!("unix[{}]", unix_clients.get())
+            }
+        };
+        let out = out.clone();
+        let name = tag.clone();
+        Box::new(LineReader::new(fd, max_line, move |line| out.borrow_mut().line(&tag, line)).named(name))
+    };
+    let listener = match listen {
+        Listen::None => return Ok(None),
+        Listen::Tcp(addr) => Listener::tcp(*addr, connection),
+        Listen::Unix(path) => Listener::unix(path, connection),
+    };
+    let describe = |e: io::Error| {
+        let target = match listen {
+            Listen::Tcp(addr) => addr.to_string(),
+            Listen::Unix(path) => format!("unix:{}", path.display()),
+            Listen::None => String::new(),
+        };
+        io::Error::new(e.kind(), format!("cannot listen on {target}: {e}"))
+    };
+    listener.map(Some).map_err(describe)
+}
