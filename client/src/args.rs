@@ -67,7 +67,10 @@ impl fmt::Display for UsageError {
 }
 
 /// Parses the arguments after the program name.
-pub fn parse(args: impl IntoIterator<Item = String>, env_queue: Option<String>) -> Result<Command, UsageError> {
+pub fn parse(
+    args: impl IntoIterator<Item = String>,
+    env_queue: Option<String>,
+) -> Result<Command, UsageError> {
     let mut options = Options {
         queue: env_queue.filter(|q| !q.is_empty()).unwrap_or_else(|| DEFAULT_QUEUE.to_string()),
         priority: 0,
@@ -90,7 +93,9 @@ pub fn parse(args: impl IntoIterator<Item = String>, env_queue: Option<String>) 
             Some((flag, value)) if flag.starts_with("--") => (flag.to_string(), Some(value.to_string())),
             _ => (arg.clone(), None),
         };
-        let mut value = || inline.clone().or_else(|| args.next()).ok_or_else(|| UsageError(format!("{flag} needs a value")));
+        let mut value = || {
+            inline.clone().or_else(|| args.next()).ok_or_else(|| UsageError(format!("{flag} needs a value")))
+        };
         match flag.as_str() {
             "-h" | "--help" => return Ok(Command::Help),
             "-V" | "--version" => return Ok(Command::Version),
@@ -98,7 +103,11 @@ pub fn parse(args: impl IntoIterator<Item = String>, env_queue: Option<String>) 
             "--queue" => options.queue = value()?,
             "--priority" => options.priority = parse_priority(&value()?)?,
             "--timeout" => options.timeout = Some(parse_timeout(&value()?)?),
-            _ => return Err(UsageError(format!("unknown option '{arg}' (use -- before a message that starts with -)"))),
+            _ => {
+                return Err(UsageError(format!(
+                    "unknown option '{arg}' (use -- before a message that starts with -)"
+                )))
+            }
         }
     }
     if options.nonblock && options.timeout.is_some() {
@@ -143,7 +152,9 @@ fn check_name(name: &str) -> Result<(), UsageError> {
     if valid && rest != "." && rest != ".." {
         Ok(())
     } else {
-        Err(UsageError(format!("queue name '{name}' is not valid: one component with a leading slash, as in /postbox")))
+        Err(UsageError(format!(
+            "queue name '{name}' is not valid: one component with a leading slash, as in /postbox"
+        )))
     }
 }
 

@@ -16,7 +16,8 @@ pub struct Queue {
 impl Queue {
     /// Opens an existing queue for writing; never creates one.
     pub fn open(name: &str, nonblock: bool) -> io::Result<Queue> {
-        let c_name = CString::new(name).map_err(|_| invalid(format!("queue name '{name}' contains a NUL byte")))?;
+        let c_name =
+            CString::new(name).map_err(|_| invalid(format!("queue name '{name}' contains a NUL byte")))?;
         let flags = libc::O_WRONLY | libc::O_CLOEXEC | if nonblock { libc::O_NONBLOCK } else { 0 };
         // SAFETY: `c_name` is NUL-terminated; without O_CREAT no more arguments are read.
         let mqd = unsafe { libc::mq_open(c_name.as_ptr(), flags) };

@@ -88,7 +88,10 @@ fn usage(message: impl Into<String>) -> UsageError {
 }
 
 /// Parses the arguments after the program name.
-pub fn parse(args: impl IntoIterator<Item = String>, env_queue: Option<String>) -> Result<Command, UsageError> {
+pub fn parse(
+    args: impl IntoIterator<Item = String>,
+    env_queue: Option<String>,
+) -> Result<Command, UsageError> {
     let mut config = Config {
         queue: env_queue.filter(|q| !q.is_empty()).unwrap_or_else(|| DEFAULT_QUEUE.to_string()),
         listen: Listen::Tcp(SocketAddr::from(([127, 0, 0, 1], 7777))),
@@ -103,9 +106,8 @@ pub fn parse(args: impl IntoIterator<Item = String>, env_queue: Option<String>) 
             Some((flag, value)) if flag.starts_with("--") => (flag.to_string(), Some(value.to_string())),
             _ => (arg.clone(), None),
         };
-        let mut value = || {
-            inline.clone().or_else(|| args.next()).ok_or_else(|| usage(format!("{flag} needs a value")))
-        };
+        let mut value =
+            || inline.clone().or_else(|| args.next()).ok_or_else(|| usage(format!("{flag} needs a value")));
         match flag.as_str() {
             "-h" | "--help" => return Ok(Command::Help),
             "-V" | "--version" => return Ok(Command::Version),
@@ -118,7 +120,9 @@ pub fn parse(args: impl IntoIterator<Item = String>, env_queue: Option<String>) 
             "--mode" => config.mode = parse_mode(&value()?)?,
             _ => return Err(usage(format!("unknown argument '{arg}'"))),
         }
-        if inline.is_some() && matches!(flag.as_str(), "-h" | "--help" | "-v" | "--verbose" | "-q" | "--quiet") {
+        if inline.is_some()
+            && matches!(flag.as_str(), "-h" | "--help" | "-v" | "--verbose" | "-q" | "--quiet")
+        {
             return Err(usage(format!("{flag} takes no value")));
         }
     }
@@ -181,7 +185,10 @@ mod tests {
         assert_eq!((c.queue.as_str(), c.max_messages, c.message_size, c.mode), ("/a", 5, 256, 0o640));
         assert_eq!(run(&["--listen", "unix:/tmp/s"]).unwrap().listen, Listen::Unix("/tmp/s".into()));
         assert_eq!(run(&["--listen=none"]).unwrap().listen, Listen::None);
-        assert_eq!(run(&["--listen", "127.0.0.1:0"]).unwrap().listen, Listen::Tcp("127.0.0.1:0".parse().unwrap()));
+        assert_eq!(
+            run(&["--listen", "127.0.0.1:0"]).unwrap().listen,
+            Listen::Tcp("127.0.0.1:0".parse().unwrap())
+        );
     }
 
     #[test]

@@ -74,7 +74,10 @@ fn serve(config: &Config) -> io::Result<()> {
     };
     let (queue, origin) = MessageQueue::open(&spec, output.clone())?;
     if let Origin::Adopted { waiting } = origin {
-        log::warn!("queue {}: adopted from a server that is gone, {waiting} message(s) waiting", config.queue);
+        log::warn!(
+            "queue {}: adopted from a server that is gone, {waiting} message(s) waiting",
+            config.queue
+        );
     }
     let (capacity, size) = (queue.max_messages(), queue.message_size());
     reactor.register(queue).map_err(|mut e| {

@@ -38,7 +38,9 @@ pub struct QueueSpec {
 pub enum Origin {
     Created,
     /// Left behind by a server that is gone, with this many messages in it.
-    Adopted { waiting: i64 },
+    Adopted {
+        waiting: i64,
+    },
 }
 
 /// The server's queue, as a reactor handler.
@@ -254,8 +256,9 @@ fn create_or_adopt(name: &CString, spec: &QueueSpec) -> io::Result<(QueueFd, Ori
 /// Turns `mq_open`'s terse errors into advice.
 fn explain_open(e: io::Error, spec: &QueueSpec) -> io::Error {
     let hint = match e.raw_os_error() {
-        Some(libc::EACCES) => "permission denied: it exists and belongs to another user, or --mode forbids it"
-            .to_string(),
+        Some(libc::EACCES) => {
+            "permission denied: it exists and belongs to another user, or --mode forbids it".to_string()
+        }
         Some(libc::EMFILE) => format!(
             "{e}: either this process is out of descriptors, or this user's queues already use \
              the per-user limit of {} bytes (RLIMIT_MSGQUEUE, see `ulimit -q`); a queue of \
@@ -266,10 +269,9 @@ fn explain_open(e: io::Error, spec: &QueueSpec) -> io::Error {
             spec.message_size,
             spec.max_messages * (spec.message_size + 48),
         ),
-        Some(libc::ENOSPC) => format!(
-            "{e}: the system-wide number of queues is used up ({})",
-            "/proc/sys/fs/mqueue/queues_max"
-        ),
+        Some(libc::ENOSPC) => {
+            format!("{e}: the system-wide number of queues is used up ({})", "/proc/sys/fs/mqueue/queues_max")
+        }
         Some(libc::ENOSYS) => format!("{e}: this kernel has no POSIX message queues"),
         _ => return e,
     };
@@ -311,7 +313,8 @@ fn rlimit_msgqueue() -> Option<u64> {
 
 /// A queue name is one path component with a leading slash: `/postbox`.
 pub fn check_name(name: &str) -> io::Result<CString> {
-    let invalid = |why: &str| io::Error::new(io::ErrorKind::InvalidInput, format!("queue name '{name}': {why}"));
+    let invalid =
+        |why: &str| io::Error::new(io::ErrorKind::InvalidInput, format!("queue name '{name}': {why}"));
     let Some(rest) = name.strip_prefix('/') else {
         return Err(invalid("must start with a slash, as in /postbox"));
     };

@@ -24,7 +24,11 @@ pub struct Output {
 impl Output {
     /// Output to standard output.
     pub fn stdout() -> SharedOutput {
-        Rc::new(RefCell::new(Output { fd: libc::STDOUT_FILENO, buf: Vec::with_capacity(2 * FLUSH_AT), closed: false }))
+        Rc::new(RefCell::new(Output {
+            fd: libc::STDOUT_FILENO,
+            buf: Vec::with_capacity(2 * FLUSH_AT),
+            closed: false,
+        }))
     }
 
     /// Appends `TAG: MESSAGE\n`, the message escaped so that it stays one line.
