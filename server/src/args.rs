@@ -13,8 +13,8 @@ pub const HELP: &str = "\
 Usage: server [OPTIONS]
 
 Creates a POSIX message queue and prints every message that arrives on it,
-on stdin, and on a listening socket, one line per message, until SIGINT or
-SIGTERM; then prints what is left in the queue and removes it.
+on stdin, and on a listening socket, one line per message, until SIGINT,
+SIGTERM or SIGHUP; then prints what is left in the queue and removes it.
 
 Options:
   --queue NAME           queue name, one component with a leading slash

@@ -57,8 +57,10 @@ fn serve(config: &Config) -> io::Result<()> {
     let max_line = config.message_size as usize;
     let mut reactor = Reactor::new()?;
 
-    // Signals first: from here on SIGINT and SIGTERM wait for the loop.
-    reactor.register(SignalFd::new(&[libc::SIGINT, libc::SIGTERM], |signal, ctx| {
+    // Signals first: from here on SIGINT, SIGTERM and SIGHUP (the terminal
+    // went away) wait for the loop, which shuts down cleanly.
+    let signals = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP];
+    reactor.register(SignalFd::new(&signals, |signal, ctx| {
         log::info!("{}: shutting down", signal_name(signal));
         ctx.stop();
     })?)?;
@@ -133,6 +135,7 @@ fn signal_name(signal: i32) -> String {
     match signal {
         libc::SIGINT => "SIGINT".to_string(),
         libc::SIGTERM => "SIGTERM".to_string(),
+        libc::SIGHUP => "SIGHUP".to_string(),
         other => format!("signal {other}"),
     }
 }

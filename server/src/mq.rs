@@ -80,6 +80,11 @@ impl MessageQueue {
         self.attr.mq_msgsize
     }
 
+    /// How many messages the queue holds when full.
+    fn capacity(&self) -> usize {
+        usize::try_from(self.attr.mq_maxmsg).unwrap_or(1)
+    }
+
     /// Prints up to `limit` messages; returns how many there were.
     fn drain(&mut self, limit: usize) -> io::Result<usize> {
         let mut output = self.output.borrow_mut();
@@ -107,7 +112,7 @@ impl Handler for MessageQueue {
 
     /// An adopted queue may hold messages: print them before anything else.
     fn on_start(&mut self, _: &mut Context<'_>) -> io::Result<()> {
-        self.drain(usize::MAX).map(drop)
+        self.drain(self.capacity()).map(drop)
     }
 
     fn on_ready(&mut self, _: Readiness, _: &mut Context<'_>) -> io::Result<()> {
@@ -122,7 +127,9 @@ impl Handler for MessageQueue {
         if unsafe { libc::mq_unlink(self.name.as_ptr()) } == -1 {
             log::warn!("{}: mq_unlink: {}", self.label, io::Error::last_os_error());
         }
-        match self.drain(usize::MAX) {
+        // At most one queueful: a client that still has the queue open and
+        // sends without pause must not keep the server from exiting.
+        match self.drain(self.capacity()) {
             Ok(0) => {}
             Ok(n) => log::info!("{}: printed {n} message(s) left at shutdown", self.label),
             Err(e) => log::error!("{}: {e}", self.label),
