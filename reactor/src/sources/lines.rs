@@ -18,6 +18,7 @@ thread_local! {
 
 type OnLine = Box<dyn FnMut(&[u8])>;
 type OnClose = Box<dyn FnMut()>;
+type OnError = Box<dyn FnMut(&io::Error)>;
 
 /// Reads a stream and calls back with each line, without its `\n`.
 ///
@@ -39,6 +40,7 @@ pub struct LineReader {
     partial: Vec<u8>,
     on_line: OnLine,
     on_close: Option<OnClose>,
+    on_error: Option<OnError>,
 }
 
 impl LineReader {
@@ -52,6 +54,7 @@ impl LineReader {
             partial: Vec::new(),
             on_line: Box::new(on_line),
             on_close: None,
+            on_error: None,
         }
     }
 
@@ -67,6 +70,13 @@ impl LineReader {
         self
     }
 
+    /// Calls `on_error` with the error that ends the stream (a reset
+    /// connection included), before the reader goes away.
+    pub fn on_error(mut self, on_error: impl FnMut(&io::Error) + 'static) -> LineReader {
+        self.on_error = Some(Box::new(on_error));
+        self
+    }
+
     /// Reads the stream to its end without the reactor, for descriptors that
     /// epoll refuses (a regular file, `/dev/null`), which never block. The
     /// last partial line is delivered and `on_close` called, as at shutdown.
@@ -76,7 +86,10 @@ impl LineReader {
                 Ok(true) => continue,
                 Ok(false) => break Ok(()),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => break Err(e),
+                Err(e) => {
+                    self.report(&e);
+                    break Err(e);
+                }
             }
         };
         self.finish();
@@ -91,6 +104,12 @@ impl LineReader {
             split(data, &mut self.partial, self.max_line, &mut self.on_line);
             Ok(n > 0)
         })
+    }
+
+    fn report(&mut self, e: &io::Error) {
+        if let Some(on_error) = &mut self.on_error {
+            on_error(e);
+        }
     }
 
     /// Delivers the last partial line and says goodbye, once.
@@ -153,10 +172,14 @@ impl Handler for LineReader {
             Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted) => Ok(()),
             Err(e) if e.kind() == io::ErrorKind::ConnectionReset => {
                 log::debug!("{}: {e}", self.name);
+                self.report(&e);
                 ctx.remove_self();
                 Ok(())
             }
-            Err(e) => Err(e),
+            Err(e) => {
+                self.report(&e);
+                Err(e)
+            }
         }
     }
 

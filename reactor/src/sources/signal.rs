@@ -75,6 +75,26 @@ fn stop_ignoring(signal: i32) -> io::Result<()> {
     Ok(())
 }
 
+impl SignalFd {
+    /// Reads one pending signal, or `None` when none is pending. For
+    /// handlers that own a `SignalFd` to learn of their own signal.
+    pub fn read_signal(&mut self) -> io::Result<Option<i32>> {
+        loop {
+            // SAFETY: `signalfd_siginfo` is a plain C struct; all-zero is valid.
+            let mut info: libc::signalfd_siginfo = unsafe { mem::zeroed() };
+            let size = mem::size_of::<libc::signalfd_siginfo>();
+            let buf = (&mut info as *mut libc::signalfd_siginfo).cast();
+            return match syscall!(read(self.fd.as_raw_fd(), buf, size)) {
+                Ok(n) if n as usize == size => Ok(Some(info.ssi_signo as i32)),
+                Ok(n) => Err(io::Error::other(format!("short read of {n} bytes from signalfd"))),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => Err(e),
+            };
+        }
+    }
+}
+
 impl Handler for SignalFd {
     fn fd(&self) -> BorrowedFd<'_> {
         self.fd.as_fd()
@@ -87,18 +107,9 @@ impl Handler for SignalFd {
     /// Drains the signalfd: a pending signal left unread would wake the loop
     /// again at once, and there are never more than a few.
     fn on_ready(&mut self, _: Readiness, ctx: &mut Context<'_>) -> io::Result<()> {
-        loop {
-            // SAFETY: `signalfd_siginfo` is a plain C struct; all-zero is valid.
-            let mut info: libc::signalfd_siginfo = unsafe { mem::zeroed() };
-            let size = mem::size_of::<libc::signalfd_siginfo>();
-            let buf = (&mut info as *mut libc::signalfd_siginfo).cast();
-            match syscall!(read(self.fd.as_raw_fd(), buf, size)) {
-                Ok(n) if n as usize == size => (self.callback)(info.ssi_signo as i32, ctx),
-                Ok(n) => return Err(io::Error::other(format!("short read of {n} bytes from signalfd"))),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
+        while let Some(signal) = self.read_signal()? {
+            (self.callback)(signal, ctx);
         }
+        Ok(())
     }
 }
