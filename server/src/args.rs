@@ -6,6 +6,8 @@ use std::path::PathBuf;
 
 use log::LevelFilter;
 
+use crate::mq::{check_name, Notify};
+
 /// The queue name used when neither `--queue` nor `POSTBOX_QUEUE` gives one.
 pub const DEFAULT_QUEUE: &str = "/postbox";
 
@@ -26,7 +28,11 @@ Options:
   --message-size BYTES   largest message, at most
                          /proc/sys/fs/mqueue/msgsize_max; also the longest
                          line read from a stream before it is cut [default: 8192]
-  --mode OCTAL           permissions of a new queue (umask applies) [default: 0600]
+  --mode OCTAL           permissions of a new queue and of its statistics
+                         (umask applies) [default: 0600]
+  --notify HOW           how the queue tells the loop that messages arrived:
+                         epoll (its descriptor is watched) or signal
+                         (mq_notify with a real-time signal) [default: epoll]
   -v, --verbose          debug logs on stderr
   -q, --quiet            only errors on stderr
   -h, --help             this text
@@ -34,6 +40,9 @@ Options:
 
 Environment:
   POSTBOX_QUEUE          queue name when --queue is not given
+
+Statistics: live counters in shared memory NAME.stats, guarded by the
+semaphore NAME.stats; read them with `client --stats`.
 
 Output (stdout): `mq[PRIO]: TEXT`, `stdin: TEXT`, `tcp[IP:PORT]: TEXT`,
 `unix[N]: TEXT`; newline, tab and backslash are escaped as \\n \\t \\\\,
@@ -63,6 +72,7 @@ pub struct Config {
     pub max_messages: i64,
     pub message_size: i64,
     pub mode: libc::mode_t,
+    pub notify: Notify,
     pub log_level: LevelFilter,
 }
 
@@ -98,6 +108,7 @@ pub fn parse(
         max_messages: 10,
         message_size: 8192,
         mode: 0o600,
+        notify: Notify::Epoll,
         log_level: LevelFilter::Info,
     };
     let mut args = args.into_iter();
@@ -118,6 +129,7 @@ pub fn parse(
             "--max-messages" => config.max_messages = parse_count("--max-messages", &value()?)?,
             "--message-size" => config.message_size = parse_count("--message-size", &value()?)?,
             "--mode" => config.mode = parse_mode(&value()?)?,
+            "--notify" => config.notify = parse_notify(&value()?)?,
             _ => return Err(usage(format!("unknown argument '{arg}'"))),
         }
         if inline.is_some()
@@ -126,7 +138,16 @@ pub fn parse(
             return Err(usage(format!("{flag} takes no value")));
         }
     }
+    check_name(&config.queue).map_err(|e| usage(e.to_string()))?;
     Ok(Command::Run(config))
+}
+
+fn parse_notify(value: &str) -> Result<Notify, UsageError> {
+    match value {
+        "epoll" => Ok(Notify::Epoll),
+        "signal" => Ok(Notify::Signal),
+        _ => Err(usage(format!("--notify '{value}': expected epoll or signal"))),
+    }
 }
 
 fn parse_listen(value: &str) -> Result<Listen, UsageError> {
@@ -201,6 +222,8 @@ mod tests {
             &["--queue"],
             &["--frobnicate"],
             &["-v=1"],
+            &["--notify", "poll"],
+            &["--queue", "no-slash"],
         ] {
             assert!(run(args).is_err(), "{args:?} should be refused");
         }

@@ -7,8 +7,10 @@
 
 mod args;
 mod escape;
+mod layout;
 mod mq;
 mod output;
+mod stats;
 mod streams;
 
 use std::cell::Cell;
@@ -24,6 +26,7 @@ use simplelog::ColorChoice;
 use args::{Command, Config};
 use mq::{MessageQueue, Origin, QueueSpec};
 use output::Output;
+use stats::StatsShm;
 
 fn main() -> ExitCode {
     let config = match args::parse(std::env::args().skip(1), std::env::var("POSTBOX_QUEUE").ok()) {
@@ -74,7 +77,7 @@ fn serve(config: &Config) -> io::Result<()> {
         message_size: config.message_size,
         mode: config.mode,
     };
-    let (queue, origin) = MessageQueue::open(&spec, output.clone())?;
+    let (queue, origin) = MessageQueue::open(&spec, config.notify, output.clone())?;
     if let Origin::Adopted { waiting } = origin {
         log::warn!(
             "queue {}: adopted from a server that is gone, {waiting} message(s) waiting",
@@ -93,11 +96,25 @@ fn serve(config: &Config) -> io::Result<()> {
     }
     streams::register_stdin(&mut reactor, &output, max_line)?;
 
+    // We own the queue, so any statistics under its name are stale.
+    let mut stats = match StatsShm::create(&config.queue, config.mode, capacity) {
+        Ok(stats) => Some(stats),
+        Err(e) => {
+            log::warn!("statistics for queue {}: {e}; running without", config.queue);
+            None
+        }
+    };
+
+    // The end of every round: publish the figures, then write the output.
     let stdout_failed = Rc::new(Cell::new(false));
     let failed = stdout_failed.clone();
     let out = output.clone();
     reactor.before_wait(move |ctx| {
-        if let Err(e) = out.borrow_mut().flush() {
+        let mut out = out.borrow_mut();
+        if let Some(stats) = &mut stats {
+            stats.publish(&out.counters);
+        }
+        if let Err(e) = out.flush() {
             if e.kind() == io::ErrorKind::BrokenPipe {
                 log::info!("stdout closed: shutting down");
             } else {
@@ -111,12 +128,23 @@ fn serve(config: &Config) -> io::Result<()> {
     log::info!("ready: queue {} ({capacity} messages of up to {size} bytes)", config.queue);
     reactor.run()?;
     drop(reactor);
+    log_summary(&output.borrow().counters);
     // What the shutdown printed; a closed stdout was reported already.
     let _ = output.borrow_mut().flush();
     if stdout_failed.get() {
         return Err(io::Error::other("output lost"));
     }
     Ok(())
+}
+
+/// One line at exit: how many messages each source delivered.
+fn log_summary(counters: &stats::Counters) {
+    let figures: Vec<String> = layout::SOURCE_NAMES
+        .iter()
+        .zip(&counters.sources)
+        .map(|(name, source)| format!("{name} {}", source.messages))
+        .collect();
+    log::info!("messages printed: {}", figures.join(", "));
 }
 
 fn init_logging(level: LevelFilter) {

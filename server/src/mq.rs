@@ -3,7 +3,8 @@
 //! and removes at shutdown.
 //!
 //! On Linux an `mqd_t` is a file descriptor on the mqueue filesystem, so the
-//! reactor can watch it like any other; `mq_notify` is not needed.
+//! reactor can watch it like any other; `mq_notify` is not needed. It is
+//! shown all the same, behind `--notify signal`, for comparison.
 //!
 //! Ownership: the server holds an exclusive `flock` on the queue for as long
 //! as it lives. The kernel drops the lock when the process dies, however it
@@ -16,9 +17,11 @@ use std::io;
 use std::mem;
 use std::os::fd::{AsFd, BorrowedFd, RawFd};
 
+use reactor::sources::SignalFd;
 use reactor::{Context, Handler, Readiness};
 
 use crate::output::SharedOutput;
+use crate::stats::Source;
 
 /// How many messages one readiness report may take: enough to empty a
 /// default queue several times, few enough to keep other sources served.
@@ -43,6 +46,23 @@ pub enum Origin {
     },
 }
 
+/// How the server learns that messages arrived.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Notify {
+    /// The queue's descriptor is watched by epoll (the default on Linux).
+    Epoll,
+    /// `mq_notify` sends a real-time signal, read from a signalfd.
+    Signal,
+}
+
+/// What the reactor watches for the queue.
+enum Wakeup {
+    /// The queue descriptor itself.
+    Epoll,
+    /// A signalfd for the signal that `mq_notify` sends.
+    Signal { signal: i32, fd: SignalFd },
+}
+
 /// The server's queue, as a reactor handler.
 pub struct MessageQueue {
     fd: QueueFd,
@@ -51,12 +71,17 @@ pub struct MessageQueue {
     attr: libc::mq_attr,
     buf: Vec<u8>,
     output: SharedOutput,
+    wakeup: Wakeup,
 }
 
 impl MessageQueue {
     /// Creates the queue, or adopts one that a dead server left behind.
     /// Fails if a live server owns it.
-    pub fn open(spec: &QueueSpec, output: SharedOutput) -> io::Result<(MessageQueue, Origin)> {
+    pub fn open(
+        spec: &QueueSpec,
+        notify: Notify,
+        output: SharedOutput,
+    ) -> io::Result<(MessageQueue, Origin)> {
         let name = check_name(&spec.name)?;
         let label = format!("queue {}", spec.name);
         check_system_limits(spec).map_err(|e| context(&label, e))?;
@@ -67,7 +92,16 @@ impl MessageQueue {
             Origin::Adopted { .. } => Origin::Adopted { waiting: attr.mq_curmsgs },
             created => created,
         };
-        Ok((MessageQueue { fd, name, label, attr, buf, output }, origin))
+        let wakeup = match notify {
+            Notify::Epoll => Wakeup::Epoll,
+            Notify::Signal => {
+                let signal = libc::SIGRTMIN();
+                // The signal is blocked and read by the loop: no handler runs.
+                let fd = SignalFd::new(&[signal], |_, _| {}).map_err(|e| context(&label, e))?;
+                Wakeup::Signal { signal, fd }
+            }
+        };
+        Ok((MessageQueue { fd, name, label, attr, buf, output, wakeup }, origin))
     }
 
     /// Capacity in messages.
@@ -85,25 +119,58 @@ impl MessageQueue {
         usize::try_from(self.attr.mq_maxmsg).unwrap_or(1)
     }
 
-    /// Prints up to `limit` messages; returns how many there were.
+    /// Prints up to `limit` messages; returns how many there were. Notes
+    /// the queue's depth as last seen, for the statistics.
     fn drain(&mut self, limit: usize) -> io::Result<usize> {
         let mut output = self.output.borrow_mut();
         for received in 0..limit {
             let mut priority = 0;
             match self.fd.receive(&mut self.buf, &mut priority) {
                 Ok(len) => output.queue_line(priority, strip_one_newline(&self.buf[..len])),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(received),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    output.counters.queue_depth = 0;
+                    return Ok(received);
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
+                Err(e) => {
+                    output.counters.source(Source::Queue).errors += 1;
+                    return Err(e);
+                }
             }
         }
+        // Stopped at the limit: something may be left. One look, not one per message.
+        output.counters.queue_depth = self.fd.attributes()?.mq_curmsgs;
         Ok(limit)
+    }
+
+    /// `--notify signal`: takes what the signalfd holds, re-arms `mq_notify`
+    /// and only then drains. The notification fires only when the queue goes
+    /// from empty to non-empty, and only once per registration: re-arming
+    /// after draining would miss a message that arrives in between, and the
+    /// queue, never empty again, would never notify again.
+    fn on_signal(&mut self) -> io::Result<()> {
+        let Wakeup::Signal { signal, fd } = &mut self.wakeup else {
+            return Ok(());
+        };
+        let signal = *signal;
+        while fd.read_signal()?.is_some() {}
+        self.fd.notify(signal)?;
+        if self.drain(BATCH)? == BATCH {
+            // More may wait, and the queue will not notify while it is not
+            // empty: come back next round, as level-triggered epoll would.
+            // SAFETY: plain call; the signal is blocked, so it only becomes pending.
+            unsafe { libc::raise(signal) };
+        }
+        Ok(())
     }
 }
 
 impl Handler for MessageQueue {
     fn fd(&self) -> BorrowedFd<'_> {
-        self.fd.as_fd()
+        match &self.wakeup {
+            Wakeup::Epoll => self.fd.as_fd(),
+            Wakeup::Signal { fd, .. } => fd.fd(),
+        }
     }
 
     fn name(&self) -> &str {
@@ -112,11 +179,17 @@ impl Handler for MessageQueue {
 
     /// An adopted queue may hold messages: print them before anything else.
     fn on_start(&mut self, _: &mut Context<'_>) -> io::Result<()> {
+        if let Wakeup::Signal { signal, .. } = self.wakeup {
+            self.fd.notify(signal)?;
+        }
         self.drain(self.capacity()).map(drop)
     }
 
     fn on_ready(&mut self, _: Readiness, _: &mut Context<'_>) -> io::Result<()> {
-        self.drain(BATCH).map(drop)
+        match self.wakeup {
+            Wakeup::Epoll => self.drain(BATCH).map(drop),
+            Wakeup::Signal { .. } => self.on_signal(),
+        }
     }
 
     /// Removes the name first, so that a late client is told "no such queue"
@@ -185,6 +258,27 @@ impl QueueFd {
         } else {
             Ok(n as usize)
         }
+    }
+
+    /// Registers for one `SIGEV_SIGNAL` notification. Only one process may
+    /// be registered per queue, and registering again while registered
+    /// fails with `EBUSY` even for the same process: drop ours first.
+    fn notify(&self, signal: i32) -> io::Result<()> {
+        // SAFETY: a null notification removes our registration, if any.
+        unsafe { libc::mq_notify(self.raw(), std::ptr::null()) };
+        // SAFETY: `sigevent` is a plain C struct; all-zero is a valid start.
+        let mut event: libc::sigevent = unsafe { mem::zeroed() };
+        event.sigev_notify = libc::SIGEV_SIGNAL;
+        event.sigev_signo = signal;
+        // SAFETY: the descriptor is open and `event` lives across the call.
+        if unsafe { libc::mq_notify(self.raw(), &event) } == -1 {
+            let e = io::Error::last_os_error();
+            return Err(match e.raw_os_error() {
+                Some(libc::EBUSY) => io::Error::new(e.kind(), "mq_notify: another process is registered"),
+                _ => e,
+            });
+        }
+        Ok(())
     }
 
     /// Claims the queue for this process, or says who has it.

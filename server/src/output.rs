@@ -7,6 +7,7 @@ use std::os::fd::RawFd;
 use std::rc::Rc;
 
 use crate::escape::escape_into;
+use crate::stats::{Counters, Source};
 
 /// The capacity of a pipe: past this, a single write would stall the loop.
 const FLUSH_AT: usize = 64 * 1024;
@@ -14,11 +15,14 @@ const FLUSH_AT: usize = 64 * 1024;
 /// The output shared by every handler of the server.
 pub type SharedOutput = Rc<RefCell<Output>>;
 
-/// Buffered lines for a descriptor (stdout), one line per message.
+/// Buffered lines for a descriptor (stdout), one line per message, and
+/// the count of what went through it.
 pub struct Output {
     fd: RawFd,
     buf: Vec<u8>,
     closed: bool,
+    /// Per-source figures, published to shared memory once per round.
+    pub counters: Counters,
 }
 
 impl Output {
@@ -28,28 +32,28 @@ impl Output {
             fd: libc::STDOUT_FILENO,
             buf: Vec::with_capacity(2 * FLUSH_AT),
             closed: false,
+            counters: Counters::default(),
         }))
     }
 
     /// Appends `TAG: MESSAGE\n`, the message escaped so that it stays one line.
-    pub fn line(&mut self, tag: &str, message: &[u8]) {
-        self.start_line(tag);
-        self.end_line(message);
+    pub fn line(&mut self, source: Source, tag: &str, message: &[u8]) {
+        self.buf.extend_from_slice(tag.as_bytes());
+        self.buf.extend_from_slice(b": ");
+        self.end_line(source, message);
     }
 
     /// Appends a message from the queue: `mq[PRIO]: MESSAGE\n`.
     pub fn queue_line(&mut self, priority: u32, message: &[u8]) {
         // `write!` into a `Vec` cannot fail.
         let _ = write!(self.buf, "mq[{priority}]: ");
-        self.end_line(message);
+        self.end_line(Source::Queue, message);
     }
 
-    fn start_line(&mut self, tag: &str) {
-        self.buf.extend_from_slice(tag.as_bytes());
-        self.buf.extend_from_slice(b": ");
-    }
-
-    fn end_line(&mut self, message: &[u8]) {
+    fn end_line(&mut self, source: Source, message: &[u8]) {
+        let counts = self.counters.source(source);
+        counts.messages += 1;
+        counts.bytes += message.len() as u64;
         escape_into(&mut self.buf, message);
         self.buf.push(b'\n');
         if self.buf.len() >= FLUSH_AT {

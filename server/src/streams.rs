@@ -2,7 +2,7 @@
 
 use std::cell::Cell;
 use std::io;
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::rc::Rc;
 
 use reactor::sources::{LineReader, Listener, Peer};
@@ -10,6 +10,7 @@ use reactor::{Handler, Reactor};
 
 use crate::args::Listen;
 use crate::output::SharedOutput;
+use crate::stats::Source;
 
 /// Registers a reader for stdin. A descriptor that epoll refuses (a regular
 /// file, `/dev/null`) never blocks: it is read to its end at the start of the
@@ -27,10 +28,7 @@ pub fn register_stdin(reactor: &mut Reactor, output: &SharedOutput, max_line: us
         }
         Err(e) => return Err(io::Error::new(e.kind(), format!("stdin: {e}"))),
     };
-    let out = output.clone();
-    let reader = LineReader::new(fd, max_line, move |line| out.borrow_mut().line("stdin", line))
-        .named("stdin")
-        .on_close(|| log::debug!("stdin: end of file"));
+    let reader = line_reader(fd, Source::Stdin, "stdin".to_string(), output, max_line);
     match reactor.register(reader) {
         Ok(_) => Ok(()),
         Err(e) if e.is_unpollable() => {
@@ -52,32 +50,45 @@ pub fn register_stdin(reactor: &mut Reactor, output: &SharedOutput, max_line: us
 /// Binds the listening socket, whose clients each get a line reader
 /// tagged `tcp[IP:PORT]` or `unix[N]`.
 pub fn listen(listen: &Listen, output: &SharedOutput, max_line: usize) -> io::Result<Option<Listener>> {
-    let out = output.clone();
+    let output = output.clone();
     let unix_clients = Rc::new(Cell::new(0u64));
     let connection = move |fd, peer| -> Box<dyn Handler> {
-        let tag = match peer {
-            Peer::Tcp(addr) => format!("tcp[{addr}]"),
+        let (source, tag) = match peer {
+            Peer::Tcp(addr) => (Source::Tcp, format!("tcp[{addr}]")),
             Peer::Unix => {
                 unix_clients.set(unix_clients.get() + 1);
-                format!("unix[{}]", unix_clients.get())
+                (Source::Unix, format!("unix[{}]", unix_clients.get()))
             }
         };
-        let out = out.clone();
-        let name = tag.clone();
-        Box::new(LineReader::new(fd, max_line, move |line| out.borrow_mut().line(&tag, line)).named(name))
+        Box::new(line_reader(fd, source, tag, &output, max_line))
     };
-    let listener = match listen {
+    let (listener, target) = match listen {
         Listen::None => return Ok(None),
-        Listen::Tcp(addr) => Listener::tcp(*addr, connection),
-        Listen::Unix(path) => Listener::unix(path, connection),
+        Listen::Tcp(addr) => (Listener::tcp(*addr, connection), addr.to_string()),
+        Listen::Unix(path) => (Listener::unix(path, connection), format!("unix:{}", path.display())),
     };
-    let describe = |e: io::Error| {
-        let target = match listen {
-            Listen::Tcp(addr) => addr.to_string(),
-            Listen::Unix(path) => format!("unix:{}", path.display()),
-            Listen::None => String::new(),
-        };
-        io::Error::new(e.kind(), format!("cannot listen on {target}: {e}"))
-    };
-    listener.map(Some).map_err(describe)
+    listener.map(Some).map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {target}: {e}")))
+}
+
+/// A reader that prints each line tagged `TAG: ` and keeps the source's
+/// connection and error counts.
+fn line_reader(
+    fd: OwnedFd,
+    source: Source,
+    tag: String,
+    output: &SharedOutput,
+    max_line: usize,
+) -> LineReader {
+    {
+        let mut out = output.borrow_mut();
+        let counts = out.counters.source(source);
+        counts.connections_open += 1;
+        counts.connections_total += 1;
+    }
+    let (on_line, on_close, on_error) = (output.clone(), output.clone(), output.clone());
+    let name = tag.clone();
+    LineReader::new(fd, max_line, move |line| on_line.borrow_mut().line(source, &tag, line))
+        .named(name)
+        .on_close(move || on_close.borrow_mut().counters.source(source).connections_open -= 1)
+        .on_error(move |_| on_error.borrow_mut().counters.source(source).errors += 1)
 }
