@@ -1,0 +1,205 @@
+//! The one table `make bench` prints: workload, ours, mio, ratio, share of
+//! the raw limit, and whether the target is met.
+
+use std::fmt::Write;
+
+use crate::Plan;
+
+/// What a figure measures, and how to print it.
+#[derive(Debug, Clone, Copy)]
+pub enum Unit {
+    PerSecond(&'static str),
+    Nanoseconds,
+    Milliseconds,
+    Kib,
+    Bytes,
+    Ticks,
+}
+
+impl Unit {
+    fn format(self, value: f64) -> String {
+        match self {
+            Unit::PerSecond(what) => format!("{} {what}/s", thousands(value)),
+            Unit::Nanoseconds => format!("{value:.0} ns"),
+            Unit::Milliseconds => format!("{value:.2} ms"),
+            Unit::Kib => format!("{} KiB", thousands(value)),
+            Unit::Bytes => format!("{value:.0} B"),
+            Unit::Ticks => format!("{value:.0} ticks"),
+        }
+    }
+}
+
+/// The target for a row.
+#[derive(Debug, Clone, Copy)]
+pub enum Target {
+    /// No target: the row is context (the raw limits).
+    None,
+    /// ours / mio ≥ 1.0 (more is better).
+    AtLeastMio,
+    /// ours / mio ≥ 1.0 and at least this share of the raw limit.
+    AtLeastMioAndRaw(f64),
+    /// ours / mio ≤ this ratio (less is better).
+    AtMostMioTimes(f64),
+    /// ours ≤ mio (less is better).
+    AtMostMio,
+    /// ours is exactly zero.
+    Zero,
+    /// ours below this many milliseconds.
+    UnderMs(f64),
+}
+
+impl Target {
+    fn verdict(self, ours: f64, mio: Option<f64>, raw_share: Option<f64>) -> String {
+        let ratio = mio.map(|mio| ours / mio);
+        let met = match (self, ratio) {
+            (Target::None, _) => return String::new(),
+            (Target::AtLeastMio, Some(r)) => r >= 1.0,
+            (Target::AtLeastMioAndRaw(share), Some(r)) => r >= 1.0 && raw_share.is_some_and(|s| s >= share),
+            (Target::AtMostMioTimes(limit), Some(r)) => r <= limit,
+            (Target::AtMostMio, Some(r)) => r <= 1.0,
+            (Target::Zero, _) => ours == 0.0,
+            (Target::UnderMs(limit), _) => ours < limit,
+            (_, None) => return "?".to_string(),
+        };
+        let goal = match self {
+            Target::None => unreachable!("returned above"),
+            Target::AtLeastMio => "≥ 1.0 × mio".to_string(),
+            Target::AtLeastMioAndRaw(share) => format!("≥ 1.0 × mio, ≥ {share:.0} % raw"),
+            Target::AtMostMioTimes(limit) => format!("≤ {limit:.1} × mio"),
+            Target::AtMostMio => "≤ mio".to_string(),
+            Target::Zero => "0".to_string(),
+            Target::UnderMs(limit) => format!("< {limit:.0} ms"),
+        };
+        format!("{}: {goal}", if met { "met" } else { "MISSED" })
+    }
+}
+
+struct Row {
+    cells: [String; 6],
+}
+
+/// The rows gathered so far, and the conditions of the run.
+pub struct Table {
+    plan: Plan,
+    rows: Vec<Row>,
+}
+
+const HEADER: [&str; 6] = ["workload", "ours", "mio", "ours / mio", "% of raw limit (ours / mio)", "target"];
+
+impl Table {
+    pub fn new(plan: Plan) -> Table {
+        Table { plan, rows: Vec::new() }
+    }
+
+    /// Adds a row; `raw_limit` (same unit as ours) gives the percentage column.
+    pub fn add(
+        &mut self,
+        workload: impl Into<String>,
+        unit: Unit,
+        ours: f64,
+        mio: Option<f64>,
+        raw_limit: Option<f64>,
+        target: Target,
+    ) {
+        let share = |value: f64| raw_limit.map(|limit| 100.0 * value / limit);
+        let raw = match (share(ours), mio.and_then(share)) {
+            (Some(o), Some(m)) => format!("{o:.0} % / {m:.0} %"),
+            (Some(o), None) => format!("{o:.0} %"),
+            _ => String::new(),
+        };
+        let cells = [
+            workload.into(),
+            unit.format(ours),
+            mio.map_or_else(String::new, |m| unit.format(m)),
+            mio.map_or_else(String::new, |m| format!("{:.2}", ours / m)),
+            raw,
+            target.verdict(ours, mio, share(ours)),
+        ];
+        self.rows.push(Row { cells });
+    }
+
+    /// The table in Markdown, under a line that says where and when it ran.
+    pub fn render(&self) -> String {
+        let mut widths = HEADER.map(|h| h.chars().count());
+        for row in &self.rows {
+            for (width, cell) in widths.iter_mut().zip(&row.cells) {
+                *width = (*width).max(cell.chars().count());
+            }
+        }
+        let mut out = String::new();
+        let _ = writeln!(out, "\n{}\n", self.conditions());
+        push_line(&mut out, &HEADER.map(String::from), &widths);
+        push_line(&mut out, &widths.map(|w| "-".repeat(w)), &widths);
+        for row in &self.rows {
+            push_line(&mut out, &row.cells, &widths);
+        }
+        out
+    }
+
+    fn conditions(&self) -> String {
+        let nproc = std::thread::available_parallelism().map_or(0, |n| n.get());
+        let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+        let runs = if self.plan.quick {
+            "QUICK=1: one run each, a tenth of the work (a smoke test, not a measurement)".to_string()
+        } else {
+            format!(
+                "median of {} runs each (dispatch: {}), ours and mio interleaved",
+                self.plan.repeats, self.plan.dispatch_repeats
+            )
+        };
+        format!("nproc {nproc}, Linux {}, {} UTC; {runs}", kernel.trim(), utc_now())
+    }
+}
+
+fn push_line(out: &mut String, cells: &[String; 6], widths: &[usize; 6]) {
+    out.push('|');
+    for (cell, &width) in cells.iter().zip(widths) {
+        let pad = width - cell.chars().count();
+        let _ = write!(out, " {cell}{} |", " ".repeat(pad));
+    }
+    out.push('\n');
+}
+
+/// The median of some runs (the mean of the middle two for an even count).
+pub fn median(values: &[f64]) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let mid = sorted.len() / 2;
+    if sorted.len() % 2 == 1 {
+        sorted[mid]
+    } else {
+        (sorted[mid - 1] + sorted[mid]) / 2.0
+    }
+}
+
+/// 1234567.8 as "1 234 568".
+fn thousands(value: f64) -> String {
+    let digits = format!("{:.0}", value.max(0.0));
+    let mut out = String::new();
+    for (i, digit) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(' ');
+        }
+        out.push(digit);
+    }
+    out
+}
+
+fn utc_now() -> String {
+    // SAFETY: `time` accepts a null pointer; `tm` is a plain C struct that
+    // `gmtime_r` fills in.
+    let tm = unsafe {
+        let now = libc::time(std::ptr::null_mut());
+        let mut tm: libc::tm = std::mem::zeroed();
+        libc::gmtime_r(&now, &mut tm);
+        tm
+    };
+    format!(
+        "{:04}-{:02}-{:02} {:02}:{:02}",
+        tm.tm_year + 1900,
+        tm.tm_mon + 1,
+        tm.tm_mday,
+        tm.tm_hour,
+        tm.tm_min
+    )
+}
