@@ -32,8 +32,11 @@ test:
 	$(CARGO) build --release --workspace
 	$(CARGO) test --workspace
 
+# Builds the release binaries, then runs server/benches/postbox: one table of
+# ours against mio, with nproc, kernel and date (docs/performance.md reads it).
+# QUICK=1 does a tenth of the work, once: a smoke test in a few seconds.
 bench: build
-	@echo "benchmarks: not yet (issue 5)"
+	$(CARGO) bench -p server --bench postbox -- $(if $(filter 1,$(QUICK)),--quick)
 
 doc:
 	RUSTDOCFLAGS='-D warnings' $(CARGO) doc --workspace --no-deps

@@ -57,6 +57,14 @@ impl Proc {
         start.elapsed()
     }
 
+    /// SIGKILL, and how long until the process has exited.
+    pub fn kill(&mut self) -> Duration {
+        let start = Instant::now();
+        self.signal(libc::SIGKILL);
+        self.wait();
+        start.elapsed()
+    }
+
     /// Waits for the child to exit by itself.
     pub fn wait(&mut self) {
         if let Err(e) = self.child.wait() {
@@ -173,6 +181,12 @@ impl Server {
     /// SIGTERM, and how long until the process has exited.
     pub fn stop(mut self) -> Duration {
         self.proc.stop()
+    }
+
+    /// SIGKILL, and how long until the process has exited. Its queue stays
+    /// behind, for the [`QueueName`] to remove.
+    pub fn kill(mut self) -> Duration {
+        self.proc.kill()
     }
 }
 

@@ -8,6 +8,7 @@
 //! clears it in the child before `exec`.
 
 use std::ffi::CString;
+use std::io;
 use std::mem;
 use std::ptr;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -100,6 +101,30 @@ fn unlink_all(queue: &CString) {
 fn reaped(pid: libc::pid_t) -> bool {
     // SAFETY: non-blocking wait for our own child; the status is not wanted.
     unsafe { libc::waitpid(pid, ptr::null_mut(), libc::WNOHANG) != 0 }
+}
+
+/// Removes what earlier runs left when they were killed with SIGKILL (the
+/// one signal that cannot be caught): queues and statistics named
+/// `pbbench-PID-N` whose PID is gone. Needs the mqueue filesystem mounted
+/// on `/dev/mqueue` (and `/dev/shm`) to see them; without it, does nothing.
+pub fn sweep_dead_runs() {
+    let dirs = ["/dev/mqueue", "/dev/shm"];
+    for entry in dirs.iter().filter_map(|dir| std::fs::read_dir(dir).ok()).flatten().flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(rest) = name.strip_prefix("sem.").unwrap_or(&name).strip_prefix("pbbench-") else {
+            continue;
+        };
+        let Some((pid, number)) = rest.split_once('-') else { continue };
+        let Ok(pid) = pid.parse::<libc::pid_t>() else { continue };
+        // SAFETY: signal 0 only checks whether the process exists.
+        let alive = unsafe { libc::kill(pid, 0) } == 0
+            || io::Error::last_os_error().raw_os_error() == Some(libc::EPERM);
+        if !alive {
+            let number = number.trim_end_matches(".stats");
+            let queue = CString::new(format!("/pbbench-{pid}-{number}")).expect("no NUL in a file name");
+            unlink_all(&queue);
+        }
+    }
 }
 
 /// Records a child until [`forget_child`] is called for it.

@@ -1,11 +1,13 @@
 //! The servers end to end: messages in through the queue or over TCP, lines
-//! out through a pipe to the sink. Ours and mio's take turns (A B A B …);
-//! the raw limits run in the same rounds, so that every ratio compares
-//! figures measured side by side.
+//! out through a pipe to the sink. Ours and mio's take turns, the order
+//! alternating from round to round (A B, B A, A B …) so that neither always
+//! runs first; the raw limits run in the same rounds. Every ratio thus
+//! compares figures measured side by side.
 
 use crate::children::{Server, ServerSpec, Side, Worker};
 use crate::cleanup::QueueName;
 use crate::clock;
+use crate::placement::Placement;
 use crate::procfs;
 use crate::raw::{self, Receive};
 use crate::report::{median, Table, Target, Unit};
@@ -36,97 +38,178 @@ impl Observed {
     }
 }
 
-/// Rows for the raw limits and the servers fed by the queue.
+/// One end-to-end run: items per second, and the server's CPU per item.
+struct Run {
+    rate: f64,
+    cpu_ns: f64,
+}
+
+/// The runs of both sides, indexed by [`Side`].
+#[derive(Default)]
+struct Runs {
+    rate: [Vec<f64>; 2],
+    cpu_ns: [Vec<f64>; 2],
+}
+
+impl Runs {
+    fn push(&mut self, side: Side, run: Run) {
+        self.rate[side as usize].push(run.rate);
+        self.cpu_ns[side as usize].push(run.cpu_ns);
+    }
+
+    fn log(&self, what: &str) {
+        let [ours, mio] = &self.rate;
+        let [ours_cpu, mio_cpu] = &self.cpu_ns;
+        eprintln!("{what}: ours {ours:.0?}, mio {mio:.0?} per s; CPU ns {ours_cpu:.0?}, {mio_cpu:.0?}");
+    }
+
+    /// The throughput row, with its share of `raw_limit`.
+    fn add_rate(
+        &self,
+        table: &mut Table,
+        workload: String,
+        unit: Unit,
+        raw_limit: Option<f64>,
+        target: Target,
+    ) {
+        let [ours, mio] = &self.rate;
+        table.add_paired(workload, unit, ours, mio, raw_limit, target);
+    }
+
+    /// The server's CPU time per item (less is better; no target).
+    fn add_cpu(&self, table: &mut Table, per: &str) {
+        let [ours, mio] = &self.cpu_ns;
+        let workload = format!("  server CPU per {per}");
+        table.add_paired(workload, Unit::Nanoseconds, ours, mio, None, Target::None);
+    }
+}
+
+/// Round `round`'s order: ours first in even rounds, mio first in odd ones.
+fn order(round: usize) -> [Side; 2] {
+    if round % 2 == 0 {
+        [Side::Ours, Side::Mio]
+    } else {
+        [Side::Mio, Side::Ours]
+    }
+}
+
+/// Rows for the raw limits and the servers fed by the queue: every size on
+/// one CPU, then 16 B unpinned.
 pub fn mq_workloads(plan: Plan, table: &mut Table, observed: &mut Observed) {
+    Placement::OneCpu.apply();
     let mut limit_16 = 0.0;
     for size in MESSAGE_SIZES {
-        let (mut blocking, mut epoll, mut ours, mut mio) = (vec![], vec![], vec![], vec![]);
-        for _ in 0..plan.repeats {
-            blocking.push(raw::messages_per_second(Receive::Blocking, size, plan.mq_messages));
-            epoll.push(raw::messages_per_second(Receive::Epoll, size, plan.mq_messages));
-            ours.push(mq_run(Side::Ours, size, 1, plan, observed));
-            mio.push(mq_run(Side::Mio, size, 1, plan, observed));
-        }
-        eprintln!("mq {size} B: blocking {blocking:.0?}, epoll {epoll:.0?}, ours {ours:.0?}, mio {mio:.0?}");
-        let limit = median(&epoll);
-        let unit = Unit::PerSecond("msg");
-        table.add(
-            format!("raw mq {size} B, blocking mq_receive"),
-            unit,
-            median(&blocking),
-            None,
-            None,
-            Target::None,
-        );
-        table.add(
-            format!("raw mq {size} B, epoll (LT) + mq_receive"),
-            unit,
-            limit,
-            None,
-            Some(limit),
-            Target::None,
-        );
-        let target = if size == 16 { Target::AtLeastMioAndRaw(75.0) } else { Target::AtLeastMio };
-        table.add(
-            format!("mq end to end, {size} B"),
-            unit,
-            median(&ours),
-            Some(median(&mio)),
-            Some(limit),
-            target,
-        );
+        let limit = mq_size(plan, size, Placement::OneCpu, table, observed);
         if size == 16 {
             limit_16 = limit;
         }
     }
-    let (mut ours, mut mio) = (vec![], vec![]);
-    for _ in 0..plan.repeats {
-        ours.push(mq_run(Side::Ours, 16, SENDERS, plan, observed));
-        mio.push(mq_run(Side::Mio, 16, SENDERS, plan, observed));
+    let mut runs = Runs::default();
+    for round in 0..plan.repeats {
+        for side in order(round) {
+            runs.push(side, mq_run(side, 16, SENDERS, plan, observed));
+        }
     }
-    eprintln!("mq 16 B, {SENDERS} senders: ours {ours:.0?}, mio {mio:.0?}");
+    runs.log(&format!("mq 16 B, {SENDERS} senders"));
     let workload = format!("mq end to end, 16 B, {SENDERS} senders");
-    let (ours, mio) = (median(&ours), Some(median(&mio)));
-    table.add(workload, Unit::PerSecond("msg"), ours, mio, Some(limit_16), Target::AtLeastMio);
+    runs.add_rate(table, workload, Unit::PerSecond("msg"), Some(limit_16), Target::AtLeastMio);
+    runs.add_cpu(table, "message");
+    Placement::Unpinned.apply();
+    mq_size(plan, 16, Placement::Unpinned, table, observed);
+    Placement::OneCpu.apply();
+}
+
+/// The raw limits and both servers for one message size; returns the raw
+/// epoll limit.
+fn mq_size(plan: Plan, size: usize, placement: Placement, table: &mut Table, observed: &mut Observed) -> f64 {
+    let (mut blocking, mut epoll, mut runs) = (vec![], vec![], Runs::default());
+    for round in 0..plan.repeats {
+        blocking.push(raw::messages_per_second(Receive::Blocking, size, plan.mq_messages));
+        epoll.push(raw::messages_per_second(Receive::Epoll, size, plan.mq_messages));
+        for side in order(round) {
+            runs.push(side, mq_run(side, size, 1, plan, observed));
+        }
+    }
+    let label = placement.label();
+    eprintln!("raw mq {size} B{label}: blocking {blocking:.0?}, epoll {epoll:.0?} per s");
+    runs.log(&format!("mq {size} B{label}"));
+    let (limit, unit) = (median(&epoll), Unit::PerSecond("msg"));
+    let raw_blocking = format!("raw mq {size} B{label}, blocking mq_receive");
+    table.add(raw_blocking, unit, median(&blocking), None, None, Target::None);
+    let raw_epoll = format!("raw mq {size} B{label}, epoll (LT) + mq_receive");
+    table.add(raw_epoll, unit, limit, None, Some(limit), Target::None);
+    let target = match (placement, size) {
+        (Placement::Unpinned, _) => Target::None,
+        (_, 16) => Target::AtLeastMioAndRaw(75.0),
+        _ => Target::AtLeastMio,
+    };
+    runs.add_rate(table, format!("mq end to end, {size} B{label}"), unit, Some(limit), target);
+    runs.add_cpu(table, "message");
+    limit
 }
 
 /// One server fed by `senders` sender processes; messages per second from
 /// the first send to the last line the sink reads.
-fn mq_run(side: Side, size: usize, senders: u64, plan: Plan, observed: &mut Observed) -> f64 {
+fn mq_run(side: Side, size: usize, senders: u64, plan: Plan, observed: &mut Observed) -> Run {
     let queue = QueueName::new();
     let server = Server::start(side, &ServerSpec { queue: &queue, message_size: size, tcp: false });
     let per_sender = plan.mq_messages / senders;
     let args = [queue.as_str().to_string(), per_sender.to_string(), size.to_string()];
     let mut workers: Vec<Worker> = (0..senders).map(|_| Worker::start("sender", &args)).collect();
+    let cpu_before = procfs::cpu_time_ns(server.pid());
     workers.iter_mut().for_each(Worker::go);
     let last = sink::read_lines(server.output(), per_sender * senders).expect("mq run: sink");
+    let cpu = procfs::cpu_time_ns(server.pid()) - cpu_before;
     let first = workers.into_iter().map(|w| w.finish().0).min().expect("at least one sender");
     if size == 8192 && senders == 1 {
         observed.mq_peak_kib[side as usize].push(procfs::status_kib(server.pid(), "VmHWM") as f64);
     }
     observed.launch(side, server);
-    clock::rate(per_sender * senders, first, last)
+    let messages = per_sender * senders;
+    Run { rate: clock::rate(messages, first, last), cpu_ns: cpu as f64 / messages as f64 }
 }
 
-/// Rows for TCP lines at each number of connections.
+/// Rows for TCP lines at each number of connections on one CPU, then at
+/// the smallest and largest unpinned.
 pub fn tcp_workloads(plan: Plan, table: &mut Table, observed: &mut Observed) {
+    Placement::OneCpu.apply();
     for connections in CONNECTIONS {
-        let (mut ours, mut mio) = (vec![], vec![]);
-        for _ in 0..plan.repeats {
-            ours.push(tcp_run(Side::Ours, connections, plan, observed));
-            mio.push(tcp_run(Side::Mio, connections, plan, observed));
+        tcp_connections(plan, connections, Placement::OneCpu, table, observed);
+    }
+    Placement::Unpinned.apply();
+    for connections in [CONNECTIONS[0], CONNECTIONS[3]] {
+        tcp_connections(plan, connections, Placement::Unpinned, table, observed);
+    }
+    Placement::OneCpu.apply();
+}
+
+fn tcp_connections(
+    plan: Plan,
+    connections: usize,
+    placement: Placement,
+    table: &mut Table,
+    observed: &mut Observed,
+) {
+    let mut runs = Runs::default();
+    for round in 0..plan.tcp_repeats {
+        for side in order(round) {
+            runs.push(side, tcp_run(side, connections, plan, observed));
         }
-        eprintln!("tcp {connections}: ours {ours:.0?}, mio {mio:.0?}");
-        let workload =
-            format!("tcp 64 B lines, {connections} connection{}", if connections == 1 { "" } else { "s" });
-        let (ours, mio) = (median(&ours), Some(median(&mio)));
-        table.add(workload, Unit::PerSecond("lines"), ours, mio, None, Target::AtLeastMio);
+    }
+    let label = placement.label();
+    runs.log(&format!("tcp {connections}{label}"));
+    let plural = if connections == 1 { "" } else { "s" };
+    let workload = format!("tcp 64 B lines, {connections} connection{plural}{label}");
+    let target = if placement == Placement::OneCpu { Target::AtLeastMio } else { Target::None };
+    runs.add_rate(table, workload, Unit::PerSecond("lines"), None, target);
+    if placement == Placement::OneCpu {
+        runs.add_cpu(table, "line");
     }
 }
 
 /// One server, one client process writing over `connections` connections;
 /// lines per second from the first write to the last line read by the sink.
-fn tcp_run(side: Side, connections: usize, plan: Plan, observed: &mut Observed) -> f64 {
+fn tcp_run(side: Side, connections: usize, plan: Plan, observed: &mut Observed) -> Run {
     let queue = QueueName::new();
     let spec = ServerSpec { queue: &queue, message_size: TCP_MESSAGE_SIZE, tcp: true };
     let server = Server::start(side, &spec);
@@ -134,9 +217,11 @@ fn tcp_run(side: Side, connections: usize, plan: Plan, observed: &mut Observed) 
     let lines = plan.tcp_lines / connections as u64 * connections as u64;
     let args = [addr.to_string(), connections.to_string(), lines.to_string()];
     let mut client = Worker::start("tcp-client", &args);
+    let cpu_before = procfs::cpu_time_ns(server.pid());
     client.go();
     let last = sink::read_lines(server.output(), lines).expect("tcp run: sink");
+    let cpu = procfs::cpu_time_ns(server.pid()) - cpu_before;
     let (first, _) = client.finish();
     observed.launch(side, server);
-    clock::rate(lines, first, last)
+    Run { rate: clock::rate(lines, first, last), cpu_ns: cpu as f64 / lines as f64 }
 }

@@ -13,6 +13,10 @@
 //!
 //! Every queue and process it starts is removed or ended when it finishes,
 //! fails, or is interrupted ([`cleanup`]).
+//!
+//! Arguments: `--quick` (a tenth of the work, one run each: a smoke test),
+//! `--only mq|tcp|dispatch|footprint` (one group of workloads), `--repeats N`
+//! (runs of each side, for a closer look).
 
 // The server's own code, compiled into the mio server so that the event loop
 // is the only difference. Not every item is used here, and bench targets are
@@ -44,6 +48,7 @@ mod dispatch;
 mod endtoend;
 mod footprint;
 mod mio_server;
+mod placement;
 mod procfs;
 mod queue;
 mod raw;
@@ -60,8 +65,10 @@ use report::Table;
 #[derive(Debug, Clone, Copy)]
 pub struct Plan {
     pub quick: bool,
-    /// Runs of each side in A B A B order; the median is reported.
+    /// Runs of each side, in alternating order; the median is reported.
     pub repeats: usize,
+    /// The same for TCP, whose runs are short (tens of milliseconds).
+    pub tcp_repeats: usize,
     pub mq_messages: u64,
     pub tcp_lines: u64,
     pub dispatch_events: u64,
@@ -73,7 +80,8 @@ impl Plan {
     fn full() -> Plan {
         Plan {
             quick: false,
-            repeats: 3,
+            repeats: 5,
+            tcp_repeats: 9,
             mq_messages: 200_000,
             tcp_lines: 200_000,
             dispatch_events: 1_000_000,
@@ -86,6 +94,7 @@ impl Plan {
         Plan {
             quick: true,
             repeats: 1,
+            tcp_repeats: 1,
             mq_messages: 20_000,
             tcp_lines: 20_000,
             dispatch_events: 200_000,
@@ -100,16 +109,33 @@ fn main() -> ExitCode {
     if args.first().map(String::as_str) == Some("--role") {
         return roles::run(&args[1..]);
     }
-    // `cargo bench` adds `--bench`; anything but `--quick` is ignored.
-    let plan = if args.iter().any(|a| a == "--quick") { Plan::quick() } else { Plan::full() };
+    // `cargo bench` adds `--bench`; other arguments are ignored.
+    let mut plan = if args.iter().any(|a| a == "--quick") { Plan::quick() } else { Plan::full() };
+    let value_of = |flag: &str| args.iter().position(|a| a == flag).and_then(|i| args.get(i + 1));
+    if let Some(repeats) = value_of("--repeats") {
+        plan.repeats = repeats.parse().expect("--repeats takes a number");
+        plan.tcp_repeats = plan.repeats;
+        plan.dispatch_repeats = plan.repeats;
+    }
+    let only = value_of("--only");
+    let wanted = |group: &str| only.is_none_or(|only| only == group);
     cleanup::catch_interrupts();
+    cleanup::sweep_dead_runs();
     procfs::raise_fd_limit();
     let mut table = Table::new(plan);
     let mut observed = Observed::default();
-    endtoend::mq_workloads(plan, &mut table, &mut observed);
-    endtoend::tcp_workloads(plan, &mut table, &mut observed);
-    dispatch::workloads(plan, &mut table);
-    footprint::workloads(plan, &mut table, &observed);
+    if wanted("mq") {
+        endtoend::mq_workloads(plan, &mut table, &mut observed);
+    }
+    if wanted("tcp") {
+        endtoend::tcp_workloads(plan, &mut table, &mut observed);
+    }
+    if wanted("dispatch") {
+        dispatch::workloads(plan, &mut table);
+    }
+    if wanted("footprint") {
+        footprint::workloads(plan, &mut table, &observed);
+    }
     print!("{}", table.render());
     ExitCode::SUCCESS
 }

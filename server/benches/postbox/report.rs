@@ -49,6 +49,16 @@ pub enum Target {
 }
 
 impl Target {
+    /// Whether a ratio of `ratio` would meet this target (for the spread).
+    fn ratio_meets(self, ratio: f64) -> bool {
+        match self {
+            Target::AtLeastMio | Target::AtLeastMioAndRaw(_) => ratio >= 1.0,
+            Target::AtMostMioTimes(limit) => ratio <= limit,
+            Target::AtMostMio => ratio <= 1.0,
+            Target::None | Target::Zero | Target::UnderMs(_) => false,
+        }
+    }
+
     fn verdict(self, ours: f64, mio: Option<f64>, raw_share: Option<f64>) -> String {
         let ratio = mio.map(|mio| ours / mio);
         let met = match (self, ratio) {
@@ -111,11 +121,38 @@ impl Table {
             workload.into(),
             unit.format(ours),
             mio.map_or_else(String::new, |m| unit.format(m)),
-            mio.map_or_else(String::new, |m| format!("{:.2}", ours / m)),
+            mio.filter(|&m| m != 0.0).map_or_else(String::new, |m| format!("{:.2}", ours / m)),
             raw,
             target.verdict(ours, mio, share(ours)),
         ];
         self.rows.push(Row { cells });
+    }
+
+    /// Adds a row from runs made in pairs (`ours[i]` beside `mio[i]`): the
+    /// medians, and in the ratio column the range of the pairs' ratios, which
+    /// shows how far the noise of the machine reaches. A target missed by the
+    /// medians but met by some pairs is marked as within that spread.
+    pub fn add_paired(
+        &mut self,
+        workload: impl Into<String>,
+        unit: Unit,
+        ours: &[f64],
+        mio: &[f64],
+        raw_limit: Option<f64>,
+        target: Target,
+    ) {
+        self.add(workload, unit, median(ours), Some(median(mio)), raw_limit, target);
+        let ratios: Vec<f64> = ours.iter().zip(mio).map(|(o, m)| o / m).collect();
+        let (low, high) = ratios.iter().fold((f64::MAX, f64::MIN), |(l, h), &r| (l.min(r), h.max(r)));
+        if ratios.len() < 2 {
+            return;
+        }
+        let row = self.rows.last_mut().expect("a row was just added");
+        let _ = write!(row.cells[3], " ({low:.2}–{high:.2})");
+        let verdict = &mut row.cells[5];
+        if verdict.starts_with("MISSED") && (target.ratio_meets(low) || target.ratio_meets(high)) {
+            verdict.push_str(", within the spread");
+        }
     }
 
     /// The table in Markdown, under a line that says where and when it ran.
@@ -137,14 +174,15 @@ impl Table {
     }
 
     fn conditions(&self) -> String {
-        let nproc = std::thread::available_parallelism().map_or(0, |n| n.get());
+        let nproc = crate::placement::online_cpus();
         let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
         let runs = if self.plan.quick {
             "QUICK=1: one run each, a tenth of the work (a smoke test, not a measurement)".to_string()
         } else {
             format!(
-                "median of {} runs each (dispatch: {}), ours and mio interleaved",
-                self.plan.repeats, self.plan.dispatch_repeats
+                "median of {} runs each (tcp: {}, dispatch: {}), ours and mio interleaved; \
+                 on one CPU unless marked unpinned",
+                self.plan.repeats, self.plan.tcp_repeats, self.plan.dispatch_repeats
             )
         };
         format!("nproc {nproc}, Linux {}, {} UTC; {runs}", kernel.trim(), utc_now())
