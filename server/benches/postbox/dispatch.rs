@@ -18,6 +18,8 @@ use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
 use reactor::{Context, Handler, Reactor, Readiness};
 
+use crate::children::Side;
+use crate::endtoend;
 use crate::placement::Placement;
 use crate::report::{Table, Target, Unit};
 use crate::Plan;
@@ -34,12 +36,11 @@ pub fn workloads(plan: Plan, table: &mut Table) {
         let mut ours = Vec::new();
         let mut mio = Vec::new();
         for round in 0..plan.dispatch_repeats {
-            if round % 2 == 0 {
-                ours.push(ns_per_event_ours(handlers, plan.dispatch_events));
-                mio.push(ns_per_event_mio(handlers, plan.dispatch_events));
-            } else {
-                mio.push(ns_per_event_mio(handlers, plan.dispatch_events));
-                ours.push(ns_per_event_ours(handlers, plan.dispatch_events));
+            for side in endtoend::order(round) {
+                match side {
+                    Side::Ours => ours.push(ns_per_event_ours(handlers, plan.dispatch_events)),
+                    Side::Mio => mio.push(ns_per_event_mio(handlers, plan.dispatch_events)),
+                }
             }
         }
         eprintln!("dispatch {handlers}: ours {ours:.0?} ns, mio {mio:.0?} ns");

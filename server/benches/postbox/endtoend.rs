@@ -85,11 +85,11 @@ impl Runs {
 }
 
 /// Round `round`'s order: ours first in even rounds, mio first in odd ones.
-fn order(round: usize) -> [Side; 2] {
-    if round % 2 == 0 {
-        [Side::Ours, Side::Mio]
-    } else {
+pub fn order(round: usize) -> [Side; 2] {
+    if round % 2 == 1 {
         [Side::Mio, Side::Ours]
+    } else {
+        [Side::Ours, Side::Mio]
     }
 }
 
