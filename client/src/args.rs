@@ -8,6 +8,8 @@ const DEFAULT_QUEUE: &str = "/postbox";
 
 pub const HELP: &str = "\
 Usage: client [OPTIONS] [--] [MESSAGE...]
+       client --stats [--json] [--timeout SECONDS] [--queue NAME]
+       client --status [--queue NAME]
 
 Sends a message to the postbox server's POSIX message queue: opens the
 existing queue, sends, closes. It never creates a queue.
@@ -22,20 +24,28 @@ Options:
                        for each message (fractions allowed)
   --nonblock           fail at once if the queue is full
                        [default: wait for room as long as it takes]
+  --stats              print the server's live statistics (shared memory
+                       NAME.stats, semaphore NAME.stats) instead of sending;
+                       --timeout bounds the wait for the semaphore [default: 1]
+  --json               with --stats: one JSON object instead of a table
+  --status             print the queue's attributes (mq_getattr), its owner,
+                       and its file in the mqueue filesystem if mounted
   -h, --help           this text
   -V, --version        the version
 
 Environment:
   POSTBOX_QUEUE        queue name when --queue is not given
 
-Exit status: 0 when every message was sent; 1 when one could not be (no
-such queue, permission denied, message too long, queue full); 2 on bad
+Exit status: 0 when every message was sent (or the figures were read); 1
+when one could not be (no such queue, permission denied, message too long,
+queue full; --stats: no server, stale or locked figures); 2 on bad
 arguments.
 
 Examples:
   client hello world
   client --priority 9 --queue /demo 'urgent: tea is ready'
   seq 1000 | client --timeout 2
+  client --stats --json
 ";
 
 /// What to send, and how.
@@ -52,6 +62,8 @@ pub struct Options {
 /// What the command line asks for.
 pub enum Command {
     Send(Options),
+    Stats { queue: String, json: bool, timeout: Duration },
+    Status { queue: String },
     Help,
     Version,
 }
@@ -78,6 +90,7 @@ pub fn parse(
         nonblock: false,
         message: None,
     };
+    let (mut stats, mut json, mut status) = (false, false, false);
     let mut words: Vec<String> = Vec::new();
     let mut args = args.into_iter();
     while let Some(arg) = args.next() {
@@ -100,6 +113,9 @@ pub fn parse(
             "-h" | "--help" => return Ok(Command::Help),
             "-V" | "--version" => return Ok(Command::Version),
             "--nonblock" => options.nonblock = true,
+            "--stats" => stats = true,
+            "--json" => json = true,
+            "--status" => status = true,
             "--queue" => options.queue = value()?,
             "--priority" => options.priority = parse_priority(&value()?)?,
             "--timeout" => options.timeout = Some(parse_timeout(&value()?)?),
@@ -114,10 +130,35 @@ pub fn parse(
         return Err(UsageError("--timeout and --nonblock exclude each other".to_string()));
     }
     check_name(&options.queue)?;
+    if stats || status || json {
+        return inspect(options, words, stats, status, json);
+    }
     if !words.is_empty() {
         options.message = Some(words.join(" "));
     }
     Ok(Command::Send(options))
+}
+
+/// `--stats` and `--status` send nothing.
+fn inspect(
+    options: Options,
+    words: Vec<String>,
+    stats: bool,
+    status: bool,
+    json: bool,
+) -> Result<Command, UsageError> {
+    let refuse = |why: &str| Err(UsageError(why.to_string()));
+    match () {
+        _ if stats && status => refuse("--stats and --status exclude each other"),
+        _ if json && !stats => refuse("--json goes with --stats"),
+        _ if !words.is_empty() => refuse("--stats and --status send nothing: drop the message"),
+        _ if options.nonblock || options.priority != 0 => refuse("--stats and --status send nothing"),
+        _ if status => Ok(Command::Status { queue: options.queue }),
+        _ => {
+            let timeout = options.timeout.unwrap_or(Duration::from_secs(1));
+            Ok(Command::Stats { queue: options.queue, json, timeout })
+        }
+    }
 }
 
 fn parse_priority(value: &str) -> Result<u32, UsageError> {
@@ -190,6 +231,18 @@ mod tests {
         assert_eq!(options(&["--timeout=0.5", "x"]).unwrap().timeout, Some(Duration::from_millis(500)));
         assert!(options(&["--timeout", "1", "--nonblock", "x"]).is_err());
         assert!(options(&["--timeout", "-1", "x"]).is_err());
+    }
+
+    #[test]
+    fn stats_and_status_send_nothing() {
+        let parsed = |args: &[&str]| parse(args.iter().map(|s| s.to_string()), None);
+        assert!(matches!(parsed(&["--stats", "--json"]), Ok(Command::Stats { json: true, .. })));
+        assert!(matches!(parsed(&["--status"]), Ok(Command::Status { .. })));
+        for bad in
+            [&["--stats", "hi"][..], &["--json"], &["--stats", "--status"], &["--status", "--nonblock"]]
+        {
+            assert!(parsed(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

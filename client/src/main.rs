@@ -1,17 +1,26 @@
 //! The postbox client: opens the server's existing queue, sends, closes.
+//! Also reads the server's live statistics (`--stats`) and the queue's
+//! status (`--status`).
 
 mod args;
+#[path = "../../server/src/layout.rs"]
+mod layout;
 mod queue;
+mod stats;
+mod status;
 
 use std::io::{self, BufRead};
 use std::process::ExitCode;
+use std::time::Duration;
 
 use args::{Command, Options};
 use queue::Queue;
 
 fn main() -> ExitCode {
-    let options = match args::parse(std::env::args().skip(1), std::env::var("POSTBOX_QUEUE").ok()) {
-        Ok(Command::Send(options)) => options,
+    let result = match args::parse(std::env::args().skip(1), std::env::var("POSTBOX_QUEUE").ok()) {
+        Ok(Command::Send(options)) => send(&options),
+        Ok(Command::Stats { queue, json, timeout }) => print_stats(&queue, json, timeout),
+        Ok(Command::Status { queue }) => status::describe(&queue).map(|text| print!("{text}")),
         Ok(Command::Help) => {
             print!("{}", args::HELP);
             return ExitCode::SUCCESS;
@@ -25,12 +34,24 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match send(&options) {
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("client: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Prints the statistics; a stale or torn copy is printed too, with a
+/// warning and a failing exit status.
+fn print_stats(queue: &str, json: bool, timeout: Duration) -> io::Result<()> {
+    let snapshot = stats::read(queue, timeout)?;
+    let text = if json { stats::json(queue, &snapshot) + "\n" } else { stats::table(queue, &snapshot) };
+    print!("{text}");
+    match stats::warning(queue, &snapshot, timeout) {
+        Some(warning) => Err(io::Error::other(warning)),
+        None => Ok(()),
     }
 }
 

@@ -25,14 +25,19 @@ impl Queue {
             return Err(explain_open(name, io::Error::last_os_error()));
         }
         let mut queue = Queue { mqd, name: name.to_string(), message_size: 0 };
+        queue.message_size = queue.attributes()?.mq_msgsize as usize;
+        Ok(queue)
+    }
+
+    /// The queue's attributes, with this descriptor's flags.
+    pub fn attributes(&self) -> io::Result<libc::mq_attr> {
         // SAFETY: `mq_attr` is a plain C struct, filled in by `mq_getattr`.
         let mut attr: libc::mq_attr = unsafe { mem::zeroed() };
         // SAFETY: the descriptor is open and `attr` is writable.
-        if unsafe { libc::mq_getattr(mqd, &mut attr) } == -1 {
+        if unsafe { libc::mq_getattr(self.mqd, &mut attr) } == -1 {
             return Err(io::Error::last_os_error());
         }
-        queue.message_size = attr.mq_msgsize as usize;
-        Ok(queue)
+        Ok(attr)
     }
 
     /// Sends one message. With a timeout, waits at most that long for room;
@@ -80,8 +85,28 @@ impl Drop for Queue {
     }
 }
 
-/// `mq_timedsend` takes an absolute time on the realtime clock.
-fn realtime_deadline(timeout: Duration) -> io::Result<libc::timespec> {
+/// Whether a live server owns the queue. A server holds an exclusive
+/// `flock` on its queue for its whole life, and the kernel drops it when the
+/// server dies; so if a shared lock can be had, no server is there.
+pub fn server_running(name: &str) -> io::Result<bool> {
+    let queue = match Queue::open(name, true) {
+        Ok(queue) => queue,
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(false),
+        Err(e) => return Err(e),
+    };
+    // SAFETY: plain call on an open descriptor; closing it drops the lock.
+    if unsafe { libc::flock(queue.mqd, libc::LOCK_SH | libc::LOCK_NB) } == 0 {
+        return Ok(false);
+    }
+    let e = io::Error::last_os_error();
+    match e.kind() {
+        io::ErrorKind::WouldBlock => Ok(true),
+        _ => Err(e),
+    }
+}
+
+/// `mq_timedsend` and `sem_timedwait` take an absolute time on the realtime clock.
+pub fn realtime_deadline(timeout: Duration) -> io::Result<libc::timespec> {
     let now = SystemTime::now().duration_since(UNIX_EPOCH).map_err(io::Error::other)?;
     let at = now.checked_add(timeout).ok_or_else(|| invalid("--timeout is too large".to_string()))?;
     Ok(libc::timespec { tv_sec: at.as_secs() as libc::time_t, tv_nsec: at.subsec_nanos() as libc::c_long })
