@@ -1,0 +1,307 @@
+//! Runs each example in `reactor/examples/` as a process of its own, the way a
+//! student would, so that the examples cannot rot.
+//!
+//! Cargo builds no examples for `cargo test --test examples` and offers no
+//! `CARGO_BIN_EXE_` variable for them, so the tests run `cargo build
+//! --examples` once (cargo decides what is stale; an existence check would run
+//! yesterday's binary) and find them next to this test's own directory.
+
+use std::ffi::OsStr;
+use std::fs::OpenOptions;
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::sync::OnceLock;
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// How long any expected output or exit may take before the test fails.
+const TIMEOUT: Duration = Duration::from_secs(20);
+
+#[test]
+fn echo_returns_every_byte_to_concurrent_clients_and_exits_0_on_sigterm() {
+    let mut server = Running::start("echo", ["127.0.0.1:0"]);
+    let first = server.next_line();
+    let addr: SocketAddr = first
+        .strip_prefix("listening on ")
+        .and_then(|addr| addr.parse().ok())
+        .unwrap_or_else(|| panic!("echo: expected `listening on ADDR`, got {first:?}"));
+
+    let mut clients: Vec<_> = (0..8).map(|id| thread::spawn(move || echo_client(addr, id))).collect();
+    clients.push(thread::spawn(move || stalling_client(addr)));
+    for (id, client) in clients.into_iter().enumerate() {
+        let result = client.join().unwrap_or_else(|_| panic!("client {id} panicked"));
+        result.unwrap_or_else(|e| panic!("client {id}: {e}"));
+    }
+
+    server.signal(libc::SIGTERM);
+    let (rest, status) = server.finish();
+    assert!(rest.is_empty(), "echo printed more than its address: {rest:?}");
+    assert!(status.success(), "echo exited with {status} after SIGTERM");
+}
+
+#[test]
+fn ticker_prints_n_ticks_then_its_one_shot_timer_stops_it() {
+    let ticker = Running::start("ticker", ["3"]);
+    let (lines, status) = ticker.finish();
+    assert_eq!(lines, ["tick 1", "tick 2", "tick 3", "stopping after 3 ticks"]);
+    assert!(status.success(), "ticker exited with {status}");
+}
+
+#[test]
+fn fifo_reader_prints_lines_of_successive_writers_and_removes_its_fifo_on_sigterm() {
+    let fifo = TempPath::new("fifo");
+    let mut reader = Running::start("fifo_reader", [fifo.path()]);
+    assert_eq!(reader.next_line(), format!("reading {}", fifo.path().display()));
+
+    for writer in ["first", "second"] {
+        // No O_CREAT, so never a regular file by mistake; O_NONBLOCK, so that a
+        // dead reader fails the open (ENXIO) instead of blocking the test.
+        let mut pipe = OpenOptions::new()
+            .write(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(fifo.path())
+            .unwrap_or_else(|e| panic!("{writer} writer: open {}: {e}", fifo.path().display()));
+        write!(pipe, "{writer} 1\n{writer} 2\n").unwrap_or_else(|e| panic!("{writer} writer: {e}"));
+        drop(pipe); // the writer leaves; the reader must go on serving the next one
+        assert_eq!(reader.next_line(), format!("{writer} 1"));
+        assert_eq!(reader.next_line(), format!("{writer} 2"));
+    }
+
+    reader.signal(libc::SIGTERM);
+    let (rest, status) = reader.finish();
+    assert!(rest.is_empty(), "fifo_reader printed more lines: {rest:?}");
+    assert!(status.success(), "fifo_reader exited with {status} after SIGTERM");
+    assert!(!fifo.path().exists(), "fifo_reader left {} behind", fifo.path().display());
+}
+
+/// One echo client: sends lines (and, for the first four clients, 4 MiB more)
+/// while reading concurrently; then half-closes and expects every byte back,
+/// in order, and end of file.
+fn echo_client(addr: SocketAddr, id: usize) -> io::Result<()> {
+    let mut sent = Vec::new();
+    for line in 0..100 {
+        writeln!(sent, "client {id} line {line}")?;
+    }
+    if id < 4 {
+        sent.extend(pattern(0..4 << 20));
+    }
+    let mut stream = connect(addr)?;
+    let mut writer = stream.try_clone()?;
+    let payload = sent.clone();
+    let writing = thread::spawn(move || -> io::Result<()> {
+        writer.write_all(&payload)?;
+        writer.shutdown(Shutdown::Write)
+    });
+    let mut received = Vec::new();
+    let read = stream.read_to_end(&mut received);
+    writing.join().map_err(|_| io::Error::other("writer thread panicked"))??;
+    read?;
+    compare(&sent, &received)
+}
+
+/// A client that sends without reading. The server must stop reading it once
+/// its replies fill the socket (the echo handler then waits for WRITABLE
+/// instead of READABLE), so that our writes stall: this is what the
+/// partial-write path of the example is for. Then we read everything back.
+fn stalling_client(addr: SocketAddr) -> io::Result<()> {
+    const CAP: usize = 256 << 20;
+    let mut stream = connect(addr)?;
+    // A write that makes no progress for this long means the server stopped reading.
+    stream.set_write_timeout(Some(Duration::from_millis(250)))?;
+    let chunk: Vec<u8> = pattern(0..64 << 10).collect();
+    let mut sent = 0;
+    while sent < CAP {
+        let start = sent % chunk.len();
+        match stream.write(&chunk[start..]) {
+            Ok(n) => sent += n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+            Err(e) => return Err(e),
+        }
+    }
+    if sent >= CAP {
+        return Err(io::Error::other(format!("the server read {CAP} bytes it could not send back")));
+    }
+    stream.shutdown(Shutdown::Write)?;
+    let mut received = Vec::new();
+    stream.read_to_end(&mut received)?;
+    let expected: Vec<u8> = chunk.iter().copied().cycle().take(sent).collect();
+    compare(&expected, &received)
+}
+
+fn connect(addr: SocketAddr) -> io::Result<TcpStream> {
+    let stream = TcpStream::connect(addr)?;
+    stream.set_read_timeout(Some(TIMEOUT))?;
+    stream.set_write_timeout(Some(TIMEOUT))?;
+    Ok(stream)
+}
+
+/// Bytes that are not all the same, so that a lost or repeated block shows.
+fn pattern(range: std::ops::Range<u32>) -> impl Iterator<Item = u8> {
+    range.map(|i| (i % 251) as u8)
+}
+
+fn compare(sent: &[u8], received: &[u8]) -> io::Result<()> {
+    if received == sent {
+        return Ok(());
+    }
+    let at = received.iter().zip(sent).position(|(a, b)| a != b).unwrap_or(received.len().min(sent.len()));
+    Err(io::Error::other(format!(
+        "sent {} bytes, received {}; they first differ at byte {at}",
+        sent.len(),
+        received.len()
+    )))
+}
+
+/// An example running as a child process, its stdout read line by line by a
+/// thread. Dropping it kills the child if it still runs, so a failing test
+/// leaves no process behind.
+struct Running {
+    name: &'static str,
+    child: Child,
+    lines: Receiver<String>,
+}
+
+impl Running {
+    fn start<I, S>(name: &'static str, args: I) -> Running
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let mut child = Command::new(example(name))
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start example {name}: {e}"));
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let (tx, lines) = mpsc::channel();
+        thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Running { name, child, lines }
+    }
+
+    /// The next line the example prints, within [`TIMEOUT`].
+    fn next_line(&mut self) -> String {
+        match self.lines.recv_timeout(TIMEOUT) {
+            Ok(line) => line,
+            Err(RecvTimeoutError::Timeout) => panic!("{}: no line within {TIMEOUT:?}", self.name),
+            Err(RecvTimeoutError::Disconnected) => {
+                panic!("{}: stdout closed early (exit: {:?})", self.name, self.child.try_wait())
+            }
+        }
+    }
+
+    fn signal(&self, signal: libc::c_int) {
+        let pid = libc::pid_t::try_from(self.child.id()).expect("a pid fits in pid_t");
+        // SAFETY: kill(2) has no memory-safety preconditions. The child has not
+        // been waited for, so its pid cannot have been reused.
+        let rc = unsafe { libc::kill(pid, signal) };
+        assert_eq!(rc, 0, "{}: kill: {}", self.name, io::Error::last_os_error());
+    }
+
+    /// The lines printed until the example closed its stdout, and its exit
+    /// status, both within [`TIMEOUT`].
+    fn finish(mut self) -> (Vec<String>, ExitStatus) {
+        let deadline = Instant::now() + TIMEOUT;
+        let mut rest = Vec::new();
+        loop {
+            match self.lines.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+                Ok(line) => rest.push(line),
+                Err(RecvTimeoutError::Disconnected) => break,
+                Err(RecvTimeoutError::Timeout) => panic!("{}: still running after {TIMEOUT:?}", self.name),
+            }
+        }
+        // Stdout closes as the process exits; the status follows at once.
+        loop {
+            match self.child.try_wait() {
+                Ok(Some(status)) => return (rest, status),
+                Ok(None) if Instant::now() < deadline => thread::sleep(Duration::from_millis(5)),
+                Ok(None) => panic!("{}: closed stdout but did not exit", self.name),
+                Err(e) => panic!("{}: wait: {e}", self.name),
+            }
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// The path of a built example. The first call builds them all.
+fn example(name: &str) -> PathBuf {
+    static EXAMPLES: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    match EXAMPLES.get_or_init(build_examples) {
+        Ok(dir) => dir.join(name),
+        Err(e) => panic!("{e}"),
+    }
+}
+
+/// Builds the examples with the profile this test was built with, in the same
+/// target directory, and returns `target/<profile>/examples`.
+fn build_examples() -> Result<PathBuf, String> {
+    let exe = std::env::current_exe().map_err(|e| format!("current_exe: {e}"))?;
+    // This test is `target/<profile>/deps/examples-<hash>`.
+    let profile_dir =
+        exe.parent().and_then(Path::parent).ok_or("test binary is not in target/<profile>/deps")?;
+    let target_dir = profile_dir.parent().ok_or("no target directory above the profile directory")?;
+    let profile = profile_dir.file_name().and_then(OsStr::to_str).ok_or("profile directory name")?;
+
+    let mut cargo = Command::new(env!("CARGO"));
+    cargo.current_dir(env!("CARGO_MANIFEST_DIR"));
+    cargo.args(["build", "--quiet", "-p", "reactor", "--examples", "--target-dir"]).arg(target_dir);
+    match profile {
+        "debug" => {}
+        "release" => {
+            cargo.arg("--release");
+        }
+        custom => {
+            cargo.args(["--profile", custom]);
+        }
+    }
+    let output = cargo.output().map_err(|e| format!("cannot run {}: {e}", env!("CARGO")))?;
+    if !output.status.success() {
+        return Err(format!(
+            "cargo build --examples failed ({}):\n{}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        ));
+    }
+    Ok(profile_dir.join("examples"))
+}
+
+/// A unique path in the temporary directory, removed (if it exists) on drop.
+struct TempPath(PathBuf);
+
+impl TempPath {
+    fn new(what: &str) -> TempPath {
+        static COUNTER: AtomicUsize = AtomicUsize::new(0);
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        TempPath(std::env::temp_dir().join(format!("reactor-example-{what}-{}-{n}", std::process::id())))
+    }
+
+    fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempPath {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
