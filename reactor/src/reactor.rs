@@ -149,16 +149,15 @@ impl Reactor {
     /// Runs one round: the before-wait hooks, one wait of at most `timeout`
     /// (`None` waits for ever; the timeout is rounded up to whole
     /// milliseconds), and the dispatch of what arrived. Returns how many
-    /// events arrived. Does not wait if a stop was requested; the caller
-    /// decides when to [`shutdown`](Reactor::shutdown).
+    /// events arrived. Does not wait if a stop was requested; if a handler
+    /// asks to stop, the hooks run once more at the end of the round. The
+    /// caller decides when to [`shutdown`](Reactor::shutdown).
     pub fn run_once(&mut self, timeout: Option<Duration>) -> io::Result<usize> {
         if !self.core.started {
             self.core.started = true;
             self.core.start_all();
         }
-        for hook in &mut self.hooks {
-            hook(&mut Context { core: &mut self.core, current: None });
-        }
+        self.run_hooks();
         if self.core.stopping {
             return Ok(0);
         }
@@ -167,7 +166,18 @@ impl Reactor {
             let (token, readiness) = self.events.get(i);
             self.core.call(token, |handler, ctx| handler.on_ready(readiness, ctx));
         }
+        if self.core.stopping {
+            // The last round ends with the hooks, so that what it produced
+            // is flushed before the handlers shut down.
+            self.run_hooks();
+        }
         Ok(n)
+    }
+
+    fn run_hooks(&mut self) {
+        for hook in &mut self.hooks {
+            hook(&mut Context { core: &mut self.core, current: None });
+        }
     }
 
     /// Whether a stop was requested and the handlers not yet shut down.
@@ -207,7 +217,9 @@ impl Drop for Reactor {
 
 impl Context<'_> {
     /// Registers a handler for the interest it states. If the loop already
-    /// runs, its [`on_start`](Handler::on_start) runs now.
+    /// runs, its [`on_start`](Handler::on_start) runs now; if that fails, the
+    /// handler is removed at once and the returned token is no longer
+    /// [`contains`](Context::contains)ed.
     ///
     /// If epoll refuses the descriptor, the handler comes back in the error,
     /// still owning its descriptor; [`RegisterError::is_unpollable`] tells

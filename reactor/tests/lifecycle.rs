@@ -270,3 +270,24 @@ fn sub_millisecond_timeout_waits_instead_of_returning_at_once() {
     }
     assert!(waits <= 55, "{waits} waits of 100 µs in 50 ms: the timeout was rounded down");
 }
+
+#[test]
+fn round_that_asks_to_stop_ends_with_the_hooks_before_shutdown() {
+    within_deadline(|| {
+        let journal = Journal::new();
+        let mut reactor = Reactor::new().unwrap();
+        let (fd, bell) = doorbell();
+        reactor
+            .register(Probe::new("a", fd, &journal).on_ready(|_, _, ctx| {
+                ctx.stop();
+                Ok(())
+            }))
+            .unwrap();
+        let hook_journal = journal.clone();
+        reactor.before_wait(move |_| hook_journal.push("hook"));
+
+        ring(&bell);
+        reactor.run().unwrap();
+        assert_eq!(journal.entries(), ["a: start", "hook", "a: ready", "hook", "a: shutdown"]);
+    });
+}

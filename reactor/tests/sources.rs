@@ -255,3 +255,10 @@ fn listener_is_a_handler_like_any_other_and_can_be_removed() {
     assert_eq!(err.kind(), io::ErrorKind::ConnectionRefused);
     assert!(peers.borrow().is_empty());
 }
+
+#[test]
+fn periodic_timer_with_a_zero_period_is_refused() {
+    let error = Timer::every(Duration::ZERO, |_, _| {}).err().expect("a zero period must be refused");
+    assert_eq!(error.kind(), io::ErrorKind::InvalidInput);
+    assert!(Timer::once(Duration::ZERO, |_, _| {}).is_ok(), "a one-shot timer may fire at once");
+}

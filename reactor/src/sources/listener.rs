@@ -112,8 +112,9 @@ impl Listener {
     }
 
     fn listen(fd: OwnedFd, addr: ListenAddr, factory: Factory) -> io::Result<Listener> {
-        let listener =
-            Listener { name: format!("listener {addr}"), spare: Some(spare()?), fd, addr, factory };
+        // Built first, so that a failure below drops it: a Unix socket file goes with it.
+        let mut listener = Listener { name: format!("listener {addr}"), spare: None, fd, addr, factory };
+        listener.spare = Some(spare()?);
         syscall!(listen(listener.fd.as_raw_fd(), libc::SOMAXCONN))?;
         Ok(listener)
     }

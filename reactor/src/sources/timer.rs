@@ -27,10 +27,17 @@ impl Timer {
     }
 
     /// A timer that fires every `period`, the first time one period from now.
+    /// A zero period is refused (`InvalidInput`): it would fire without end.
     pub fn every(
         period: Duration,
         callback: impl FnMut(u64, &mut Context<'_>) + 'static,
     ) -> io::Result<Timer> {
+        if period.is_zero() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "a periodic timer needs a period above zero",
+            ));
+        }
         Timer::new(period, Some(period), Box::new(callback))
     }
 
