@@ -20,12 +20,12 @@ use std::rc::Rc;
 
 use log::LevelFilter;
 use reactor::sources::SignalFd;
-use reactor::Reactor;
+use reactor::{Handler, Reactor};
 use simplelog::ColorChoice;
 
 use args::{Command, Config};
 use mq::{MessageQueue, Origin, QueueSpec};
-use output::Output;
+use output::{Output, SharedOutput};
 use stats::StatsShm;
 
 fn main() -> ExitCode {
@@ -59,18 +59,44 @@ fn serve(config: &Config) -> io::Result<()> {
     let output = Output::stdout();
     let max_line = config.message_size as usize;
     let mut reactor = Reactor::new()?;
+    register_signals(&mut reactor)?;
+    // From here on, however `serve` ends, dropping the reactor removes the queue.
+    let (capacity, size) = register_queue(&mut reactor, config, &output)?;
+    if let Some(listener) = streams::listen(&config.listen, &output, max_line)? {
+        log::info!("listening on {}", listener.local_addr());
+        reactor.register(listener)?;
+    }
+    let stats = open_stats(config, capacity);
+    streams::register_stdin(&mut reactor, &output, max_line)?;
+    let stdout_failed = end_rounds_with_output(&mut reactor, &output, stats);
 
-    // Signals first: from here on SIGINT, SIGTERM and SIGHUP (the terminal
-    // went away) wait for the loop, which shuts down cleanly.
+    log::info!("ready: queue {} ({capacity} messages of up to {size} bytes)", config.queue);
+    reactor.run()?;
+    drop(reactor);
+    log_summary(&output.borrow().counters);
+    // What the shutdown printed; a closed stdout was reported already.
+    let _ = output.borrow_mut().flush();
+    if stdout_failed.get() {
+        return Err(io::Error::other("output lost"));
+    }
+    Ok(())
+}
+
+/// SIGINT, SIGTERM and SIGHUP (the terminal went away) wait for the loop,
+/// which shuts down cleanly. Done first, so that no signal can kill the
+/// server halfway through startup.
+fn register_signals(reactor: &mut Reactor) -> io::Result<()> {
     let signals = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP];
     reactor.register(SignalFd::new(&signals, |signal, ctx| {
         log::info!("{}: shutting down", signal_name(signal));
         ctx.stop();
     })?)?;
+    Ok(())
+}
 
-    // Bind before creating the queue, so that a busy address leaves no queue.
-    let listener = streams::listen(&config.listen, &output, max_line)?;
-
+/// Creates (or adopts) the queue and hands it to the reactor. Returns its
+/// capacity and message size.
+fn register_queue(reactor: &mut Reactor, config: &Config, output: &SharedOutput) -> io::Result<(i64, i64)> {
     let spec = QueueSpec {
         name: config.queue.clone(),
         max_messages: config.max_messages,
@@ -84,33 +110,35 @@ fn serve(config: &Config) -> io::Result<()> {
             config.queue
         );
     }
-    let (capacity, size) = (queue.max_messages(), queue.message_size());
+    let sizes = (queue.max_messages(), queue.message_size());
     reactor.register(queue).map_err(|mut e| {
-        reactor::Handler::on_shutdown(&mut e.handler);
+        e.handler.on_shutdown();
         e.error
     })?;
+    Ok(sizes)
+}
 
-    if let Some(listener) = listener {
-        log::info!("listening on {}", listener.local_addr());
-        reactor.register(listener)?;
-    }
-    streams::register_stdin(&mut reactor, &output, max_line)?;
+/// The statistics in shared memory; we own the queue, so any pair under
+/// its name is stale and replaced. Without them the server still runs.
+fn open_stats(config: &Config, capacity: i64) -> Option<StatsShm> {
+    StatsShm::create(&config.queue, config.mode, capacity)
+        .map_err(|e| log::warn!("statistics for queue {}: {e}; running without", config.queue))
+        .ok()
+}
 
-    // We own the queue, so any statistics under its name are stale.
-    let mut stats = match StatsShm::create(&config.queue, config.mode, capacity) {
-        Ok(stats) => Some(stats),
-        Err(e) => {
-            log::warn!("statistics for queue {}: {e}; running without", config.queue);
-            None
-        }
-    };
-
-    // The end of every round: publish the figures, then write the output.
+/// The end of every round: publish the figures, then write the output. A
+/// closed stdout (`EPIPE`) stops the server cleanly; another write error
+/// stops it too, and is reported through the returned flag.
+fn end_rounds_with_output(
+    reactor: &mut Reactor,
+    output: &SharedOutput,
+    mut stats: Option<StatsShm>,
+) -> Rc<Cell<bool>> {
     let stdout_failed = Rc::new(Cell::new(false));
     let failed = stdout_failed.clone();
-    let out = output.clone();
+    let output = output.clone();
     reactor.before_wait(move |ctx| {
-        let mut out = out.borrow_mut();
+        let mut out = output.borrow_mut();
         if let Some(stats) = &mut stats {
             stats.publish(&out.counters);
         }
@@ -124,17 +152,7 @@ fn serve(config: &Config) -> io::Result<()> {
             ctx.stop();
         }
     });
-
-    log::info!("ready: queue {} ({capacity} messages of up to {size} bytes)", config.queue);
-    reactor.run()?;
-    drop(reactor);
-    log_summary(&output.borrow().counters);
-    // What the shutdown printed; a closed stdout was reported already.
-    let _ = output.borrow_mut().flush();
-    if stdout_failed.get() {
-        return Err(io::Error::other("output lost"));
-    }
-    Ok(())
+    stdout_failed
 }
 
 /// One line at exit: how many messages each source delivered.

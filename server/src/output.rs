@@ -114,3 +114,11 @@ fn wait_writable(fd: RawFd) -> io::Result<()> {
     }
     Ok(())
 }
+
+impl Drop for Output {
+    /// Whatever is still buffered when the server ends early (a startup
+    /// failure that drained an adopted queue) is written, if it can be.
+    fn drop(&mut self) {
+        let _ = self.flush();
+    }
+}
