@@ -72,6 +72,9 @@ pub struct MessageQueue {
     buf: Vec<u8>,
     output: SharedOutput,
     wakeup: Wakeup,
+    /// The loop ran: shutdown is news. Before, it is a failed startup
+    /// undoing itself, which the error already explains.
+    started: bool,
 }
 
 impl MessageQueue {
@@ -101,7 +104,8 @@ impl MessageQueue {
                 Wakeup::Signal { signal, fd }
             }
         };
-        Ok((MessageQueue { fd, name, label, attr, buf, output, wakeup }, origin))
+        let queue = MessageQueue { fd, name, label, attr, buf, output, wakeup, started: false };
+        Ok((queue, origin))
     }
 
     /// Capacity in messages.
@@ -179,6 +183,7 @@ impl Handler for MessageQueue {
 
     /// An adopted queue may hold messages: print them before anything else.
     fn on_start(&mut self, _: &mut Context<'_>) -> io::Result<()> {
+        self.started = true;
         if let Wakeup::Signal { signal, .. } = self.wakeup {
             self.fd.notify(signal)?;
         }
@@ -207,7 +212,9 @@ impl Handler for MessageQueue {
             Ok(n) => log::info!("{}: printed {n} message(s) left at shutdown", self.label),
             Err(e) => log::error!("{}: {e}", self.label),
         }
-        log::info!("{}: removed", self.label);
+        if self.started {
+            log::info!("{}: removed", self.label);
+        }
     }
 }
 
