@@ -208,3 +208,25 @@ fn is_mqueue_mounted() -> bool {
         .map(|m| m.lines().any(|l| l.split_whitespace().nth(1) == Some("/dev/mqueue")))
         .unwrap_or(false)
 }
+
+#[test]
+fn servers_started_together_on_one_name_leave_exactly_one_owner() {
+    let queue = TestQueue::new();
+    let mut servers: Vec<Server> = (0..4).map(|_| ServerBuilder::on(&queue).spawn()).collect();
+    let ready = |server: &Server| server.stderr.snapshot().iter().any(|l| l.contains("ready"));
+
+    wait_until("every server to be ready or gone", || {
+        servers.iter_mut().all(|server| !server.is_running() || ready(server))
+    });
+
+    let (mut owners, mut refused): (Vec<Server>, Vec<Server>) =
+        servers.into_iter().partition(|server| ready(server));
+    assert_eq!(owners.len(), 1, "exactly one server may own the queue");
+    for server in &mut refused {
+        assert_eq!(server.wait_exit().code(), Some(1));
+        server.stderr.wait_containing("in use by another running server");
+    }
+    send(&queue, "to the owner");
+    owners[0].stdout.wait_exact("mq[0]: to the owner");
+    assert!(owners[0].is_running());
+}

@@ -202,6 +202,10 @@ fn two_hundred_connections_opened_and_closed_leave_no_descriptor_behind() {
     const BATCH: usize = 50;
     let queue = TestQueue::new();
     let server = start_server(&queue);
+    // After a round of the loop, when startup's descriptors (stdin's
+    // duplicate, read to its end in the first round) are closed.
+    send(&queue, "first round done");
+    server.stdout.wait_exact("mq[0]: first round done");
     let baseline = server.fd_count();
 
     for batch in 0..4 {
