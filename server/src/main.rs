@@ -82,12 +82,14 @@ fn serve(config: &Config) -> io::Result<()> {
     Ok(())
 }
 
-/// SIGINT, SIGTERM and SIGHUP (the terminal went away) wait for the loop,
-/// which shuts down cleanly. Done first, so that no signal can kill the
-/// server halfway through startup.
+/// The signals that stop the server cleanly: SIGINT, SIGTERM, and SIGHUP
+/// (the terminal went away).
+pub const STOP_SIGNALS: [i32; 3] = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP];
+
+/// The stop signals wait for the loop, which shuts down cleanly. Done
+/// first, so that no signal can kill the server halfway through startup.
 fn register_signals(reactor: &mut Reactor) -> io::Result<()> {
-    let signals = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP];
-    reactor.register(SignalFd::new(&signals, |signal, ctx| {
+    reactor.register(SignalFd::new(&STOP_SIGNALS, |signal, ctx| {
         log::info!("{}: shutting down", signal_name(signal));
         ctx.stop();
     })?)?;

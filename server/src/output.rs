@@ -1,9 +1,18 @@
 //! The one sink for messages: a buffer for stdout, flushed once per loop
 //! round and whenever it holds more than a pipe can take.
+//!
+//! When stdout is a pipe, the server writes through a private, non-blocking
+//! open file of that pipe (`/proc/self/fd/1` opened anew: its flags are its
+//! own, unlike a `dup`'s). A reader that stops reading then makes the server
+//! wait in `poll`, where a stop signal can still reach it, instead of in a
+//! `write` that nothing but `SIGKILL` could end.
 
 use std::cell::RefCell;
+use std::fs::OpenOptions;
 use std::io::{self, Write};
-use std::os::fd::RawFd;
+use std::mem;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::rc::Rc;
 
 use crate::escape::escape_into;
@@ -19,6 +28,8 @@ pub type SharedOutput = Rc<RefCell<Output>>;
 /// the count of what went through it.
 pub struct Output {
     fd: RawFd,
+    /// The private open file behind `fd`, when stdout is a pipe.
+    _private: Option<OwnedFd>,
     buf: Vec<u8>,
     closed: bool,
     /// Per-source figures, published to shared memory once per round.
@@ -28,8 +39,10 @@ pub struct Output {
 impl Output {
     /// Output to standard output.
     pub fn stdout() -> SharedOutput {
+        let private = private_pipe_writer();
         Rc::new(RefCell::new(Output {
-            fd: libc::STDOUT_FILENO,
+            fd: private.as_ref().map_or(libc::STDOUT_FILENO, |fd| fd.as_raw_fd()),
+            _private: private,
             buf: Vec::with_capacity(2 * FLUSH_AT),
             closed: false,
             counters: Counters::default(),
@@ -78,7 +91,11 @@ impl Output {
             match write(self.fd, &self.buf[written..]) {
                 Ok(n) => written += n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => wait_writable(self.fd)?,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    if let Err(e) = wait_writable(self.fd) {
+                        break Err(e);
+                    }
+                }
                 Err(e) => break Err(e),
             }
         };
@@ -100,19 +117,48 @@ fn write(fd: RawFd, bytes: &[u8]) -> io::Result<usize> {
     }
 }
 
-/// Stdout may have been made non-blocking by whoever shares its open file:
-/// then wait for room rather than lose output.
+/// A non-blocking open file of its own for stdout, if stdout is a pipe.
+/// (A terminal or a file is left alone: a terminal's open file is shared
+/// with the shell, and a file's offset must stay shared.)
+fn private_pipe_writer() -> Option<OwnedFd> {
+    let is_pipe = std::fs::metadata("/proc/self/fd/1").is_ok_and(|m| m.file_type().is_fifo());
+    if !is_pipe {
+        return None;
+    }
+    // std opens with O_CLOEXEC. A pipe without a reader gives ENXIO: then
+    // the plain stdout will report EPIPE on the first write.
+    let file = OpenOptions::new().write(true).custom_flags(libc::O_NONBLOCK).open("/proc/self/fd/1").ok()?;
+    Some(file.into())
+}
+
+/// Waits until stdout takes data again. A stop signal waiting to be read
+/// (the loop cannot read it while we wait here) ends the wait: nobody reads
+/// the output, and the user wants the server to stop.
 fn wait_writable(fd: RawFd) -> io::Result<()> {
-    let mut pollfd = libc::pollfd { fd, events: libc::POLLOUT, revents: 0 };
-    // SAFETY: `pollfd` is a valid array of one element for the call's duration.
-    let n = unsafe { libc::poll(&mut pollfd, 1, -1) };
-    if n < 0 {
-        let e = io::Error::last_os_error();
-        if e.kind() != io::ErrorKind::Interrupted {
-            return Err(e);
+    loop {
+        let mut pollfd = libc::pollfd { fd, events: libc::POLLOUT, revents: 0 };
+        // SAFETY: `pollfd` is a valid array of one element for the call's duration.
+        if unsafe { libc::poll(&mut pollfd, 1, 200) } > 0 {
+            return Ok(());
+        }
+        if stop_signal_pending() {
+            return Err(io::Error::new(
+                io::ErrorKind::WouldBlock,
+                "full, nobody reads it, and a stop was asked: output dropped",
+            ));
         }
     }
-    Ok(())
+}
+
+fn stop_signal_pending() -> bool {
+    // SAFETY: `sigset_t` is a plain C bit set, filled in by `sigpending`.
+    let mut pending: libc::sigset_t = unsafe { mem::zeroed() };
+    // SAFETY: `pending` is writable.
+    if unsafe { libc::sigpending(&mut pending) } != 0 {
+        return false;
+    }
+    // SAFETY: `pending` is an initialised set.
+    crate::STOP_SIGNALS.iter().any(|&signal| unsafe { libc::sigismember(&pending, signal) } == 1)
 }
 
 impl Drop for Output {
