@@ -58,6 +58,10 @@ mod sink;
 
 use std::process::ExitCode;
 
+/// The signals that stop a server gracefully: the server's `main.rs` has the
+/// same list, which its `output.rs` reads as `crate::STOP_SIGNALS`.
+pub const STOP_SIGNALS: [i32; 3] = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP];
+
 use endtoend::Observed;
 use report::Table;
 

@@ -93,7 +93,7 @@ struct Connection {
 impl MioServer {
     fn start(config: &Config) -> io::Result<MioServer> {
         let poll = Poll::new()?;
-        let signals = signal_fd(&[libc::SIGINT, libc::SIGTERM])?;
+        let signals = signal_fd(&crate::STOP_SIGNALS)?;
         poll.registry().register(&mut SourceFd(&signals.as_raw_fd()), SIGNALS, Interest::READABLE)?;
         let listener = match &config.listen {
             Listen::Tcp(addr) => Some(listen(*addr)?),
