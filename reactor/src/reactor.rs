@@ -42,16 +42,16 @@ pub struct Reactor {
 struct Core {
     epoll: Epoll,
     slots: Slab<Slot>,
-    /// Generation for the next registration; it makes every token unique.
-    generation: u32,
-    /// Registration counter, so that shutdown can go in reverse order.
+    /// Registrations so far. A slot's number in this count orders shutdown
+    /// (last first), and its low 32 bits are the generation in its token.
     order: u64,
+    /// The epoll instance was replaced: the slots' descriptors are in none.
+    forgotten: bool,
     started: bool,
     stopping: bool,
 }
 
 struct Slot {
-    generation: u32,
     order: u64,
     fd: RawFd,
     /// `None` while the handler runs: it is out of the slab so that it can
@@ -72,8 +72,8 @@ impl Reactor {
             core: Core {
                 epoll: Epoll::new()?,
                 slots: Slab::new(),
-                generation: 0,
                 order: 0,
+                forgotten: false,
                 started: false,
                 stopping: false,
             },
@@ -188,16 +188,18 @@ impl Reactor {
     /// Removes every handler, last registered first, running each shutdown
     /// hook once. The reactor is empty afterwards and may be used again.
     pub fn shutdown(&mut self) {
-        let mut tokens: Vec<(u64, Token)> = self
-            .core
-            .slots
-            .iter()
-            .map(|(key, slot)| (slot.order, Token::new(key, slot.generation)))
-            .collect();
-        tokens.sort_unstable_by(|a, b| b.cmp(a));
-        for (_, token) in tokens {
+        if !self.is_empty() {
+            // Closing the epoll instance forgets every registration at once:
+            // one `close` instead of an `EPOLL_CTL_DEL` per handler.
+            if let Ok(fresh) = Epoll::new() {
+                self.core.epoll = fresh;
+                self.core.forgotten = true;
+            }
+        }
+        for token in self.core.tokens_in_order().into_iter().rev() {
             self.remove(token);
         }
+        self.core.forgotten = false;
         self.core.stopping = false;
         self.core.started = false;
     }
@@ -302,15 +304,13 @@ impl Core {
     /// Reserves a slot and adds `fd` to epoll under its token. The slot stays
     /// empty until the caller installs the handler.
     fn attach(&mut self, fd: RawFd, interest: Interest) -> io::Result<Token> {
-        let generation = self.generation;
         let entry = self.slots.vacant_entry();
         if u32::try_from(entry.key()).is_err() {
             return Err(io::Error::other("too many handlers for a 32-bit slot number"));
         }
-        let token = Token::new(entry.key(), generation);
+        let token = Token::new(entry.key(), generation(self.order));
         self.epoll.add(fd, interest, token)?;
-        entry.insert(Slot { generation, order: self.order, fd, handler: None });
-        self.generation = generation.wrapping_add(1);
+        entry.insert(Slot { order: self.order, fd, handler: None });
         self.order += 1;
         Ok(token)
     }
@@ -319,6 +319,9 @@ impl Core {
     fn detach(&mut self, token: Token) -> Option<Slot> {
         self.slot(token)?;
         let slot = self.slots.remove(token.key());
+        if self.forgotten {
+            return Some(slot);
+        }
         if let Err(e) = self.epoll.delete(slot.fd) {
             // The handler closed its descriptor early; epoll forgot it then.
             log::debug!("epoll_ctl(DEL, {}): {e}", slot.fd);
@@ -327,18 +330,22 @@ impl Core {
     }
 
     fn slot(&self, token: Token) -> Option<&Slot> {
-        self.slots.get(token.key()).filter(|slot| slot.generation == token.generation())
+        self.slots.get(token.key()).filter(|slot| generation(slot.order) == token.generation())
     }
 
     fn slot_mut(&mut self, token: Token) -> Option<&mut Slot> {
-        self.slots.get_mut(token.key()).filter(|slot| slot.generation == token.generation())
+        self.slots.get_mut(token.key()).filter(|slot| generation(slot.order) == token.generation())
+    }
+
+    /// Every registered handler, first registered first.
+    fn tokens_in_order(&self) -> Vec<Token> {
+        let mut slots: Vec<(u64, usize)> = self.slots.iter().map(|(key, slot)| (slot.order, key)).collect();
+        slots.sort_unstable();
+        slots.into_iter().map(|(order, key)| Token::new(key, generation(order))).collect()
     }
 
     fn start_all(&mut self) {
-        let mut tokens: Vec<(u64, Token)> =
-            self.slots.iter().map(|(key, slot)| (slot.order, Token::new(key, slot.generation))).collect();
-        tokens.sort_unstable();
-        for (_, token) in tokens {
+        for token in self.tokens_in_order() {
             self.call(token, |handler, ctx| handler.on_start(ctx));
         }
     }
@@ -388,6 +395,13 @@ impl Drop for Running {
             handler.on_shutdown();
         }
     }
+}
+
+/// The generation that tells apart the handlers that use one slot in turn:
+/// the registration's number, wrapped to 32 bits. An event would reach the
+/// wrong handler only if 2^32 registrations happened within one batch.
+fn generation(order: u64) -> u32 {
+    order as u32
 }
 
 fn unknown(token: Token) -> io::Error {

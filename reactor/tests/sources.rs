@@ -14,7 +14,7 @@ use std::path::Path;
 use std::rc::Rc;
 use std::time::Duration;
 
-use reactor::sources::{ListenAddr, Listener, Peer, Timer};
+use reactor::sources::{LineReader, LineSink, ListenAddr, Listener, Peer, Timer};
 use reactor::{Handler, Interest, Reactor};
 use util::{
     line_journal, pipe, run_for, run_until, socketpair, write, CpuClock, Journal, Probe, TempDir, IDLE_TICKS,
@@ -261,4 +261,43 @@ fn periodic_timer_with_a_zero_period_is_refused() {
     let error = Timer::every(Duration::ZERO, |_, _| {}).err().expect("a zero period must be refused");
     assert_eq!(error.kind(), io::ErrorKind::InvalidInput);
     assert!(Timer::once(Duration::ZERO, |_, _| {}).is_ok(), "a one-shot timer may fire at once");
+}
+
+/// A sink of one's own: lines, the error that ended the stream, the last
+/// partial line (delivered when the reader finishes), and one close.
+struct Recorder(Journal);
+
+impl LineSink for Recorder {
+    fn line(&mut self, line: &[u8]) {
+        self.0.push(format!("line {}", String::from_utf8_lossy(line)));
+    }
+
+    fn closed(&mut self) {
+        self.0.push("closed");
+    }
+
+    fn error(&mut self, error: &io::Error) {
+        self.0.push(format!("error {:?}", error.kind()));
+    }
+
+    fn name(&self) -> &str {
+        "recorder"
+    }
+}
+
+#[test]
+fn custom_sink_gets_lines_then_the_ending_error_then_one_close() {
+    let journal = Journal::new();
+    let mut reactor = Reactor::new().unwrap();
+    let (ours, theirs) = socketpair();
+    write(&theirs, b"one\ntwo\npart");
+    write(&ours, b"never read"); // closing with unread data resets the connection
+    drop(theirs);
+    let reader = LineReader::with_sink(ours, 64, Recorder(journal.clone()));
+    assert_eq!(reader.name(), "recorder");
+    reactor.register(reader).unwrap();
+
+    run_until(&mut reactor, "the reader to remove itself", |reactor| reactor.is_empty());
+    drop(reactor);
+    assert_eq!(journal.entries(), ["line one", "line two", "error ConnectionReset", "line part", "closed"]);
 }

@@ -23,10 +23,36 @@ pub fn escape_into(out: &mut Vec<u8>, message: &[u8]) {
     }
 }
 
-/// Whether any byte needs an escape, and whether any is outside ASCII.
-/// A fold without early exit, so the compiler turns it into vector code.
+/// Whether any byte needs an escape, and whether any is outside ASCII,
+/// eight bytes at a time (a short message has no room for vector code).
 fn classify(bytes: &[u8]) -> (bool, bool) {
-    bytes.iter().fold((false, false), |(special, high), &b| (special | needs_escape(b), high | (b >= 0x80)))
+    let (mut special, mut high) = (0, 0);
+    let mut words = bytes.chunks_exact(8);
+    for chunk in &mut words {
+        let mut word = [0; 8];
+        word.copy_from_slice(chunk);
+        let word = u64::from_le_bytes(word);
+        special |= special_bytes(word);
+        high |= word & HIGH_BITS;
+    }
+    // The tail, padded with spaces, which need nothing.
+    let mut tail = [b' '; 8];
+    tail[..words.remainder().len()].copy_from_slice(words.remainder());
+    let word = u64::from_le_bytes(tail);
+    special |= special_bytes(word);
+    high |= word & HIGH_BITS;
+    (special != 0, high != 0)
+}
+
+const ONES: u64 = 0x0101_0101_0101_0101;
+const HIGH_BITS: u64 = 0x8080_8080_8080_8080;
+
+/// Non-zero if some byte of `word` is below 0x20, a backslash or 0x7f (the
+/// classic "has a byte less than n" and "has a zero byte" word tricks: exact
+/// about whether there is one, not about where).
+fn special_bytes(word: u64) -> u64 {
+    let below = |n: u8, w: u64| w.wrapping_sub(ONES * u64::from(n)) & !w & HIGH_BITS;
+    below(0x20, word) | below(1, word ^ (ONES * u64::from(b'\\'))) | below(1, word ^ (ONES * 0x7f))
 }
 
 fn needs_escape(b: u8) -> bool {
@@ -88,6 +114,40 @@ mod tests {
         assert_eq!(escaped(b"\xff\xfeok\xc3"), "\\xff\\xfeok\\xc3");
         assert_eq!(escaped("é\n".as_bytes()), "é\\n");
         assert_eq!(escaped(b"\xe2\x82 \xe2\x82\xac"), "\\xe2\\x82 €");
+    }
+
+    #[test]
+    fn word_classification_agrees_with_byte_by_byte() {
+        let naive =
+            |bytes: &[u8]| (bytes.iter().any(|&b| super::needs_escape(b)), bytes.iter().any(|&b| b >= 0x80));
+        for background in [b'a', b' ', 0x21, 0x5b, 0x5d, 0x7e, 0x80, 0xc3, 0xff] {
+            for byte in 0..=255u8 {
+                for at in 0..9 {
+                    let mut bytes = vec![background; 9];
+                    bytes[at] = byte;
+                    assert_eq!(super::classify(&bytes), naive(&bytes), "{bytes:?}");
+                }
+            }
+        }
+        let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+        for len in 0..40 {
+            for _ in 0..2000 {
+                let bytes: Vec<u8> = (0..len)
+                    .map(|_| {
+                        seed ^= seed << 13;
+                        seed ^= seed >> 7;
+                        seed ^= seed << 17;
+                        // Mostly printable ASCII, sometimes anything.
+                        if seed & 7 == 0 {
+                            (seed >> 8) as u8
+                        } else {
+                            0x20 + (seed >> 8) as u8 % 0x5f
+                        }
+                    })
+                    .collect();
+                assert_eq!(super::classify(&bytes), naive(&bytes), "{bytes:?}");
+            }
+        }
     }
 
     #[test]

@@ -56,7 +56,7 @@ fn main() -> ExitCode {
 
 /// Startup, main loop, shutdown.
 fn serve(config: &Config) -> io::Result<()> {
-    let output = Output::stdout();
+    let output = Output::stdout(&STOP_SIGNALS);
     let max_line = config.message_size as usize;
     let mut reactor = Reactor::new()?;
     register_signals(&mut reactor)?;

@@ -9,7 +9,7 @@
 
 use std::cell::RefCell;
 use std::fs::OpenOptions;
-use std::io::{self, Write};
+use std::io;
 use std::mem;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
@@ -30,6 +30,8 @@ pub struct Output {
     fd: RawFd,
     /// The private open file behind `fd`, when stdout is a pipe.
     _private: Option<OwnedFd>,
+    /// Signals that end a wait for a full stdout.
+    stop_signals: &'static [i32],
     buf: Vec<u8>,
     closed: bool,
     /// Per-source figures, published to shared memory once per round.
@@ -37,12 +39,14 @@ pub struct Output {
 }
 
 impl Output {
-    /// Output to standard output.
-    pub fn stdout() -> SharedOutput {
+    /// Output to standard output. While stdout is full, one of
+    /// `stop_signals` pending ends the wait and drops the output.
+    pub fn stdout(stop_signals: &'static [i32]) -> SharedOutput {
         let private = private_pipe_writer();
         Rc::new(RefCell::new(Output {
             fd: private.as_ref().map_or(libc::STDOUT_FILENO, |fd| fd.as_raw_fd()),
             _private: private,
+            stop_signals,
             buf: Vec::with_capacity(2 * FLUSH_AT),
             closed: false,
             counters: Counters::default(),
@@ -58,8 +62,9 @@ impl Output {
 
     /// Appends a message from the queue: `mq[PRIO]: MESSAGE\n`.
     pub fn queue_line(&mut self, priority: u32, message: &[u8]) {
-        // `write!` into a `Vec` cannot fail.
-        let _ = write!(self.buf, "mq[{priority}]: ");
+        self.buf.extend_from_slice(b"mq[");
+        push_decimal(&mut self.buf, priority);
+        self.buf.extend_from_slice(b"]: ");
         self.end_line(Source::Queue, message);
     }
 
@@ -92,7 +97,7 @@ impl Output {
                 Ok(n) => written += n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    if let Err(e) = wait_writable(self.fd) {
+                    if let Err(e) = wait_writable(self.fd, self.stop_signals) {
                         break Err(e);
                     }
                 }
@@ -105,6 +110,22 @@ impl Output {
         }
         result
     }
+}
+
+/// The digits of `n`: `write!` would cost as much as the rest of a short
+/// message's line (`docs/performance.md`).
+fn push_decimal(buf: &mut Vec<u8>, mut n: u32) {
+    let mut digits = [0u8; 10];
+    let mut start = digits.len();
+    loop {
+        start -= 1;
+        digits[start] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    buf.extend_from_slice(&digits[start..]);
 }
 
 fn write(fd: RawFd, bytes: &[u8]) -> io::Result<usize> {
@@ -134,14 +155,14 @@ fn private_pipe_writer() -> Option<OwnedFd> {
 /// Waits until stdout takes data again. A stop signal waiting to be read
 /// (the loop cannot read it while we wait here) ends the wait: nobody reads
 /// the output, and the user wants the server to stop.
-fn wait_writable(fd: RawFd) -> io::Result<()> {
+fn wait_writable(fd: RawFd, stop_signals: &[i32]) -> io::Result<()> {
     loop {
         let mut pollfd = libc::pollfd { fd, events: libc::POLLOUT, revents: 0 };
         // SAFETY: `pollfd` is a valid array of one element for the call's duration.
         if unsafe { libc::poll(&mut pollfd, 1, 200) } > 0 {
             return Ok(());
         }
-        if stop_signal_pending() {
+        if any_pending(stop_signals) {
             return Err(io::Error::new(
                 io::ErrorKind::WouldBlock,
                 "full, nobody reads it, and a stop was asked: output dropped",
@@ -150,7 +171,7 @@ fn wait_writable(fd: RawFd) -> io::Result<()> {
     }
 }
 
-fn stop_signal_pending() -> bool {
+fn any_pending(signals: &[i32]) -> bool {
     // SAFETY: `sigset_t` is a plain C bit set, filled in by `sigpending`.
     let mut pending: libc::sigset_t = unsafe { mem::zeroed() };
     // SAFETY: `pending` is writable.
@@ -158,7 +179,7 @@ fn stop_signal_pending() -> bool {
         return false;
     }
     // SAFETY: `pending` is an initialised set.
-    crate::STOP_SIGNALS.iter().any(|&signal| unsafe { libc::sigismember(&pending, signal) } == 1)
+    signals.iter().any(|&signal| unsafe { libc::sigismember(&pending, signal) } == 1)
 }
 
 impl Drop for Output {
@@ -166,5 +187,17 @@ impl Drop for Output {
     /// failure that drained an adopted queue) is written, if it can be.
     fn drop(&mut self) {
         let _ = self.flush();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn decimals_are_plain_digits() {
+        for n in [0, 7, 10, 32767, u32::MAX] {
+            let mut buf = Vec::new();
+            super::push_decimal(&mut buf, n);
+            assert_eq!(buf, n.to_string().as_bytes());
+        }
     }
 }

@@ -5,7 +5,7 @@ use std::io;
 use std::os::fd::{AsFd, OwnedFd};
 use std::rc::Rc;
 
-use reactor::sources::{LineReader, Listener, Peer};
+use reactor::sources::{LineReader, LineSink, Listener, Peer};
 use reactor::{Handler, Reactor};
 
 use crate::args::Listen;
@@ -70,6 +70,32 @@ pub fn listen(listen: &Listen, output: &SharedOutput, max_line: usize) -> io::Re
     listener.map(Some).map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {target}: {e}")))
 }
 
+/// Where a stream's lines go: printed as `TAG: LINE`, and counted. One
+/// object per connection, the tag allocated once.
+struct Printer {
+    output: SharedOutput,
+    source: Source,
+    tag: Box<str>,
+}
+
+impl LineSink for Printer {
+    fn line(&mut self, line: &[u8]) {
+        self.output.borrow_mut().line(self.source, &self.tag, line);
+    }
+
+    fn closed(&mut self) {
+        self.output.borrow_mut().counters.source(self.source).connections_open -= 1;
+    }
+
+    fn error(&mut self, _: &io::Error) {
+        self.output.borrow_mut().counters.source(self.source).errors += 1;
+    }
+
+    fn name(&self) -> &str {
+        &self.tag
+    }
+}
+
 /// A reader that prints each line tagged `TAG: ` and keeps the source's
 /// connection and error counts.
 fn line_reader(
@@ -78,17 +104,13 @@ fn line_reader(
     tag: String,
     output: &SharedOutput,
     max_line: usize,
-) -> LineReader {
+) -> LineReader<Printer> {
     {
         let mut out = output.borrow_mut();
         let counts = out.counters.source(source);
         counts.connections_open += 1;
         counts.connections_total += 1;
     }
-    let (on_line, on_close, on_error) = (output.clone(), output.clone(), output.clone());
-    let name = tag.clone();
-    LineReader::new(fd, max_line, move |line| on_line.borrow_mut().line(source, &tag, line))
-        .named(name)
-        .on_close(move || on_close.borrow_mut().counters.source(source).connections_open -= 1)
-        .on_error(move |_| on_error.borrow_mut().counters.source(source).errors += 1)
+    let printer = Printer { output: output.clone(), source, tag: tag.into_boxed_str() };
+    LineReader::with_sink(fd, max_line, printer)
 }

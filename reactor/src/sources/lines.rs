@@ -16,11 +16,72 @@ thread_local! {
     static SCRATCH: RefCell<Vec<u8>> = RefCell::new(vec![0; CHUNK]);
 }
 
+/// Where a [`LineReader`] delivers: each line, then the end of the stream.
+///
+/// A closure `FnMut(&[u8])` is a sink; [`LineReader::new`] wraps one in
+/// [`Callbacks`]. A type of your own costs one object per reader, where
+/// separate closures would cost an allocation each.
+pub trait LineSink {
+    /// A line without its `\n`, or a piece of at most `max_line` bytes.
+    fn line(&mut self, line: &[u8]);
+
+    /// The stream ended (end of file, error, or shutdown), after the last
+    /// line. Called once.
+    fn closed(&mut self) {}
+
+    /// The error that ends the stream (a reset connection included), before
+    /// [`closed`](LineSink::closed).
+    fn error(&mut self, error: &io::Error) {
+        let _ = error;
+    }
+
+    /// A name for log lines.
+    fn name(&self) -> &str {
+        "lines"
+    }
+}
+
+impl<F: FnMut(&[u8])> LineSink for F {
+    fn line(&mut self, line: &[u8]) {
+        self(line);
+    }
+}
+
 type OnLine = Box<dyn FnMut(&[u8])>;
 type OnClose = Box<dyn FnMut()>;
 type OnError = Box<dyn FnMut(&io::Error)>;
 
-/// Reads a stream and calls back with each line, without its `\n`.
+/// The sink of [`LineReader::new`]: a closure per event and a name.
+pub struct Callbacks {
+    name: String,
+    on_line: OnLine,
+    on_close: Option<OnClose>,
+    on_error: Option<OnError>,
+}
+
+impl LineSink for Callbacks {
+    fn line(&mut self, line: &[u8]) {
+        (self.on_line)(line);
+    }
+
+    fn closed(&mut self) {
+        if let Some(on_close) = &mut self.on_close {
+            on_close();
+        }
+    }
+
+    fn error(&mut self, error: &io::Error) {
+        if let Some(on_error) = &mut self.on_error {
+            on_error(error);
+        }
+    }
+
+    fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+/// Reads a stream and delivers each line, without its `\n`, to its sink.
 ///
 /// - A line longer than `max_line` bytes is delivered in pieces of
 ///   `max_line` bytes, so memory stays bounded whatever the input.
@@ -33,53 +94,61 @@ type OnError = Box<dyn FnMut(&io::Error)>;
 /// The descriptor may be blocking (stdin, which the reader must not switch
 /// to non-blocking: the terminal's open file is shared with the shell): one
 /// read after a readiness report does not block.
-pub struct LineReader {
+pub struct LineReader<S = Callbacks> {
     fd: OwnedFd,
-    name: String,
+    finished: bool,
     max_line: usize,
     partial: Vec<u8>,
-    on_line: OnLine,
-    on_close: Option<OnClose>,
-    on_error: Option<OnError>,
+    sink: S,
 }
 
-impl LineReader {
+impl LineReader<Callbacks> {
     /// A reader of `fd` that passes each line (or piece of at most
     /// `max_line` bytes) to `on_line`.
     pub fn new(fd: OwnedFd, max_line: usize, on_line: impl FnMut(&[u8]) + 'static) -> LineReader {
-        LineReader {
-            fd,
+        let sink = Callbacks {
             name: String::from("lines"),
-            max_line: max_line.max(1),
-            partial: Vec::new(),
             on_line: Box::new(on_line),
             on_close: None,
             on_error: None,
-        }
+        };
+        LineReader::with_sink(fd, max_line, sink)
     }
 
     /// Names the reader in log lines.
     pub fn named(mut self, name: impl Into<String>) -> LineReader {
-        self.name = name.into();
+        self.sink.name = name.into();
         self
     }
 
     /// Calls `on_close` once when the reader is shut down, after the last line.
     pub fn on_close(mut self, on_close: impl FnMut() + 'static) -> LineReader {
-        self.on_close = Some(Box::new(on_close));
+        self.sink.on_close = Some(Box::new(on_close));
         self
     }
 
     /// Calls `on_error` with the error that ends the stream (a reset
     /// connection included), before the reader goes away.
     pub fn on_error(mut self, on_error: impl FnMut(&io::Error) + 'static) -> LineReader {
-        self.on_error = Some(Box::new(on_error));
+        self.sink.on_error = Some(Box::new(on_error));
         self
+    }
+}
+
+impl<S: LineSink> LineReader<S> {
+    /// A reader of `fd` that delivers to `sink`.
+    pub fn with_sink(fd: OwnedFd, max_line: usize, sink: S) -> LineReader<S> {
+        LineReader { fd, finished: false, max_line: max_line.max(1), partial: Vec::new(), sink }
+    }
+
+    /// The sink.
+    pub fn sink(&self) -> &S {
+        &self.sink
     }
 
     /// Reads the stream to its end without the reactor, for descriptors that
     /// epoll refuses (a regular file, `/dev/null`), which never block. The
-    /// last partial line is delivered and `on_close` called, as at shutdown.
+    /// last partial line is delivered and the sink closed, as at shutdown.
     pub fn read_to_end(&mut self) -> io::Result<()> {
         let result = loop {
             match self.read_once() {
@@ -87,7 +156,7 @@ impl LineReader {
                 Ok(false) => break Ok(()),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
-                    self.report(&e);
+                    self.sink.error(&e);
                     break Err(e);
                 }
             }
@@ -101,39 +170,38 @@ impl LineReader {
         SCRATCH.with_borrow_mut(|scratch| {
             let n = syscall!(read(self.fd.as_raw_fd(), scratch.as_mut_ptr().cast(), scratch.len()))?;
             let data = &scratch[..n as usize];
-            split(data, &mut self.partial, self.max_line, &mut self.on_line);
+            split_lines(data, &mut self.partial, self.max_line, &mut self.sink);
             Ok(n > 0)
         })
     }
 
-    fn report(&mut self, e: &io::Error) {
-        if let Some(on_error) = &mut self.on_error {
-            on_error(e);
-        }
-    }
-
-    /// Delivers the last partial line and says goodbye, once.
+    /// Delivers the last partial line and closes the sink, once.
     fn finish(&mut self) {
+        if self.finished {
+            return;
+        }
+        self.finished = true;
         if !self.partial.is_empty() {
-            (self.on_line)(&self.partial);
+            self.sink.line(&self.partial);
             self.partial = Vec::new();
         }
-        if let Some(mut on_close) = self.on_close.take() {
-            on_close();
-        }
+        self.sink.closed();
     }
 }
 
-/// Cuts `data` into lines, completing `partial` first and keeping what is
-/// left of an unfinished line in it. Invariant: `partial.len() <= max_line`
-/// (a full piece waits for one more byte: if it is `\n`, the piece is a line).
-fn split(mut data: &[u8], partial: &mut Vec<u8>, max_line: usize, on_line: &mut OnLine) {
+/// Cuts `data` into lines for `sink`, as a [`LineReader`] does, for code
+/// that reads by itself: completes `partial` first, keeps what is left of
+/// an unfinished line in it, and delivers lines longer than `max_line` in
+/// pieces of `max_line` bytes. Keeps `partial.len() <= max_line` (a full
+/// piece waits for one more byte: if it is `\n`, the piece is a line).
+pub fn split_lines(mut data: &[u8], partial: &mut Vec<u8>, max_line: usize, sink: &mut impl LineSink) {
+    let max_line = max_line.max(1);
     while !data.is_empty() {
         let room = max_line - partial.len();
         // Look one byte past the room: a line of exactly `max_line` bytes
         // followed by its newline is one line, not a piece and an empty line.
         let window = &data[..data.len().min(room + 1)];
-        let (end, rest) = match window.iter().position(|&b| b == b'\n') {
+        let (end, rest) = match find_newline(window) {
             Some(i) => (i, i + 1),
             None if window.len() > room => (room, room),
             None => {
@@ -142,23 +210,30 @@ fn split(mut data: &[u8], partial: &mut Vec<u8>, max_line: usize, on_line: &mut 
             }
         };
         if partial.is_empty() {
-            on_line(&data[..end]);
+            sink.line(&data[..end]);
         } else {
             partial.extend_from_slice(&data[..end]);
-            on_line(partial);
+            sink.line(partial);
             partial.clear();
         }
         data = &data[rest..];
     }
 }
 
-impl Handler for LineReader {
+/// The first `\n`, found by the C library's vectorised `memchr`.
+fn find_newline(bytes: &[u8]) -> Option<usize> {
+    // SAFETY: the pointer and length describe a live slice; `memchr` reads no further.
+    let found = unsafe { libc::memchr(bytes.as_ptr().cast(), libc::c_int::from(b'\n'), bytes.len()) };
+    (!found.is_null()).then(|| found as usize - bytes.as_ptr() as usize)
+}
+
+impl<S: LineSink> Handler for LineReader<S> {
     fn fd(&self) -> BorrowedFd<'_> {
         self.fd.as_fd()
     }
 
     fn name(&self) -> &str {
-        &self.name
+        self.sink.name()
     }
 
     fn on_ready(&mut self, _: Readiness, ctx: &mut Context<'_>) -> io::Result<()> {
@@ -171,13 +246,13 @@ impl Handler for LineReader {
             }
             Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted) => Ok(()),
             Err(e) if e.kind() == io::ErrorKind::ConnectionReset => {
-                log::debug!("{}: {e}", self.name);
-                self.report(&e);
+                log::debug!("{}: {e}", self.sink.name());
+                self.sink.error(&e);
                 ctx.remove_self();
                 Ok(())
             }
             Err(e) => {
-                self.report(&e);
+                self.sink.error(&e);
                 Err(e)
             }
         }
@@ -195,10 +270,10 @@ mod tests {
     fn cut(chunks: &[&[u8]], max_line: usize) -> (Vec<Vec<u8>>, Vec<u8>) {
         let lines = std::rc::Rc::new(RefCell::new(Vec::new()));
         let sink = lines.clone();
-        let mut on_line: OnLine = Box::new(move |l: &[u8]| sink.borrow_mut().push(l.to_vec()));
+        let mut on_line = move |l: &[u8]| sink.borrow_mut().push(l.to_vec());
         let mut partial = Vec::new();
         for chunk in chunks {
-            split(chunk, &mut partial, max_line, &mut on_line);
+            split_lines(chunk, &mut partial, max_line, &mut on_line);
             assert!(partial.len() <= max_line);
         }
         let out = lines.borrow().clone();

@@ -9,7 +9,7 @@ mod listener;
 mod signal;
 mod timer;
 
-pub use lines::LineReader;
+pub use lines::{split_lines, Callbacks, LineReader, LineSink};
 pub use listener::{ListenAddr, Listener, Peer};
 pub use signal::SignalFd;
 pub use timer::Timer;

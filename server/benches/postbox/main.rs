@@ -58,8 +58,8 @@ mod sink;
 
 use std::process::ExitCode;
 
-/// The signals that stop a server gracefully: the server's `main.rs` has the
-/// same list, which its `output.rs` reads as `crate::STOP_SIGNALS`.
+/// The signals that stop a server gracefully, as in the server's `main.rs`;
+/// they also end a wait on a full stdout (`Output::stdout`).
 pub const STOP_SIGNALS: [i32; 3] = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP];
 
 use endtoend::Observed;

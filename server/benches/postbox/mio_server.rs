@@ -29,6 +29,7 @@ use std::{mem, ptr};
 use mio::net::{TcpListener, TcpStream};
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
+use reactor::sources::split_lines;
 use reactor::Handler;
 use slab::Slab;
 
@@ -103,7 +104,7 @@ impl MioServer {
         if let Some(listener) = &listener {
             eprintln!("[INFO] listening on {}", listener.local_addr()?);
         }
-        let output = Output::stdout();
+        let output = Output::stdout(&crate::STOP_SIGNALS);
         let spec = QueueSpec {
             name: config.queue.clone(),
             max_messages: config.max_messages,
@@ -366,30 +367,4 @@ fn queue_depth(fd: RawFd) -> io::Result<i64> {
 /// As the server: one trailing newline of a message is dropped.
 fn strip_one_newline(message: &[u8]) -> &[u8] {
     message.strip_suffix(b"\n").unwrap_or(message)
-}
-
-/// Cuts `data` into lines as our `LineReader` does: completes `partial`
-/// first, keeps an unfinished line in it, and cuts lines longer than
-/// `max_line` into pieces of `max_line` bytes.
-fn split_lines(mut data: &[u8], partial: &mut Vec<u8>, max_line: usize, on_line: &mut impl FnMut(&[u8])) {
-    while !data.is_empty() {
-        let room = max_line - partial.len();
-        let window = &data[..data.len().min(room + 1)];
-        let (end, rest) = match window.iter().position(|&b| b == b'\n') {
-            Some(i) => (i, i + 1),
-            None if window.len() > room => (room, room),
-            None => {
-                partial.extend_from_slice(data);
-                return;
-            }
-        };
-        if partial.is_empty() {
-            on_line(&data[..end]);
-        } else {
-            partial.extend_from_slice(&data[..end]);
-            on_line(partial);
-            partial.clear();
-        }
-        data = &data[rest..];
-    }
 }
