@@ -33,6 +33,7 @@ Options:
   --notify HOW           how the queue tells the loop that messages arrived:
                          epoll (its descriptor is watched) or signal
                          (mq_notify with a real-time signal) [default: epoll]
+  --no-stats             do not publish statistics in shared memory
   -v, --verbose          debug logs on stderr
   -q, --quiet            only errors on stderr
   -h, --help             this text
@@ -73,6 +74,8 @@ pub struct Config {
     pub message_size: i64,
     pub mode: libc::mode_t,
     pub notify: Notify,
+    /// Publish live statistics in shared memory.
+    pub stats: bool,
     pub log_level: LevelFilter,
 }
 
@@ -109,6 +112,7 @@ pub fn parse(
         message_size: 8192,
         mode: 0o600,
         notify: Notify::Epoll,
+        stats: true,
         log_level: LevelFilter::Info,
     };
     let mut args = args.into_iter();
@@ -124,6 +128,7 @@ pub fn parse(
             "-V" | "--version" => return Ok(Command::Version),
             "-v" | "--verbose" => config.log_level = LevelFilter::Debug,
             "-q" | "--quiet" => config.log_level = LevelFilter::Error,
+            "--no-stats" => config.stats = false,
             "--queue" => config.queue = value()?,
             "--listen" => config.listen = parse_listen(&value()?)?,
             "--max-messages" => config.max_messages = parse_count("--max-messages", &value()?)?,
@@ -133,7 +138,7 @@ pub fn parse(
             _ => return Err(usage(format!("unknown argument '{arg}'"))),
         }
         if inline.is_some()
-            && matches!(flag.as_str(), "-h" | "--help" | "-v" | "--verbose" | "-q" | "--quiet")
+            && matches!(flag.as_str(), "-h" | "--help" | "-v" | "--verbose" | "-q" | "--quiet" | "--no-stats")
         {
             return Err(usage(format!("{flag} takes no value")));
         }

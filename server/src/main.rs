@@ -123,6 +123,9 @@ fn register_queue(reactor: &mut Reactor, config: &Config, output: &SharedOutput)
 /// The statistics in shared memory; we own the queue, so any pair under
 /// its name is stale and replaced. Without them the server still runs.
 fn open_stats(config: &Config, capacity: i64) -> Option<StatsShm> {
+    if !config.stats {
+        return None;
+    }
     StatsShm::create(&config.queue, config.mode, capacity)
         .map_err(|e| log::warn!("statistics for queue {}: {e}; running without", config.queue))
         .ok()

@@ -119,6 +119,8 @@ pub struct ServerSpec<'a> {
     pub message_size: usize,
     /// Listen on a free TCP port of 127.0.0.1.
     pub tcp: bool,
+    /// More arguments for the server (ours: `--notify signal`, `--no-stats`).
+    pub extra: &'a [&'a str],
 }
 
 /// A server started and ready, its stdout a pipe for the sink.
@@ -145,6 +147,7 @@ impl Server {
         command
             .args(["--queue", spec.queue.as_str(), "--listen", listen])
             .args(["--max-messages", "10", "--message-size", &size])
+            .args(spec.extra)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());

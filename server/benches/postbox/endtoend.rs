@@ -151,8 +151,20 @@ fn mq_size(plan: Plan, size: usize, placement: Placement, table: &mut Table, obs
 /// One server fed by `senders` sender processes; messages per second from
 /// the first send to the last line the sink reads.
 fn mq_run(side: Side, size: usize, senders: u64, plan: Plan, observed: &mut Observed) -> Run {
+    mq_run_with(side, size, senders, &[], plan, observed)
+}
+
+/// [`mq_run`], the server given the `extra` arguments.
+fn mq_run_with(
+    side: Side,
+    size: usize,
+    senders: u64,
+    extra: &[&str],
+    plan: Plan,
+    observed: &mut Observed,
+) -> Run {
     let queue = QueueName::new();
-    let server = Server::start(side, &ServerSpec { queue: &queue, message_size: size, tcp: false });
+    let server = Server::start(side, &ServerSpec { queue: &queue, message_size: size, tcp: false, extra });
     let per_sender = plan.mq_messages / senders;
     let args = [queue.as_str().to_string(), per_sender.to_string(), size.to_string()];
     let mut workers: Vec<Worker> = (0..senders).map(|_| Worker::start("sender", &args)).collect();
@@ -167,6 +179,28 @@ fn mq_run(side: Side, size: usize, senders: u64, plan: Plan, observed: &mut Obse
     observed.launch(side, server);
     let messages = per_sender * senders;
     Run { rate: clock::rate(messages, first, last), cpu_ns: cpu as f64 / messages as f64 }
+}
+
+/// Ours with `extra` arguments against ours with none, 16 B, with one
+/// sender and with four, in alternating order. Both columns are ours: the
+/// first with `extra`, the second as it is by default.
+pub fn variant_workloads(extra: &[&str], plan: Plan, table: &mut Table, observed: &mut Observed) {
+    Placement::OneCpu.apply();
+    let variant = extra.join(" ");
+    for senders in [1, SENDERS] {
+        let mut runs = Runs::default();
+        for round in 0..plan.repeats {
+            // `Side::Mio`'s slot holds the default server's runs here.
+            for side in order(round) {
+                let args = if side == Side::Ours { extra } else { &[] };
+                runs.push(side, mq_run_with(Side::Ours, 16, senders, args, plan, observed));
+            }
+        }
+        runs.log(&format!("mq 16 B, {senders} sender(s), {variant} / default"));
+        let workload = format!("mq 16 B, {senders} sender(s): {variant} / default (both ours)");
+        runs.add_rate(table, workload, Unit::PerSecond("msg"), None, Target::None);
+        runs.add_cpu(table, "message");
+    }
 }
 
 /// Rows for TCP lines at each number of connections on one CPU, then at
@@ -211,7 +245,7 @@ fn tcp_connections(
 /// lines per second from the first write to the last line read by the sink.
 fn tcp_run(side: Side, connections: usize, plan: Plan, observed: &mut Observed) -> Run {
     let queue = QueueName::new();
-    let spec = ServerSpec { queue: &queue, message_size: TCP_MESSAGE_SIZE, tcp: true };
+    let spec = ServerSpec { queue: &queue, message_size: TCP_MESSAGE_SIZE, tcp: true, extra: &[] };
     let server = Server::start(side, &spec);
     let addr = server.addr.expect("a TCP server says where it listens");
     let lines = plan.tcp_lines / connections as u64 * connections as u64;

@@ -73,7 +73,8 @@ fn medians([ours, mio]: &[Vec<f64>; 2]) -> Option<(f64, f64)> {
 /// connections: our server killed with SIGKILL, so none of its code runs.
 fn kill_floor_ms() -> f64 {
     let queue = QueueName::new();
-    let server = Server::start(Side::Ours, &ServerSpec { queue: &queue, message_size: 1024, tcp: true });
+    let server =
+        Server::start(Side::Ours, &ServerSpec { queue: &queue, message_size: 1024, tcp: true, extra: &[] });
     let addr = server.addr.expect("a TCP server says where it listens");
     let holder = Worker::start("tcp-idle", &[addr.to_string(), IDLE_CONNECTIONS.to_string()]);
     sink::read_lines(server.output(), IDLE_CONNECTIONS as u64).expect("idle connections: sink");
@@ -85,7 +86,7 @@ fn kill_floor_ms() -> f64 {
 fn idle_side_by_side(plan: Plan) -> [Idle; 2] {
     let queues = [QueueName::new(), QueueName::new()];
     let servers = [0, 1].map(|i| {
-        let spec = ServerSpec { queue: &queues[i], message_size: 1024, tcp: true };
+        let spec = ServerSpec { queue: &queues[i], message_size: 1024, tcp: true, extra: &[] };
         Server::start(SIDES[i], &spec)
     });
     let rss_before = servers.each_ref().map(|s| procfs::status_kib(s.pid(), "VmRSS"));

@@ -131,6 +131,12 @@ fn main() -> ExitCode {
     if wanted("mq") {
         endtoend::mq_workloads(plan, &mut table, &mut observed);
     }
+    if wanted("notify") {
+        endtoend::variant_workloads(&["--notify", "signal"], plan, &mut table, &mut observed);
+    }
+    if wanted("stats") {
+        endtoend::variant_workloads(&["--no-stats"], plan, &mut table, &mut observed);
+    }
     if wanted("tcp") {
         endtoend::tcp_workloads(plan, &mut table, &mut observed);
     }
