@@ -929,3 +929,496 @@ pub fn escaped(message: &[u8]) -> String {
     }
     out
 }
+
+// ---------------------------------------------------------------------------
+// The live statistics: `client --stats --json`, parsed
+
+/// A JSON value, as `client --stats --json` prints it. Numbers keep their
+/// text, so that 64-bit counters and nanosecond times stay exact.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Json {
+    Null,
+    Bool(bool),
+    Number(String),
+    String(String),
+    Array(Vec<Json>),
+    Object(Vec<(String, Json)>),
+}
+
+impl Json {
+    /// Parses one JSON value that takes the whole of `text` (surrounding
+    /// whitespace allowed). Strict: a trailing comma, a bare word or a
+    /// second value is an error.
+    pub fn parse(text: &str) -> Result<Json, String> {
+        let mut parser = JsonParser { bytes: text.as_bytes(), at: 0 };
+        let value = parser.value()?;
+        parser.skip_space();
+        if parser.at != parser.bytes.len() {
+            return Err(parser.error("the end of the text"));
+        }
+        Ok(value)
+    }
+
+    /// The member `key` of an object.
+    pub fn get(&self, key: &str) -> Option<&Json> {
+        match self {
+            Json::Object(members) => members.iter().find(|(k, _)| k == key).map(|(_, v)| v),
+            _ => None,
+        }
+    }
+
+    /// The keys of an object, in order.
+    pub fn keys(&self) -> Vec<&str> {
+        match self {
+            Json::Object(members) => members.iter().map(|(k, _)| k.as_str()).collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// A whole number that fits a `u64`; panics otherwise.
+    pub fn as_u64(&self) -> u64 {
+        match self {
+            Json::Number(text) => text.parse().unwrap_or_else(|_| panic!("{text} is not a u64")),
+            other => panic!("expected a number, found {other:?}"),
+        }
+    }
+
+    /// A whole number that fits an `i64`; panics otherwise.
+    pub fn as_i64(&self) -> i64 {
+        match self {
+            Json::Number(text) => text.parse().unwrap_or_else(|_| panic!("{text} is not an i64")),
+            other => panic!("expected a number, found {other:?}"),
+        }
+    }
+
+    /// A boolean; panics otherwise.
+    pub fn as_bool(&self) -> bool {
+        match self {
+            Json::Bool(b) => *b,
+            other => panic!("expected true or false, found {other:?}"),
+        }
+    }
+
+    /// A string; panics otherwise.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Json::String(s) => s,
+            other => panic!("expected a string, found {other:?}"),
+        }
+    }
+}
+
+impl std::ops::Index<&str> for Json {
+    type Output = Json;
+
+    /// The member `key` of an object; panics, naming the key, if absent.
+    fn index(&self, key: &str) -> &Json {
+        self.get(key).unwrap_or_else(|| panic!("no member {key:?} in {self:?}"))
+    }
+}
+
+struct JsonParser<'a> {
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl JsonParser<'_> {
+    fn error(&self, expected: &str) -> String {
+        let rest = String::from_utf8_lossy(&self.bytes[self.at.min(self.bytes.len())..]);
+        format!("JSON: expected {expected} at byte {}, found {:?}", self.at, shorten(&rest))
+    }
+
+    fn skip_space(&mut self) {
+        while self.bytes.get(self.at).is_some_and(|b| b" \t\r\n".contains(b)) {
+            self.at += 1;
+        }
+    }
+
+    fn eat(&mut self, token: &str) -> bool {
+        if self.bytes[self.at..].starts_with(token.as_bytes()) {
+            self.at += token.len();
+            true
+        } else {
+            false
+        }
+    }
+
+    fn value(&mut self) -> Result<Json, String> {
+        self.skip_space();
+        match self.bytes.get(self.at) {
+            Some(b'{') => self.object(),
+            Some(b'[') => self.array(),
+            Some(b'"') => self.string().map(Json::String),
+            Some(b'-' | b'0'..=b'9') => Ok(self.number()),
+            _ if self.eat("true") => Ok(Json::Bool(true)),
+            _ if self.eat("false") => Ok(Json::Bool(false)),
+            _ if self.eat("null") => Ok(Json::Null),
+            _ => Err(self.error("a value")),
+        }
+    }
+
+    fn object(&mut self) -> Result<Json, String> {
+        self.at += 1;
+        let mut members = Vec::new();
+        self.skip_space();
+        if self.eat("}") {
+            return Ok(Json::Object(members));
+        }
+        loop {
+            self.skip_space();
+            if self.bytes.get(self.at) != Some(&b'"') {
+                return Err(self.error("a member name"));
+            }
+            let key = self.string()?;
+            self.skip_space();
+            if !self.eat(":") {
+                return Err(self.error("':'"));
+            }
+            members.push((key, self.value()?));
+            self.skip_space();
+            if self.eat("}") {
+                return Ok(Json::Object(members));
+            }
+            if !self.eat(",") {
+                return Err(self.error("',' or '}'"));
+            }
+        }
+    }
+
+    fn array(&mut self) -> Result<Json, String> {
+        self.at += 1;
+        let mut items = Vec::new();
+        self.skip_space();
+        if self.eat("]") {
+            return Ok(Json::Array(items));
+        }
+        loop {
+            items.push(self.value()?);
+            self.skip_space();
+            if self.eat("]") {
+                return Ok(Json::Array(items));
+            }
+            if !self.eat(",") {
+                return Err(self.error("',' or ']'"));
+            }
+        }
+    }
+
+    fn number(&mut self) -> Json {
+        let start = self.at;
+        while self.bytes.get(self.at).is_some_and(|b| b"+-.eE0123456789".contains(b)) {
+            self.at += 1;
+        }
+        Json::Number(String::from_utf8_lossy(&self.bytes[start..self.at]).into_owned())
+    }
+
+    fn string(&mut self) -> Result<String, String> {
+        self.at += 1;
+        let mut out = Vec::new();
+        loop {
+            match self.bytes.get(self.at) {
+                None => return Err(self.error("the end of a string")),
+                Some(b'"') => {
+                    self.at += 1;
+                    return String::from_utf8(out).map_err(|_| self.error("UTF-8 in a string"));
+                }
+                Some(b'\\') => {
+                    let escaped = match self.bytes.get(self.at + 1) {
+                        Some(b'"') => '"',
+                        Some(b'\\') => '\\',
+                        Some(b'/') => '/',
+                        Some(b'n') => '\n',
+                        Some(b't') => '\t',
+                        Some(b'r') => '\r',
+                        Some(b'b') => '\u{8}',
+                        Some(b'f') => '\u{c}',
+                        Some(b'u') => {
+                            let hex = self.bytes.get(self.at + 2..self.at + 6).unwrap_or_default();
+                            let code =
+                                std::str::from_utf8(hex).ok().and_then(|h| u32::from_str_radix(h, 16).ok());
+                            self.at += 4;
+                            code.and_then(char::from_u32).ok_or_else(|| self.error("\\uXXXX"))?
+                        }
+                        _ => return Err(self.error("an escape")),
+                    };
+                    self.at += 2;
+                    out.extend_from_slice(escaped.encode_utf8(&mut [0; 4]).as_bytes());
+                }
+                Some(&b) if b < 0x20 => return Err(self.error("no control byte in a string")),
+                Some(&b) => {
+                    out.push(b);
+                    self.at += 1;
+                }
+            }
+        }
+    }
+}
+
+/// The source names of the statistics, in the order the server counts them.
+pub const SOURCES: [&str; 4] = ["mq", "stdin", "tcp", "unix"];
+
+/// What the statistics say about one source.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SourceFigures {
+    pub messages: u64,
+    pub bytes: u64,
+    pub connections_open: u64,
+    pub connections_total: u64,
+    pub errors: u64,
+}
+
+impl SourceFigures {
+    /// The figures of `source` (`mq`, `stdin`, `tcp`, `unix`) in the object
+    /// that `client --stats --json` prints.
+    pub fn of(stats: &Json, source: &str) -> SourceFigures {
+        let figures = &stats["sources"][source];
+        SourceFigures {
+            messages: figures["messages"].as_u64(),
+            bytes: figures["bytes"].as_u64(),
+            connections_open: figures["connections_open"].as_u64(),
+            connections_total: figures["connections_total"].as_u64(),
+            errors: figures["errors"].as_u64(),
+        }
+    }
+}
+
+/// Runs `client --stats --json --queue NAME` with `extra` arguments, and
+/// returns how it ended with the object it printed (`None` if stdout is
+/// empty; a panic if stdout is not exactly one JSON object on one line).
+pub fn client_stats(queue: &TestQueue, extra: &[&str]) -> (Finished, Option<Json>) {
+    let mut args = vec!["--stats", "--json", "--queue", queue.name()];
+    args.extend_from_slice(extra);
+    let run = client(&args);
+    if run.stdout.is_empty() {
+        return (run, None);
+    }
+    assert!(
+        run.stdout.ends_with('\n') && run.stdout.lines().count() == 1,
+        "--stats --json should print one line: {:?}",
+        run.stdout
+    );
+    let json = Json::parse(&run.stdout).unwrap_or_else(|e| panic!("{e}\nstdout: {}", run.stdout));
+    assert!(matches!(json, Json::Object(_)), "not an object: {}", run.stdout);
+    (run, Some(json))
+}
+
+/// `client --stats --json` that must succeed (exit 0, nothing on stderr):
+/// the object it printed.
+pub fn stats_of(queue: &TestQueue) -> Json {
+    let (run, json) = client_stats(queue, &[]);
+    assert_eq!(run.code(), 0, "client --stats failed; stderr: {}", run.stderr);
+    assert_eq!(run.stderr, "", "client --stats warned");
+    json.expect("client --stats printed nothing")
+}
+
+/// The name of the statistics object and semaphore of `queue`: `/Q.stats`.
+pub fn stats_name(queue: &TestQueue) -> String {
+    format!("{}.stats", queue.name())
+}
+
+// ---------------------------------------------------------------------------
+// POSIX named semaphores and shared memory, as the test's own process sees them
+
+/// A named semaphore opened by the test (`sem_open`), closed on drop. The
+/// test may hold it (take it and not give it back) to play a stuck reader;
+/// whatever it still holds at drop is posted back.
+pub struct NamedSemaphore {
+    sem: *mut libc::sem_t,
+    held: u32,
+}
+
+impl NamedSemaphore {
+    /// Opens an existing semaphore.
+    pub fn open(name: &str) -> io::Result<NamedSemaphore> {
+        let c_name = CString::new(name).expect("names have no NUL");
+        // SAFETY: `c_name` is NUL-terminated; without O_CREAT no more arguments are read.
+        let sem = unsafe { libc::sem_open(c_name.as_ptr(), 0) };
+        if sem == libc::SEM_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(NamedSemaphore { sem, held: 0 })
+    }
+
+    /// Creates a semaphore that must not exist yet, with mode 0600 and
+    /// `value`. Its name must be removed by the caller (a [`TestQueue`]
+    /// removes `NAME.stats`).
+    pub fn create(name: &str, value: u32) -> io::Result<NamedSemaphore> {
+        let c_name = CString::new(name).expect("names have no NUL");
+        let mode: libc::mode_t = 0o600;
+        // SAFETY: `c_name` is NUL-terminated; O_CREAT reads the mode and the value.
+        let sem = unsafe { libc::sem_open(c_name.as_ptr(), libc::O_CREAT | libc::O_EXCL, mode, value) };
+        if sem == libc::SEM_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(NamedSemaphore { sem, held: 0 })
+    }
+
+    /// Takes the semaphore, waiting at most [`DEADLINE`] for it.
+    pub fn take(&mut self) {
+        let deadline = Instant::now() + DEADLINE;
+        // SAFETY: the semaphore is open until drop.
+        while unsafe { libc::sem_trywait(self.sem) } != 0 {
+            let e = io::Error::last_os_error();
+            assert!(matches!(e.raw_os_error(), Some(libc::EAGAIN | libc::EINTR)), "sem_trywait: {e}");
+            assert!(Instant::now() < deadline, "the semaphore stayed taken for {DEADLINE:?}");
+            thread::sleep(POLL_INTERVAL);
+        }
+        self.held += 1;
+    }
+
+    /// Gives back what [`take`](NamedSemaphore::take) took.
+    pub fn post(&mut self) {
+        assert!(self.held > 0, "post without take");
+        // SAFETY: the semaphore is open until drop.
+        let res = unsafe { libc::sem_post(self.sem) };
+        assert_eq!(res, 0, "sem_post: {}", io::Error::last_os_error());
+        self.held -= 1;
+    }
+
+    /// The semaphore's value (`sem_getvalue`).
+    pub fn value(&self) -> i32 {
+        let mut value = 0;
+        // SAFETY: the semaphore is open and `value` is writable.
+        let res = unsafe { libc::sem_getvalue(self.sem, &mut value) };
+        assert_eq!(res, 0, "sem_getvalue: {}", io::Error::last_os_error());
+        value
+    }
+}
+
+impl Drop for NamedSemaphore {
+    fn drop(&mut self) {
+        for _ in 0..self.held {
+            // SAFETY: the semaphore is open.
+            unsafe { libc::sem_post(self.sem) };
+        }
+        // SAFETY: the semaphore is open and unused after this.
+        unsafe { libc::sem_close(self.sem) };
+    }
+}
+
+/// Creates a POSIX shared memory object that must not exist yet
+/// (`shm_open(O_CREAT|O_EXCL)`, mode 0600) holding `bytes`. Its name must
+/// be removed by the caller (a [`TestQueue`] removes `NAME.stats`).
+pub fn create_shared_memory(name: &str, bytes: &[u8]) -> io::Result<()> {
+    let c_name = CString::new(name).expect("names have no NUL");
+    let flags = libc::O_CREAT | libc::O_EXCL | libc::O_RDWR | libc::O_CLOEXEC;
+    // SAFETY: `c_name` is NUL-terminated.
+    let raw = unsafe { libc::shm_open(c_name.as_ptr(), flags, 0o600 as libc::mode_t) };
+    if raw == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `shm_open` just returned this descriptor; nobody else owns it.
+    let mut file = unsafe { <File as std::os::fd::FromRawFd>::from_raw_fd(raw) };
+    file.write_all(bytes)
+}
+
+/// The path in `/dev/shm` of the shared memory object `name` (`/X` is
+/// `/dev/shm/X`), and of the named semaphore `name` (`/dev/shm/sem.X`).
+pub fn shm_paths(name: &str) -> (PathBuf, PathBuf) {
+    let base = name.trim_start_matches('/');
+    (Path::new("/dev/shm").join(base), Path::new("/dev/shm").join(format!("sem.{base}")))
+}
+
+// ---------------------------------------------------------------------------
+// The mqueue filesystem
+
+/// Where the mqueue filesystem is mounted, mounting it on `/dev/mqueue`
+/// first if it is not (once per test binary). `None`, with the reason, if
+/// that is not possible (not root, no mqueue support).
+pub fn mqueue_mount() -> Result<PathBuf, String> {
+    static MOUNTED: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    MOUNTED
+        .get_or_init(|| {
+            if let Some(dir) = find_mqueue_mount() {
+                return Ok(dir);
+            }
+            let dir = Path::new("/dev/mqueue");
+            fs::create_dir_all(dir).map_err(|e| format!("mkdir {}: {e}", dir.display()))?;
+            let c = |s: &str| CString::new(s).expect("no NUL");
+            let (source, target, kind) = (c("none"), c("/dev/mqueue"), c("mqueue"));
+            // SAFETY: NUL-terminated strings; no mount data.
+            let res =
+                unsafe { libc::mount(source.as_ptr(), target.as_ptr(), kind.as_ptr(), 0, std::ptr::null()) };
+            if res != 0 {
+                return Err(format!("mount -t mqueue none /dev/mqueue: {}", io::Error::last_os_error()));
+            }
+            find_mqueue_mount().ok_or_else(|| "mounted, but not in /proc/self/mounts".to_string())
+        })
+        .clone()
+}
+
+fn find_mqueue_mount() -> Option<PathBuf> {
+    let mounts = fs::read_to_string("/proc/self/mounts").ok()?;
+    mounts.lines().find_map(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        (fields.get(2) == Some(&"mqueue")).then(|| PathBuf::from(fields[1]))
+    })
+}
+
+/// The fields of a queue's file in the mqueue filesystem (`QSIZE`,
+/// `NOTIFY`, `SIGNO`, `NOTIFY_PID`), as numbers by name.
+pub fn mqueue_fields(text: &str) -> Vec<(String, i64)> {
+    text.split_whitespace()
+        .filter_map(|field| {
+            let (key, value) = field.split_once(':')?;
+            Some((key.to_string(), value.parse().ok()?))
+        })
+        .collect()
+}
+
+/// Reads the queue's file in the mounted mqueue filesystem and returns
+/// its fields. Never call it from a process registered with `mq_notify`
+/// on that queue: closing any descriptor of the queue removes the
+/// caller's registration.
+pub fn mqueue_file_fields(mount: &Path, queue: &TestQueue) -> Vec<(String, i64)> {
+    let file = mount.join(queue.name().trim_start_matches('/'));
+    let text = fs::read_to_string(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+    mqueue_fields(&text)
+}
+
+/// One field of [`mqueue_fields`]; panics if missing.
+pub fn field(fields: &[(String, i64)], key: &str) -> i64 {
+    fields.iter().find(|(k, _)| k == key).map(|(_, v)| *v).unwrap_or_else(|| panic!("no {key} in {fields:?}"))
+}
+
+impl RawQueue {
+    /// The descriptor, for calls the helpers do not wrap (`mq_notify`).
+    pub fn raw(&self) -> libc::mqd_t {
+        self.mqd
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_parser_reads_what_client_stats_prints_and_keeps_numbers_exact() {
+        let text = r#"{"queue":"/q\"\\\u0041","pid":12,"ns":1795617264507680021,"ok":true,"no":false,
+                       "nested":{"a":[1, -2.5e3, null]},"empty":{}}"#;
+        let json = Json::parse(text).unwrap();
+        assert_eq!(json["queue"].as_str(), "/q\"\\A");
+        assert_eq!(json["pid"].as_u64(), 12);
+        assert_eq!(json["ns"].as_u64(), 1_795_617_264_507_680_021);
+        assert!(json["ok"].as_bool() && !json["no"].as_bool());
+        let items = Json::Array(vec![Json::Number("1".into()), Json::Number("-2.5e3".into()), Json::Null]);
+        assert_eq!(json["nested"]["a"], items);
+        assert_eq!(json.keys(), ["queue", "pid", "ns", "ok", "no", "nested", "empty"]);
+        assert!(json["empty"].keys().is_empty());
+    }
+
+    #[test]
+    fn json_parser_refuses_what_is_not_one_json_value() {
+        for bad in ["", "{", r#"{"a":1,}"#, r#"{"a" 1}"#, "{} {}", "[1 2]", "tru", r#""open"#, "{a:1}"] {
+            assert!(Json::parse(bad).is_err(), "{bad:?} should be refused");
+        }
+    }
+
+    #[test]
+    fn mqueue_fields_are_read_by_name() {
+        let fields = mqueue_fields("QSIZE:28         NOTIFY:0     SIGNO:34    NOTIFY_PID:4242 \n");
+        assert_eq!(field(&fields, "QSIZE"), 28);
+        assert_eq!(field(&fields, "SIGNO"), 34);
+        assert_eq!(field(&fields, "NOTIFY_PID"), 4242);
+    }
+}

@@ -129,6 +129,30 @@ fn second_server_on_a_live_servers_queue_exits_1_and_leaves_it_working() {
     assert_eq!(first.stdout.wait_count(2), ["mq[0]: waiting for the first", "mq[0]: still here"]);
 }
 
+/// The queue is claimed before the socket is bound: a second server given
+/// the very address the first listens on is told that the queue is taken,
+/// not that the address is in use.
+#[test]
+fn second_server_on_the_same_queue_and_address_is_told_the_queue_is_in_use() {
+    let queue = TestQueue::new();
+    let first = start_server(&queue);
+    let addr = first.tcp_addr();
+
+    let second = ServerBuilder::on(&queue).args([format!("--listen={addr}")]).run_to_exit();
+
+    assert_eq!(second.code(), 1);
+    assert!(second.stderr.contains("in use by another running server"), "stderr: {}", second.stderr);
+    assert!(!second.stderr.contains("cannot listen"), "stderr: {}", second.stderr);
+    assert_eq!(second.stdout, "");
+    send(&queue, "queue still served");
+    first.stdout.wait_exact("mq[0]: queue still served");
+    let mut stream = std::net::TcpStream::connect(addr).expect("the first server still accepts");
+    std::io::Write::write_all(&mut stream, b"socket still served\n").unwrap();
+    first.stdout.wait_exact(&format!("tcp[{}]: socket still served", stream.local_addr().unwrap()));
+    // Nor did the refused server touch the first one's statistics.
+    assert_eq!(stats_of(&queue)["pid"].as_u64(), first.pid() as u64);
+}
+
 #[test]
 fn second_server_refused_a_queue_removes_its_own_socket_file() {
     let queue = TestQueue::new();
