@@ -235,9 +235,6 @@ fn notify_epoll_server_lets_another_process_register() {
 }
 
 #[test]
-#[ignore = "bug: with another process registered, server --notify signal logs 'ready', then removes the queue \
-            ('mq_notify: another process is registered; removing it') and keeps running without it, exit 0 \
-            on SIGTERM; expected: a startup failure, exit 1"]
 fn notify_signal_server_exits_1_when_another_process_is_registered() {
     let queue = TestQueue::new();
     let ours = RawQueue::create(queue.name(), 10, 256, 0o600).unwrap();

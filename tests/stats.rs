@@ -476,8 +476,6 @@ fn stats_of_another_layout_version_are_refused_with_both_versions_named() {
 }
 
 #[test]
-#[ignore = "bug: client --stats on a pair whose queue was removed says 'queue does not exist' instead of \
-            printing the last figures (queue::server_running's ENOENT branch is dead: explain_open drops the errno)"]
 fn stats_left_by_a_killed_server_whose_queue_was_removed_are_still_printed_with_a_warning() {
     let queue = TestQueue::new();
     let mut dead = start_server(&queue);
@@ -508,8 +506,6 @@ fn stats_left_by_a_killed_server_whose_queue_was_removed_are_still_printed_with_
 /// round (its stdout full while it prints an adopted queue) shows the page
 /// as it was created.
 #[test]
-#[ignore = "bug: before the first round the page says updated_unix_ns 0 (the table: 'updated 490000h ago'); \
-            the server writes the header with updated_ns 0 at creation"]
 fn stats_read_before_the_first_round_are_not_older_than_the_server() {
     let queue = TestQueue::new();
     // Ten messages of 8192 bytes that escape to four times their size: the

@@ -91,7 +91,8 @@ impl Drop for Queue {
 pub fn server_running(name: &str) -> io::Result<bool> {
     let queue = match Queue::open(name, true) {
         Ok(queue) => queue,
-        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(false),
+        // `explain_open` keeps the kind, not the errno.
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
         Err(e) => return Err(e),
     };
     // SAFETY: plain call on an open descriptor; closing it drops the lock.

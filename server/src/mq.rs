@@ -100,8 +100,11 @@ impl MessageQueue {
             Notify::Signal => {
                 let signal = libc::SIGRTMIN();
                 // The signal is blocked and read by the loop: no handler runs.
-                let fd = SignalFd::new(&[signal], |_, _| {}).map_err(|e| context(&label, e))?;
-                Wakeup::Signal { signal, fd }
+                let signal_fd = SignalFd::new(&[signal], |_, _| {}).map_err(|e| context(&label, e))?;
+                // Registered now, so that a queue another process watches
+                // is a startup failure, not a handler removed later.
+                fd.notify(signal).map_err(|e| context(&label, e))?;
+                Wakeup::Signal { signal, fd: signal_fd }
             }
         };
         let queue = MessageQueue { fd, name, label, attr, buf, output, wakeup, started: false };

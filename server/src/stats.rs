@@ -60,6 +60,7 @@ impl StatsShm {
     pub fn create(queue: &str, mode: libc::mode_t, queue_capacity: i64) -> io::Result<StatsShm> {
         let name = checked_name(queue)?;
         unlink_stale(&name);
+        let started = now_ns();
         let mut shm = StatsShm {
             name,
             page: ptr::null_mut(),
@@ -69,7 +70,8 @@ impl StatsShm {
                 version: VERSION,
                 size: std::mem::size_of::<StatsPage>() as u32,
                 pid: std::process::id(),
-                started_ns: now_ns(),
+                started_ns: started,
+                updated_ns: started,
                 queue_capacity,
                 ..StatsPage::default()
             },
