@@ -28,10 +28,12 @@ impl SignalFd {
     /// Blocks `signals` and reads them from a new signalfd, calling `callback`
     /// with each signal number.
     ///
-    /// A signal whose disposition is "ignore" is discarded by the kernel even
-    /// while blocked, and would never reach the signalfd; such dispositions
-    /// (inherited, for example, by `cmd &` from a script) are reset to the
-    /// default, which is harmless while the signal is blocked.
+    /// An inherited "ignore" disposition (`cmd &` from a script ignores
+    /// `SIGINT`) is reset to the default, which is harmless while the signal
+    /// is blocked. Linux would queue the blocked signal anyway (a blocked
+    /// signal is never treated as ignored), but POSIX lets a system discard
+    /// a signal generated while it is ignored, and the pending ones are
+    /// discarded whenever something sets "ignore" again.
     pub fn new(
         signals: &[i32],
         callback: impl FnMut(i32, &mut Context<'_>) + 'static,
