@@ -172,3 +172,42 @@ fn verbose_server_prints_debug_logs_on_stderr() {
     let log = server.stderr.snapshot();
     assert!(log.iter().any(|l| l.contains("DEBUG")), "no debug lines with -v: {log:?}");
 }
+
+/// `server >&- <&-`: the closed descriptors get /dev/null (Rust's runtime
+/// opens it on closed standard descriptors before `main`), so that the
+/// epoll instance or the queue never takes number 1 and receives the
+/// messages meant for stdout; the server serves and shuts down as usual.
+#[test]
+fn server_started_with_stdin_and_stdout_closed_serves_and_shuts_down() {
+    use std::os::unix::process::CommandExt;
+    use std::process::{Command, Stdio};
+
+    let queue = TestQueue::new();
+    let mut command = Command::new(binary("server"));
+    command
+        .args(["--queue", queue.name(), "--message-size", "256", "--listen", "none"])
+        .stderr(Stdio::piped());
+    // SAFETY: only async-signal-safe calls between fork and exec.
+    unsafe {
+        command.pre_exec(|| {
+            libc::close(0);
+            libc::close(1);
+            Ok(())
+        });
+    }
+    let mut child = command.spawn().expect("start the server");
+    let stderr = Lines::collect("server stderr", child.stderr.take().expect("stderr is piped"));
+    stderr.wait_containing("ready");
+    let fd1 = std::fs::read_link(format!("/proc/{}/fd/1", child.id())).expect("fd 1 is open");
+    assert_eq!(fd1, std::path::Path::new("/dev/null"));
+
+    send(&queue, "into the void");
+    // SAFETY: plain call; the child is ours and not yet reaped.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+    let status = child.wait().expect("wait for the server");
+
+    assert_eq!(status.code(), Some(0));
+    assert!(!queue.exists(), "the queue must be removed");
+    let log = stderr.wait_closed().join("\n");
+    assert!(log.contains("mq 1"), "the message was taken and counted: {log}");
+}
