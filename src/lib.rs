@@ -1347,6 +1347,27 @@ pub fn mqueue_mount() -> Result<PathBuf, String> {
         .clone()
 }
 
+/// [`mqueue_mount`], or `None` after printing why the test is skipped.
+pub fn mqueue_mount_or_skip() -> Option<PathBuf> {
+    mqueue_mount().map_err(|why| println!("skipped: {why}")).ok()
+}
+
+/// Resets a TCP connection: `SO_LINGER` 0 makes the close send RST, not FIN.
+pub fn reset(stream: std::net::TcpStream) {
+    let linger = libc::linger { l_onoff: 1, l_linger: 0 };
+    // SAFETY: the socket is open; `linger` is a valid option value for its size.
+    let res = unsafe {
+        libc::setsockopt(
+            std::os::fd::AsRawFd::as_raw_fd(&stream),
+            libc::SOL_SOCKET,
+            libc::SO_LINGER,
+            (&linger as *const libc::linger).cast(),
+            std::mem::size_of::<libc::linger>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(res, 0, "SO_LINGER: {}", io::Error::last_os_error());
+}
+
 fn find_mqueue_mount() -> Option<PathBuf> {
     let mounts = fs::read_to_string("/proc/self/mounts").ok()?;
     mounts.lines().find_map(|line| {

@@ -155,13 +155,7 @@ fn notify_signal_shutdown_prints_what_is_left_and_removes_the_queue() {
 
 #[test]
 fn notify_signal_registration_shows_in_the_mqueue_filesystem_while_the_server_waits() {
-    let mount = match mqueue_mount() {
-        Ok(mount) => mount,
-        Err(why) => {
-            println!("skipped: {why}");
-            return;
-        }
-    };
+    let Some(mount) = mqueue_mount_or_skip() else { return };
     let queue = TestQueue::new();
     let server = server_in("signal", &queue).start();
     let registered = |fields: &[(String, i64)]| {
@@ -184,13 +178,7 @@ fn notify_signal_registration_shows_in_the_mqueue_filesystem_while_the_server_wa
 
 #[test]
 fn notify_epoll_server_leaves_the_queue_without_registration() {
-    let mount = match mqueue_mount() {
-        Ok(mount) => mount,
-        Err(why) => {
-            println!("skipped: {why}");
-            return;
-        }
-    };
+    let Some(mount) = mqueue_mount_or_skip() else { return };
     let queue = TestQueue::new();
     let server = start_server(&queue);
     send(&queue, "seen by epoll");

@@ -175,20 +175,7 @@ fn stats_count_a_reset_tcp_connection_as_an_error() {
     rude.write_all(b"before the reset\n").unwrap();
     server.stdout.wait_count(1);
 
-    // SO_LINGER 0: close sends RST instead of FIN.
-    let linger = libc::linger { l_onoff: 1, l_linger: 0 };
-    // SAFETY: the socket is open; `linger` is a valid option value for its size.
-    let res = unsafe {
-        libc::setsockopt(
-            std::os::fd::AsRawFd::as_raw_fd(&rude),
-            libc::SOL_SOCKET,
-            libc::SO_LINGER,
-            (&linger as *const libc::linger).cast(),
-            std::mem::size_of::<libc::linger>() as libc::socklen_t,
-        )
-    };
-    assert_eq!(res, 0);
-    drop(rude);
+    reset(rude);
 
     let stats = stats_when(&queue, "the reset connection closed", |s| {
         SourceFigures::of(s, "tcp").connections_open == 0

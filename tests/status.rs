@@ -18,13 +18,7 @@ fn status_of(queue: &TestQueue) -> String {
 
 #[test]
 fn status_shows_the_waiting_messages_and_their_bytes_and_then_no_owner_after_sigkill() {
-    let mount = match mqueue_mount() {
-        Ok(mount) => mount,
-        Err(why) => {
-            println!("skipped: {why}");
-            return;
-        }
-    };
+    let Some(mount) = mqueue_mount_or_skip() else { return };
     let queue = TestQueue::new();
     let mut server = ServerBuilder::on(&queue).args(["--max-messages", "7"]).start();
     server.pause();

@@ -234,20 +234,7 @@ fn connection_reset_by_the_client_is_dropped_and_others_go_on() {
     rude.write_all(b"before the reset\n").unwrap();
     server.stdout.wait_exact(&format!("{rude_tag}: before the reset"));
 
-    // SO_LINGER 0: close sends RST instead of FIN.
-    let linger = libc::linger { l_onoff: 1, l_linger: 0 };
-    // SAFETY: the socket is open; `linger` is a valid option value for its size.
-    let res = unsafe {
-        libc::setsockopt(
-            std::os::fd::AsRawFd::as_raw_fd(&rude),
-            libc::SOL_SOCKET,
-            libc::SO_LINGER,
-            (&linger as *const libc::linger).cast(),
-            std::mem::size_of::<libc::linger>() as libc::socklen_t,
-        )
-    };
-    assert_eq!(res, 0);
-    drop(rude);
+    reset(rude);
 
     let (mut polite, tag) = connect(&server);
     polite.write_all(b"still served\n").unwrap();

@@ -186,16 +186,11 @@ fn parse_timeout(value: &str) -> Result<Duration, UsageError> {
     Duration::try_from_secs_f64(seconds).map_err(|_| bad())
 }
 
-/// A queue name is one path component with a leading slash: `/postbox`.
+/// The same rule as the server's (`server/src/names.rs`).
 fn check_name(name: &str) -> Result<(), UsageError> {
-    let rest = name.strip_prefix('/').unwrap_or("");
-    let valid = !rest.is_empty() && !rest.contains('/') && rest.len() <= 255 && !name.contains('\0');
-    if valid && rest != "." && rest != ".." {
-        Ok(())
-    } else {
-        Err(UsageError(format!(
-            "queue name '{name}' is not valid: one component with a leading slash, as in /postbox"
-        )))
+    match crate::names::queue_name_problem(name) {
+        Some(why) => Err(UsageError(format!("queue name '{name}' is not valid: it {why}"))),
+        None => Ok(()),
     }
 }
 

@@ -5,6 +5,8 @@
 mod args;
 #[path = "../../server/src/layout.rs"]
 mod layout;
+#[path = "../../server/src/names.rs"]
+mod names;
 mod queue;
 mod stats;
 mod status;

@@ -9,6 +9,7 @@ mod args;
 mod escape;
 mod layout;
 mod mq;
+mod names;
 mod output;
 mod stats;
 mod streams;

@@ -20,6 +20,7 @@ use std::os::fd::{AsFd, BorrowedFd, RawFd};
 use reactor::sources::SignalFd;
 use reactor::{Context, Handler, Readiness};
 
+use crate::names::queue_name_problem;
 use crate::output::SharedOutput;
 use crate::stats::Source;
 
@@ -424,21 +425,10 @@ fn rlimit_msgqueue() -> Option<u64> {
 
 /// A queue name is one path component with a leading slash: `/postbox`.
 pub fn check_name(name: &str) -> io::Result<CString> {
-    let invalid =
-        |why: &str| io::Error::new(io::ErrorKind::InvalidInput, format!("queue name '{name}': {why}"));
-    let Some(rest) = name.strip_prefix('/') else {
-        return Err(invalid("must start with a slash, as in /postbox"));
-    };
-    if rest.is_empty() || rest == "." || rest == ".." {
-        return Err(invalid("needs a name after the slash, as in /postbox"));
+    match queue_name_problem(name) {
+        Some(why) => Err(io::Error::new(io::ErrorKind::InvalidInput, format!("queue name '{name}': {why}"))),
+        None => CString::new(name).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e)),
     }
-    if rest.contains('/') {
-        return Err(invalid("may not contain another slash"));
-    }
-    if rest.len() > 255 {
-        return Err(invalid("is longer than 255 bytes"));
-    }
-    CString::new(name).map_err(|_| invalid("may not contain a NUL byte"))
 }
 
 fn context(label: &str, e: io::Error) -> io::Error {

@@ -34,6 +34,8 @@ mod layout;
 #[allow(dead_code, unused_imports)]
 #[path = "../../src/mq.rs"]
 mod mq;
+#[path = "../../src/names.rs"]
+mod names;
 #[allow(dead_code)]
 #[path = "../../src/output.rs"]
 mod output;
