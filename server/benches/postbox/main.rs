@@ -124,7 +124,7 @@ fn main() -> ExitCode {
         plan.dispatch_repeats = plan.repeats;
     }
     let only = value_of("--only");
-    let wanted = |group: &str| only.is_none_or(|only| only == group);
+    let wanted = |group: &str| only.map_or(true, |only| only == group);
     cleanup::catch_interrupts();
     cleanup::sweep_dead_runs();
     procfs::raise_fd_limit();
