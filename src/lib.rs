@@ -430,6 +430,7 @@ pub struct ServerBuilder {
     raw_stdout: bool,
     umask: Option<libc::mode_t>,
     ignored: Vec<libc::c_int>,
+    pre_exec: Option<fn()>,
 }
 
 impl ServerBuilder {
@@ -443,6 +444,7 @@ impl ServerBuilder {
             raw_stdout: false,
             umask: None,
             ignored: Vec::new(),
+            pre_exec: None,
         }
     }
 
@@ -497,6 +499,13 @@ impl ServerBuilder {
         self
     }
 
+    /// Runs `hook` in the child between fork and exec (async-signal-safe
+    /// calls only), for example to lower a resource limit.
+    pub fn pre_exec_hook(mut self, hook: fn()) -> ServerBuilder {
+        self.pre_exec = Some(hook);
+        self
+    }
+
     /// Starts the server and waits until stderr says `ready`.
     pub fn start(self) -> Server {
         let server = self.spawn();
@@ -519,7 +528,7 @@ impl ServerBuilder {
             Input::Pipe => Stdio::piped(),
             Input::File(file) => Stdio::from(file),
         });
-        let (umask, ignored) = (self.umask, self.ignored.clone());
+        let (umask, ignored, hook) = (self.umask, self.ignored.clone(), self.pre_exec);
         // SAFETY: only async-signal-safe calls between fork and exec.
         unsafe {
             command.pre_exec(move || {
@@ -533,6 +542,9 @@ impl ServerBuilder {
                 }
                 for &signal in &ignored {
                     libc::signal(signal, libc::SIG_IGN);
+                }
+                if let Some(hook) = hook {
+                    hook();
                 }
                 Ok(())
             });

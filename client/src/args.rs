@@ -1,6 +1,8 @@
 //! The command line.
 
+use std::ffi::OsString;
 use std::fmt;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::time::Duration;
 
 /// The queue name used when neither `--queue` nor `POSTBOX_QUEUE` gives one.
@@ -55,8 +57,8 @@ pub struct Options {
     pub priority: u32,
     pub timeout: Option<Duration>,
     pub nonblock: bool,
-    /// The arguments joined by spaces; `None` means "read stdin".
-    pub message: Option<String>,
+    /// The arguments joined by spaces, as bytes; `None` means "read stdin".
+    pub message: Option<Vec<u8>>,
 }
 
 /// What the command line asks for.
@@ -78,9 +80,10 @@ impl fmt::Display for UsageError {
     }
 }
 
-/// Parses the arguments after the program name.
+/// Parses the arguments after the program name. Options must be UTF-8;
+/// a message may be any bytes.
 pub fn parse(
-    args: impl IntoIterator<Item = String>,
+    args: impl IntoIterator<Item = OsString>,
     env_queue: Option<String>,
 ) -> Result<Command, UsageError> {
     let mut options = Options {
@@ -91,23 +94,25 @@ pub fn parse(
         message: None,
     };
     let (mut stats, mut json, mut status) = (false, false, false);
-    let mut words: Vec<String> = Vec::new();
+    let mut words: Vec<Vec<u8>> = Vec::new();
     let mut args = args.into_iter();
     while let Some(arg) = args.next() {
         if arg == "--" {
-            words.extend(args.by_ref());
+            words.extend(args.by_ref().map(OsString::into_vec));
             break;
         }
-        if !arg.starts_with('-') || arg == "-" {
-            words.push(arg);
+        if !arg.as_bytes().starts_with(b"-") || arg == "-" {
+            words.push(arg.into_vec());
             continue;
         }
+        let arg = utf8(arg)?;
         let (flag, inline) = match arg.split_once('=') {
             Some((flag, value)) if flag.starts_with("--") => (flag.to_string(), Some(value.to_string())),
             _ => (arg.clone(), None),
         };
-        let mut value = || {
-            inline.clone().or_else(|| args.next()).ok_or_else(|| UsageError(format!("{flag} needs a value")))
+        let mut value = || match inline.clone() {
+            Some(value) => Ok(value),
+            None => utf8(args.next().ok_or_else(|| UsageError(format!("{flag} needs a value")))?),
         };
         match flag.as_str() {
             "-h" | "--help" => return Ok(Command::Help),
@@ -134,7 +139,7 @@ pub fn parse(
         return inspect(options, words, stats, status, json);
     }
     if !words.is_empty() {
-        options.message = Some(words.join(" "));
+        options.message = Some(words.join(&b' '));
     }
     Ok(Command::Send(options))
 }
@@ -142,7 +147,7 @@ pub fn parse(
 /// `--stats` and `--status` send nothing.
 fn inspect(
     options: Options,
-    words: Vec<String>,
+    words: Vec<Vec<u8>>,
     stats: bool,
     status: bool,
     json: bool,
@@ -159,6 +164,22 @@ fn inspect(
             Ok(Command::Stats { queue: options.queue, json, timeout })
         }
     }
+}
+
+/// `POSTBOX_QUEUE`, if set; a value that is not UTF-8 is a usage error,
+/// not a reason to fall back to the default queue.
+pub fn env_queue() -> Result<Option<String>, UsageError> {
+    match std::env::var("POSTBOX_QUEUE") {
+        Ok(queue) => Ok(Some(queue)),
+        Err(std::env::VarError::NotPresent) => Ok(None),
+        Err(std::env::VarError::NotUnicode(_)) => {
+            Err(UsageError("POSTBOX_QUEUE is not valid UTF-8".to_string()))
+        }
+    }
+}
+
+fn utf8(arg: OsString) -> Result<String, UsageError> {
+    arg.into_string().map_err(|arg| UsageError(format!("'{}' is not valid UTF-8", arg.to_string_lossy())))
 }
 
 fn parse_priority(value: &str) -> Result<u32, UsageError> {
@@ -199,7 +220,7 @@ mod tests {
     use super::*;
 
     fn options(args: &[&str]) -> Result<Options, UsageError> {
-        match parse(args.iter().map(|s| s.to_string()), None)? {
+        match parse(args.iter().map(OsString::from), None)? {
             Command::Send(options) => Ok(options),
             _ => panic!("expected a send"),
         }
@@ -208,9 +229,9 @@ mod tests {
     #[test]
     fn words_are_joined_by_single_spaces() {
         let o = options(&["hello", "big", "world"]).unwrap();
-        assert_eq!(o.message.as_deref(), Some("hello big world"));
+        assert_eq!(o.message.as_deref(), Some(&b"hello big world"[..]));
         assert!(options(&[]).unwrap().message.is_none());
-        assert_eq!(options(&["--", "-n", "--queue"]).unwrap().message.as_deref(), Some("-n --queue"));
+        assert_eq!(options(&["--", "-n", "--queue"]).unwrap().message.as_deref(), Some(&b"-n --queue"[..]));
     }
 
     #[test]
@@ -230,7 +251,7 @@ mod tests {
 
     #[test]
     fn stats_and_status_send_nothing() {
-        let parsed = |args: &[&str]| parse(args.iter().map(|s| s.to_string()), None);
+        let parsed = |args: &[&str]| parse(args.iter().map(OsString::from), None);
         assert!(matches!(parsed(&["--stats", "--json"]), Ok(Command::Stats { json: true, .. })));
         assert!(matches!(parsed(&["--status"]), Ok(Command::Status { .. })));
         for bad in

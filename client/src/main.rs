@@ -19,7 +19,8 @@ use args::{Command, Options};
 use queue::Queue;
 
 fn main() -> ExitCode {
-    let result = match args::parse(std::env::args().skip(1), std::env::var("POSTBOX_QUEUE").ok()) {
+    let parsed = args::env_queue().and_then(|queue| args::parse(std::env::args_os().skip(1), queue));
+    let result = match parsed {
         Ok(Command::Send(options)) => send(&options),
         Ok(Command::Stats { queue, json, timeout }) => print_stats(&queue, json, timeout),
         Ok(Command::Status { queue }) => status::describe(&queue).map(|text| print!("{text}")),
@@ -61,7 +62,7 @@ fn print_stats(queue: &str, json: bool, timeout: Duration) -> io::Result<()> {
 fn send(options: &Options) -> io::Result<()> {
     let queue = Queue::open(&options.queue, options.nonblock)?;
     if let Some(message) = &options.message {
-        return queue.send(message.as_bytes(), options.priority, options.timeout);
+        return queue.send(message, options.priority, options.timeout);
     }
     let mut stdin = io::stdin().lock();
     let mut line = Vec::new();

@@ -51,15 +51,16 @@ impl Queue {
                 self.message_size
             )));
         }
-        let deadline = timeout.map(realtime_deadline).transpose()?;
+        // Without a timeout, wait in slices of a second, and between them
+        // make sure the queue is still there: a server that stops removes
+        // it, and a wait on a removed queue would never end.
+        let patient = timeout.is_none();
+        let slice = timeout.unwrap_or(WAIT_SLICE);
+        let mut deadline = realtime_deadline(slice)?;
         loop {
-            let res = match &deadline {
-                // SAFETY: the message is readable for its length; `at` lives across the call.
-                Some(at) => unsafe {
-                    libc::mq_timedsend(self.mqd, message.as_ptr().cast(), message.len(), priority, at)
-                },
-                // SAFETY: the message is readable for its length.
-                None => unsafe { libc::mq_send(self.mqd, message.as_ptr().cast(), message.len(), priority) },
+            // SAFETY: the message is readable for its length; `deadline` lives across the call.
+            let res = unsafe {
+                libc::mq_timedsend(self.mqd, message.as_ptr().cast(), message.len(), priority, &deadline)
             };
             if res == 0 {
                 return Ok(());
@@ -68,21 +69,51 @@ impl Queue {
             match e.raw_os_error() {
                 Some(libc::EINTR) => continue,
                 Some(libc::EAGAIN) => return Err(full(&self.name, "it is full (--nonblock)")),
+                Some(libc::ETIMEDOUT) if patient => {
+                    self.check_still_there()?;
+                    deadline = realtime_deadline(slice)?;
+                }
                 Some(libc::ETIMEDOUT) => {
-                    let waited = timeout.unwrap_or_default().as_secs_f64();
+                    let waited = slice.as_secs_f64();
                     return Err(full(&self.name, &format!("it stayed full for {waited} s (--timeout)")));
                 }
                 _ => return Err(io::Error::new(e.kind(), format!("queue {}: {e}", self.name))),
             }
         }
     }
+
+    /// Fails if the queue's name no longer names the queue this client has
+    /// open: the server stopped and removed it, and a full queue that nobody
+    /// reads will never have room again.
+    fn check_still_there(&self) -> io::Result<()> {
+        let again = match Queue::open(&self.name, true) {
+            Ok(again) => identity(again.mqd)? == identity(self.mqd)?,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => false,
+            Err(e) => return Err(e),
+        };
+        if again {
+            return Ok(());
+        }
+        Err(io::Error::new(
+            io::ErrorKind::NotFound,
+            format!("queue {} was removed while waiting for room in it (the server stopped)", self.name),
+        ))
+    }
 }
 
-impl Drop for Queue {
-    fn drop(&mut self) {
-        // SAFETY: the descriptor is open and ours alone; nothing uses it after.
-        unsafe { libc::mq_close(self.mqd) };
+/// How long one wait for room lasts before the client checks that the
+/// queue is still there.
+const WAIT_SLICE: Duration = Duration::from_secs(1);
+
+/// The (device, inode) pair that names a queue object.
+fn identity(mqd: libc::mqd_t) -> io::Result<(u64, u64)> {
+    // SAFETY: `stat` is a plain C struct, filled in by `fstat`.
+    let mut st: libc::stat = unsafe { mem::zeroed() };
+    // SAFETY: the descriptor is open and `st` is writable.
+    if unsafe { libc::fstat(mqd, &mut st) } == -1 {
+        return Err(io::Error::last_os_error());
     }
+    Ok((st.st_dev, st.st_ino))
 }
 
 /// Whether a live server owns the queue. A server holds an exclusive

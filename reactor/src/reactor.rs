@@ -149,7 +149,8 @@ impl Reactor {
     /// Runs one round: the before-wait hooks, one wait of at most `timeout`
     /// (`None` waits for ever; the timeout is rounded up to whole
     /// milliseconds), and the dispatch of what arrived. Returns how many
-    /// events arrived. Does not wait if a stop was requested; if a handler
+    /// events arrived. Does not wait if a stop was requested, nor without a
+    /// timeout when no handler is registered; if a handler
     /// asks to stop, the hooks run once more at the end of the round. The
     /// caller decides when to [`shutdown`](Reactor::shutdown).
     pub fn run_once(&mut self, timeout: Option<Duration>) -> io::Result<usize> {
@@ -158,7 +159,9 @@ impl Reactor {
             self.core.start_all();
         }
         self.run_hooks();
-        if self.core.stopping {
+        // Nothing to wait for: a stop was asked, or no handler is left to
+        // wake a wait without end (every `on_start` may have failed).
+        if self.core.stopping || (self.is_empty() && timeout.is_none()) {
             return Ok(0);
         }
         let n = self.core.epoll.wait(&mut self.events, timeout)?;

@@ -291,3 +291,35 @@ fn round_that_asks_to_stop_ends_with_the_hooks_before_shutdown() {
         assert_eq!(journal.entries(), ["a: start", "hook", "a: ready", "hook", "a: shutdown"]);
     });
 }
+
+/// A handler that cannot start.
+struct Refuses(std::os::fd::OwnedFd);
+
+impl reactor::Handler for Refuses {
+    fn fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        std::os::fd::AsFd::as_fd(&self.0)
+    }
+
+    fn name(&self) -> &str {
+        "refuses"
+    }
+
+    fn on_ready(&mut self, _: reactor::Readiness, _: &mut reactor::Context<'_>) -> io::Result<()> {
+        Ok(())
+    }
+
+    fn on_start(&mut self, _: &mut reactor::Context<'_>) -> io::Result<()> {
+        Err(io::Error::other("cannot start"))
+    }
+}
+
+#[test]
+fn run_returns_when_every_handler_failed_to_start() {
+    within_deadline(|| {
+        let mut reactor = Reactor::new().unwrap();
+        let (fd, _bell) = doorbell();
+        reactor.register(Refuses(fd)).unwrap();
+        reactor.run().unwrap();
+        assert!(reactor.is_empty());
+    });
+}

@@ -100,6 +100,22 @@ fn usage(message: impl Into<String>) -> UsageError {
     UsageError(message.into())
 }
 
+/// Parses this process's arguments and `POSTBOX_QUEUE`; either that is not
+/// UTF-8 is a usage error (never a panic, never a silent default).
+pub fn from_environment() -> Result<Command, UsageError> {
+    let not_utf8 = |what: String| usage(format!("{what} is not valid UTF-8"));
+    let queue = match std::env::var("POSTBOX_QUEUE") {
+        Ok(queue) => Some(queue),
+        Err(std::env::VarError::NotPresent) => None,
+        Err(std::env::VarError::NotUnicode(_)) => return Err(not_utf8("POSTBOX_QUEUE".to_string())),
+    };
+    let args = std::env::args_os()
+        .skip(1)
+        .map(|arg| arg.into_string().map_err(|arg| not_utf8(format!("'{}'", arg.to_string_lossy()))))
+        .collect::<Result<Vec<String>, UsageError>>()?;
+    parse(args, queue)
+}
+
 /// Parses the arguments after the program name.
 pub fn parse(
     args: impl IntoIterator<Item = String>,
@@ -123,6 +139,11 @@ pub fn parse(
         };
         let mut value =
             || inline.clone().or_else(|| args.next()).ok_or_else(|| usage(format!("{flag} needs a value")));
+        let takes_no_value =
+            ["-h", "--help", "-V", "--version", "-v", "--verbose", "-q", "--quiet", "--no-stats"];
+        if inline.is_some() && takes_no_value.contains(&flag.as_str()) {
+            return Err(usage(format!("{flag} takes no value")));
+        }
         match flag.as_str() {
             "-h" | "--help" => return Ok(Command::Help),
             "-V" | "--version" => return Ok(Command::Version),
@@ -136,11 +157,6 @@ pub fn parse(
             "--mode" => config.mode = parse_mode(&value()?)?,
             "--notify" => config.notify = parse_notify(&value()?)?,
             _ => return Err(usage(format!("unknown argument '{arg}'"))),
-        }
-        if inline.is_some()
-            && matches!(flag.as_str(), "-h" | "--help" | "-v" | "--verbose" | "-q" | "--quiet" | "--no-stats")
-        {
-            return Err(usage(format!("{flag} takes no value")));
         }
     }
     check_name(&config.queue).map_err(|e| usage(e.to_string()))?;
@@ -228,6 +244,7 @@ mod tests {
             &["--frobnicate"],
             &["-v=1"],
             &["--notify", "poll"],
+            &["--help=x"],
             &["--queue", "no-slash"],
         ] {
             assert!(run(args).is_err(), "{args:?} should be refused");

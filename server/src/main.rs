@@ -14,10 +14,8 @@ mod output;
 mod stats;
 mod streams;
 
-use std::cell::Cell;
 use std::io::{self, IsTerminal};
 use std::process::ExitCode;
-use std::rc::Rc;
 
 use log::LevelFilter;
 use reactor::sources::SignalFd;
@@ -30,7 +28,7 @@ use output::{Output, SharedOutput};
 use stats::StatsShm;
 
 fn main() -> ExitCode {
-    let config = match args::parse(std::env::args().skip(1), std::env::var("POSTBOX_QUEUE").ok()) {
+    let config = match args::from_environment() {
         Ok(Command::Run(config)) => config,
         Ok(Command::Help) => {
             print!("{}", args::HELP);
@@ -60,25 +58,27 @@ fn serve(config: &Config) -> io::Result<()> {
     let output = Output::stdout(&STOP_SIGNALS);
     let max_line = config.message_size as usize;
     let mut reactor = Reactor::new()?;
-    register_signals(&mut reactor)?;
+    register_signals(&mut reactor, &output)?;
     // From here on, however `serve` ends, dropping the reactor removes the queue.
     let (capacity, size) = register_queue(&mut reactor, config, &output)?;
+    // The queue is ours, so any statistics under its name are stale: replaced now.
+    let stats = open_stats(config, capacity);
     if let Some(listener) = streams::listen(&config.listen, &output, max_line)? {
         log::info!("listening on {}", listener.local_addr());
         reactor.register(listener)?;
     }
-    let stats = open_stats(config, capacity);
     streams::register_stdin(&mut reactor, &output, max_line)?;
-    let stdout_failed = end_rounds_with_output(&mut reactor, &output, stats);
+    end_rounds_with_output(&mut reactor, &output, stats);
 
     log::info!("ready: queue {} ({capacity} messages of up to {size} bytes)", config.queue);
     reactor.run()?;
     drop(reactor);
-    log_summary(&output.borrow().counters);
+    let mut output = output.borrow_mut();
+    log_summary(&output.counters);
     // What the shutdown printed; a closed stdout was reported already.
-    let _ = output.borrow_mut().flush();
-    if stdout_failed.get() {
-        return Err(io::Error::other("output lost"));
+    let _ = output.flush();
+    if output.failed {
+        return Err(io::Error::other("output lost, or the queue failed: see above"));
     }
     Ok(())
 }
@@ -89,9 +89,11 @@ pub const STOP_SIGNALS: [i32; 3] = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP];
 
 /// The stop signals wait for the loop, which shuts down cleanly. Done
 /// first, so that no signal can kill the server halfway through startup.
-fn register_signals(reactor: &mut Reactor) -> io::Result<()> {
-    reactor.register(SignalFd::new(&STOP_SIGNALS, |signal, ctx| {
+fn register_signals(reactor: &mut Reactor, output: &SharedOutput) -> io::Result<()> {
+    let output = output.clone();
+    reactor.register(SignalFd::new(&STOP_SIGNALS, move |signal, ctx| {
         log::info!("{}: shutting down", signal_name(signal));
+        output.borrow_mut().stopping = true;
         ctx.stop();
     })?)?;
     Ok(())
@@ -134,14 +136,8 @@ fn open_stats(config: &Config, capacity: i64) -> Option<StatsShm> {
 
 /// The end of every round: publish the figures, then write the output. A
 /// closed stdout (`EPIPE`) stops the server cleanly; another write error
-/// stops it too, and is reported through the returned flag.
-fn end_rounds_with_output(
-    reactor: &mut Reactor,
-    output: &SharedOutput,
-    mut stats: Option<StatsShm>,
-) -> Rc<Cell<bool>> {
-    let stdout_failed = Rc::new(Cell::new(false));
-    let failed = stdout_failed.clone();
+/// stops it too, and fails the run.
+fn end_rounds_with_output(reactor: &mut Reactor, output: &SharedOutput, mut stats: Option<StatsShm>) {
     let output = output.clone();
     reactor.before_wait(move |ctx| {
         let mut out = output.borrow_mut();
@@ -153,22 +149,22 @@ fn end_rounds_with_output(
                 log::info!("stdout closed: shutting down");
             } else {
                 log::error!("stdout: {e}: shutting down");
-                failed.set(true);
             }
+            out.stopping = true;
             ctx.stop();
         }
     });
-    stdout_failed
 }
 
-/// One line at exit: how many messages each source delivered.
+/// One line at exit: how many messages each source delivered (printed, if
+/// stdout took them).
 fn log_summary(counters: &stats::Counters) {
     let figures: Vec<String> = layout::SOURCE_NAMES
         .iter()
         .zip(&counters.sources)
         .map(|(name, source)| format!("{name} {}", source.messages))
         .collect();
-    log::info!("messages printed: {}", figures.join(", "));
+    log::info!("messages received: {}", figures.join(", "));
 }
 
 fn init_logging(level: LevelFilter) {

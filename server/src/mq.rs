@@ -90,12 +90,33 @@ impl MessageQueue {
         let label = format!("queue {}", spec.name);
         check_system_limits(spec).map_err(|e| context(&label, e))?;
         let (fd, origin) = create_or_adopt(&name, spec).map_err(|e| context(&label, e))?;
+        match MessageQueue::assemble(fd, name.clone(), label, notify, output) {
+            Ok(queue) => {
+                let origin = match origin {
+                    Origin::Adopted { .. } => Origin::Adopted { waiting: queue.attr.mq_curmsgs },
+                    created => created,
+                };
+                Ok((queue, origin))
+            }
+            Err(e) => {
+                // Not ours to keep: a queue we created goes; an adopted one
+                // stays, with its messages, for the next server.
+                abandon(&name, origin);
+                Err(e)
+            }
+        }
+    }
+
+    /// The handler around an open, locked queue.
+    fn assemble(
+        fd: QueueFd,
+        name: CString,
+        label: String,
+        notify: Notify,
+        output: SharedOutput,
+    ) -> io::Result<MessageQueue> {
         let attr = fd.attributes().map_err(|e| context(&label, e))?;
         let buf = vec![0; attr.mq_msgsize as usize];
-        let origin = match origin {
-            Origin::Adopted { .. } => Origin::Adopted { waiting: attr.mq_curmsgs },
-            created => created,
-        };
         let wakeup = match notify {
             Notify::Epoll => Wakeup::Epoll,
             Notify::Signal => {
@@ -108,8 +129,7 @@ impl MessageQueue {
                 Wakeup::Signal { signal, fd: signal_fd }
             }
         };
-        let queue = MessageQueue { fd, name, label, attr, buf, output, wakeup, started: false };
-        Ok((queue, origin))
+        Ok(MessageQueue { fd, name, label, attr, buf, output, wakeup, started: false })
     }
 
     /// Capacity in messages.
@@ -151,6 +171,16 @@ impl MessageQueue {
         Ok(limit)
     }
 
+    /// A server without its queue has no reason to run: an error stops it,
+    /// and the exit status says so.
+    fn fail_on_error(&mut self, result: io::Result<()>, ctx: &mut Context<'_>) -> io::Result<()> {
+        if result.is_err() {
+            self.output.borrow_mut().failed = true;
+            ctx.stop();
+        }
+        result
+    }
+
     /// `--notify signal`: takes what the signalfd holds, re-arms `mq_notify`
     /// and only then drains. The notification fires only when the queue goes
     /// from empty to non-empty, and only once per registration: re-arming
@@ -186,19 +216,21 @@ impl Handler for MessageQueue {
     }
 
     /// An adopted queue may hold messages: print them before anything else.
-    fn on_start(&mut self, _: &mut Context<'_>) -> io::Result<()> {
+    fn on_start(&mut self, ctx: &mut Context<'_>) -> io::Result<()> {
         self.started = true;
-        if let Wakeup::Signal { signal, .. } = self.wakeup {
-            self.fd.notify(signal)?;
-        }
-        self.drain(self.capacity()).map(drop)
+        let result = match self.wakeup {
+            Wakeup::Epoll => self.drain(self.capacity()).map(drop),
+            Wakeup::Signal { .. } => self.on_signal(),
+        };
+        self.fail_on_error(result, ctx)
     }
 
-    fn on_ready(&mut self, _: Readiness, _: &mut Context<'_>) -> io::Result<()> {
-        match self.wakeup {
+    fn on_ready(&mut self, _: Readiness, ctx: &mut Context<'_>) -> io::Result<()> {
+        let result = match self.wakeup {
             Wakeup::Epoll => self.drain(BATCH).map(drop),
             Wakeup::Signal { .. } => self.on_signal(),
-        }
+        };
+        self.fail_on_error(result, ctx)
     }
 
     /// Removes the name first, so that a late client is told "no such queue"
@@ -211,8 +243,12 @@ impl Handler for MessageQueue {
         }
         // At most one queueful: a client that still has the queue open and
         // sends without pause must not keep the server from exiting.
+        let lost = self.output.borrow().is_closed();
         match self.drain(self.capacity()) {
             Ok(0) => {}
+            Ok(n) if lost => {
+                log::warn!("{}: {n} message(s) left at shutdown lost: stdout is closed", self.label)
+            }
             Ok(n) => log::info!("{}: printed {n} message(s) left at shutdown", self.label),
             Err(e) => log::error!("{}: {e}", self.label),
         }
@@ -292,18 +328,25 @@ impl QueueFd {
         Ok(())
     }
 
-    /// Claims the queue for this process, or says who has it.
+    /// Claims the queue for this process; `false` if a server holds it.
+    /// A client asking whether a server runs (`client --status`) holds a
+    /// shared lock for a few microseconds: a refusal is asked again a few
+    /// times over about 50 ms before it is believed.
     fn lock(&self) -> io::Result<bool> {
-        // SAFETY: plain call on an open descriptor.
-        if unsafe { libc::flock(self.raw(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
-            return Ok(true);
+        for attempt in 0..10 {
+            if attempt > 0 {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            // SAFETY: plain call on an open descriptor.
+            if unsafe { libc::flock(self.raw(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
+                return Ok(true);
+            }
+            let e = io::Error::last_os_error();
+            if e.kind() != io::ErrorKind::WouldBlock {
+                return Err(e);
+            }
         }
-        let e = io::Error::last_os_error();
-        if e.kind() == io::ErrorKind::WouldBlock {
-            Ok(false)
-        } else {
-            Err(e)
-        }
+        Ok(false)
     }
 
     /// The (device, inode) pair that names the queue object.
@@ -348,21 +391,45 @@ fn create_or_adopt(name: &CString, spec: &QueueSpec) -> io::Result<(QueueFd, Ori
             },
             Err(e) => return Err(explain_open(e, spec)),
         };
-        if !fd.lock()? {
-            return Err(io::Error::new(
-                io::ErrorKind::AddrInUse,
-                "in use by another running server; stop it first, or choose another name with --queue",
-            ));
-        }
-        // We hold the lock; make sure the name still means this queue.
-        match QueueFd::open(name, READ_FLAGS, None) {
-            Ok(again) if again.identity()? == fd.identity()? => return Ok((fd, origin)),
-            Ok(_) => continue,
-            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => continue,
-            Err(e) => return Err(e),
+        let owned = match fd.lock() {
+            Ok(true) => still_named(&fd, name),
+            Ok(false) => {
+                // Someone else holds it, even if we created it a moment ago.
+                return Err(io::Error::new(
+                    io::ErrorKind::AddrInUse,
+                    "in use by another running server; stop it first, or choose another name with --queue",
+                ));
+            }
+            Err(e) => Err(e),
+        };
+        match owned {
+            Ok(true) => return Ok((fd, origin)),
+            Ok(false) => continue,
+            Err(e) => {
+                abandon(name, origin);
+                return Err(e);
+            }
         }
     }
     Err(io::Error::other("the queue keeps being created and removed by someone else"))
+}
+
+/// Whether `name` still names the queue open as `fd` (another server may
+/// have removed or replaced it between our open and our lock).
+fn still_named(fd: &QueueFd, name: &CString) -> io::Result<bool> {
+    match QueueFd::open(name, READ_FLAGS, None) {
+        Ok(again) => Ok(again.identity()? == fd.identity()?),
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// Removes the name of a queue we created and will not serve after all.
+fn abandon(name: &CString, origin: Origin) {
+    if origin == Origin::Created {
+        // SAFETY: `name` is a valid NUL-terminated string.
+        unsafe { libc::mq_unlink(name.as_ptr()) };
+    }
 }
 
 /// Turns `mq_open`'s terse errors into advice.

@@ -3,9 +3,10 @@
 //!
 //! When stdout is a pipe, the server writes through a private, non-blocking
 //! open file of that pipe (`/proc/self/fd/1` opened anew: its flags are its
-//! own, unlike a `dup`'s). A reader that stops reading then makes the server
-//! wait in `poll`, where a stop signal can still reach it, instead of in a
-//! `write` that nothing but `SIGKILL` could end.
+//! own, unlike a `dup`'s); when it is a socket, with `send(MSG_DONTWAIT)`. A
+//! reader that stops reading then makes the server wait in `poll`, where a
+//! stop can still reach it, instead of in a `write` that nothing but
+//! `SIGKILL` could end. (A terminal or a file is written as it is.)
 
 use std::cell::RefCell;
 use std::fs::OpenOptions;
@@ -14,6 +15,7 @@ use std::mem;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::rc::Rc;
+use std::time::{Duration, Instant};
 
 use crate::escape::escape_into;
 use crate::stats::{Counters, Source};
@@ -24,16 +26,25 @@ const FLUSH_AT: usize = 64 * 1024;
 /// The output shared by every handler of the server.
 pub type SharedOutput = Rc<RefCell<Output>>;
 
+/// How long a stopping server waits for a reader that takes nothing.
+const PATIENCE_WHEN_STOPPING: Duration = Duration::from_secs(1);
+
 /// Buffered lines for a descriptor (stdout), one line per message, and
 /// the count of what went through it.
 pub struct Output {
     fd: RawFd,
     /// The private open file behind `fd`, when stdout is a pipe.
     _private: Option<OwnedFd>,
+    /// Stdout is a socket: written with `send(MSG_DONTWAIT)`.
+    socket: bool,
     /// Signals that end a wait for a full stdout.
     stop_signals: &'static [i32],
     buf: Vec<u8>,
     closed: bool,
+    /// The server is stopping: a full stdout is waited for only briefly.
+    pub stopping: bool,
+    /// Output was lost (other than to a reader that left): exit 1.
+    pub failed: bool,
     /// Per-source figures, published to shared memory once per round.
     pub counters: Counters,
 }
@@ -46,9 +57,12 @@ impl Output {
         Rc::new(RefCell::new(Output {
             fd: private.as_ref().map_or(libc::STDOUT_FILENO, |fd| fd.as_raw_fd()),
             _private: private,
+            socket: is_socket(libc::STDOUT_FILENO),
             stop_signals,
             buf: Vec::with_capacity(2 * FLUSH_AT),
             closed: false,
+            stopping: false,
+            failed: false,
             counters: Counters::default(),
         }))
     }
@@ -80,9 +94,15 @@ impl Output {
         }
     }
 
-    /// Writes out everything buffered. `EPIPE` (the reader is gone) marks the
-    /// output closed: later lines are dropped, and the error is returned once
-    /// per flush so that the caller can shut down.
+    /// Whether output can still be written (no reader left, or given up).
+    pub fn is_closed(&self) -> bool {
+        self.closed
+    }
+
+    /// Writes out everything buffered. An error marks the output closed:
+    /// later lines are dropped, and every flush returns an error so that the
+    /// caller shuts down. `EPIPE` means the reader left; any other error
+    /// (a full stdout given up, a full disk) also marks the run failed.
     pub fn flush(&mut self) -> io::Result<()> {
         if self.closed {
             self.buf.clear();
@@ -93,11 +113,11 @@ impl Output {
             if written == self.buf.len() {
                 break Ok(());
             }
-            match write(self.fd, &self.buf[written..]) {
+            match write(self.fd, &self.buf[written..], self.socket) {
                 Ok(n) => written += n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    if let Err(e) = wait_writable(self.fd, self.stop_signals) {
+                    if let Err(e) = self.wait_writable() {
                         break Err(e);
                     }
                 }
@@ -105,10 +125,33 @@ impl Output {
             }
         };
         self.buf.clear();
-        if result.is_err() {
+        if let Err(e) = &result {
             self.closed = true;
+            self.failed |= e.kind() != io::ErrorKind::BrokenPipe;
         }
         result
+    }
+
+    /// Waits until stdout takes data again. A stop signal waiting to be
+    /// read (the loop cannot read it while we wait here), or a stop already
+    /// under way and a second of waiting, ends the wait: nobody reads the
+    /// output, and the user wants the server to stop.
+    fn wait_writable(&self) -> io::Result<()> {
+        let started = Instant::now();
+        loop {
+            let mut pollfd = libc::pollfd { fd: self.fd, events: libc::POLLOUT, revents: 0 };
+            // SAFETY: `pollfd` is a valid array of one element for the call's duration.
+            if unsafe { libc::poll(&mut pollfd, 1, 200) } > 0 {
+                return Ok(());
+            }
+            let impatient = self.stopping && started.elapsed() >= PATIENCE_WHEN_STOPPING;
+            if impatient || any_pending(self.stop_signals) {
+                return Err(io::Error::new(
+                    io::ErrorKind::WouldBlock,
+                    "full, nobody reads it, and a stop was asked: output dropped",
+                ));
+            }
+        }
     }
 }
 
@@ -128,9 +171,15 @@ fn push_decimal(buf: &mut Vec<u8>, mut n: u32) {
     buf.extend_from_slice(&digits[start..]);
 }
 
-fn write(fd: RawFd, bytes: &[u8]) -> io::Result<usize> {
-    // SAFETY: the pointer and length describe a live, initialised slice.
-    let n = unsafe { libc::write(fd, bytes.as_ptr().cast(), bytes.len()) };
+fn write(fd: RawFd, bytes: &[u8], socket: bool) -> io::Result<usize> {
+    let n = if socket {
+        let flags = libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL;
+        // SAFETY: the pointer and length describe a live, initialised slice.
+        unsafe { libc::send(fd, bytes.as_ptr().cast(), bytes.len(), flags) }
+    } else {
+        // SAFETY: the pointer and length describe a live, initialised slice.
+        unsafe { libc::write(fd, bytes.as_ptr().cast(), bytes.len()) }
+    };
     if n < 0 {
         Err(io::Error::last_os_error())
     } else {
@@ -152,23 +201,12 @@ fn private_pipe_writer() -> Option<OwnedFd> {
     Some(file.into())
 }
 
-/// Waits until stdout takes data again. A stop signal waiting to be read
-/// (the loop cannot read it while we wait here) ends the wait: nobody reads
-/// the output, and the user wants the server to stop.
-fn wait_writable(fd: RawFd, stop_signals: &[i32]) -> io::Result<()> {
-    loop {
-        let mut pollfd = libc::pollfd { fd, events: libc::POLLOUT, revents: 0 };
-        // SAFETY: `pollfd` is a valid array of one element for the call's duration.
-        if unsafe { libc::poll(&mut pollfd, 1, 200) } > 0 {
-            return Ok(());
-        }
-        if any_pending(stop_signals) {
-            return Err(io::Error::new(
-                io::ErrorKind::WouldBlock,
-                "full, nobody reads it, and a stop was asked: output dropped",
-            ));
-        }
-    }
+fn is_socket(fd: RawFd) -> bool {
+    // SAFETY: `stat` is a plain C struct, filled in by `fstat`.
+    let mut st: libc::stat = unsafe { mem::zeroed() };
+    // SAFETY: `st` is writable; a closed descriptor just fails.
+    let found = unsafe { libc::fstat(fd, &mut st) } == 0;
+    found && st.st_mode & libc::S_IFMT == libc::S_IFSOCK
 }
 
 fn any_pending(signals: &[i32]) -> bool {

@@ -2,48 +2,79 @@
 
 use std::cell::Cell;
 use std::io;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::rc::Rc;
 
 use reactor::sources::{LineReader, LineSink, Listener, Peer};
-use reactor::{Handler, Reactor};
+use reactor::{Context, Handler, Reactor, Readiness};
 
 use crate::args::Listen;
 use crate::output::SharedOutput;
 use crate::stats::Source;
 
 /// Registers a reader for stdin. A descriptor that epoll refuses (a regular
-/// file, `/dev/null`) never blocks: it is read to its end at the start of the
-/// first round, after the queue has printed what it held, and the server
-/// goes on. A closed stdin is skipped.
+/// file, `/dev/null`, `/dev/zero`) never blocks, but may never end: it is
+/// read one chunk per round by a [`DirectReader`], after the queue has
+/// printed what it held, so the server stays responsive whatever it is.
+/// (A closed stdin is `/dev/null` by then: Rust's runtime reopens closed
+/// standard descriptors on it before `main`.)
 pub fn register_stdin(reactor: &mut Reactor, output: &SharedOutput, max_line: usize) -> io::Result<()> {
     // A duplicate, so that the reader may close it at end of file while fd 0
     // stays open (and is never switched to non-blocking: the terminal's open
     // file is shared with the shell).
-    let fd = match io::stdin().as_fd().try_clone_to_owned() {
-        Ok(fd) => fd,
-        Err(e) if e.raw_os_error() == Some(libc::EBADF) => {
-            log::debug!("stdin is closed; not reading it");
-            return Ok(());
-        }
-        Err(e) => return Err(io::Error::new(e.kind(), format!("stdin: {e}"))),
-    };
+    let stdin = |e: io::Error| io::Error::new(e.kind(), format!("stdin: {e}"));
+    let fd = io::stdin().as_fd().try_clone_to_owned().map_err(stdin)?;
     let reader = line_reader(fd, Source::Stdin, "stdin".to_string(), output, max_line);
     match reactor.register(reader) {
         Ok(_) => Ok(()),
         Err(e) if e.is_unpollable() => {
-            log::debug!("stdin cannot be polled (a file or /dev/null); reading it directly");
-            let mut reader = Some(e.handler);
-            reactor.before_wait(move |_| {
-                if let Some(mut reader) = reader.take() {
-                    if let Err(e) = reader.read_to_end() {
-                        log::error!("stdin: {e}");
-                    }
-                }
-            });
-            Ok(())
+            log::debug!("stdin cannot be polled (a file or a device); reading it directly");
+            reactor.register(DirectReader::new(e.handler)?).map(drop).map_err(|e| stdin(e.error))
         }
-        Err(e) => Err(io::Error::new(e.error.kind(), format!("stdin: {}", e.error))),
+        Err(e) => Err(stdin(e.error)),
+    }
+}
+
+/// Reads a descriptor that epoll refuses, one chunk per loop round. It is
+/// registered under an eventfd that holds a count and is never read, so it
+/// is always readable: the loop calls the reader every round, between the
+/// other sources, until the stream ends.
+struct DirectReader {
+    reader: LineReader<Printer>,
+    always_ready: OwnedFd,
+}
+
+impl DirectReader {
+    fn new(reader: LineReader<Printer>) -> io::Result<DirectReader> {
+        // SAFETY: plain call; a new descriptor is returned or -1.
+        let raw = unsafe { libc::eventfd(1, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
+        if raw == -1 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: `eventfd` just returned this descriptor; nobody else owns it.
+        let always_ready = unsafe { OwnedFd::from_raw_fd(raw) };
+        Ok(DirectReader { reader, always_ready })
+    }
+}
+
+impl Handler for DirectReader {
+    fn fd(&self) -> BorrowedFd<'_> {
+        self.always_ready.as_fd()
+    }
+
+    fn name(&self) -> &str {
+        self.reader.name()
+    }
+
+    fn on_ready(&mut self, _: Readiness, ctx: &mut Context<'_>) -> io::Result<()> {
+        if !self.reader.read_chunk()? {
+            ctx.remove_self();
+        }
+        Ok(())
+    }
+
+    fn on_shutdown(&mut self) {
+        self.reader.on_shutdown();
     }
 }
 

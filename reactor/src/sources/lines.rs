@@ -150,19 +150,29 @@ impl<S: LineSink> LineReader<S> {
     /// epoll refuses (a regular file, `/dev/null`), which never block. The
     /// last partial line is delivered and the sink closed, as at shutdown.
     pub fn read_to_end(&mut self) -> io::Result<()> {
-        let result = loop {
-            match self.read_once() {
-                Ok(true) => continue,
-                Ok(false) => break Ok(()),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => {
-                    self.sink.error(&e);
-                    break Err(e);
-                }
+        while self.read_chunk()? {}
+        Ok(())
+    }
+
+    /// Reads once (at most 64 KiB) without the reactor, for a descriptor
+    /// that epoll refuses and that may never end (`/dev/zero`): a caller that
+    /// takes one chunk per loop round keeps the loop going. Returns `false`
+    /// once the stream has ended (end of file, or the error returned), when
+    /// the last partial line has been delivered and the sink closed.
+    pub fn read_chunk(&mut self) -> io::Result<bool> {
+        match self.read_once() {
+            Ok(true) => Ok(true),
+            Ok(false) => {
+                self.finish();
+                Ok(false)
             }
-        };
-        self.finish();
-        result
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(true),
+            Err(e) => {
+                self.sink.error(&e);
+                self.finish();
+                Err(e)
+            }
+        }
     }
 
     /// One read, cut into lines. Returns `false` at end of file.

@@ -1,0 +1,123 @@
+//! What no user should be able to do to the server or the client: an
+//! endless stdin, a client left waiting on a queue whose server stopped,
+//! arguments that are not UTF-8, a startup that fails halfway.
+
+use std::fs::File;
+use std::io;
+use std::thread;
+
+use postbox::*;
+
+/// `server < /dev/zero`: epoll refuses the device, and reading it never
+/// ends; the server reads it a chunk per round and still obeys SIGTERM.
+#[test]
+fn endless_unpollable_stdin_does_not_keep_the_server_from_stopping() {
+    let queue = TestQueue::new();
+    let zero = File::open("/dev/zero").expect("open /dev/zero");
+    let mut server = ServerBuilder::on(&queue).stdin(Input::File(zero)).raw_stdout().start();
+    let mut stdout = server.take_stdout();
+    let reader = thread::spawn(move || io::copy(&mut stdout, &mut io::sink()));
+
+    send(&queue, "still served");
+    let status = server.terminate();
+
+    assert_eq!(status.code(), Some(0), "stderr: {:?}", server.stderr.snapshot());
+    assert!(!queue.exists(), "the queue must be removed");
+    let copied = reader.join().expect("reader thread").expect("read the server's stdout");
+    assert!(copied > 0, "stdin was read");
+    let log = server.stderr.snapshot().join("\n");
+    assert!(log.contains("mq 1"), "the queue was served meanwhile: {log}");
+}
+
+/// A client waiting for room in a full queue whose server then stops must
+/// not wait for ever on the removed queue.
+#[test]
+fn client_waiting_for_room_gives_up_when_the_server_stops() {
+    let queue = TestQueue::new();
+    let mut server = start_server(&queue); // capacity 10
+    server.pause();
+    let input: String = (1..=30).map(|n| format!("{n}\n")).collect();
+    let sender = {
+        let name = queue.name().to_string();
+        thread::spawn(move || client_with_input(["--queue", name.as_str()], input.as_bytes()))
+    };
+    let probe = RawQueue::open(queue.name(), libc::O_RDONLY).expect("open the queue");
+    server.wait_for("a full queue", || probe.attributes().current == 10);
+    drop(probe);
+
+    server.signal(libc::SIGTERM);
+    server.resume();
+    assert_eq!(server.wait_exit().code(), Some(0));
+
+    let sent = sender.join().expect("sender thread");
+    assert_eq!(sent.code(), 1, "stderr: {}", sent.stderr);
+    assert!(sent.stderr.contains("was removed while waiting"), "stderr: {}", sent.stderr);
+}
+
+#[test]
+fn arguments_that_are_not_utf8_are_usage_errors_not_panics() {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+    let bad = OsStr::from_bytes(b"/\xff");
+
+    let server = ServerBuilder::bare().args([OsStr::new("--queue"), bad]).run_to_exit();
+    assert_eq!(server.code(), 2, "stderr: {}", server.stderr);
+    assert!(server.stderr.contains("not valid UTF-8"), "stderr: {}", server.stderr);
+
+    let client = client([OsStr::new("--queue"), bad, OsStr::new("x")]);
+    assert_eq!(client.code(), 2, "stderr: {}", client.stderr);
+    assert!(!client.stderr.contains("panicked"), "stderr: {}", client.stderr);
+}
+
+/// A message is bytes: an argument that is not UTF-8 is sent as it is, and
+/// the server prints the bytes escaped.
+#[test]
+fn a_message_argument_that_is_not_utf8_is_sent_as_bytes() {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+    let queue = TestQueue::new();
+    let server = start_server(&queue);
+
+    client([OsStr::new("--queue"), OsStr::new(queue.name()), OsStr::from_bytes(b"caf\xe9")]).assert_success();
+
+    server.stdout.wait_exact("mq[0]: caf\\xe9");
+}
+
+/// Out of descriptors right after creating the queue: the startup fails
+/// and the queue it created is removed again.
+#[test]
+fn startup_failing_after_the_queue_was_created_leaves_no_queue() {
+    let queue = TestQueue::new();
+    let mut builder = ServerBuilder::on(&queue).args(["--listen", "none"]);
+    builder = builder.pre_exec_hook(|| {
+        // 0, 1, 2, the epoll instance, the signalfd and the queue: no room
+        // for the second look at the queue's name.
+        let limit = libc::rlimit { rlim_cur: 6, rlim_max: 6 };
+        // SAFETY: plain call with a valid struct.
+        unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) };
+    });
+
+    let run = builder.run_to_exit();
+
+    assert_eq!(run.code(), 1, "stderr: {}", run.stderr);
+    assert!(!queue.exists(), "the queue created before the failure must be removed");
+    assert!(queue.shared_memory().is_empty(), "left behind: {:?}", queue.shared_memory());
+}
+
+/// A server killed with SIGKILL leaves its statistics; the next one, even
+/// if it fails to bind its address, replaces them before it goes.
+#[test]
+fn statistics_left_by_a_killed_server_go_even_if_the_next_server_fails_to_bind() {
+    let queue = TestQueue::new();
+    let mut first = start_server(&queue);
+    first.signal(libc::SIGKILL);
+    first.wait_exit();
+    assert!(!queue.shared_memory().is_empty(), "SIGKILL leaves the statistics");
+
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = taken.local_addr().expect("address").to_string();
+    let run = ServerBuilder::on(&queue).args(["--listen", &addr]).run_to_exit();
+
+    assert_eq!(run.code(), 1, "stderr: {}", run.stderr);
+    assert!(queue.shared_memory().is_empty(), "left behind: {:?}", queue.shared_memory());
+}
