@@ -36,7 +36,8 @@ fn client_waiting_for_room_gives_up_when_the_server_stops() {
     let queue = TestQueue::new();
     let mut server = start_server(&queue); // capacity 10
     server.pause();
-    let input: String = (1..=30).map(|n| format!("{n}\n")).collect();
+    // More than the server takes in its last round (256) and at shutdown (10).
+    let input: String = (1..=2000).map(|n| format!("{n}\n")).collect();
     let sender = {
         let name = queue.name().to_string();
         thread::spawn(move || client_with_input(["--queue", name.as_str()], input.as_bytes()))
