@@ -25,7 +25,7 @@ Options:
   --timeout SECONDS    wait at most this long for room in a full queue,
                        for each message (fractions allowed)
   --nonblock           fail at once if the queue is full
-                       [default: wait for room as long as it takes]
+                       [default: wait for room as long as the queue exists]
   --stats              print the server's live statistics (shared memory
                        NAME.stats, semaphore NAME.stats) instead of sending;
                        --timeout bounds the wait for the semaphore [default: 1]

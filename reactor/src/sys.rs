@@ -13,8 +13,8 @@ use crate::token::{Interest, Readiness, Token};
 /// into an `io::Result` of the return value.
 macro_rules! syscall {
     ($fn:ident ( $($arg:expr),* $(,)? )) => {{
-        // SAFETY: the caller of the macro vouches for the arguments in the
-        // `unsafe` block that surrounds it.
+        // SAFETY: each use passes open descriptors, and pointers to live
+        // memory of the sizes it states, as the `SAFETY:` line above it says.
         let res = unsafe { libc::$fn($($arg),*) };
         if res == -1 {
             Err(std::io::Error::last_os_error())
@@ -53,6 +53,7 @@ impl Epoll {
 
     fn ctl(&self, op: libc::c_int, fd: RawFd, interest: Interest, token: Token) -> io::Result<()> {
         let mut event = libc::epoll_event { events: interest.bits(), u64: token.as_raw() };
+        // SAFETY: `event` is a live `epoll_event` for the duration of the call.
         syscall!(epoll_ctl(self.fd.as_raw_fd(), op, fd, &mut event))?;
         Ok(())
     }
@@ -68,6 +69,7 @@ impl Epoll {
                 Some(Some(at)) => round_up_millis(at.saturating_duration_since(Instant::now())),
             };
             let capacity = events.list.capacity() as libc::c_int;
+            // SAFETY: the buffer has room for `capacity` events; the kernel writes no more.
             let res = syscall!(epoll_wait(self.fd.as_raw_fd(), events.list.as_mut_ptr(), capacity, millis));
             match res {
                 Ok(n) => {

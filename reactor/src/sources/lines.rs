@@ -178,6 +178,7 @@ impl<S: LineSink> LineReader<S> {
     /// One read, cut into lines. Returns `false` at end of file.
     fn read_once(&mut self) -> io::Result<bool> {
         SCRATCH.with_borrow_mut(|scratch| {
+            // SAFETY: `scratch` is writable for its whole length.
             let n = syscall!(read(self.fd.as_raw_fd(), scratch.as_mut_ptr().cast(), scratch.len()))?;
             let data = &scratch[..n as usize];
             split_lines(data, &mut self.partial, self.max_line, &mut self.sink);

@@ -75,6 +75,7 @@ impl Listener {
     ) -> io::Result<Listener> {
         let fd = socket(if addr.is_ipv4() { libc::AF_INET } else { libc::AF_INET6 })?;
         let one: libc::c_int = 1;
+        // SAFETY: `one` is a live `c_int` of the size given.
         syscall!(setsockopt(
             fd.as_raw_fd(),
             libc::SOL_SOCKET,
@@ -83,6 +84,7 @@ impl Listener {
             mem::size_of::<libc::c_int>() as libc::socklen_t
         ))?;
         let (storage, len) = inet_sockaddr(&addr);
+        // SAFETY: `storage` holds an address of `len` bytes.
         syscall!(bind(fd.as_raw_fd(), (&storage as *const libc::sockaddr_storage).cast(), len))?;
         let local = local_inet_addr(fd.as_raw_fd())?;
         Listener::listen(fd, ListenAddr::Tcp(local), Box::new(factory))
@@ -97,6 +99,7 @@ impl Listener {
         let path = path.as_ref();
         let (addr, len) = unix_sockaddr(path)?;
         let fd = socket(libc::AF_UNIX)?;
+        // SAFETY: `addr` holds a Unix address of `len` bytes.
         let bind = || syscall!(bind(fd.as_raw_fd(), (&addr as *const libc::sockaddr_un).cast(), len));
         match bind() {
             Err(e) if e.raw_os_error() == Some(libc::EADDRINUSE) && is_stale_socket(path) => {
@@ -131,6 +134,7 @@ impl Listener {
         let mut len = mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
         let flags = libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC;
         let addr = (&mut storage as *mut libc::sockaddr_storage).cast();
+        // SAFETY: `addr` points to `storage`, writable for `len` bytes.
         match syscall!(accept4(self.fd.as_raw_fd(), addr, &mut len, flags)) {
             Ok(raw) => {
                 // SAFETY: `accept4` just returned this descriptor; nobody else owns it.
@@ -301,6 +305,7 @@ fn local_inet_addr(fd: RawFd) -> io::Result<SocketAddr> {
     // SAFETY: `sockaddr_storage` is a plain C struct; all-zero is valid.
     let mut storage: libc::sockaddr_storage = unsafe { mem::zeroed() };
     let mut len = mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+    // SAFETY: `storage` is writable for `len` bytes.
     syscall!(getsockname(fd, (&mut storage as *mut libc::sockaddr_storage).cast(), &mut len))?;
     inet_addr_of(&storage)
 }

@@ -47,6 +47,7 @@ impl SignalFd {
         for &signal in signals {
             stop_ignoring(signal)?;
         }
+        // SAFETY: `set` is an initialised signal set.
         let raw = syscall!(signalfd(-1, &set, libc::SFD_NONBLOCK | libc::SFD_CLOEXEC))?;
         // SAFETY: `signalfd` just returned this descriptor; nobody else owns it.
         let fd = unsafe { OwnedFd::from_raw_fd(raw) };
@@ -57,8 +58,10 @@ impl SignalFd {
 fn signal_set(signals: &[i32]) -> io::Result<libc::sigset_t> {
     // SAFETY: `sigset_t` is a plain C bit set; `sigemptyset` initialises it next.
     let mut set: libc::sigset_t = unsafe { mem::zeroed() };
+    // SAFETY: `set` is a writable signal set.
     syscall!(sigemptyset(&mut set))?;
     for &signal in signals {
+        // SAFETY: `set` was initialised by `sigemptyset`.
         syscall!(sigaddset(&mut set, signal))?;
     }
     Ok(set)
@@ -67,11 +70,13 @@ fn signal_set(signals: &[i32]) -> io::Result<libc::sigset_t> {
 fn stop_ignoring(signal: i32) -> io::Result<()> {
     // SAFETY: `sigaction` is a plain C struct; all-zero is a valid value to be overwritten.
     let mut old: libc::sigaction = unsafe { mem::zeroed() };
+    // SAFETY: a null new action only reads the old one into `old`.
     syscall!(sigaction(signal, ptr::null(), &mut old))?;
     if old.sa_sigaction == libc::SIG_IGN {
         // SAFETY: as above; the zeroed action with `SIG_DFL` (0) restores the default.
         let mut default: libc::sigaction = unsafe { mem::zeroed() };
         default.sa_sigaction = libc::SIG_DFL;
+        // SAFETY: `default` is a valid action; the old one is not wanted.
         syscall!(sigaction(signal, &default, ptr::null_mut()))?;
     }
     Ok(())
@@ -86,6 +91,7 @@ impl SignalFd {
             let mut info: libc::signalfd_siginfo = unsafe { mem::zeroed() };
             let size = mem::size_of::<libc::signalfd_siginfo>();
             let buf = (&mut info as *mut libc::signalfd_siginfo).cast();
+            // SAFETY: `buf` points to `info`, writable for `size` bytes.
             return match syscall!(read(self.fd.as_raw_fd(), buf, size)) {
                 Ok(n) if n as usize == size => Ok(Some(info.ssi_signo as i32)),
                 Ok(n) => Err(io::Error::other(format!("short read of {n} bytes from signalfd"))),

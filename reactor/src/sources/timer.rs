@@ -50,6 +50,7 @@ impl Timer {
             // An all-zero value would disarm the timer: fire after 1 ns instead.
             it_value: timespec(first.max(Duration::from_nanos(1))),
         };
+        // SAFETY: `spec` is a valid `itimerspec`; the old value is not wanted.
         syscall!(timerfd_settime(fd.as_raw_fd(), 0, &spec, std::ptr::null_mut()))?;
         Ok(Timer { fd, periodic: period.is_some(), callback })
     }
@@ -74,6 +75,7 @@ impl Handler for Timer {
     fn on_ready(&mut self, _: Readiness, ctx: &mut Context<'_>) -> io::Result<()> {
         let mut expirations = 0u64;
         let buf = (&mut expirations as *mut u64).cast();
+        // SAFETY: `buf` points to `expirations`, writable for 8 bytes.
         match syscall!(read(self.fd.as_raw_fd(), buf, 8)) {
             Ok(_) => {}
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
