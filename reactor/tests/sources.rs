@@ -301,3 +301,23 @@ fn custom_sink_gets_lines_then_the_ending_error_then_one_close() {
     drop(reactor);
     assert_eq!(journal.entries(), ["line one", "line two", "error ConnectionReset", "line part", "closed"]);
 }
+
+/// On a non-blocking descriptor one readiness report takes several full
+/// reads (so output goes out in whole buffers), at most four of 64 KiB.
+#[test]
+fn line_reader_takes_up_to_four_full_reads_per_round_from_a_non_blocking_stream() {
+    let mut reactor = Reactor::new().unwrap();
+    let (ours, theirs) = socketpair();
+    let count = Rc::new(RefCell::new(0usize));
+    let seen = count.clone();
+    reactor.register(LineReader::new(ours, 64, move |_| *seen.borrow_mut() += 1)).unwrap();
+    // Three 64 KiB reads' worth of 64-byte lines (63 bytes and a newline).
+    let line = format!("{}\n", "x".repeat(63));
+    for _ in 0..3 {
+        write(&theirs, line.repeat(1024).as_bytes());
+    }
+
+    reactor.run_once(Some(Duration::from_secs(5))).unwrap();
+
+    assert_eq!(*count.borrow(), 3 * 1024, "all three chunks in one round");
+}

@@ -10,6 +10,11 @@ use crate::{Context, Handler, Readiness};
 /// How much one read takes: the capacity of a pipe.
 const CHUNK: usize = 64 * 1024;
 
+/// How many full reads one readiness report may take from a non-blocking
+/// descriptor: 256 KiB, enough to write output in whole buffers, little
+/// enough that one chatty stream never starves the others.
+const READS_PER_READY: u8 = 4;
+
 thread_local! {
     /// One read buffer for every reader of the thread: only a partial line is
     /// kept per reader, so an idle connection costs no buffer at all.
@@ -88,8 +93,9 @@ impl LineSink for Callbacks {
 /// - At end of file, a last line without `\n` is delivered as it is.
 /// - On end of file, a reset connection or a read error, the reader removes
 ///   itself (errors are logged by the reactor); it never spins on a hang-up.
-/// - One read of at most 64 KiB per readiness: a chatty stream never starves
-///   the loop.
+/// - At most four reads of 64 KiB per readiness on a non-blocking
+///   descriptor (a short read ends them), one on a blocking one: a chatty
+///   stream never starves the loop.
 ///
 /// The descriptor may be blocking (stdin, which the reader must not switch
 /// to non-blocking: the terminal's open file is shared with the shell): one
@@ -97,6 +103,9 @@ impl LineSink for Callbacks {
 pub struct LineReader<S = Callbacks> {
     fd: OwnedFd,
     finished: bool,
+    /// Reads per readiness: several on a non-blocking descriptor, one on a
+    /// blocking one (a second read could block).
+    reads_per_ready: u8,
     max_line: usize,
     partial: Vec<u8>,
     sink: S,
@@ -138,7 +147,15 @@ impl LineReader<Callbacks> {
 impl<S: LineSink> LineReader<S> {
     /// A reader of `fd` that delivers to `sink`.
     pub fn with_sink(fd: OwnedFd, max_line: usize, sink: S) -> LineReader<S> {
-        LineReader { fd, finished: false, max_line: max_line.max(1), partial: Vec::new(), sink }
+        let reads_per_ready = if is_nonblocking(&fd) { READS_PER_READY } else { 1 };
+        LineReader {
+            fd,
+            finished: false,
+            reads_per_ready,
+            max_line: max_line.max(1),
+            partial: Vec::new(),
+            sink,
+        }
     }
 
     /// The sink.
@@ -161,11 +178,11 @@ impl<S: LineSink> LineReader<S> {
     /// the last partial line has been delivered and the sink closed.
     pub fn read_chunk(&mut self) -> io::Result<bool> {
         match self.read_once() {
-            Ok(true) => Ok(true),
-            Ok(false) => {
+            Ok(0) => {
                 self.finish();
                 Ok(false)
             }
+            Ok(_) => Ok(true),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(true),
             Err(e) => {
                 self.sink.error(&e);
@@ -175,14 +192,14 @@ impl<S: LineSink> LineReader<S> {
         }
     }
 
-    /// One read, cut into lines. Returns `false` at end of file.
-    fn read_once(&mut self) -> io::Result<bool> {
+    /// One read, cut into lines. Returns how many bytes came: 0 at end of file.
+    fn read_once(&mut self) -> io::Result<usize> {
         SCRATCH.with_borrow_mut(|scratch| {
             // SAFETY: `scratch` is writable for its whole length.
             let n = syscall!(read(self.fd.as_raw_fd(), scratch.as_mut_ptr().cast(), scratch.len()))?;
             let data = &scratch[..n as usize];
             split_lines(data, &mut self.partial, self.max_line, &mut self.sink);
-            Ok(n > 0)
+            Ok(n as usize)
         })
     }
 
@@ -231,6 +248,12 @@ pub fn split_lines(mut data: &[u8], partial: &mut Vec<u8>, max_line: usize, sink
     }
 }
 
+fn is_nonblocking(fd: &OwnedFd) -> bool {
+    // SAFETY: F_GETFL only reads the open file's flags.
+    let flags = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GETFL) };
+    flags != -1 && flags & libc::O_NONBLOCK != 0
+}
+
 /// The first `\n`, found by the C library's vectorised `memchr`.
 fn find_newline(bytes: &[u8]) -> Option<usize> {
     // SAFETY: the pointer and length describe a live slice; `memchr` reads no further.
@@ -249,7 +272,16 @@ impl<S: LineSink> Handler for LineReader<S> {
 
     fn on_ready(&mut self, _: Readiness, ctx: &mut Context<'_>) -> io::Result<()> {
         // Whatever was reported (data, hang-up, error), the read tells which.
-        match self.read_once() {
+        // A short read means the stream is drained for now: no further read
+        // just to hear `EAGAIN`.
+        let mut result = self.read_once();
+        for _ in 1..self.reads_per_ready {
+            match result {
+                Ok(n) if n == CHUNK => result = self.read_once(),
+                _ => break,
+            }
+        }
+        match result.map(|n| n > 0) {
             Ok(true) => Ok(()),
             Ok(false) => {
                 ctx.remove_self();
