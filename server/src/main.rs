@@ -111,7 +111,7 @@ fn register_queue(reactor: &mut Reactor, config: &Config, output: &SharedOutput)
     let (queue, origin) = MessageQueue::open(&spec, config.notify, output.clone())?;
     if let Origin::Adopted { waiting } = origin {
         log::warn!(
-            "queue {}: adopted from a server that is gone, {waiting} message(s) waiting",
+            "queue {}: existed with no server holding it (one that is gone, or another program made it): adopted, {waiting} message(s) waiting",
             config.queue
         );
     }
