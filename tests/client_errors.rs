@@ -112,8 +112,9 @@ fn priority_outside_0_to_32767_is_a_usage_error() {
     assert_eq!(server.stdout.wait_count(1), ["mq[0]: only this"]);
 }
 
-#[test]
-fn full_queue_with_nonblock_fails_at_once_and_sends_nothing() {
+/// Fills the queue of a stopped server, runs the client with `how` on it,
+/// checks the failure names all of `said`, and that nothing was sent.
+fn full_queue_refuses_the_client(how: &[&str], said: &[&str]) {
     let queue = TestQueue::new();
     let server = start_server(&queue); // capacity 10
     server.pause();
@@ -121,9 +122,11 @@ fn full_queue_with_nonblock_fails_at_once_and_sends_nothing() {
         send(&queue, &format!("fill {n}"));
     }
 
-    let run = client(["--queue", queue.name(), "--nonblock", "one too many"]);
+    let run = client([&["--queue", queue.name()], how, &["one too many"]].concat());
 
-    assert_failure(&run, &[queue.name(), "full"]);
+    let mut parts = vec![queue.name(), "full"];
+    parts.extend_from_slice(said);
+    assert_failure(&run, &parts);
     server.resume();
     send(&queue, "end");
     let printed = server.stdout.wait_count(11);
@@ -132,22 +135,13 @@ fn full_queue_with_nonblock_fails_at_once_and_sends_nothing() {
 }
 
 #[test]
+fn full_queue_with_nonblock_fails_at_once_and_sends_nothing() {
+    full_queue_refuses_the_client(&["--nonblock"], &[]);
+}
+
+#[test]
 fn full_queue_with_timeout_fails_after_waiting_and_sends_nothing() {
-    let queue = TestQueue::new();
-    let server = start_server(&queue); // capacity 10
-    server.pause();
-    for n in 1..=10 {
-        send(&queue, &format!("fill {n}"));
-    }
-
-    let run = client(["--queue", queue.name(), "--timeout", "0.2", "one too many"]);
-
-    assert_failure(&run, &[queue.name(), "full", "0.2"]);
-    server.resume();
-    send(&queue, "end");
-    let printed = server.stdout.wait_count(11);
-    assert!(!printed.iter().any(|l| l.contains("one too many")), "{printed:?}");
-    assert_eq!(printed[10], "mq[0]: end");
+    full_queue_refuses_the_client(&["--timeout", "0.2"], &["0.2"]);
 }
 
 #[test]
