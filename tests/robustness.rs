@@ -122,3 +122,66 @@ fn statistics_left_by_a_killed_server_go_even_if_the_next_server_fails_to_bind()
     assert_eq!(run.code(), 1, "stderr: {}", run.stderr);
     assert!(queue.shared_memory().is_empty(), "left behind: {:?}", queue.shared_memory());
 }
+
+/// A client waiting for room checks every second that its queue is still
+/// there, and closes what it opened for that: its descriptors stay flat.
+#[test]
+fn client_waiting_for_room_does_not_leak_descriptors() {
+    let queue = TestQueue::new();
+    let server = start_server(&queue); // capacity 10
+    server.pause();
+    for n in 1..=10 {
+        send(&queue, &format!("fill {n}"));
+    }
+    let mut waiting =
+        client_command(["--queue", queue.name(), "one too many"]).spawn().expect("start the client");
+    let fds = || std::fs::read_dir(format!("/proc/{}/fd", waiting.id())).map(|d| d.count()).unwrap_or(0);
+    let queue_fds = || {
+        std::fs::read_dir(format!("/proc/{}/fd", waiting.id()))
+            .map(|d| {
+                d.filter_map(Result::ok)
+                    .filter(|e| {
+                        std::fs::read_link(e.path())
+                            .is_ok_and(|t| t.to_string_lossy().contains(&queue.name()[1..]))
+                    })
+                    .count()
+            })
+            .unwrap_or(0)
+    };
+    server.wait_for("the client to wait", || queue_fds() == 1);
+    let before = fds();
+    // Three checks of the queue go by (one a second).
+    let start = std::time::Instant::now();
+    server.wait_for("three seconds", || start.elapsed() >= std::time::Duration::from_millis(3300));
+
+    assert_eq!(queue_fds(), 1, "one queue descriptor, however long it waits");
+    assert_eq!(fds(), before);
+    let _ = waiting.kill();
+    let _ = waiting.wait();
+}
+
+/// A write error other than a reader leaving is logged as it happens and
+/// fails the run: here stdout is /dev/full (ENOSPC).
+#[test]
+fn stdout_write_error_is_logged_and_exits_1() {
+    use std::process::{Command, Stdio};
+    let queue = TestQueue::new();
+    let full = std::fs::OpenOptions::new().write(true).open("/dev/full").expect("open /dev/full");
+    let mut command = Command::new(binary("server"));
+    command
+        .args(["--queue", queue.name(), "--message-size", "256", "--listen", "none"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(full))
+        .stderr(Stdio::piped());
+    let mut child = command.spawn().expect("start the server");
+    let stderr = Lines::collect("server stderr", child.stderr.take().expect("stderr is piped"));
+    stderr.wait_containing("ready");
+
+    send(&queue, "nowhere to go");
+    let status = child.wait().expect("wait for the server");
+
+    assert_eq!(status.code(), Some(1));
+    let log = stderr.wait_closed().join("\n");
+    assert!(log.contains("No space left on device"), "the cause is logged: {log}");
+    assert!(!queue.exists(), "the queue must be removed");
+}

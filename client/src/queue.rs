@@ -101,6 +101,13 @@ impl Queue {
     }
 }
 
+impl Drop for Queue {
+    fn drop(&mut self) {
+        // SAFETY: the descriptor is open and ours alone; nothing uses it after.
+        unsafe { libc::mq_close(self.mqd) };
+    }
+}
+
 /// How long one wait for room lasts before the client checks that the
 /// queue is still there.
 const WAIT_SLICE: Duration = Duration::from_secs(1);

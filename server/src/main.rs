@@ -135,7 +135,7 @@ fn open_stats(config: &Config, capacity: i64) -> Option<StatsShm> {
 }
 
 /// The end of every round: publish the figures, then write the output. A
-/// closed stdout (`EPIPE`) stops the server cleanly; another write error
+/// stdout whose reader left stops the server cleanly; another write error
 /// stops it too, and fails the run.
 fn end_rounds_with_output(reactor: &mut Reactor, output: &SharedOutput, mut stats: Option<StatsShm>) {
     let output = output.clone();
@@ -144,12 +144,9 @@ fn end_rounds_with_output(reactor: &mut Reactor, output: &SharedOutput, mut stat
         if let Some(stats) = &mut stats {
             stats.publish(&out.counters);
         }
-        if let Err(e) = out.flush() {
-            if e.kind() == io::ErrorKind::BrokenPipe {
-                log::info!("stdout closed: shutting down");
-            } else {
-                log::error!("stdout: {e}: shutting down");
-            }
+        // The error was logged by the flush that met it.
+        if out.flush().is_err() && !out.stopping {
+            log::info!("no more output: shutting down");
             out.stopping = true;
             ctx.stop();
         }

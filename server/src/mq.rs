@@ -175,7 +175,9 @@ impl MessageQueue {
     /// and the exit status says so.
     fn fail_on_error(&mut self, result: io::Result<()>, ctx: &mut Context<'_>) -> io::Result<()> {
         if result.is_err() {
-            self.output.borrow_mut().failed = true;
+            let mut output = self.output.borrow_mut();
+            output.failed = true;
+            output.stopping = true;
             ctx.stop();
         }
         result

@@ -40,7 +40,8 @@ pub struct Output {
     /// Signals that end a wait for a full stdout.
     stop_signals: &'static [i32],
     buf: Vec<u8>,
-    closed: bool,
+    /// Why output stopped: set by the first write error, which is logged.
+    closed: Option<io::ErrorKind>,
     /// The server is stopping: a full stdout is waited for only briefly.
     pub stopping: bool,
     /// Output was lost (other than to a reader that left): exit 1.
@@ -60,7 +61,7 @@ impl Output {
             socket: is_socket(libc::STDOUT_FILENO),
             stop_signals,
             buf: Vec::with_capacity(2 * FLUSH_AT),
-            closed: false,
+            closed: None,
             stopping: false,
             failed: false,
             counters: Counters::default(),
@@ -94,19 +95,20 @@ impl Output {
         }
     }
 
-    /// Whether output can still be written (no reader left, or given up).
+    /// Whether output is no longer written (no reader left, or given up).
     pub fn is_closed(&self) -> bool {
-        self.closed
+        self.closed.is_some()
     }
 
-    /// Writes out everything buffered. An error marks the output closed:
-    /// later lines are dropped, and every flush returns an error so that the
-    /// caller shuts down. `EPIPE` means the reader left; any other error
-    /// (a full stdout given up, a full disk) also marks the run failed.
+    /// Writes out everything buffered. An error marks the output closed and
+    /// is logged once: later lines are dropped, and every flush returns an
+    /// error of the same kind so that the caller shuts down. A reader that
+    /// left is news; any other error (a full stdout given up, a full disk)
+    /// also marks the run failed.
     pub fn flush(&mut self) -> io::Result<()> {
-        if self.closed {
+        if let Some(kind) = self.closed {
             self.buf.clear();
-            return Err(io::Error::from(io::ErrorKind::BrokenPipe));
+            return Err(io::Error::from(kind));
         }
         let mut written = 0;
         let result = loop {
@@ -126,8 +128,13 @@ impl Output {
         };
         self.buf.clear();
         if let Err(e) = &result {
-            self.closed = true;
-            self.failed |= e.kind() != io::ErrorKind::BrokenPipe;
+            self.closed = Some(e.kind());
+            if reader_left(e) {
+                log::info!("stdout closed by its reader");
+            } else {
+                log::error!("stdout: {e}");
+                self.failed = true;
+            }
         }
         result
     }
@@ -199,6 +206,12 @@ fn private_pipe_writer() -> Option<OwnedFd> {
     // the plain stdout will report EPIPE on the first write.
     let file = OpenOptions::new().write(true).custom_flags(libc::O_NONBLOCK).open("/proc/self/fd/1").ok()?;
     Some(file.into())
+}
+
+/// The reader went away: a pipe's (`EPIPE`) or a socket's, which resets
+/// the connection if it left unread data behind.
+pub fn reader_left(e: &io::Error) -> bool {
+    matches!(e.kind(), io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset)
 }
 
 fn is_socket(fd: RawFd) -> bool {

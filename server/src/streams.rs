@@ -24,7 +24,8 @@ pub fn register_stdin(reactor: &mut Reactor, output: &SharedOutput, max_line: us
     // file is shared with the shell).
     let stdin = |e: io::Error| io::Error::new(e.kind(), format!("stdin: {e}"));
     let fd = io::stdin().as_fd().try_clone_to_owned().map_err(stdin)?;
-    let reader = line_reader(fd, Source::Stdin, "stdin".to_string(), output, max_line);
+    let reader =
+        line_reader(fd, Source::Stdin, "stdin".to_string(), output, max_line).one_read_per_readiness();
     match reactor.register(reader) {
         Ok(_) => Ok(()),
         Err(e) if e.is_unpollable() => {

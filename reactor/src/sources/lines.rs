@@ -158,6 +158,14 @@ impl<S: LineSink> LineReader<S> {
         }
     }
 
+    /// One read per readiness whatever the descriptor's flags now, for a
+    /// descriptor whose open file others share and may switch to blocking
+    /// (stdin): a second read could then block the loop.
+    pub fn one_read_per_readiness(mut self) -> LineReader<S> {
+        self.reads_per_ready = 1;
+        self
+    }
+
     /// The sink.
     pub fn sink(&self) -> &S {
         &self.sink
