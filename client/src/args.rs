@@ -1,12 +1,11 @@
 //! The command line.
 
 use std::ffi::OsString;
-use std::fmt;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::time::Duration;
 
-/// The queue name used when neither `--queue` nor `POSTBOX_QUEUE` gives one.
-const DEFAULT_QUEUE: &str = "/postbox";
+pub use crate::cli::UsageError;
+use crate::cli::{queue_name_problem, queue_or_default};
 
 pub const HELP: &str = "\
 Usage: client [OPTIONS] [--] [MESSAGE...]
@@ -70,16 +69,6 @@ pub enum Command {
     Version,
 }
 
-/// A bad command line, said in one line.
-#[derive(Debug)]
-pub struct UsageError(String);
-
-impl fmt::Display for UsageError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
 /// Parses the arguments after the program name. Options must be UTF-8;
 /// a message may be any bytes.
 pub fn parse(
@@ -87,7 +76,7 @@ pub fn parse(
     env_queue: Option<String>,
 ) -> Result<Command, UsageError> {
     let mut options = Options {
-        queue: env_queue.filter(|q| !q.is_empty()).unwrap_or_else(|| DEFAULT_QUEUE.to_string()),
+        queue: queue_or_default(env_queue),
         priority: 0,
         timeout: None,
         nonblock: false,
@@ -166,18 +155,6 @@ fn inspect(
     }
 }
 
-/// `POSTBOX_QUEUE`, if set; a value that is not UTF-8 is a usage error,
-/// not a reason to fall back to the default queue.
-pub fn env_queue() -> Result<Option<String>, UsageError> {
-    match std::env::var("POSTBOX_QUEUE") {
-        Ok(queue) => Ok(Some(queue)),
-        Err(std::env::VarError::NotPresent) => Ok(None),
-        Err(std::env::VarError::NotUnicode(_)) => {
-            Err(UsageError("POSTBOX_QUEUE is not valid UTF-8".to_string()))
-        }
-    }
-}
-
 fn utf8(arg: OsString) -> Result<String, UsageError> {
     arg.into_string().map_err(|arg| UsageError(format!("'{}' is not valid UTF-8", arg.to_string_lossy())))
 }
@@ -207,9 +184,9 @@ fn parse_timeout(value: &str) -> Result<Duration, UsageError> {
     Duration::try_from_secs_f64(seconds).map_err(|_| bad())
 }
 
-/// The same rule as the server's (`server/src/names.rs`).
+/// The same rule as the server's (`server/src/cli.rs`).
 fn check_name(name: &str) -> Result<(), UsageError> {
-    match crate::names::queue_name_problem(name) {
+    match queue_name_problem(name) {
         Some(why) => Err(UsageError(format!("queue name '{name}' is not valid: it {why}"))),
         None => Ok(()),
     }

@@ -3,10 +3,10 @@
 //! status (`--status`).
 
 mod args;
+#[path = "../../server/src/cli.rs"]
+mod cli;
 #[path = "../../server/src/layout.rs"]
 mod layout;
-#[path = "../../server/src/names.rs"]
-mod names;
 mod queue;
 mod stats;
 mod status;
@@ -19,7 +19,7 @@ use args::{Command, Options};
 use queue::Queue;
 
 fn main() -> ExitCode {
-    let parsed = args::env_queue().and_then(|queue| args::parse(std::env::args_os().skip(1), queue));
+    let parsed = cli::queue_from_env().and_then(|queue| args::parse(std::env::args_os().skip(1), queue));
     let result = match parsed {
         Ok(Command::Send(options)) => send(&options),
         Ok(Command::Stats { queue, json, timeout }) => print_stats(&queue, json, timeout),

@@ -1,15 +1,13 @@
 //! The command line.
 
-use std::fmt;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 
 use log::LevelFilter;
 
+pub use crate::cli::UsageError;
+use crate::cli::{queue_from_env, queue_or_default};
 use crate::mq::{check_name, Notify};
-
-/// The queue name used when neither `--queue` nor `POSTBOX_QUEUE` gives one.
-pub const DEFAULT_QUEUE: &str = "/postbox";
 
 pub const HELP: &str = "\
 Usage: server [OPTIONS]
@@ -86,16 +84,6 @@ pub enum Command {
     Version,
 }
 
-/// A bad command line, said in one line.
-#[derive(Debug)]
-pub struct UsageError(String);
-
-impl fmt::Display for UsageError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.0)
-    }
-}
-
 fn usage(message: impl Into<String>) -> UsageError {
     UsageError(message.into())
 }
@@ -104,11 +92,7 @@ fn usage(message: impl Into<String>) -> UsageError {
 /// UTF-8 is a usage error (never a panic, never a silent default).
 pub fn from_environment() -> Result<Command, UsageError> {
     let not_utf8 = |what: String| usage(format!("{what} is not valid UTF-8"));
-    let queue = match std::env::var("POSTBOX_QUEUE") {
-        Ok(queue) => Some(queue),
-        Err(std::env::VarError::NotPresent) => None,
-        Err(std::env::VarError::NotUnicode(_)) => return Err(not_utf8("POSTBOX_QUEUE".to_string())),
-    };
+    let queue = queue_from_env()?;
     let args = std::env::args_os()
         .skip(1)
         .map(|arg| arg.into_string().map_err(|arg| not_utf8(format!("'{}'", arg.to_string_lossy()))))
@@ -122,7 +106,7 @@ pub fn parse(
     env_queue: Option<String>,
 ) -> Result<Command, UsageError> {
     let mut config = Config {
-        queue: env_queue.filter(|q| !q.is_empty()).unwrap_or_else(|| DEFAULT_QUEUE.to_string()),
+        queue: queue_or_default(env_queue),
         listen: Listen::Tcp(SocketAddr::from(([127, 0, 0, 1], 7777))),
         max_messages: 10,
         message_size: 8192,

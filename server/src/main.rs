@@ -6,10 +6,10 @@
 //! removes the queue.
 
 mod args;
+mod cli;
 mod escape;
 mod layout;
 mod mq;
-mod names;
 mod output;
 mod stats;
 mod streams;

@@ -20,7 +20,7 @@ use std::os::fd::{AsFd, BorrowedFd, RawFd};
 use reactor::sources::SignalFd;
 use reactor::{Context, Handler, Readiness};
 
-use crate::names::queue_name_problem;
+use crate::cli::queue_name_problem;
 use crate::output::SharedOutput;
 use crate::stats::Source;
 

@@ -26,6 +26,9 @@
 #[path = "../../src/args.rs"]
 mod args;
 #[allow(dead_code)]
+#[path = "../../src/cli.rs"]
+mod cli;
+#[allow(dead_code)]
 #[path = "../../src/escape.rs"]
 mod escape;
 #[allow(dead_code)]
@@ -34,8 +37,6 @@ mod layout;
 #[allow(dead_code, unused_imports)]
 #[path = "../../src/mq.rs"]
 mod mq;
-#[path = "../../src/names.rs"]
-mod names;
 #[allow(dead_code)]
 #[path = "../../src/output.rs"]
 mod output;
