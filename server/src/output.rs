@@ -54,11 +54,12 @@ impl Output {
     /// Output to standard output. While stdout is full, one of
     /// `stop_signals` pending ends the wait and drops the output.
     pub fn stdout(stop_signals: &'static [i32]) -> SharedOutput {
-        let private = private_pipe_writer();
+        let kind = std::fs::metadata("/proc/self/fd/1").map(|m| m.file_type()).ok();
+        let private = kind.filter(|k| k.is_fifo()).and_then(|_| private_pipe_writer());
         Rc::new(RefCell::new(Output {
             fd: private.as_ref().map_or(libc::STDOUT_FILENO, |fd| fd.as_raw_fd()),
             _private: private,
-            socket: is_socket(libc::STDOUT_FILENO),
+            socket: kind.is_some_and(|k| k.is_socket()),
             stop_signals,
             buf: Vec::with_capacity(2 * FLUSH_AT),
             closed: None,
@@ -194,14 +195,10 @@ fn write(fd: RawFd, bytes: &[u8], socket: bool) -> io::Result<usize> {
     }
 }
 
-/// A non-blocking open file of its own for stdout, if stdout is a pipe.
-/// (A terminal or a file is left alone: a terminal's open file is shared
-/// with the shell, and a file's offset must stay shared.)
+/// A non-blocking open file of its own for stdout, which is a pipe. (A
+/// terminal or a file is left alone: a terminal's open file is shared with
+/// the shell, and a file's offset must stay shared.)
 fn private_pipe_writer() -> Option<OwnedFd> {
-    let is_pipe = std::fs::metadata("/proc/self/fd/1").is_ok_and(|m| m.file_type().is_fifo());
-    if !is_pipe {
-        return None;
-    }
     // std opens with O_CLOEXEC. A pipe without a reader gives ENXIO: then
     // the plain stdout will report EPIPE on the first write.
     let file = OpenOptions::new().write(true).custom_flags(libc::O_NONBLOCK).open("/proc/self/fd/1").ok()?;
@@ -212,14 +209,6 @@ fn private_pipe_writer() -> Option<OwnedFd> {
 /// the connection if it left unread data behind.
 pub fn reader_left(e: &io::Error) -> bool {
     matches!(e.kind(), io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset)
-}
-
-fn is_socket(fd: RawFd) -> bool {
-    // SAFETY: `stat` is a plain C struct, filled in by `fstat`.
-    let mut st: libc::stat = unsafe { mem::zeroed() };
-    // SAFETY: `st` is writable; a closed descriptor just fails.
-    let found = unsafe { libc::fstat(fd, &mut st) } == 0;
-    found && st.st_mode & libc::S_IFMT == libc::S_IFSOCK
 }
 
 fn any_pending(signals: &[i32]) -> bool {

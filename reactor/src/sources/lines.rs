@@ -166,11 +166,6 @@ impl<S: LineSink> LineReader<S> {
         self
     }
 
-    /// The sink.
-    pub fn sink(&self) -> &S {
-        &self.sink
-    }
-
     /// Reads the stream to its end without the reactor, for descriptors that
     /// epoll refuses (a regular file, `/dev/null`), which never block. The
     /// last partial line is delivered and the sink closed, as at shutdown.
