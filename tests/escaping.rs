@@ -33,7 +33,7 @@ fn the_escaping_rule_written_out() {
 fn all_256_byte_values_through_the_queue_are_escaped() {
     let queue = TestQueue::new();
     let server = start_server(&queue); // --message-size 256: exactly fits
-    let raw = RawQueue::open(queue.name(), libc::O_WRONLY).unwrap();
+    let raw = RawQueue::open(queue.name(), Access::Send).unwrap();
 
     raw.send(&all_bytes(), 4);
 
@@ -106,7 +106,7 @@ fn newline_tab_and_backslash_in_a_queue_message_have_short_escapes() {
 fn exactly_one_trailing_newline_of_a_queue_message_is_dropped() {
     let queue = TestQueue::new();
     let server = start_server(&queue);
-    let raw = RawQueue::open(queue.name(), libc::O_WRONLY).unwrap();
+    let raw = RawQueue::open(queue.name(), Access::Send).unwrap();
 
     raw.send(b"one newline\n", 0);
     raw.send(b"two newlines\n\n", 0);

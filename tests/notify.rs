@@ -195,7 +195,7 @@ fn notify_signal_registration_makes_another_processs_mq_notify_fail_with_ebusy()
     // Idle and empty, after a round trip: the registration stands.
     send(&queue, "round trip");
     server.stdout.wait_exact("mq[0]: round trip");
-    let ours = RawQueue::open(queue.name(), libc::O_RDONLY).unwrap();
+    let ours = RawQueue::open(queue.name(), Access::Receive).unwrap();
 
     let refused = register(&ours).expect_err("the server's registration should stand in the way");
 
@@ -213,7 +213,7 @@ fn notify_epoll_server_lets_another_process_register() {
     let server = start_server(&queue);
     send(&queue, "round trip");
     server.stdout.wait_exact("mq[0]: round trip");
-    let ours = RawQueue::open(queue.name(), libc::O_RDONLY).unwrap();
+    let ours = RawQueue::open(queue.name(), Access::Receive).unwrap();
 
     register(&ours).expect("no one else is registered");
 

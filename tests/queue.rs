@@ -57,7 +57,7 @@ fn queue_is_created_with_the_requested_capacity_and_message_size() {
     let queue = TestQueue::new();
     let _server = ServerBuilder::on(&queue).args(["--max-messages", "3", "--message-size", "100"]).start();
 
-    let attr = RawQueue::open(queue.name(), libc::O_RDONLY).unwrap().attributes();
+    let attr = RawQueue::open(queue.name(), Access::Receive).unwrap().attributes();
     assert_eq!((attr.max_messages, attr.message_size), (3, 100));
 }
 
@@ -66,7 +66,7 @@ fn queue_defaults_to_10_messages_of_8192_bytes() {
     let queue = TestQueue::new();
     let _server = ServerBuilder::bare().args(["--queue", queue.name(), "--listen", "none"]).start();
 
-    let attr = RawQueue::open(queue.name(), libc::O_RDONLY).unwrap().attributes();
+    let attr = RawQueue::open(queue.name(), Access::Receive).unwrap().attributes();
     assert_eq!((attr.max_messages, attr.message_size), (10, 8192));
 }
 
@@ -75,7 +75,7 @@ fn queue_mode_defaults_to_0600() {
     let queue = TestQueue::new();
     let _server = ServerBuilder::on(&queue).umask(0o022).start();
 
-    assert_eq!(RawQueue::open(queue.name(), libc::O_RDONLY).unwrap().mode(), 0o600);
+    assert_eq!(RawQueue::open(queue.name(), Access::Receive).unwrap().mode(), 0o600);
 }
 
 #[test]
@@ -83,7 +83,7 @@ fn queue_mode_is_taken_from_the_mode_option() {
     let queue = TestQueue::new();
     let _server = ServerBuilder::on(&queue).umask(0o022).args(["--mode", "0640"]).start();
 
-    assert_eq!(RawQueue::open(queue.name(), libc::O_RDONLY).unwrap().mode(), 0o640);
+    assert_eq!(RawQueue::open(queue.name(), Access::Receive).unwrap().mode(), 0o640);
 }
 
 #[test]
@@ -91,7 +91,7 @@ fn queue_mode_is_reduced_by_the_umask() {
     let queue = TestQueue::new();
     let _server = ServerBuilder::on(&queue).umask(0o022).args(["--mode", "0666"]).start();
 
-    assert_eq!(RawQueue::open(queue.name(), libc::O_RDONLY).unwrap().mode(), 0o644);
+    assert_eq!(RawQueue::open(queue.name(), Access::Receive).unwrap().mode(), 0o644);
 }
 
 #[test]
@@ -150,7 +150,7 @@ fn second_server_on_the_same_queue_and_address_is_told_the_queue_is_in_use() {
     std::io::Write::write_all(&mut stream, b"socket still served\n").unwrap();
     first.stdout.wait_exact(&format!("tcp[{}]: socket still served", stream.local_addr().unwrap()));
     // Nor did the refused server touch the first one's statistics.
-    assert_eq!(stats_of(&queue)["pid"].as_u64(), first.pid() as u64);
+    assert_eq!(stats_of(&queue)["pid"].u64(), first.pid() as u64);
 }
 
 #[test]
@@ -199,7 +199,7 @@ fn queue_made_by_someone_else_and_not_owned_is_adopted_with_its_messages() {
 
     assert_eq!(server.stdout.wait_count(2), ["mq[3]: waiting two", "mq[0]: waiting one"]);
     // Adopted as it is: the existing attributes, not the requested ones.
-    let attr = RawQueue::open(queue.name(), libc::O_RDONLY).unwrap().attributes();
+    let attr = RawQueue::open(queue.name(), Access::Receive).unwrap().attributes();
     assert_eq!((attr.max_messages, attr.message_size), (5, 64));
 }
 

@@ -42,7 +42,7 @@ fn client_waiting_for_room_gives_up_when_the_server_stops() {
         let name = queue.name().to_string();
         thread::spawn(move || client_with_input(["--queue", name.as_str()], input.as_bytes()))
     };
-    let probe = RawQueue::open(queue.name(), libc::O_RDONLY).expect("open the queue");
+    let probe = RawQueue::open(queue.name(), Access::Receive).expect("open the queue");
     server.wait_for("a full queue", || probe.attributes().current == 10);
     drop(probe);
 

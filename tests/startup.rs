@@ -82,7 +82,7 @@ fn max_messages_at_the_system_limit_is_accepted() {
 
     let _server = ServerBuilder::on(&queue).args(["--max-messages", &limit.to_string()]).start();
 
-    let attr = RawQueue::open(queue.name(), libc::O_RDONLY).unwrap().attributes();
+    let attr = RawQueue::open(queue.name(), Access::Receive).unwrap().attributes();
     assert_eq!(attr.max_messages, limit);
 }
 

@@ -75,7 +75,7 @@ fn stats_count_exactly_the_messages_and_bytes_of_the_queue_stdin_and_two_tcp_con
     for message in sent_by_client {
         send(&queue, message);
     }
-    let raw = RawQueue::open(queue.name(), libc::O_WRONLY).unwrap();
+    let raw = RawQueue::open(queue.name(), Access::Send).unwrap();
     for message in sent_raw {
         raw.send(message, 0);
     }
@@ -119,7 +119,7 @@ fn stats_count_exactly_the_messages_and_bytes_of_the_queue_stdin_and_two_tcp_con
     let expected = [mq, stdin, tcp, SourceFigures::default()];
     let figures: Vec<SourceFigures> = SOURCES.iter().map(|s| SourceFigures::of(&stats, s)).collect();
     assert_eq!(figures, expected, "in the order {SOURCES:?}");
-    assert_eq!(stats["queue_depth"].as_i64(), 0);
+    assert_eq!(stats["queue_depth"].i64(), 0);
 
     // The table says the same.
     let table = client(["--stats", "--queue", queue.name()]);
@@ -211,23 +211,23 @@ fn stats_json_names_the_queue_the_server_and_its_capacity_with_exactly_the_docum
         let fields = ["messages", "bytes", "connections_open", "connections_total", "errors"];
         assert_eq!(stats["sources"][source].keys(), fields, "fields of {source}");
     }
-    assert_eq!(stats["queue"].as_str(), queue.name());
-    assert_eq!(stats["pid"].as_u64(), server.pid() as u64);
-    assert_eq!(stats["queue_capacity"].as_i64(), 5);
-    assert_eq!(stats["queue_depth"].as_i64(), 0);
-    assert!(stats["server_running"].as_bool());
-    assert!(stats["consistent"].as_bool());
-    let started = stats["started_unix_ns"].as_u64();
+    assert_eq!(stats["queue"].str(), queue.name());
+    assert_eq!(stats["pid"].u64(), server.pid() as u64);
+    assert_eq!(stats["queue_capacity"].i64(), 5);
+    assert_eq!(stats["queue_depth"].i64(), 0);
+    assert!(stats["server_running"].bool());
+    assert!(stats["consistent"].bool());
+    let started = stats["started_unix_ns"].u64();
     assert!(before_start <= started && started <= ready, "{before_start} <= {started} <= {ready}");
 
     // Each round publishes: a message makes at least one more.
     send(&queue, "one more round");
     server.stdout.wait_exact("mq[0]: one more round");
     let later = stats_of(&queue);
-    assert!(later["rounds"].as_u64() > stats["rounds"].as_u64());
-    assert!(later["updated_unix_ns"].as_u64() >= stats["updated_unix_ns"].as_u64());
+    assert!(later["rounds"].u64() > stats["rounds"].u64());
+    assert!(later["updated_unix_ns"].u64() >= stats["updated_unix_ns"].u64());
     // The server's clock for updates is coarse (a few milliseconds).
-    assert!(later["updated_unix_ns"].as_u64() + 10_000_000 >= started);
+    assert!(later["updated_unix_ns"].u64() + 10_000_000 >= started);
     assert_eq!(later["started_unix_ns"], stats["started_unix_ns"]);
 
     let table = client(["--stats", "--queue", queue.name()]);
@@ -249,7 +249,7 @@ fn stats_objects_have_the_queues_mode_and_are_removed_by_sigterm() {
         fs::metadata(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())).permissions().mode() & 0o777
     };
 
-    let queue_mode = RawQueue::open(queue.name(), libc::O_RDONLY).unwrap().mode();
+    let queue_mode = RawQueue::open(queue.name(), Access::Receive).unwrap().mode();
     assert_eq!(queue_mode, 0o640);
     assert_eq!(mode(&shm), queue_mode, "{}", shm.display());
     assert_eq!(mode(&sem), queue_mode, "{}", sem.display());
@@ -283,7 +283,7 @@ fn stats_without_a_server_say_is_the_server_running_and_exit_1() {
 fn stats_reader_never_waits_longer_than_its_timeout_and_the_server_takes_back_an_abandoned_semaphore() {
     let queue = TestQueue::new();
     let server = start_server(&queue);
-    let mut held = NamedSemaphore::open(&stats_name(&queue)).unwrap();
+    let mut held = TestSemaphore::open(&stats_name(&queue)).unwrap();
     held.take();
 
     let started = Instant::now();
@@ -308,7 +308,7 @@ fn stats_reader_never_waits_longer_than_its_timeout_and_the_server_takes_back_an
     let ticks = server.stdout.snapshot().iter().filter(|l| l.starts_with("tcp[")).count() as u64;
 
     let fresh = stats_of(&queue);
-    assert!(fresh["consistent"].as_bool());
+    assert!(fresh["consistent"].bool());
     assert_eq!(SourceFigures::of(&fresh, "tcp").messages, ticks, "figures of the last round");
 
     // The holder was alive after all and gives it back: one token too
@@ -343,12 +343,12 @@ fn stats_read_during_a_flood_are_consistent_and_never_decrease() {
         assert!(took < READ_BOUND, "--stats --timeout 1 took {took:?} during the flood");
         assert_eq!(run.code(), 0, "stderr: {}", run.stderr);
         let stats = stats.expect("figures");
-        assert!(stats["consistent"].as_bool());
+        assert!(stats["consistent"].bool());
         let mq = SourceFigures::of(&stats, "mq");
         // Same priority, so the first k messages received are 1..=k: a torn
         // copy would pair a count with the bytes of another round.
         assert_eq!(mq.bytes, digits_of_1_to(mq.messages), "messages and bytes from one round: {mq:?}");
-        reads.push((mq.messages, stats["rounds"].as_u64()));
+        reads.push((mq.messages, stats["rounds"].u64()));
         if mq.messages == FLOOD {
             break;
         }
@@ -389,8 +389,8 @@ fn stats_left_by_a_killed_server_are_printed_with_a_warning_and_replaced_at_rest
     let gone = format!("no server owns queue {} any more (pid {dead_pid} is gone)", queue.name());
     assert!(run.stderr.contains(&gone), "stderr: {}", run.stderr);
     let stale = stale.expect("the last figures are printed");
-    assert_eq!(stale["pid"].as_u64(), dead_pid);
-    assert!(!stale["server_running"].as_bool());
+    assert_eq!(stale["pid"].u64(), dead_pid);
+    assert!(!stale["server_running"].bool());
     let mq_before = SourceFigures { messages: 2, bytes: 22, ..SourceFigures::default() };
     assert_eq!(SourceFigures::of(&stale, "mq"), mq_before);
     assert_eq!(stale["sources"], last["sources"]);
@@ -401,7 +401,7 @@ fn stats_left_by_a_killed_server_are_printed_with_a_warning_and_replaced_at_rest
 
     // As if the server had died while publishing: its semaphore stays taken.
     // A reader is not held up; the next server makes a new one.
-    let mut stale_semaphore = NamedSemaphore::open(&stats_name(&queue)).unwrap();
+    let mut stale_semaphore = TestSemaphore::open(&stats_name(&queue)).unwrap();
     stale_semaphore.take();
     let started = Instant::now();
     let run = client(["--stats", "--timeout", "0.3", "--queue", queue.name()]);
@@ -413,8 +413,8 @@ fn stats_left_by_a_killed_server_are_printed_with_a_warning_and_replaced_at_rest
     let expected: Vec<String> = adopted.iter().map(|m| format!("mq[0]: {m}")).collect();
     assert_eq!(server.stdout.wait_count(3), expected);
     let fresh = stats_of(&queue);
-    assert_eq!(fresh["pid"].as_u64(), server.pid() as u64);
-    assert!(fresh["started_unix_ns"].as_u64() > stale["started_unix_ns"].as_u64());
+    assert_eq!(fresh["pid"].u64(), server.pid() as u64);
+    assert!(fresh["started_unix_ns"].u64() > stale["started_unix_ns"].u64());
     let mq = SourceFigures { messages: 3, bytes: 6 + 8 + 11, ..SourceFigures::default() };
     assert_eq!(SourceFigures::of(&fresh, "mq"), mq, "back to 0, plus the adopted messages");
     assert_eq!(SourceFigures::of(&fresh, "tcp"), SourceFigures::default());
@@ -439,7 +439,7 @@ fn stats_of_another_layout_version_are_refused_with_both_versions_named() {
         let mut bytes = page.clone();
         bytes[8..12].copy_from_slice(&version.to_ne_bytes());
         create_shared_memory(&stats_name(&copy), &bytes).unwrap();
-        NamedSemaphore::create(&stats_name(&copy), 1).unwrap();
+        TestSemaphore::create(&stats_name(&copy), 1).unwrap();
         copy
     };
 
@@ -472,9 +472,7 @@ fn stats_left_by_a_killed_server_whose_queue_was_removed_are_still_printed_with_
     dead.signal(libc::SIGKILL);
     dead.wait_exit();
     // Someone cleans up the queue (rm /dev/mqueue/NAME) but not /dev/shm.
-    let name = std::ffi::CString::new(queue.name()).unwrap();
-    // SAFETY: `name` is NUL-terminated.
-    assert_eq!(unsafe { libc::mq_unlink(name.as_ptr()) }, 0);
+    queue.unlink();
 
     let (run, stale) = client_stats(&queue, &[]);
 
@@ -516,8 +514,8 @@ fn stats_read_before_the_first_round_are_not_older_than_the_server() {
 
     let stats = stats_of(&queue);
 
-    assert_eq!(stats["rounds"].as_u64(), 0, "still in the first round");
-    let (started, updated) = (stats["started_unix_ns"].as_u64(), stats["updated_unix_ns"].as_u64());
+    assert_eq!(stats["rounds"].u64(), 0, "still in the first round");
+    let (started, updated) = (stats["started_unix_ns"].u64(), stats["updated_unix_ns"].u64());
     assert!(updated >= started, "updated {updated} before the start {started}");
 }
 

@@ -41,7 +41,7 @@ fn a_reader_that_comes_late_loses_nothing() {
     };
     // The reader starts only once the server waits on its full stdout (the
     // queue is full then, and stays so).
-    let probe = RawQueue::open(queue.name(), libc::O_RDONLY).expect("open the queue");
+    let probe = RawQueue::open(queue.name(), Access::Receive).expect("open the queue");
     server.wait_for("a full queue", || probe.attributes().current == 10);
     let lines = Lines::collect("late reader", stdout);
     lines.wait_count(400);

@@ -1,0 +1,60 @@
+//! Where the `server` and `client` binaries of this build are.
+//!
+//! Nothing here builds anything. `cargo test --workspace` builds the
+//! binaries of a package whenever that package has an integration test
+//! (the `server` and `client` packages each have some), into the profile
+//! directory of the test run: next to the `deps/` directory that holds
+//! this test executable. So the tests find the binaries of the very build
+//! they belong to, whatever `CARGO_TARGET_DIR` or the profile.
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+/// The workspace root: the repository, where the `Makefile` is.
+pub fn workspace() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The path of the workspace binary `name` (`server` or `client`) built
+/// with this test run: `<target>/<profile>/<name>`, beside the `deps/`
+/// directory of the running test executable. Panics, saying how to run
+/// the tests, if it is not there.
+pub fn binary(name: &str) -> PathBuf {
+    let path = profile_dir().join(name);
+    assert!(
+        path.is_file(),
+        "{} does not exist: run the tests with `cargo test --workspace` (make test) so that Cargo \
+         builds the server and client",
+        path.display()
+    );
+    path
+}
+
+/// `<target>/<profile>`: the test executable is `<target>/<profile>/deps/<test>-<hash>`.
+fn profile_dir() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let exe = std::env::current_exe().expect("the path of the running test executable");
+        profile_dir_of(&exe).unwrap_or_else(|| {
+            panic!("{} is not in a deps/ directory of a Cargo build: cannot find the binaries", exe.display())
+        })
+    })
+}
+
+/// The profile directory of a test executable in `<profile>/deps/`.
+fn profile_dir_of(test_exe: &Path) -> Option<PathBuf> {
+    let deps = test_exe.parent()?;
+    (deps.file_name()? == "deps").then(|| deps.parent().map(Path::to_path_buf))?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn binaries_are_in_the_profile_directory_above_deps() {
+        let exe = Path::new("/elsewhere/debug/deps/queue-0123abcd");
+        assert_eq!(profile_dir_of(exe), Some(PathBuf::from("/elsewhere/debug")));
+        assert_eq!(profile_dir_of(Path::new("/usr/bin/queue")), None);
+    }
+}
