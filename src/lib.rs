@@ -67,7 +67,7 @@ pub use ipc::Access;
 pub use lines::Lines;
 pub use mqueue_fs::{field, mqueue_fields, mqueue_file_fields, mqueue_mount, mqueue_mount_or_skip};
 pub use net::reset;
-pub use pipe::{bytes_waiting, pipe_capacity, SERVER_OUTPUT_BUFFER};
+pub use pipe::{messages_to_stall, pipe_capacity, pipe_is_full, SERVER_OUTPUT_BUFFER};
 pub use process::{run_to_end, Finished, Process};
 pub use queue::{queue_exists, QueueAttr, RawQueue, TestQueue};
 pub use server::{start_server, Input, Server, ServerBuilder};

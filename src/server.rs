@@ -5,13 +5,14 @@ use std::ffi::{OsStr, OsString};
 use std::fs::{self, File};
 use std::io::{self, Write};
 use std::net::SocketAddr;
+use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::process::CommandExt;
 use std::process::{Child, ChildStdin, ChildStdout, Command, ExitStatus, Stdio};
 use std::thread;
 use std::time::Instant;
 
 use crate::lines::tail;
-use crate::{binary, wait_until_or, Finished, Lines, TestQueue, DEADLINE, POLL_INTERVAL};
+use crate::{binary, pipe_is_full, wait_until_or, Finished, Lines, TestQueue, DEADLINE, POLL_INTERVAL};
 
 /// What the server reads as stdin.
 #[derive(Debug)]
@@ -251,6 +252,20 @@ impl Server {
     /// The server's stdout (started with [`ServerBuilder::raw_stdout`]).
     pub fn take_stdout(&mut self) -> ChildStdout {
         self.raw_stdout.take().expect("the server was started with raw_stdout()")
+    }
+
+    /// Whether the server's stdout, a pipe, takes no more bytes now, as
+    /// the server itself would find (see [`pipe_is_full`]). It is asked
+    /// through a write end of the pipe of its own (`/proc/PID/fd/1`), on
+    /// which nothing is written.
+    pub fn stdout_is_full(&self) -> bool {
+        let path = format!("/proc/{}/fd/1", self.pid());
+        let probe = fs::OpenOptions::new()
+            .write(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(&path)
+            .unwrap_or_else(|e| panic!("open {path} (the server's stdout) for writing: {e}"));
+        pipe_is_full(&probe)
     }
 
     /// Waits until the server exits, then until its output is read to the

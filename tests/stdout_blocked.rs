@@ -1,22 +1,38 @@
 //! A reader that stops reading must not make the server unstoppable: with
 //! stdout a full pipe, a stop signal still ends the server, the queue is
-//! still removed, and the lost output is reported (exit 1).
+//! still removed, and the lost output is reported (exit 1). A reader that
+//! only comes late loses nothing.
+//!
+//! Each test makes the full pipe certain, not likely: it sends more than
+//! the pipe, the server's own buffer and the queue can hold together
+//! ([`messages_to_stall`]), and waits for the pipe to take no more.
 
 use postbox::*;
+
+/// The queue's capacity: [`ServerBuilder::on`] keeps the default.
+const QUEUE_CAPACITY: usize = 10;
+
+/// `count` lines of `text`, each numbered if `numbered`.
+fn lines(count: usize, text: &str, numbered: bool) -> String {
+    (0..count).map(|n| if numbered { format!("{n} {text}\n") } else { format!("{text}\n") }).collect()
+}
 
 #[test]
 fn sigterm_stops_a_server_whose_stdout_pipe_is_full_and_nobody_reads() {
     let queue = TestQueue::new();
     let mut server = ServerBuilder::on(&queue).raw_stdout().start();
-    let _unread = server.take_stdout(); // open, never read: the pipe fills up
-
-    // 400 lines of 200 bytes is well past the 64 KiB of a pipe; the server
-    // stalls on its output, the queue fills, and the client gives up.
+    let unread = server.take_stdout(); // open, never read: the pipe fills up
     let line = "x".repeat(200);
-    let input: String = (0..400).map(|_| format!("{line}\n")).collect();
-    let sent = client_with_input(["--queue", queue.name(), "--timeout", "1"], input.as_bytes());
+    let count = messages_to_stall(&unread, "mq[0]: \n".len() + line.len(), QUEUE_CAPACITY);
+
+    // The server stalls on its output, the queue stays full, and the client
+    // gives up after a second.
+    let sent =
+        client_with_input(["--queue", queue.name(), "--timeout", "1"], lines(count, &line, false).as_bytes());
+
     assert_eq!(sent.code(), 1, "the queue should have stayed full: {}", sent.stderr);
     assert!(sent.stderr.contains("is full"), "{}", sent.stderr);
+    assert!(server.stdout_is_full(), "the server waits on its full stdout");
 
     let status = server.terminate();
 
@@ -25,6 +41,7 @@ fn sigterm_stops_a_server_whose_stdout_pipe_is_full_and_nobody_reads() {
     let log = server.stderr.snapshot().join("\n");
     assert!(log.contains("nobody reads it"), "stderr: {log}");
     assert!(!log.contains("panicked"), "stderr: {log}");
+    drop(unread);
 }
 
 #[test]
@@ -32,23 +49,25 @@ fn a_reader_that_comes_late_loses_nothing() {
     let queue = TestQueue::new();
     let mut server = ServerBuilder::on(&queue).raw_stdout().start();
     let stdout = server.take_stdout();
-
     let line = "y".repeat(200);
-    let input: String = (0..400).map(|n| format!("{n} {line}\n")).collect();
-    let sender = {
-        let name = queue.name().to_string();
-        std::thread::spawn(move || client_with_input(["--queue", name.as_str()], input.as_bytes()))
-    };
-    // The reader starts only once the server waits on its full stdout (the
-    // queue is full then, and stays so).
+    // Numbered lines: each prints a few bytes more than counted here.
+    let count = messages_to_stall(&stdout, "mq[0]: \n".len() + line.len(), QUEUE_CAPACITY);
+    let sender =
+        Process::start(client_command(["--queue", queue.name()]), lines(count, &line, true).as_bytes());
+
+    // The reader starts only once the server's stdout is full and the
+    // queue is full behind it.
     let probe = RawQueue::open(queue.name(), Access::Receive).expect("open the queue");
-    server.wait_for("a full queue", || probe.attributes().current == 10);
+    server.wait_for("a full stdout and a full queue", || {
+        server.stdout_is_full() && probe.attributes().current == QUEUE_CAPACITY as i64
+    });
     let lines = Lines::collect("late reader", stdout);
-    lines.wait_count(400);
-    sender.join().expect("sender thread").assert_success();
+    lines.wait_count(count);
+    sender.finish(DEADLINE).assert_success();
 
     assert_eq!(server.terminate().code(), Some(0));
     for (n, printed) in lines.snapshot().iter().enumerate() {
         assert_eq!(printed, &format!("mq[0]: {n} {line}"));
     }
+    assert_eq!(lines.snapshot().len(), count);
 }
