@@ -326,15 +326,22 @@ fn digits_of_1_to(n: u64) -> u64 {
     (1..=n).map(|k| k.to_string().len() as u64).sum()
 }
 
+/// The flood comes in two halves, the second one fed to the sender only
+/// once a read has seen all of the first: so at least one read certainly
+/// happens during the flood, whatever the speed of the machine.
 #[test]
 fn stats_read_during_a_flood_are_consistent_and_never_decrease() {
     const FLOOD: u64 = 100_000;
+    const HALF: u64 = FLOOD / 2;
     let queue = TestQueue::new();
     let server = ServerBuilder::on(&queue).args(["--listen", "none"]).start();
-    let input: String = (1..=FLOOD).map(|n| format!("{n}\n")).collect();
-    let sender = Process::start(client_command(["--queue", queue.name()]), input.as_bytes());
+    let numbers =
+        |range: std::ops::RangeInclusive<u64>| -> String { range.map(|n| format!("{n}\n")).collect() };
+    let mut sender = Process::start_fed(client_command(["--queue", queue.name()]));
+    sender.feed(numbers(1..=HALF).as_bytes());
 
     let mut reads = Vec::new();
+    let mut second_half_fed = false;
     let deadline = Instant::now() + DEADLINE * 3;
     loop {
         let started = Instant::now();
@@ -351,6 +358,11 @@ fn stats_read_during_a_flood_are_consistent_and_never_decrease() {
         reads.push((mq.messages, stats["rounds"].u64()));
         if mq.messages == FLOOD {
             break;
+        }
+        if mq.messages == HALF && !second_half_fed {
+            sender.feed(numbers(HALF + 1..=FLOOD).as_bytes());
+            sender.end_input();
+            second_half_fed = true;
         }
         assert!(Instant::now() < deadline, "the flood did not end; reads: {reads:?}");
     }
@@ -493,8 +505,9 @@ fn stats_left_by_a_killed_server_whose_queue_was_removed_are_still_printed_with_
 #[test]
 fn stats_read_before_the_first_round_are_not_older_than_the_server() {
     let queue = TestQueue::new();
-    // Ten messages of 8192 bytes that escape to four times their size: the
-    // server's output passes a pipe's capacity before the first round ends.
+    // Ten messages of 8192 bytes that escape to four times their size:
+    // printing them takes more than the pipe and the server's own buffer
+    // hold (checked below), so the first round cannot end.
     let raw = RawQueue::create(queue.name(), 10, 8192, 0o600).unwrap();
     for _ in 0..10 {
         raw.send(&[0xff; 8192], 0);
@@ -502,15 +515,13 @@ fn stats_read_before_the_first_round_are_not_older_than_the_server() {
     drop(raw);
     let mut server = ServerBuilder::on(&queue).raw_stdout().start();
     let stdout = server.take_stdout();
-    let fd = std::os::fd::AsRawFd::as_raw_fd(&stdout);
-    // SAFETY: plain call on an open pipe.
-    let capacity = unsafe { libc::fcntl(fd, libc::F_GETPIPE_SZ) };
-    server.wait_for("the server's stdout to fill up", || {
-        let mut waiting: libc::c_int = 0;
-        // SAFETY: FIONREAD writes one int.
-        let res = unsafe { libc::ioctl(fd, libc::FIONREAD, &mut waiting) };
-        res == 0 && waiting >= capacity
-    });
+    let printed = "mq[0]: \n".len() + 4 * 8192;
+    let capacity = pipe_capacity(&stdout);
+    assert!(
+        10 * printed > capacity + SERVER_OUTPUT_BUFFER,
+        "a pipe of {capacity} bytes takes what this test prints: it cannot hold the server up"
+    );
+    server.wait_for("the server's stdout to fill up", || server.stdout_is_full());
 
     let stats = stats_of(&queue);
 
