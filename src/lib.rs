@@ -40,7 +40,7 @@
 //! | `tempdir` | [`TempDir`] |
 //! | `net` | a TCP reset |
 
-#![warn(missing_docs, missing_debug_implementations)]
+#![warn(missing_docs, missing_debug_implementations, clippy::undocumented_unsafe_blocks)]
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
@@ -65,7 +65,9 @@ pub use client::{client, client_command, client_with_input, send, send_with_prio
 pub use escape::escaped;
 pub use ipc::Access;
 pub use lines::Lines;
-pub use mqueue_fs::{field, mqueue_fields, mqueue_file_fields, mqueue_mount, mqueue_mount_or_skip};
+pub use mqueue_fs::{
+    field, mqueue_fields, mqueue_file_fields, mqueue_limit, mqueue_mount, mqueue_mount_or_skip,
+};
 pub use net::reset;
 pub use pipe::{messages_to_stall, pipe_capacity, pipe_is_full, SERVER_OUTPUT_BUFFER};
 pub use process::{run_to_end, Finished, Process};

@@ -68,6 +68,14 @@ pub fn mqueue_file_fields(mount: &Path, queue: &TestQueue) -> Vec<(String, i64)>
     mqueue_fields(&text)
 }
 
+/// A limit of the system's message queues: `msg_max`, `msgsize_max`,
+/// `queues_max`, read from `/proc/sys/fs/mqueue/`.
+pub fn mqueue_limit(name: &str) -> i64 {
+    let path = format!("/proc/sys/fs/mqueue/{name}");
+    let text = fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    text.trim().parse().unwrap_or_else(|e| panic!("{path}: {text:?}: {e}"))
+}
+
 /// One field of [`mqueue_fields`]; panics if missing.
 pub fn field(fields: &[(String, i64)], key: &str) -> i64 {
     fields.iter().find(|(k, _)| k == key).map(|(_, v)| *v).unwrap_or_else(|| panic!("no {key} in {fields:?}"))

@@ -44,7 +44,7 @@ fn queue_option_wins_over_postbox_queue() {
 #[test]
 fn queue_name_defaults_to_postbox_without_option_or_environment() {
     let postbox = TestQueue::well_known("/postbox");
-    let too_many = (system_limit("msg_max") + 1).to_string();
+    let too_many = (mqueue_limit("msg_max") + 1).to_string();
     let run = ServerBuilder::bare().args(["--listen", "none", "--max-messages", &too_many]).run_to_exit();
 
     assert_eq!(run.code(), 1);
@@ -96,19 +96,16 @@ fn queue_mode_is_reduced_by_the_umask() {
 
 #[test]
 fn queue_shows_up_in_the_mqueue_filesystem_while_the_server_runs() {
-    if !is_mqueue_mounted() {
-        println!("skipped: no mqueue filesystem on /dev/mqueue (mount -t mqueue none /dev/mqueue)");
-        return;
-    }
+    let Some(mount) = mqueue_mount_or_skip() else { return };
     let queue = TestQueue::new();
     let mut server = ServerBuilder::on(&queue).umask(0o022).start();
-    let file = format!("/dev/mqueue{}", queue.name());
+    let file = mount.join(queue.name().trim_start_matches('/'));
 
-    let meta = std::fs::metadata(&file).unwrap_or_else(|e| panic!("{file}: {e}"));
+    let meta = std::fs::metadata(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
     assert_eq!(std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o777, 0o600);
 
     assert_eq!(server.terminate().code(), Some(0));
-    assert!(!std::path::Path::new(&file).exists(), "{file} should be gone after shutdown");
+    assert!(!file.exists(), "{} should be gone after shutdown", file.display());
 }
 
 #[test]
@@ -220,17 +217,6 @@ fn messages_waiting_with_different_priorities_are_printed_highest_first() {
         server.stdout.wait_count(6),
         ["mq[32767]: max", "mq[5]: p5 first", "mq[5]: p5 second", "mq[3]: p3", "mq[1]: p1", "mq[0]: p0"]
     );
-}
-
-fn system_limit(file: &str) -> i64 {
-    let path = format!("/proc/sys/fs/mqueue/{file}");
-    std::fs::read_to_string(&path).unwrap().trim().parse().unwrap()
-}
-
-fn is_mqueue_mounted() -> bool {
-    std::fs::read_to_string("/proc/mounts")
-        .map(|m| m.lines().any(|l| l.split_whitespace().nth(1) == Some("/dev/mqueue")))
-        .unwrap_or(false)
 }
 
 #[test]

@@ -29,7 +29,7 @@ fn shutdown_prints_the_full_queue_and_removes_it(signal: libc::c_int, name: &str
     assert_eq!(server.wait_exit().code(), Some(0));
     let expected: Vec<String> = messages.iter().map(|m| format!("mq[0]: {m}")).collect();
     assert_eq!(server.stdout.snapshot(), expected);
-    assert!(!queue.exists(), "the queue must be removed (mq_open gives ENOENT)");
+    assert!(!queue.exists(), "the queue must be removed: opening it finds nothing");
     server.stderr.wait_containing(name);
 }
 

@@ -20,10 +20,6 @@ fn assert_failed_start(run: &Finished, code: i32, parts: &[&str]) {
     assert!(!run.stderr.contains("panicked"));
 }
 
-fn system_limit(file: &str) -> i64 {
-    std::fs::read_to_string(format!("/proc/sys/fs/mqueue/{file}")).unwrap().trim().parse().unwrap()
-}
-
 /// A bad name is a bad argument, as for the client: exit 2.
 #[test]
 fn queue_name_without_a_leading_slash_is_refused() {
@@ -43,7 +39,7 @@ fn queue_name_without_a_leading_slash_is_refused() {
 #[test]
 fn max_messages_above_the_system_limit_is_refused_even_for_root() {
     let queue = TestQueue::new();
-    let limit = system_limit("msg_max");
+    let limit = mqueue_limit("msg_max");
     let wanted = (limit + 1).to_string();
 
     let dir = TempDir::new();
@@ -66,7 +62,7 @@ fn max_messages_above_the_system_limit_is_refused_even_for_root() {
 #[test]
 fn message_size_above_the_system_limit_is_refused() {
     let queue = TestQueue::new();
-    let limit = system_limit("msgsize_max");
+    let limit = mqueue_limit("msgsize_max");
     let wanted = (limit + 1).to_string();
 
     let run = ServerBuilder::on(&queue).args(["--message-size", &wanted]).run_to_exit();
@@ -78,7 +74,7 @@ fn message_size_above_the_system_limit_is_refused() {
 #[test]
 fn max_messages_at_the_system_limit_is_accepted() {
     let queue = TestQueue::new();
-    let limit = system_limit("msg_max");
+    let limit = mqueue_limit("msg_max");
 
     let _server = ServerBuilder::on(&queue).args(["--max-messages", &limit.to_string()]).start();
 
