@@ -15,7 +15,7 @@ pub fn describe(name: &str) -> io::Result<String> {
     } else {
         "none: no server holds the queue's lock (left by a server that is gone?)"
     };
-    let flags = if attr.mq_flags & i64::from(libc::O_NONBLOCK) != 0 { "O_NONBLOCK" } else { "0" };
+    let flags = if attr.nonblocking { "O_NONBLOCK" } else { "0" };
     let mut out = format!(
         "queue {name}\n\
          messages waiting  {}\n\
@@ -23,7 +23,7 @@ pub fn describe(name: &str) -> io::Result<String> {
          message size      {} bytes\n\
          flags             {flags} (of this client's descriptor)\n\
          owner             {owner}\n",
-        attr.mq_curmsgs, attr.mq_maxmsg, attr.mq_msgsize
+        attr.current_messages, attr.max_messages, attr.message_size
     );
     out += &match mqueue_mount() {
         Some(dir) => {
