@@ -49,7 +49,9 @@ semaphore NAME.stats; read them with `client --stats`.
 
 Output (stdout): `mq[PRIO]: TEXT`, `stdin: TEXT`, `tcp[IP:PORT]: TEXT`,
 `unix[N]: TEXT`; newline, tab and backslash are escaped as \\n \\t \\\\,
-other control bytes and invalid UTF-8 as \\xNN. Logs go to stderr.
+other control bytes, invalid UTF-8, and the characters that change how a
+terminal shows a line (C1 controls, bidirectional overrides and isolates,
+U+2028, U+2029) as \\xNN per byte. Logs go to stderr.
 
 Exit status: 0 after a clean shutdown, 1 on a startup or run-time failure,
 2 on bad arguments.
