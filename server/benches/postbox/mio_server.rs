@@ -14,7 +14,7 @@
 //!   turn, which is what level-triggering gives our reactor for free.
 //! - The listener is bound with std and then given the `SOMAXCONN` backlog
 //!   (mio's `TcpListener::bind` asks for 128, which drops SYNs when a
-//!   thousand clients connect at once: see `DESIGN.md`).
+//!   thousand clients connect at once).
 //! - Signals come from a signalfd registered as a `SourceFd`, as in ours.
 //! - stdin is not read (the benchmark gives both servers `/dev/null`), only
 //!   TCP is offered for `--listen`, and only epoll for `--notify`.
