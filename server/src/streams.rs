@@ -14,7 +14,7 @@ use crate::stats::Source;
 
 /// Registers a reader for stdin. A descriptor that epoll refuses (a regular
 /// file, `/dev/null`, `/dev/zero`) never blocks, but may never end: it is
-/// read one chunk per round by a [`DirectReader`], after the queue has
+/// read one chunk per round by a `DirectReader`, after the queue has
 /// printed what it held, so the server stays responsive whatever it is.
 /// (A closed stdin is `/dev/null` by then: Rust's runtime reopens closed
 /// standard descriptors on it before `main`.)
