@@ -30,8 +30,8 @@ use crate::stats::Source;
 const BATCH: usize = 256;
 
 /// At shutdown, after the name is gone, clients that opened the queue
-/// before may still send: the queue is drained until it has been quiet
-/// this long...
+/// before may still send: a queue that had messages this recently is
+/// drained until it has been quiet this long...
 const SHUTDOWN_QUIET: Duration = Duration::from_millis(100);
 
 /// ...but for no longer than this in all.
@@ -91,6 +91,9 @@ pub struct ServerQueue {
     /// The loop ran: shutdown is news. Before, it is a failed startup
     /// undoing itself, which the error already explains.
     started: bool,
+    /// When a drain last found a message: a queue quiet for longer than
+    /// [`SHUTDOWN_QUIET`] when the stop comes is not waited for.
+    last_message: Option<Instant>,
 }
 
 impl ServerQueue {
@@ -152,6 +155,7 @@ impl ServerQueue {
             lifecycle,
             wakeup,
             started: false,
+            last_message: None,
         })
     }
 
@@ -192,6 +196,9 @@ impl ServerQueue {
                 Ok((len, priority)) => output.queue_line(priority, strip_one_newline(&self.buf[..len])),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     output.counters.queue_depth = 0;
+                    if received > 0 {
+                        self.last_message = Some(Instant::now());
+                    }
                     return Ok(received);
                 }
                 Err(e) => {
@@ -201,6 +208,7 @@ impl ServerQueue {
             }
         }
         // Stopped at the limit: something may be left. One look, not one per message.
+        self.last_message = Some(Instant::now());
         output.counters.queue_depth = self.queue.attributes()?.current_messages;
         Ok(limit)
     }
@@ -237,8 +245,10 @@ impl ServerQueue {
 
     /// After the name is gone: drains until the queue has been quiet for
     /// [`SHUTDOWN_QUIET`] (clients that opened it before may still send),
-    /// for at most [`SHUTDOWN_LIMIT`]. Returns the messages printed, and
-    /// how many of them arrived after the stop began.
+    /// for at most [`SHUTDOWN_LIMIT`]; a queue that was quiet that long
+    /// already, and is empty, is not waited for (an idle server stops at
+    /// once). Returns the messages printed, and how many of them arrived
+    /// after the stop began.
     fn drain_until_quiet(&mut self) -> io::Result<(usize, usize)> {
         let waiting_at_stop = usize::try_from(self.waiting()).unwrap_or(0);
         let deadline = Instant::now() + SHUTDOWN_LIMIT;
@@ -252,6 +262,10 @@ impl ServerQueue {
             }
             if taken == self.capacity {
                 continue;
+            }
+            let recent = self.last_message.is_some_and(|at| at.elapsed() < SHUTDOWN_QUIET);
+            if taken == 0 && !recent {
+                break;
             }
             let quiet = SHUTDOWN_QUIET.min(deadline - now).as_millis() as libc::c_int;
             let mut pollfd = libc::pollfd { fd: self.queue.as_raw_fd(), events: libc::POLLIN, revents: 0 };
