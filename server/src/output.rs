@@ -235,10 +235,13 @@ impl Output {
     /// under way and a second of waiting since `since`, ends the wait:
     /// nobody reads the output, and the user wants the server to stop.
     /// `for_room`: the pipe takes data, but not yet a whole line; `poll`
-    /// would return at once, so sleep a little instead.
+    /// would return at once, so sleep instead: briefly at first (a reader
+    /// that keeps up empties a pipe in microseconds), longer the longer it
+    /// lasts (one that does not should not cost a core).
     fn wait_writable(&self, since: Instant, for_room: bool) -> io::Result<()> {
         if for_room {
-            std::thread::sleep(Duration::from_millis(1));
+            let waited = since.elapsed();
+            std::thread::sleep((waited / 4).clamp(Duration::from_micros(10), Duration::from_millis(5)));
         } else {
             let mut pollfd = libc::pollfd { fd: self.fd, events: libc::POLLOUT, revents: 0 };
             // SAFETY: `pollfd` is a valid array of one element for the call's duration.

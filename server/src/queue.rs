@@ -32,7 +32,7 @@ const BATCH: usize = 256;
 /// At shutdown, after the name is gone, clients that opened the queue
 /// before may still send: a queue that had messages this recently is
 /// drained until it has been quiet this long...
-const SHUTDOWN_QUIET: Duration = Duration::from_millis(100);
+const SHUTDOWN_QUIET: Duration = Duration::from_millis(20);
 
 /// ...but for no longer than this in all.
 const SHUTDOWN_LIMIT: Duration = Duration::from_secs(2);
