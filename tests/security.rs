@@ -125,6 +125,23 @@ fn a_shrunk_statistics_object_does_not_kill_the_server() {
 }
 
 #[test]
+fn a_shrunk_semaphore_file_does_not_kill_the_server() {
+    let queue = TestQueue::new();
+    let mut server = ServerBuilder::on(&queue).args(["--mode", "0660"]).start();
+    let (_, sem) = shm_paths(&stats_name(&queue));
+
+    fs::OpenOptions::new().write(true).open(&sem).and_then(|f| f.set_len(0)).expect("truncate the semaphore");
+    send(&queue, "still here");
+    server.stdout.wait_exact("mq[0]: still here");
+    server.stderr.wait_containing("shrank the semaphore");
+    send(&queue, "and again");
+    server.stdout.wait_exact("mq[0]: and again");
+
+    assert_eq!(server.terminate().code(), Some(0));
+    assert!(!queue.exists() && queue.shared_memory().is_empty(), "left: {:?}", queue.shared_memory());
+}
+
+#[test]
 fn modes_are_exactly_what_was_asked_whatever_the_umask() {
     let queue = TestQueue::new();
     let dir = TempDir::new();

@@ -79,23 +79,13 @@ impl Queue {
             ),
         ))
     }
-
-    /// The queue's attributes, with this descriptor's flags.
-    pub fn attributes(&self) -> io::Result<ipc::QueueAttributes> {
-        self.queue.attributes()
-    }
-
-    /// Owner, mode and identity of the queue.
-    pub fn info(&self) -> io::Result<ipc::ObjectInfo> {
-        self.queue.info()
-    }
 }
 
 /// Whether a live server owns the queue. A server holds an exclusive
 /// `flock` on its queue for its whole life, and the kernel drops it when the
 /// server dies; so if a shared lock can be had, no server is there.
 pub fn server_running(name: &str) -> io::Result<bool> {
-    let queue = match MessageQueue::open_with(name, Access::Send, true) {
+    let queue = match open_any(name) {
         Ok(queue) => queue,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
         Err(e) => return Err(e),
@@ -109,6 +99,16 @@ pub fn server_running(name: &str) -> io::Result<bool> {
         io::ErrorKind::WouldBlock => Ok(true),
         _ => Err(e),
     }
+}
+
+/// Opens `name` for sending, or else for receiving: to look at it
+/// (`fstat`, `mq_getattr`, `flock`), either will do, and a user may be
+/// allowed only one of them.
+pub fn open_any(name: &str) -> io::Result<MessageQueue> {
+    MessageQueue::open_with(name, Access::Send, true).or_else(|e| match e.kind() {
+        io::ErrorKind::PermissionDenied => MessageQueue::open_with(name, Access::Receive, true).map_err(|_| e),
+        _ => Err(e),
+    })
 }
 
 fn full(name: &str, why: &str) -> io::Error {

@@ -13,7 +13,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use ipc::{NamedSemaphore, ObjectInfo, SharedMemory};
 use server::layout::{stats_name, StatsPage, MAGIC, SOURCE_NAMES, VERSION};
 
-use crate::queue::{self, Queue};
+use crate::queue;
 
 /// A copy of the statistics, and how far to trust it.
 #[derive(Debug)]
@@ -57,7 +57,8 @@ fn unreadable(queue: &str, name: &str, e: io::Error) -> io::Error {
         io::ErrorKind::PermissionDenied => io::Error::new(
             e.kind(),
             format!(
-                "statistics of queue {queue} exist ({name}) but this user may not read them:                  the server's --mode does not let this user in"
+                "statistics of queue {queue} exist ({name}) but this user may not read them: \
+                 the server's --mode does not let this user in"
             ),
         ),
         _ => e,
@@ -113,7 +114,7 @@ fn check_owner(
             object.uid, page.uid
         ));
     }
-    let open = match Queue::open(queue, true) {
+    let open = match queue::open_any(queue) {
         Ok(open) => open,
         // The queue is gone: the page is checked against itself only.
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),

@@ -22,6 +22,7 @@ pub mod layout;
 pub mod lifecycle;
 pub mod output;
 pub mod queue;
+mod sigbus;
 pub mod stats;
 pub mod streams;
 

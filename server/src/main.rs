@@ -57,7 +57,7 @@ fn serve(config: &Config) -> io::Result<()> {
     // From here on, however `serve` ends, dropping the reactor removes the queue.
     let (capacity, size) = register_queue(&mut reactor, config, &output, &lifecycle)?;
     // The queue is ours, so any statistics under its name are stale: replaced now.
-    let stats = open_stats(config, capacity);
+    let stats = open_stats(config, capacity, &lifecycle);
     if let Some(listener) = streams::listen(&config.listen, config.mode, &output, max_line)? {
         log::info!("listening on {}", listener.local_addr());
         reactor.register(listener)?;
@@ -124,11 +124,11 @@ fn register_queue(
 
 /// The statistics in shared memory; we own the queue, so any pair under
 /// its name is stale and replaced. Without them the server still runs.
-fn open_stats(config: &Config, capacity: i64) -> Option<StatsShm> {
+fn open_stats(config: &Config, capacity: i64, lifecycle: &SharedLifecycle) -> Option<StatsShm> {
     if !config.stats {
         return None;
     }
-    StatsShm::create(&config.queue, config.mode, capacity)
+    StatsShm::create(&config.queue, config.mode, capacity, lifecycle.clone())
         .map_err(|e| log::warn!("statistics for queue {}: {e}; running without", config.queue))
         .ok()
 }

@@ -205,7 +205,8 @@ impl Output {
     /// pipe, a write longer than `PIPE_BUF` may be cut wherever the pipe is
     /// full, so it is given only whole lines that surely fit; a write of at
     /// most `PIPE_BUF` is all or nothing. Returns 0 when not even the next
-    /// line surely fits (wait, then ask again).
+    /// line surely fits (wait, then ask again). A line longer than the
+    /// whole pipe cannot be written whole: it goes when the pipe is empty.
     fn next_chunk(&self, from: usize) -> usize {
         let rest = &self.buf[from..];
         let Kind::Pipe { capacity } = self.kind else {
@@ -216,18 +217,15 @@ impl Output {
         }
         let room = surely_free(self.fd, capacity).min(rest.len());
         // The buffer ends with a newline, so a cut at `room` finds one unless no line fits.
-        let fit = match rest[..room].iter().rposition(|&b| b == b'\n') {
-            Some(end) => end + 1,
-            None => 0,
-        };
-        if fit == 0 {
-            // A line of at most PIPE_BUF is written atomically anyway.
-            let first = rest.iter().position(|&b| b == b'\n').map_or(rest.len(), |end| end + 1);
-            if first <= PIPE_BUF {
-                return first;
-            }
+        if let Some(end) = rest[..room].iter().rposition(|&b| b == b'\n') {
+            return end + 1;
         }
-        fit
+        let first = rest.iter().position(|&b| b == b'\n').map_or(rest.len(), |end| end + 1);
+        if first <= PIPE_BUF || (first > capacity && room == capacity) {
+            first
+        } else {
+            0
+        }
     }
 
     /// Waits until stdout takes data again. A stop signal waiting to be
@@ -318,14 +316,18 @@ fn pipe_capacity(fd: RawFd) -> usize {
     usize::try_from(size).unwrap_or(FLUSH_AT)
 }
 
-/// Bytes a pipe surely takes without cutting a write: its capacity less
-/// what it holds, counted in whole pages, less two pages that the reader's
-/// and the writer's partly used pages may take.
+/// Bytes a pipe surely takes without cutting a write: all of it when it
+/// is empty; otherwise its capacity less what it holds, counted in whole
+/// pages, less two pages that the reader's and the writer's partly used
+/// pages may take.
 fn surely_free(fd: RawFd, capacity: usize) -> usize {
     let mut unread: libc::c_int = 0;
     // SAFETY: FIONREAD writes one int; `unread` is writable.
     if unsafe { libc::ioctl(fd, libc::FIONREAD, &mut unread) } == -1 {
         return 0;
+    }
+    if unread == 0 {
+        return capacity;
     }
     const PAGE: usize = 4096;
     let used = (usize::try_from(unread).unwrap_or(capacity) / PAGE + 2) * PAGE;

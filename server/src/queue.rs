@@ -91,6 +91,8 @@ pub struct ServerQueue {
     /// The loop ran: shutdown is news. Before, it is a failed startup
     /// undoing itself, which the error already explains.
     started: bool,
+    /// Created by this server, or adopted.
+    origin: Origin,
     /// When a drain last found a message: a queue quiet for longer than
     /// [`SHUTDOWN_QUIET`] when the stop comes is not waited for.
     last_message: Option<Instant>,
@@ -109,11 +111,12 @@ impl ServerQueue {
         check_system_limits(spec).map_err(|e| context(&label, e))?;
         let (queue, origin) = create_or_adopt(spec)?;
         match ServerQueue::assemble(queue, label, notify, output, lifecycle) {
-            Ok(server_queue) => {
+            Ok(mut server_queue) => {
                 let origin = match origin {
                     Origin::Adopted { .. } => Origin::Adopted { waiting: server_queue.waiting() },
                     created => created,
                 };
+                server_queue.origin = origin;
                 Ok((server_queue, origin))
             }
             Err(e) => {
@@ -155,6 +158,7 @@ impl ServerQueue {
             lifecycle,
             wakeup,
             started: false,
+            origin: Origin::Created,
             last_message: None,
         })
     }
@@ -233,7 +237,15 @@ impl ServerQueue {
         };
         let signal = *signal;
         while fd.read_signal()?.is_some() {}
-        self.queue.notify_signal(signal)?;
+        self.queue.notify_signal(signal).map_err(|e| match e.kind() {
+            // The reactor names the queue in its log line already.
+            io::ErrorKind::ResourceBusy => io::Error::new(
+                e.kind(),
+                "mq_notify: another process took the queue's notification (with --notify signal, \
+                 any process that may open the queue can); use the default --notify epoll",
+            ),
+            _ => e,
+        })?;
         if self.drain(BATCH)? == BATCH {
             // More may wait, and the queue will not notify while it is not
             // empty: come back next round, as level-triggered epoll would.
@@ -256,6 +268,9 @@ impl ServerQueue {
         loop {
             let taken = self.drain(self.capacity)?;
             printed += taken;
+            // At most one queueful received and not yet written, here too.
+            // An error is kept by the output and reported by the last flush.
+            let _ = self.output.borrow_mut().flush();
             let now = Instant::now();
             if now >= deadline || self.output.borrow().is_closed() {
                 break;
@@ -331,14 +346,15 @@ impl Handler for ServerQueue {
     /// descriptor is closed (`mq_close`) when the handler drops.
     fn on_shutdown(&mut self) {
         self.lifecycle.mark_stopping();
+        if !self.started && self.origin != Origin::Created {
+            // A startup that failed after adopting: the queue stays, with
+            // its messages, for the next server.
+            return;
+        }
         let unlinked = MessageQueue::unlink(self.queue.name());
         if let Err(e) = &unlinked {
             log::error!("{e}");
             self.lifecycle.mark_failed();
-        }
-        if !self.started {
-            // A failed startup: the queue is drained only if we keep it.
-            return;
         }
         let (printed, late) = match self.drain_until_quiet() {
             Ok(figures) => figures,
@@ -354,7 +370,7 @@ impl Handler for ServerQueue {
         if late > 0 {
             log::warn!("{}: {late} message(s) arrived after the shutdown began (printed)", self.label);
         }
-        if unlinked.is_ok() {
+        if unlinked.is_ok() && self.started {
             log::info!("{}: removed", self.label);
         }
     }
@@ -380,6 +396,12 @@ fn create_or_adopt(spec: &QueueSpec) -> io::Result<(MessageQueue, Origin)> {
                 match MessageQueue::open_with(&spec.name, Access::Receive, true) {
                     Ok(queue) => (queue, Origin::Adopted { waiting: 0 }),
                     Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                    Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {
+                        return Err(match MessageQueue::file_info(&spec.name) {
+                            Ok(info) => not_adoptable(&spec.name, &info, spec.mode),
+                            Err(_) => e,
+                        })
+                    }
                     Err(e) => return Err(e),
                 }
             }
@@ -418,22 +440,30 @@ fn check_adoptable(queue: &MessageQueue, mode: libc::mode_t) -> io::Result<()> {
     let info = queue.info()?;
     // SAFETY: plain call, cannot fail.
     let me = unsafe { libc::geteuid() };
-    let extra = info.mode & !mode & 0o077;
-    if info.uid != me || extra != 0 {
-        let owner = if info.uid == me { "this user".to_string() } else { format!("user {}", info.uid) };
-        return Err(io::Error::new(
-            io::ErrorKind::PermissionDenied,
-            format!(
-                "queue {}: exists, owned by {owner} with mode {:04o}, and is not safe to adopt: \
-                 another user could receive the messages meant for this server (--mode is {mode:04o}). \
-                 Remove it (its owner or root: rm /dev/mqueue/{}) or choose another name with --queue",
-                queue.name(),
-                info.mode,
-                queue.name().trim_start_matches('/'),
-            ),
-        ));
+    if info.uid != me || info.mode & !mode & 0o077 != 0 {
+        return Err(not_adoptable(queue.name(), &info, mode));
     }
     Ok(())
+}
+
+/// Why the queue `name`, as `info` describes it, is refused.
+fn not_adoptable(name: &str, info: &ipc::ObjectInfo, mode: libc::mode_t) -> io::Error {
+    // SAFETY: plain call, cannot fail.
+    let owner = if info.uid == unsafe { libc::geteuid() } {
+        "this user".to_string()
+    } else {
+        format!("user {}", info.uid)
+    };
+    io::Error::new(
+        io::ErrorKind::PermissionDenied,
+        format!(
+            "queue {name}: exists, owned by {owner} with mode {:04o}, and is not safe to adopt: \
+             another user could receive the messages meant for this server (--mode is {mode:04o}). \
+             Remove it (its owner or root: rm /dev/mqueue/{}) or choose another name with --queue",
+            info.mode,
+            name.trim_start_matches('/'),
+        ),
+    )
 }
 
 /// Claims the queue for this process; `false` if a server holds it.

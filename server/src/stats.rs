@@ -7,6 +7,8 @@
 //!
 //! The page is written with `pwrite`, never through a mapping: another
 //! process that shrinks the object cannot make the server fault (`SIGBUS`).
+//! The semaphore is mapped (glibc does that), and its users could shrink
+//! its file: a fault there is caught (`sigbus`), and the statistics stop.
 //! The object is readable, never writable, by the users the queue's mode
 //! lets in; the semaphore is theirs to take and give back.
 //!
@@ -21,6 +23,8 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use ipc::{NamedSemaphore, SharedMemory};
 
 use crate::layout::{stats_name, SourceStats, StatsPage, MAGIC, VERSION};
+use crate::lifecycle::SharedLifecycle;
+use crate::sigbus;
 
 /// How long the semaphore may stay taken before its holder is presumed
 /// dead: readers hold it for the copy of a few hundred bytes.
@@ -92,12 +96,21 @@ pub struct StatsShm {
     sem: NamedSemaphore,
     page: StatsPage,
     busy_since: Option<Instant>,
+    /// Another process shrank the semaphore's file: publishing has stopped.
+    tampered: bool,
+    /// Told when the pair cannot be removed at the end.
+    lifecycle: SharedLifecycle,
 }
 
 impl StatsShm {
     /// Creates the pair for `queue`, replacing a stale one. The caller must
     /// own the queue (hold its lock).
-    pub fn create(queue: &str, mode: libc::mode_t, queue_capacity: i64) -> io::Result<StatsShm> {
+    pub fn create(
+        queue: &str,
+        mode: libc::mode_t,
+        queue_capacity: i64,
+        lifecycle: SharedLifecycle,
+    ) -> io::Result<StatsShm> {
         let name = stats_name(queue);
         unlink_stale(&name)?;
         let started = now_ns();
@@ -122,7 +135,10 @@ impl StatsShm {
             shm,
             page,
             busy_since: None,
+            tampered: false,
+            lifecycle,
         };
+        sigbus::watch(stats.sem.as_ptr().cast())?;
         // Nobody can read the page before the semaphore holds its first token.
         stats.write_page()?;
         stats.sem.post()?;
@@ -139,7 +155,16 @@ impl StatsShm {
     /// keeps it for over a second is presumed dead and its hold undone.
     pub fn publish(&mut self, counters: &Counters) {
         self.page.rounds += 1;
-        if !self.sem.try_wait().unwrap_or(false) {
+        if self.tampered {
+            return;
+        }
+        let taken = self.sem.try_wait().unwrap_or(false);
+        if sigbus::take_tampered() {
+            self.tampered = true;
+            log::warn!("{}: another process shrank the semaphore's file; statistics stop here", self.name);
+            return;
+        }
+        if !taken {
             self.release_if_abandoned();
             return;
         }
@@ -183,9 +208,11 @@ impl StatsShm {
 }
 
 impl Drop for StatsShm {
+    /// Removes both names; one that cannot be removed fails the run.
     fn drop(&mut self) {
         if let Err(e) = unlink_stale(&self.name) {
             log::error!("{e}");
+            self.lifecycle.mark_failed();
         }
     }
 }

@@ -1,11 +1,12 @@
 //! The postbox server on mio: the comparison for our reactor.
 //!
-//! It runs the server's own code wherever the event loop is not involved:
-//! the command line (`args.rs`), the queue's creation, adoption, locking and
-//! shutdown (`mq.rs`: `MessageQueue::open` and its `on_shutdown`), the
-//! output with its escaping and counters (`output.rs`, `escape.rs`), and the
-//! statistics published once per round (`stats.rs`). What differs is the
-//! loop and what mio asks of its users:
+//! It runs the server's own code, from the `server` library, wherever the
+//! event loop is not involved: the command line (`server::args`), the
+//! queue's creation, adoption, locking, drain and shutdown
+//! (`server::queue::ServerQueue`: `open`, `drain`, `on_shutdown`), the output
+//! with its escaping and counters (`server::output`, `server::escape`), and
+//! the statistics published once per round (`server::stats`). What differs
+//! is the loop and what mio asks of its users:
 //!
 //! - mio is edge-triggered only, so a source must be read until `WouldBlock`
 //!   or it is never reported again. Connections are read that way. The queue
@@ -118,7 +119,7 @@ impl MioServer {
         let (queue, _) = ServerQueue::open(&spec, Notify::Epoll, output.clone(), Lifecycle::new())?;
         let queue_fd = queue.queue().as_raw_fd();
         poll.registry().register(&mut SourceFd(&queue_fd), QUEUE, Interest::READABLE)?;
-        let stats = StatsShm::create(&config.queue, config.mode, queue.max_messages())?;
+        let stats = StatsShm::create(&config.queue, config.mode, queue.max_messages(), Lifecycle::new())?;
         let mut server = MioServer {
             poll,
             output,
