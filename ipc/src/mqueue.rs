@@ -272,7 +272,7 @@ impl MessageQueue {
     /// `mq_notify` with `SIGEV_SIGNAL`: `signal` is sent once, the next
     /// time the queue goes from empty to not empty, and then the
     /// registration is gone. One process per queue may be registered:
-    /// another one's registration gives `ResourceBusy` (`EBUSY`). This
+    /// another one's registration gives `EBUSY`. This
     /// process's own earlier registration is replaced.
     ///
     /// With epoll on the descriptor (Linux), this is not needed; it is here

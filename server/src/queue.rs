@@ -237,14 +237,18 @@ impl ServerQueue {
         };
         let signal = *signal;
         while fd.read_signal()?.is_some() {}
-        self.queue.notify_signal(signal).map_err(|e| match e.kind() {
-            // The reactor names the queue in its log line already.
-            io::ErrorKind::ResourceBusy => io::Error::new(
+        // The reactor names the queue in its log line: the error does not again.
+        let label = format!("{}: ", self.label);
+        self.queue.notify_signal(signal).map_err(|e| {
+            let text = e.to_string();
+            let why = text.strip_prefix(&label).unwrap_or(&text);
+            io::Error::new(
                 e.kind(),
-                "mq_notify: another process took the queue's notification (with --notify signal, \
-                 any process that may open the queue can); use the default --notify epoll",
-            ),
-            _ => e,
+                format!(
+                    "{why} (with --notify signal, any process that may open the queue can take its \
+                     notification; the default --notify epoll cannot be disturbed so)"
+                ),
+            )
         })?;
         if self.drain(BATCH)? == BATCH {
             // More may wait, and the queue will not notify while it is not
