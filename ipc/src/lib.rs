@@ -50,7 +50,7 @@ mod shm;
 mod sys;
 
 pub use info::ObjectInfo;
-pub use mqueue::{Access, MessageQueue, QueueAttributes, QueueOptions};
+pub use mqueue::{mqueue_mount, Access, MessageQueue, QueueAttributes, QueueOptions};
 pub use name::{name_problem, NAME_MAX};
 pub use semaphore::NamedSemaphore;
 pub use shm::{Mapping, Plain, SharedMemory, View};

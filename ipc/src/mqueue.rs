@@ -8,6 +8,7 @@ use std::fmt;
 use std::io;
 use std::mem;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::name::c_name;
@@ -176,6 +177,18 @@ impl MessageQueue {
         &self.name
     }
 
+    /// Owner, mode and identity of the queue `name` without opening it: its
+    /// file in the mqueue file system, where that is mounted (`NotFound`
+    /// otherwise). For a queue this user may not open.
+    pub fn file_info(name: &str) -> io::Result<ObjectInfo> {
+        c_name("queue", name)?;
+        let mount = mqueue_mount().ok_or_else(|| {
+            io::Error::new(io::ErrorKind::NotFound, "the mqueue file system is not mounted")
+        })?;
+        let meta = std::fs::metadata(mount.join(&name[1..])).map_err(|e| context(format!("queue {name}"), e))?;
+        Ok(ObjectInfo::from_metadata(&meta))
+    }
+
     /// `mq_send`: sends `message` with `priority` (0 up to
     /// `sysconf(_SC_MQ_PRIO_MAX) - 1`, higher first). Waits while the queue
     /// is full, unless the descriptor is non-blocking (`WouldBlock`).
@@ -259,7 +272,7 @@ impl MessageQueue {
     /// `mq_notify` with `SIGEV_SIGNAL`: `signal` is sent once, the next
     /// time the queue goes from empty to not empty, and then the
     /// registration is gone. One process per queue may be registered:
-    /// another one's registration gives `ResourceBusy` (`EBUSY`). This
+    /// another one's registration gives `EBUSY`. This
     /// process's own earlier registration is replaced.
     ///
     /// With epoll on the descriptor (Linux), this is not needed; it is here
@@ -372,6 +385,18 @@ impl Drop for MessageQueue {
         // SAFETY: the descriptor is open and ours alone; nothing uses it after.
         unsafe { libc::mq_close(self.mqd) };
     }
+}
+
+/// Where the mqueue file system is mounted (`/dev/mqueue` by custom), if
+/// it is: there each queue is a file, whose content shows `QSIZE` and the
+/// notification fields.
+pub fn mqueue_mount() -> Option<PathBuf> {
+    let mounts = std::fs::read_to_string("/proc/self/mounts").ok()?;
+    mounts.lines().find_map(|line| {
+        let mut fields = line.split_whitespace();
+        let (_, dir, kind) = (fields.next()?, fields.next()?, fields.next()?);
+        (kind == "mqueue").then(|| PathBuf::from(dir))
+    })
 }
 
 /// `mq_open` without `O_CREAT`: what each errno means for the user.

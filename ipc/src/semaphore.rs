@@ -90,6 +90,14 @@ impl NamedSemaphore {
         &self.name
     }
 
+    /// The `sem_t` that glibc maps from the semaphore's file: the start of
+    /// a shared mapping of one page. (A process allowed to open the
+    /// semaphore may shrink that file, and the next access then faults
+    /// with `SIGBUS`; a program that must survive that watches this page.)
+    pub fn as_ptr(&self) -> *mut libc::sem_t {
+        self.sem
+    }
+
     /// Its file: `/dev/shm/sem.NAME`.
     pub fn path(&self) -> String {
         format!("{SEM_DIR}/sem.{}", &self.name[1..])
