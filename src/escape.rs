@@ -1,9 +1,16 @@
 //! The escaping rule, written down independently of the server's code.
 
-/// What the server prints for `message`: `\n`, tab and backslash as `\n`,
-/// `\t`, `\\`; other control bytes (below 0x20, and 0x7f) and every byte
-/// that is not part of valid UTF-8 as `\xNN` in lowercase hex; valid UTF-8
-/// as it is.
+/// What the server prints for `message`:
+///
+/// - `\n`, tab and backslash as `\n`, `\t`, `\\`;
+/// - other ASCII control bytes (below 0x20, and 0x7f) and every byte that
+///   is not part of valid UTF-8 as `\xNN` in lowercase hex;
+/// - characters that could make a message disguise the lines around it as
+///   the `\xNN` of each of their bytes: the C1 controls (U+0080 to U+009F),
+///   the bidirectional embeddings and overrides (U+202A to U+202E) and
+///   isolates (U+2066 to U+2069), the line and paragraph separators
+///   (U+2028, U+2029);
+/// - other valid UTF-8 as it is.
 pub fn escaped(message: &[u8]) -> String {
     let mut out = String::new();
     let mut rest = message;
@@ -21,7 +28,11 @@ pub fn escaped(message: &[u8]) -> String {
                 '\n' => out.push_str("\\n"),
                 '\t' => out.push_str("\\t"),
                 '\\' => out.push_str("\\\\"),
-                c if (c as u32) < 0x20 || c as u32 == 0x7f => out.push_str(&format!("\\x{:02x}", c as u32)),
+                c if disguises_lines(c) => {
+                    for byte in c.encode_utf8(&mut [0; 4]).bytes() {
+                        out.push_str(&format!("\\x{byte:02x}"));
+                    }
+                }
                 c => out.push(c),
             }
         }
@@ -32,4 +43,10 @@ pub fn escaped(message: &[u8]) -> String {
         rest = &rest[valid.len() + invalid..];
     }
     out
+}
+
+/// Control characters (C0, DEL, C1), bidirectional embeddings, overrides
+/// and isolates, and the line and paragraph separators.
+fn disguises_lines(c: char) -> bool {
+    matches!(c, '\u{0}'..='\u{1f}' | '\u{7f}'..='\u{9f}' | '\u{2028}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
 }

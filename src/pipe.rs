@@ -1,11 +1,19 @@
-//! Pipes that fill up: how much a pipe holds, whether it takes more, and
-//! how much the server keeps for its stdout besides.
+//! Pipes that fill up: how much a pipe holds, how much waits in it,
+//! whether it takes more, and how much the server keeps for its stdout
+//! besides.
 //!
 //! A test that needs the server stalled on a full stdout must not count on
 //! "a lot" of output being enough. It sends more than the pipe
 //! ([`pipe_capacity`]), the server's own buffer ([`SERVER_OUTPUT_BUFFER`])
 //! and the queue can hold together ([`messages_to_stall`]), and then waits
-//! for the pipe to take no more ([`Server::stdout_is_full`](crate::Server::stdout_is_full)).
+//! for the pipe to take no more
+//! ([`Server::stdout_is_full`](crate::Server::stdout_is_full)).
+//!
+//! The server writes whole lines into a pipe: lines of up to `PIPE_BUF`
+//! (4096) bytes one at a time when room is short, so it waits on its
+//! stdout only once the pipe is full. A longer line waits until it surely
+//! fits, and the pipe may then have room left: with such lines, wait for
+//! something else ([`bytes_waiting`], say).
 
 use std::io;
 use std::os::fd::{AsFd, AsRawFd};
@@ -23,6 +31,16 @@ pub fn pipe_capacity(pipe: &impl AsFd) -> usize {
     let size = unsafe { libc::fcntl(pipe.as_fd().as_raw_fd(), libc::F_GETPIPE_SZ) };
     assert!(size > 0, "F_GETPIPE_SZ: {}", io::Error::last_os_error());
     size as usize
+}
+
+/// How many bytes wait in the pipe to be read (`ioctl(FIONREAD)`); `pipe`
+/// is either end.
+pub fn bytes_waiting(pipe: &impl AsFd) -> usize {
+    let mut waiting: libc::c_int = 0;
+    // SAFETY: FIONREAD writes one int, and `waiting` is one.
+    let res = unsafe { libc::ioctl(pipe.as_fd().as_raw_fd(), libc::FIONREAD, &mut waiting) };
+    assert_eq!(res, 0, "FIONREAD: {}", io::Error::last_os_error());
+    waiting as usize
 }
 
 /// How many messages it takes to stall a server whose stdout nobody
@@ -69,6 +87,7 @@ mod tests {
         let capacity = pipe_capacity(&read_end);
         assert_eq!(pipe_capacity(&write_end), capacity);
         assert!(!pipe_is_full(&write_end));
+        assert_eq!(bytes_waiting(&read_end), 0);
 
         let chunk = vec![b'x'; 1000];
         let mut written = 0;
@@ -78,6 +97,7 @@ mod tests {
 
         assert!(pipe_is_full(&write_end));
         assert!(written <= capacity, "{written} bytes in a pipe of {capacity}");
+        assert_eq!(bytes_waiting(&read_end), written);
         drop(read_end);
     }
 

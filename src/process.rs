@@ -71,13 +71,26 @@ impl Process {
     /// Starts `command` with a stdin the test goes on writing to
     /// ([`feed`](Process::feed)) until it ends it
     /// ([`end_input`](Process::end_input)), collecting its output.
-    pub fn start_fed(mut command: Command) -> Process {
-        command.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    pub fn start_fed(command: Command) -> Process {
+        Process::launch(command, None)
+    }
+
+    /// Starts `command` with `stdin` (the output of another process, say),
+    /// collecting its output.
+    pub fn start_reading(command: Command, stdin: impl Into<Stdio>) -> Process {
+        Process::launch(command, Some(stdin.into()))
+    }
+
+    fn launch(mut command: Command, stdin: Option<Stdio>) -> Process {
+        let fed = stdin.is_none();
+        command.stdin(stdin.unwrap_or_else(Stdio::piped)).stdout(Stdio::piped()).stderr(Stdio::piped());
         let description = format!("{command:?}");
         let mut child = command.spawn().unwrap_or_else(|e| panic!("cannot run {description}: {e}"));
-        let stdin = child.stdin.take().expect("stdin is piped");
         let (input, pieces) = mpsc::channel();
-        let writer = thread::spawn(move || write_all_pieces(stdin, pieces));
+        let writer = fed.then(|| {
+            let stdin = child.stdin.take().expect("stdin is piped");
+            thread::spawn(move || write_all_pieces(stdin, pieces))
+        });
         let read = |mut source: Box<dyn Read + Send>| {
             thread::spawn(move || {
                 let mut bytes = Vec::new();
@@ -90,8 +103,8 @@ impl Process {
         Process {
             child,
             description,
-            input: Some(input),
-            writer: Some(writer),
+            input: fed.then_some(input),
+            writer,
             stdout: Some(stdout),
             stderr: Some(stderr),
             finished: false,
@@ -101,7 +114,7 @@ impl Process {
     /// Writes `bytes` to the process's stdin, on a thread: this returns at
     /// once, even if the process does not read.
     pub fn feed(&mut self, bytes: &[u8]) {
-        let input = self.input.as_ref().expect("input was ended");
+        let input = self.input.as_ref().expect("input was ended, or is not fed by the test");
         // The writer thread ends early only if the process stopped reading.
         let _ = input.send(bytes.to_vec());
     }

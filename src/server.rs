@@ -254,10 +254,11 @@ impl Server {
         self.raw_stdout.take().expect("the server was started with raw_stdout()")
     }
 
-    /// Whether the server's stdout, a pipe, takes no more bytes now, as
-    /// the server itself would find (see [`pipe_is_full`]). It is asked
-    /// through a write end of the pipe of its own (`/proc/PID/fd/1`), on
-    /// which nothing is written.
+    /// Whether the server's stdout, a pipe, takes no more bytes now (see
+    /// [`pipe_is_full`]): a server printing lines of up to 4096 bytes that
+    /// has more to print then waits on it. It is asked through a write end
+    /// of the pipe of its own (`/proc/PID/fd/1`), on which nothing is
+    /// written.
     pub fn stdout_is_full(&self) -> bool {
         let path = format!("/proc/{}/fd/1", self.pid());
         let probe = fs::OpenOptions::new()

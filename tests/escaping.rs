@@ -1,7 +1,9 @@
 //! One message, one line, whatever its bytes: `\n`, tab and backslash as
-//! `\n`, `\t`, `\\`; other control bytes and invalid UTF-8 as `\xNN` in
-//! lowercase hex; valid UTF-8 kept; one trailing newline of a queue message
-//! dropped.
+//! `\n`, `\t`, `\\`; other control bytes, invalid UTF-8 and the characters
+//! that could disguise the lines around them (C1 controls, bidirectional
+//! overrides and isolates, line separators) as `\xNN` in lowercase hex,
+//! byte by byte; other valid UTF-8 kept; one trailing newline of a queue
+//! message dropped.
 
 use std::io::Write;
 use std::net::{Shutdown, TcpStream};
@@ -27,6 +29,14 @@ fn the_escaping_rule_written_out() {
     assert_eq!(escaped("grüße 世界 🦀".as_bytes()), "grüße 世界 🦀");
     assert_eq!(escaped(b"\xe2\x82 \xe2\x82\xac"), r"\xe2\x82 €");
     assert_eq!(escaped(b"\xab\xcd\xef"), r"\xab\xcd\xef", "lowercase hex");
+    // Characters that could disguise the lines around them, as their bytes.
+    assert_eq!(escaped("a\u{80}b\u{9f}c".as_bytes()), r"a\xc2\x80b\xc2\x9fc", "C1 controls");
+    assert_eq!(escaped("\u{202a}\u{202e}".as_bytes()), r"\xe2\x80\xaa\xe2\x80\xae", "embeddings, overrides");
+    assert_eq!(escaped("\u{2066}\u{2069}".as_bytes()), r"\xe2\x81\xa6\xe2\x81\xa9", "isolates");
+    assert_eq!(escaped("\u{2028}\u{2029}".as_bytes()), r"\xe2\x80\xa8\xe2\x80\xa9", "separators");
+    // Their neighbours are plain text.
+    let neighbours = "\u{a0}\u{2027}\u{202f}\u{2065}\u{206a}";
+    assert_eq!(escaped(neighbours.as_bytes()), neighbours);
 }
 
 #[test]
@@ -76,7 +86,7 @@ fn hostile_bytes_through_the_client_stdin_are_escaped() {
 }
 
 #[test]
-fn valid_utf8_is_kept_and_invalid_bytes_beside_it_are_hex() {
+fn valid_utf8_is_kept_and_invalid_bytes_and_c1_controls_beside_it_are_hex() {
     let queue = TestQueue::new();
     let server = start_server(&queue);
     let mut stream = TcpStream::connect(server.tcp_addr()).unwrap();
@@ -87,7 +97,7 @@ fn valid_utf8_is_kept_and_invalid_bytes_beside_it_are_hex() {
     stream.write_all(b"surrogate \xed\xa0\x80 overlong \xc0\xaf\n").unwrap();
     stream.shutdown(Shutdown::Write).unwrap();
 
-    server.stdout.wait_exact(&format!("{tag}: grüße 世界 🦀 \u{85}"));
+    server.stdout.wait_exact(&format!("{tag}: grüße 世界 🦀 \\xc2\\x85"));
     server.stdout.wait_exact(&format!("{tag}: half \\xe2\\x82 then € \\xf0\\x9f"));
     server.stdout.wait_exact(&format!("{tag}: surrogate \\xed\\xa0\\x80 overlong \\xc0\\xaf"));
 }

@@ -4,6 +4,7 @@
 
 use std::fs::File;
 use std::io;
+use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -30,17 +31,35 @@ fn endless_unpollable_stdin_does_not_keep_the_server_from_stopping() {
     assert!(log.contains("mq 1"), "the queue was served meanwhile: {log}");
 }
 
+/// `yes`: an input that never ends, killed at the end of the test.
+struct Endless(std::process::Child);
+
+impl Endless {
+    fn lines_of(text: &str) -> Endless {
+        let yes = Command::new("yes").arg(text).stdout(Stdio::piped()).spawn().expect("run yes");
+        Endless(yes)
+    }
+}
+
+impl Drop for Endless {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// A client waiting for room in a full queue whose server then stops must
-/// not wait for ever on the removed queue.
+/// not wait for ever on the removed queue. Its input never ends, so it
+/// outlasts whatever the stopping server still drains (for at most a
+/// couple of seconds), and is left waiting for room in the removed queue.
 #[test]
 fn client_waiting_for_room_gives_up_when_the_server_stops() {
     let queue = TestQueue::new();
     let mut server = start_server(&queue); // capacity 10
     server.pause();
-    // Far more than a stopping server takes: one round (256 messages at
-    // most) and one queueful at shutdown (10).
-    let input: String = (1..=2000).map(|n| format!("{n}\n")).collect();
-    let sender = Process::start(client_command(["--queue", queue.name()]), input.as_bytes());
+    let mut endless = Endless::lines_of("more");
+    let input = endless.0.stdout.take().expect("yes's stdout is piped");
+    let sender = Process::start_reading(client_command(["--queue", queue.name()]), input);
     sender.wait_blocked_on_a_queue();
 
     server.signal(libc::SIGTERM);
@@ -49,7 +68,8 @@ fn client_waiting_for_room_gives_up_when_the_server_stops() {
 
     let sent = sender.finish(DEADLINE);
     assert_eq!(sent.code(), 1, "stderr: {}", sent.stderr);
-    assert!(sent.stderr.contains("was removed while waiting"), "stderr: {}", sent.stderr);
+    assert!(sent.stderr.contains("was removed while waiting for room"), "stderr: {}", sent.stderr);
+    drop(endless);
 }
 
 #[test]

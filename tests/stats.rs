@@ -203,6 +203,8 @@ fn stats_json_names_the_queue_the_server_and_its_capacity_with_exactly_the_docum
         "rounds",
         "queue_depth",
         "queue_capacity",
+        "lines_printed",
+        "lines_dropped",
         "server_running",
         "consistent",
         "sources",
@@ -242,8 +244,10 @@ fn stats_json_names_the_queue_the_server_and_its_capacity_with_exactly_the_docum
     assert!(table.stdout.contains("queue depth (last seen): 0 of 5 messages"), "{}", table.stdout);
 }
 
+/// The queue's readers may read the figures and take the semaphore; no
+/// one but the server may write the figures.
 #[test]
-fn stats_objects_have_the_queues_mode_and_are_removed_by_sigterm() {
+fn stats_objects_take_their_modes_from_the_queues_and_are_removed_by_sigterm() {
     let queue = TestQueue::new();
     let mut server = ServerBuilder::on(&queue).umask(0o022).args(["--mode", "0660"]).start();
     let (shm, sem) = shm_paths(&stats_name(&queue));
@@ -252,8 +256,8 @@ fn stats_objects_have_the_queues_mode_and_are_removed_by_sigterm() {
     };
 
     let queue_mode = RawQueue::open(queue.name(), Access::Receive).unwrap().mode();
-    assert_eq!(queue_mode, 0o640);
-    assert_eq!(mode(&shm), queue_mode, "{}", shm.display());
+    assert_eq!(queue_mode, 0o660);
+    assert_eq!(mode(&shm), 0o640, "the page, read-only for the group: {}", shm.display());
     assert_eq!(mode(&sem), queue_mode, "{}", sem.display());
 
     assert_eq!(server.terminate().code(), Some(0));
@@ -523,7 +527,9 @@ fn stats_read_before_the_first_round_are_not_older_than_the_server() {
         10 * printed > capacity + SERVER_OUTPUT_BUFFER,
         "a pipe of {capacity} bytes takes what this test prints: it cannot hold the server up"
     );
-    server.wait_for("the server's stdout to fill up", || server.stdout_is_full());
+    // Printing has begun, and the first round cannot end before a reader
+    // takes some of it.
+    server.wait_for("the server's first output", || bytes_waiting(&stdout) > 0);
 
     let stats = stats_of(&queue);
 
