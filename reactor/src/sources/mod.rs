@@ -4,11 +4,15 @@
 //! and does a bounded amount of work per readiness, so that none of them can
 //! starve the others.
 
+mod fd;
+mod fifo;
 mod lines;
 mod listener;
 mod signal;
 mod timer;
 
+pub use fd::Fd;
+pub use fifo::Fifo;
 pub use lines::{split_lines, Callbacks, LineReader, LineSink};
 pub use listener::{ListenAddr, Listener, Peer};
 pub use signal::SignalFd;
