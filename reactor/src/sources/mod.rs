@@ -4,16 +4,20 @@
 //! and does a bounded amount of work per readiness, so that none of them can
 //! starve the others.
 
+mod channel;
 mod fd;
 mod fifo;
 mod lines;
 mod listener;
 mod signal;
 mod timer;
+mod waker;
 
+pub use channel::{channel, Receiver, SendError, Sender};
 pub use fd::Fd;
 pub use fifo::Fifo;
 pub use lines::{split_lines, Callbacks, LineReader, LineSink};
 pub use listener::{ListenAddr, Listener, Peer};
 pub use signal::SignalFd;
 pub use timer::Timer;
+pub use waker::{WakeHandle, Waker};
