@@ -12,6 +12,7 @@ mod listener;
 mod signal;
 mod timer;
 mod waker;
+mod writer;
 
 pub use channel::{channel, Receiver, SendError, Sender};
 pub use fd::Fd;
@@ -21,3 +22,4 @@ pub use listener::{ListenAddr, Listener, Peer};
 pub use signal::SignalFd;
 pub use timer::Timer;
 pub use waker::{WakeHandle, Waker};
+pub use writer::{Writer, WriterHandle};
