@@ -5,6 +5,7 @@
 //! starve the others.
 
 mod channel;
+mod child;
 mod fd;
 mod fifo;
 mod lines;
@@ -15,6 +16,7 @@ mod waker;
 mod writer;
 
 pub use channel::{channel, Receiver, SendError, Sender};
+pub use child::{AtShutdown, Child, ChildHandle};
 pub use fd::Fd;
 pub use fifo::Fifo;
 pub use lines::{split_lines, Callbacks, LineReader, LineSink};
