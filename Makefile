@@ -6,25 +6,30 @@
 #   make bench [QUICK=1]                     benchmarks (see docs/performance.md)
 
 CARGO ?= cargo
-BIN   := target/release
+BIN   := $(or $(CARGO_TARGET_DIR),target)/release
 
 # MSG reaches the client as exactly one argument, whatever it holds: the raw
 # text (no make expansion) inside single quotes, each ' written as '\''.
 quote = '$(subst ','\'',$(1))'
 
-.PHONY: all build run-server send test bench doc clean
+.PHONY: all build quiet-build run-server send test bench doc clean
 
 all: build
 
 build:
 	$(CARGO) build --release --workspace
 
-run-server: build
-	$(BIN)/server $(ARGS)
+# These two print only what the programs print: the build says what it does
+# on stderr, and make does not echo the commands.
+quiet-build:
+	@$(CARGO) build --release --workspace --quiet >&2
 
-send: build
+run-server: quiet-build
+	@$(BIN)/server $(ARGS)
+
+send: quiet-build
 	@if [ -z $(call quote,$(value MSG)) ]; then echo "usage: make send MSG='text' [PRIO=N] [QUEUE=/name]" >&2; exit 2; fi
-	$(BIN)/client $(if $(PRIO),--priority $(call quote,$(PRIO))) $(if $(QUEUE),--queue $(call quote,$(QUEUE))) -- $(call quote,$(value MSG))
+	@$(BIN)/client $(if $(PRIO),--priority $(call quote,$(PRIO))) $(if $(QUEUE),--queue $(call quote,$(QUEUE))) -- $(call quote,$(value MSG))
 
 test:
 	$(CARGO) fmt --all -- --check

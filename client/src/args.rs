@@ -4,8 +4,8 @@ use std::ffi::OsString;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::time::Duration;
 
-pub use crate::cli::UsageError;
-use crate::cli::{queue_name_problem, queue_or_default};
+pub use server::cli::UsageError;
+use server::cli::{check_queue_name, queue_or_default};
 
 pub const HELP: &str = "\
 Usage: client [OPTIONS] [--] [MESSAGE...]
@@ -123,7 +123,7 @@ pub fn parse(
     if options.nonblock && options.timeout.is_some() {
         return Err(UsageError("--timeout and --nonblock exclude each other".to_string()));
     }
-    check_name(&options.queue)?;
+    check_queue_name(&options.queue)?;
     if stats || status || json {
         return inspect(options, words, stats, status, json);
     }
@@ -178,18 +178,22 @@ fn max_priority() -> u32 {
     }
 }
 
-fn parse_timeout(value: &str) -> Result<Duration, UsageError> {
-    let bad = || UsageError(format!("--timeout '{value}': expected a number of seconds, such as 2 or 0.5"));
-    let seconds: f64 = value.parse().map_err(|_| bad())?;
-    Duration::try_from_secs_f64(seconds).map_err(|_| bad())
-}
+/// The longest `--timeout`: a year. (The kernel takes an absolute time, so
+/// "now plus the timeout" must fit its clock; without `--timeout` the
+/// client waits as long as the queue exists.)
+const MAX_TIMEOUT_SECS: f64 = 365.0 * 24.0 * 3600.0;
 
-/// The same rule as the server's (`server/src/cli.rs`).
-fn check_name(name: &str) -> Result<(), UsageError> {
-    match queue_name_problem(name) {
-        Some(why) => Err(UsageError(format!("queue name '{name}' is not valid: it {why}"))),
-        None => Ok(()),
+fn parse_timeout(value: &str) -> Result<Duration, UsageError> {
+    let bad = || {
+        UsageError(format!(
+            "--timeout '{value}': expected a number of seconds from 0 to {MAX_TIMEOUT_SECS} (a year), such as 2 or 0.5"
+        ))
+    };
+    let seconds: f64 = value.parse().map_err(|_| bad())?;
+    if !(0.0..=MAX_TIMEOUT_SECS).contains(&seconds) {
+        return Err(bad());
     }
+    Duration::try_from_secs_f64(seconds).map_err(|_| bad())
 }
 
 #[cfg(test)]

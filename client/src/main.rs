@@ -3,10 +3,6 @@
 //! status (`--status`).
 
 mod args;
-#[path = "../../server/src/cli.rs"]
-mod cli;
-#[path = "../../server/src/layout.rs"]
-mod layout;
 mod queue;
 mod stats;
 mod status;
@@ -17,6 +13,7 @@ use std::time::Duration;
 
 use args::{Command, Options};
 use queue::Queue;
+use server::cli;
 
 fn main() -> ExitCode {
     let parsed = cli::queue_from_env().and_then(|queue| args::parse(std::env::args_os().skip(1), queue));
@@ -61,6 +58,14 @@ fn print_stats(queue: &str, json: bool, timeout: Duration) -> io::Result<()> {
 /// Sends the arguments as one message, or else each line of stdin as one.
 fn send(options: &Options) -> io::Result<()> {
     let queue = Queue::open(&options.queue, options.nonblock)?;
+    send_all(&queue, options)?;
+    // A server that stopped meanwhile removed the queue after its last
+    // read: what was sent after that is in a queue nobody will read.
+    queue.check_still_there("this client had it open")
+}
+
+/// The message of the arguments, or each line of stdin.
+fn send_all(queue: &Queue, options: &Options) -> io::Result<()> {
     if let Some(message) = &options.message {
         return queue.send(message, options.priority, options.timeout);
     }

@@ -5,18 +5,20 @@
 //! the deadline means its holder is stuck or dead: the client then copies
 //! without it, says so, and exits 1, so that it never hangs.
 
-use std::ffi::CString;
+use std::fs;
 use std::io;
 use std::mem;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::ptr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::layout::{stats_name, StatsPage, MAGIC, SOURCE_NAMES, VERSION};
-use crate::queue::{self, realtime_deadline};
+use ipc::{NamedSemaphore, ObjectInfo, SharedMemory};
+use server::layout::{stats_name, StatsPage, MAGIC, SOURCE_NAMES, VERSION};
+
+use crate::queue;
 
 /// A copy of the statistics, and how far to trust it.
+#[derive(Debug)]
 pub struct Snapshot {
+    /// The figures.
     pub page: StatsPage,
     /// The semaphore was taken for the copy.
     pub consistent: bool,
@@ -24,39 +26,137 @@ pub struct Snapshot {
     pub server_running: bool,
 }
 
-/// Reads the statistics of `queue`, waiting at most `timeout` for the lock.
+/// Reads the statistics of `queue`, waiting at most `timeout` for the lock,
+/// and checks that they are the queue's server's: a page that is not whole,
+/// not of this layout, or not written by the owner of the queue (another
+/// user's forgery, or a process that is not the server) is refused.
 pub fn read(queue: &str, timeout: Duration) -> io::Result<Snapshot> {
     let name = stats_name(queue);
-    let c_name = CString::new(name.as_str()).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
-    let missing = |e: io::Error| match e.raw_os_error() {
-        Some(libc::ENOENT) => io::Error::new(
+    let shm = SharedMemory::open(&name, false).map_err(|e| unreadable(queue, &name, e))?;
+    let sem = NamedSemaphore::open(&name).map_err(|e| unreadable(queue, &name, e))?;
+    let consistent = sem.wait_timeout(timeout)?;
+    let mut bytes = [0u8; mem::size_of::<StatsPage>()];
+    // `pread`, not a mapping: an object shrunk under us cannot fault.
+    let read = shm.read_at(&mut bytes, 0);
+    if consistent {
+        sem.post()?;
+    }
+    let page = check_layout(&name, &bytes[..read?])?;
+    let server_running = queue::server_running(queue)?;
+    check_owner(queue, &name, &page, &shm.info()?, server_running)?;
+    Ok(Snapshot { page, consistent, server_running })
+}
+
+/// The object exists but cannot be opened, or does not exist: say which.
+fn unreadable(queue: &str, name: &str, e: io::Error) -> io::Error {
+    match e.kind() {
+        io::ErrorKind::NotFound => io::Error::new(
             e.kind(),
             format!("no statistics for queue {queue} ({name} does not exist): is the server running?"),
         ),
-        _ => io::Error::new(e.kind(), format!("{name}: {e}")),
-    };
-    let map = Mapping::open(&c_name).map_err(missing)?;
-    let sem = Semaphore::open(&c_name).map_err(missing)?;
-    let consistent = sem.wait(timeout)?;
-    // SAFETY: the mapping holds a whole `StatsPage`; volatile because the server writes it.
-    let page = unsafe { ptr::read_volatile(map.page) };
-    if consistent {
-        sem.post();
-    }
-    if page.magic != MAGIC || page.version != VERSION || page.size as usize != mem::size_of::<StatsPage>() {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidData,
+        io::ErrorKind::PermissionDenied => io::Error::new(
+            e.kind(),
             format!(
-                "{name}: layout version {} ({} bytes), but this client reads version {VERSION} ({} bytes): \
-                 use the client built with the server",
-                page.version,
-                page.size,
-                mem::size_of::<StatsPage>()
+                "statistics of queue {queue} exist ({name}) but this user may not read them: \
+                 the server's --mode does not let this user in"
             ),
+        ),
+        _ => e,
+    }
+}
+
+/// The page must be whole and of this client's layout.
+fn check_layout(name: &str, bytes: &[u8]) -> io::Result<StatsPage> {
+    let size = mem::size_of::<StatsPage>();
+    let invalid = |why: String| io::Error::new(io::ErrorKind::InvalidData, format!("{name}: {why}"));
+    let Some(page) = StatsPage::from_bytes(bytes) else {
+        return Err(invalid(format!("{} bytes, not the {size} of a statistics page", bytes.len())));
+    };
+    if page.magic != MAGIC {
+        return Err(invalid("not a postbox statistics page".to_string()));
+    }
+    if page.version != VERSION || page.size as usize != size {
+        return Err(invalid(format!(
+            "layout version {} ({} bytes), but this client reads version {VERSION} ({size} bytes): \
+             use the client built with the server",
+            page.version, page.size
+        )));
+    }
+    if !page.is_sealed() {
+        return Err(invalid(
+            "the figures do not match their checksum: the page was not written whole by the server \
+             (changed by another program?)"
+                .to_string(),
         ));
     }
-    let server_running = queue::server_running(queue)?;
-    Ok(Snapshot { page, consistent, server_running })
+    Ok(page)
+}
+
+/// The page must be the queue's server's: its object owned by the queue's
+/// owner, the user the page names, and (while a server runs) written by
+/// the process that holds the queue's lock, with the queue's capacity.
+fn check_owner(
+    queue: &str,
+    name: &str,
+    page: &StatsPage,
+    object: &ObjectInfo,
+    server_running: bool,
+) -> io::Result<()> {
+    let refuse = |why: String| {
+        Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("{name} is not the statistics of queue {queue}'s server: {why}"),
+        ))
+    };
+    if object.uid != page.uid {
+        return refuse(format!(
+            "the object belongs to user {}, the page names user {}",
+            object.uid, page.uid
+        ));
+    }
+    let open = match queue::open_any(queue) {
+        Ok(open) => open,
+        // The queue is gone: the page is checked against itself only.
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    let queue_info = open.info()?;
+    if queue_info.uid != object.uid {
+        return refuse(format!(
+            "the queue belongs to user {}, the statistics object to user {}",
+            queue_info.uid, object.uid
+        ));
+    }
+    if !server_running {
+        return Ok(());
+    }
+    if !holds_lock(page.pid, queue_info.identity) {
+        return refuse(format!("the server holding the queue is not pid {}, which the page names", page.pid));
+    }
+    let capacity = open.attributes()?.max_messages;
+    if page.queue_capacity != capacity || !(0..=capacity).contains(&page.queue_depth) {
+        return refuse(format!(
+            "the page says {} of {} messages, the queue holds at most {capacity}",
+            page.queue_depth, page.queue_capacity
+        ));
+    }
+    Ok(())
+}
+
+/// Whether process `pid` holds a `flock` on the object `identity` (device,
+/// inode), as `/proc/locks` lists them: `1: FLOCK ADVISORY WRITE PID MAJ:MIN:INODE ...`.
+fn holds_lock(pid: u32, (dev, ino): (u64, u64)) -> bool {
+    let Ok(locks) = fs::read_to_string("/proc/locks") else {
+        return false;
+    };
+    let file = format!("{:02x}:{:02x}:{ino}", libc::major(dev), libc::minor(dev));
+    let pid = pid.to_string();
+    locks.lines().any(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        fields.get(1) == Some(&"FLOCK")
+            && fields.get(4) == Some(&pid.as_str())
+            && fields.get(5) == Some(&file.as_str())
+    })
 }
 
 /// The warning that goes with a snapshot, if any.
@@ -87,6 +187,7 @@ pub fn table(queue: &str, s: &Snapshot) -> String {
         p.rounds
     );
     out += &format!("queue depth (last seen): {} of {} messages\n", p.queue_depth, p.queue_capacity);
+    out += &format!("lines printed: {}, dropped: {}\n", p.lines_printed, p.lines_dropped);
     out += &format!(
         "{:<8}{:>12}{:>14}{:>8}{:>8}{:>8}\n",
         "source", "messages", "bytes", "open", "total", "errors"
@@ -115,7 +216,7 @@ pub fn json(queue: &str, s: &Snapshot) -> String {
         .collect();
     format!(
         "{{\"queue\":{},\"pid\":{},\"started_unix_ns\":{},\"updated_unix_ns\":{},\"rounds\":{},\
-         \"queue_depth\":{},\"queue_capacity\":{},\"server_running\":{},\"consistent\":{},\"sources\":{{{}}}}}",
+         \"queue_depth\":{},\"queue_capacity\":{},\"lines_printed\":{},\"lines_dropped\":{},\"server_running\":{},\"consistent\":{},\"sources\":{{{}}}}}",
         json_string(queue),
         p.pid,
         p.started_ns,
@@ -123,6 +224,8 @@ pub fn json(queue: &str, s: &Snapshot) -> String {
         p.rounds,
         p.queue_depth,
         p.queue_capacity,
+        p.lines_printed,
+        p.lines_dropped,
         s.server_running,
         s.consistent,
         sources.join(",")
@@ -154,92 +257,4 @@ fn human(ns: u64) -> String {
 
 fn now_ns() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
-}
-
-/// A read-only mapping of the statistics object.
-struct Mapping {
-    page: *const StatsPage,
-}
-
-impl Mapping {
-    fn open(name: &CString) -> io::Result<Mapping> {
-        // SAFETY: `name` is NUL-terminated.
-        let raw = unsafe { libc::shm_open(name.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC, 0) };
-        if raw == -1 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: `shm_open` just returned this descriptor; nobody else owns it.
-        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-        // SAFETY: `stat` is a plain C struct, filled in by `fstat`.
-        let mut st: libc::stat = unsafe { mem::zeroed() };
-        // SAFETY: the descriptor is open and `st` is writable.
-        if unsafe { libc::fstat(fd.as_raw_fd(), &mut st) } == -1 {
-            return Err(io::Error::last_os_error());
-        }
-        let size = mem::size_of::<StatsPage>();
-        if (st.st_size as usize) < size {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!("the object is {} bytes, smaller than the {size} this client reads", st.st_size),
-            ));
-        }
-        // SAFETY: a fresh read-only shared mapping of an object at least `size` bytes long.
-        let page = unsafe {
-            libc::mmap(ptr::null_mut(), size, libc::PROT_READ, libc::MAP_SHARED, fd.as_raw_fd(), 0)
-        };
-        if page == libc::MAP_FAILED {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(Mapping { page: page.cast() })
-    }
-}
-
-impl Drop for Mapping {
-    fn drop(&mut self) {
-        // SAFETY: our mapping of exactly one `StatsPage`, unused after this.
-        unsafe { libc::munmap(self.page as *mut libc::c_void, mem::size_of::<StatsPage>()) };
-    }
-}
-
-/// The named semaphore that guards the object.
-struct Semaphore(*mut libc::sem_t);
-
-impl Semaphore {
-    fn open(name: &CString) -> io::Result<Semaphore> {
-        // SAFETY: `name` is NUL-terminated; without O_CREAT no more arguments are read.
-        let sem = unsafe { libc::sem_open(name.as_ptr(), 0) };
-        if sem == libc::SEM_FAILED {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(Semaphore(sem))
-    }
-
-    /// Takes the semaphore; `false` if it stayed taken until the deadline.
-    fn wait(&self, timeout: Duration) -> io::Result<bool> {
-        let deadline = realtime_deadline(timeout)?;
-        loop {
-            // SAFETY: the semaphore is open and `deadline` lives across the call.
-            if unsafe { libc::sem_timedwait(self.0, &deadline) } == 0 {
-                return Ok(true);
-            }
-            let e = io::Error::last_os_error();
-            match e.raw_os_error() {
-                Some(libc::EINTR) => continue,
-                Some(libc::ETIMEDOUT) => return Ok(false),
-                _ => return Err(e),
-            }
-        }
-    }
-
-    fn post(&self) {
-        // SAFETY: the semaphore is open, and we hold it.
-        unsafe { libc::sem_post(self.0) };
-    }
-}
-
-impl Drop for Semaphore {
-    fn drop(&mut self) {
-        // SAFETY: the semaphore is open and unused after this.
-        unsafe { libc::sem_close(self.0) };
-    }
 }

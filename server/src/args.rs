@@ -6,9 +6,10 @@ use std::path::PathBuf;
 use log::LevelFilter;
 
 pub use crate::cli::UsageError;
-use crate::cli::{queue_from_env, queue_or_default};
-use crate::mq::{check_name, Notify};
+use crate::cli::{check_queue_name, queue_from_env, queue_or_default};
+use crate::queue::Notify;
 
+/// What `server --help` prints.
 pub const HELP: &str = "\
 Usage: server [OPTIONS]
 
@@ -26,8 +27,11 @@ Options:
   --message-size BYTES   largest message, at most
                          /proc/sys/fs/mqueue/msgsize_max; also the longest
                          line read from a stream before it is cut [default: 8192]
-  --mode OCTAL           permissions of a new queue and of its statistics
-                         (umask applies) [default: 0600]
+  --mode OCTAL           permissions of the queue, exactly (the umask takes
+                         nothing away): write lets a user send, read lets
+                         a user take messages, so 0620 lets the group send
+                         only; the statistics are readable, and a Unix
+                         socket writable, by the same users [default: 0600]
   --notify HOW           how the queue tells the loop that messages arrived:
                          epoll (its descriptor is watched) or signal
                          (mq_notify with a real-time signal) [default: epoll]
@@ -45,7 +49,9 @@ semaphore NAME.stats; read them with `client --stats`.
 
 Output (stdout): `mq[PRIO]: TEXT`, `stdin: TEXT`, `tcp[IP:PORT]: TEXT`,
 `unix[N]: TEXT`; newline, tab and backslash are escaped as \\n \\t \\\\,
-other control bytes and invalid UTF-8 as \\xNN. Logs go to stderr.
+other control bytes, invalid UTF-8, and the characters that change how a
+terminal shows a line (C1 controls, bidirectional overrides and isolates,
+U+2028, U+2029) as \\xNN per byte. Logs go to stderr.
 
 Exit status: 0 after a clean shutdown, 1 on a startup or run-time failure,
 2 on bad arguments.
@@ -58,29 +64,44 @@ Example:
 /// Where to listen for stream clients.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Listen {
+    /// A TCP address (port 0: any free port).
     Tcp(SocketAddr),
+    /// A Unix socket's path.
     Unix(PathBuf),
+    /// No listening socket.
     None,
 }
 
 /// The server's settings.
 #[derive(Debug, Clone)]
 pub struct Config {
+    /// The queue's name.
     pub queue: String,
+    /// Where stream clients connect.
     pub listen: Listen,
+    /// The queue's capacity in messages.
     pub max_messages: i64,
+    /// The largest message, and the longest line read before it is cut.
     pub message_size: i64,
+    /// Permission bits of the queue, exactly (the statistics and a Unix
+    /// socket follow from them).
     pub mode: libc::mode_t,
+    /// How the queue tells the loop that messages arrived.
     pub notify: Notify,
     /// Publish live statistics in shared memory.
     pub stats: bool,
+    /// How much is logged on stderr.
     pub log_level: LevelFilter,
 }
 
 /// What the command line asks for.
+#[derive(Debug)]
 pub enum Command {
+    /// Serve with these settings.
     Run(Config),
+    /// Print the help.
     Help,
+    /// Print the version.
     Version,
 }
 
@@ -143,7 +164,7 @@ pub fn parse(
             _ => return Err(usage(format!("unknown argument '{arg}'"))),
         }
     }
-    check_name(&config.queue).map_err(|e| usage(e.to_string()))?;
+    check_queue_name(&config.queue)?;
     Ok(Command::Run(config))
 }
 

@@ -1,7 +1,6 @@
-//! What the server's and the client's command lines share (the client
-//! includes this file with `#[path]`): the queue name rule and its default,
-//! `POSTBOX_QUEUE`, and the usage error. Both refuse the same names with the
-//! same words.
+//! What the server's and the client's command lines share: the queue
+//! name's default, `POSTBOX_QUEUE`, the name rule, and the usage error. Both
+//! refuse the same names with the same words.
 
 use std::fmt;
 
@@ -36,21 +35,11 @@ pub fn queue_or_default(env_queue: Option<String>) -> String {
     env_queue.filter(|q| !q.is_empty()).unwrap_or_else(|| DEFAULT_QUEUE.to_string())
 }
 
-/// Why `name` is not a valid queue name, or `None` if it is: one path
-/// component after a leading slash (`/postbox`), at most 255 bytes, no NUL.
-pub fn queue_name_problem(name: &str) -> Option<&'static str> {
-    let Some(rest) = name.strip_prefix('/') else {
-        return Some("must start with a slash, as in /postbox");
-    };
-    if rest.is_empty() || rest == "." || rest == ".." {
-        Some("needs a name after the slash, as in /postbox")
-    } else if rest.contains('/') {
-        Some("may not contain another slash")
-    } else if rest.len() > 255 {
-        Some("is longer than 255 bytes")
-    } else if rest.contains('\0') {
-        Some("may not contain a NUL byte")
-    } else {
-        None
+/// A usage error unless `name` is a valid queue name (the rule of
+/// [`ipc::name_problem`]).
+pub fn check_queue_name(name: &str) -> Result<(), UsageError> {
+    match ipc::name_problem(name) {
+        Some(why) => Err(UsageError(format!("queue name '{name}' is not valid: it {why}"))),
+        None => Ok(()),
     }
 }

@@ -3,7 +3,16 @@
 //! - `\n` becomes `\n`, tab `\t`, backslash `\\`;
 //! - other ASCII control bytes (below 0x20, and 0x7f) and bytes that are not
 //!   valid UTF-8 become `\xNN`;
-//! - valid UTF-8 is kept as it is.
+//! - characters that change how a terminal shows a line, and so could
+//!   make a message disguise the lines around it, are written as the
+//!   `\xNN` of each of their bytes: the C1 controls (U+0080 to U+009F),
+//!   the bidirectional embeddings and overrides (U+202A to U+202E) and
+//!   isolates (U+2066 to U+2069), and the line and paragraph separators
+//!   (U+2028, U+2029);
+//! - other valid UTF-8 is kept as it is.
+//!
+//! Every escape stands for bytes (`\n`, `\t`, `\\`, `\xNN`), so the
+//! output decodes back to exactly the bytes received.
 //!
 //! This runs on every byte the server receives, so the common case (plain
 //! text, nothing to escape) is found in bulk and copied in one go.
@@ -11,7 +20,7 @@
 /// Appends `message` to `out`, escaped.
 pub fn escape_into(out: &mut Vec<u8>, message: &[u8]) {
     let (special, non_ascii) = classify(message);
-    if !special && (!non_ascii || std::str::from_utf8(message).is_ok()) {
+    if !special && (!non_ascii || (std::str::from_utf8(message).is_ok() && !has_disguise(message))) {
         out.extend_from_slice(message);
         return;
     }
@@ -20,6 +29,26 @@ pub fn escape_into(out: &mut Vec<u8>, message: &[u8]) {
         for &byte in chunk.invalid() {
             push_hex(out, byte);
         }
+    }
+}
+
+/// Whether valid UTF-8 `text` holds a character that [`disguise_len`]
+/// finds. They all begin with 0xC2 or 0xE2, which plain text rarely has.
+fn has_disguise(text: &[u8]) -> bool {
+    text.iter().enumerate().any(|(i, &b)| (b == 0xc2 || b == 0xe2) && disguise_len(&text[i..]) > 0)
+}
+
+/// The length of the disguising character at the start of valid UTF-8
+/// `text`, or 0 if it starts with another one.
+fn disguise_len(text: &[u8]) -> usize {
+    match *text {
+        // U+0080..=U+009F: C2 80..=C2 9F.
+        [0xc2, 0x80..=0x9f, ..] => 2,
+        // U+2028, U+2029, U+202A..=U+202E: E2 80 A8..=AE.
+        [0xe2, 0x80, 0xa8..=0xae, ..] => 3,
+        // U+2066..=U+2069: E2 81 A6..=A9.
+        [0xe2, 0x81, 0xa6..=0xa9, ..] => 3,
+        _ => 0,
     }
 }
 
@@ -62,7 +91,19 @@ fn needs_escape(b: u8) -> bool {
 /// Escapes valid UTF-8, copying the runs between special bytes whole.
 fn escape_text(out: &mut Vec<u8>, text: &[u8]) {
     let mut start = 0;
-    for (i, &b) in text.iter().enumerate() {
+    let mut i = 0;
+    while i < text.len() {
+        let b = text[i];
+        let disguise = if b == 0xc2 || b == 0xe2 { disguise_len(&text[i..]) } else { 0 };
+        if disguise > 0 {
+            out.extend_from_slice(&text[start..i]);
+            for &byte in &text[i..i + disguise] {
+                push_hex(out, byte);
+            }
+            i += disguise;
+            start = i;
+            continue;
+        }
         if needs_escape(b) {
             out.extend_from_slice(&text[start..i]);
             match b {
@@ -73,6 +114,7 @@ fn escape_text(out: &mut Vec<u8>, text: &[u8]) {
             }
             start = i + 1;
         }
+        i += 1;
     }
     out.extend_from_slice(&text[start..]);
 }
@@ -147,6 +189,22 @@ mod tests {
                     .collect();
                 assert_eq!(super::classify(&bytes), naive(&bytes), "{bytes:?}");
             }
+        }
+    }
+
+    #[test]
+    fn characters_that_disguise_lines_are_hex_and_their_neighbours_survive() {
+        assert_eq!(escaped("a\u{85}b".as_bytes()), "a\\xc2\\x85b");
+        assert_eq!(escaped("\u{202e}evil\u{2069}".as_bytes()), "\\xe2\\x80\\xaeevil\\xe2\\x81\\xa9");
+        assert_eq!(escaped("x\u{2028}y\u{2029}".as_bytes()), "x\\xe2\\x80\\xa8y\\xe2\\x80\\xa9");
+        // Their neighbours in the tables are kept: U+00A0, U+2027, U+202F, U+2065, U+206A, U+20AC.
+        for kept in ["\u{a0}", "\u{2027}", "\u{202f}", "\u{2065}", "\u{206a}", "€", "é"] {
+            assert_eq!(escaped(kept.as_bytes()), kept);
+        }
+        for c in (0x80..=0x9f).chain(0x202a..=0x202e).chain(0x2066..=0x2069).chain([0x2028, 0x2029]) {
+            let text = char::from_u32(c).unwrap().to_string();
+            let hex: String = text.bytes().map(|b| format!("\\x{b:02x}")).collect();
+            assert_eq!(escaped(text.as_bytes()), hex, "U+{c:04X}");
         }
     }
 

@@ -5,15 +5,6 @@
 //! message as one line; shutdown prints what is left, then closes and
 //! removes the queue.
 
-mod args;
-mod cli;
-mod escape;
-mod layout;
-mod mq;
-mod output;
-mod stats;
-mod streams;
-
 use std::io::{self, IsTerminal};
 use std::process::ExitCode;
 
@@ -22,10 +13,13 @@ use reactor::sources::SignalFd;
 use reactor::{Handler, Reactor};
 use simplelog::ColorChoice;
 
-use args::{Command, Config};
-use mq::{MessageQueue, Origin, QueueSpec};
-use output::{Output, SharedOutput};
-use stats::StatsShm;
+use server::args::{self, Command, Config};
+use server::layout::SOURCE_NAMES;
+use server::lifecycle::{Lifecycle, SharedLifecycle};
+use server::output::{reader_left, Output, SharedOutput};
+use server::queue::{Origin, QueueSpec, ServerQueue};
+use server::stats::{Counters, StatsShm};
+use server::{streams, STOP_SIGNALS};
 
 fn main() -> ExitCode {
     let config = match args::from_environment() {
@@ -55,63 +49,68 @@ fn main() -> ExitCode {
 
 /// Startup, main loop, shutdown.
 fn serve(config: &Config) -> io::Result<()> {
-    let output = Output::stdout(&STOP_SIGNALS);
+    let lifecycle = Lifecycle::new();
+    let output = Output::stdout(lifecycle.clone(), &STOP_SIGNALS);
     let max_line = config.message_size as usize;
     let mut reactor = Reactor::new()?;
-    register_signals(&mut reactor, &output)?;
+    register_signals(&mut reactor, &lifecycle)?;
     // From here on, however `serve` ends, dropping the reactor removes the queue.
-    let (capacity, size) = register_queue(&mut reactor, config, &output)?;
+    let (capacity, size) = register_queue(&mut reactor, config, &output, &lifecycle)?;
     // The queue is ours, so any statistics under its name are stale: replaced now.
-    let stats = open_stats(config, capacity);
-    if let Some(listener) = streams::listen(&config.listen, &output, max_line)? {
+    let stats = open_stats(config, capacity, &lifecycle);
+    if let Some(listener) = streams::listen(&config.listen, config.mode, &output, max_line)? {
         log::info!("listening on {}", listener.local_addr());
         reactor.register(listener)?;
     }
     streams::register_stdin(&mut reactor, &output, max_line)?;
-    end_rounds_with_output(&mut reactor, &output, stats);
+    end_rounds_with_output(&mut reactor, &output, &lifecycle, stats);
 
     log::info!("ready: queue {} ({capacity} messages of up to {size} bytes)", config.queue);
     reactor.run()?;
     drop(reactor);
     let mut output = output.borrow_mut();
-    log_summary(&output.counters);
     // What the shutdown printed; a closed stdout was reported already.
-    let _ = output.flush();
-    if output.failed {
+    if let Err(e) = output.flush() {
+        if !reader_left(&e) {
+            lifecycle.mark_failed();
+        }
+    }
+    log_summary(&output.counters);
+    if lifecycle.has_failed() {
         return Err(io::Error::other("output lost, or the queue failed: see above"));
     }
     Ok(())
 }
 
-/// The signals that stop the server cleanly: SIGINT, SIGTERM, and SIGHUP
-/// (the terminal went away).
-pub const STOP_SIGNALS: [i32; 3] = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP];
-
 /// The stop signals wait for the loop, which shuts down cleanly. Done
 /// first, so that no signal can kill the server halfway through startup.
-fn register_signals(reactor: &mut Reactor, output: &SharedOutput) -> io::Result<()> {
-    let output = output.clone();
+fn register_signals(reactor: &mut Reactor, lifecycle: &SharedLifecycle) -> io::Result<()> {
+    let lifecycle = lifecycle.clone();
     reactor.register(SignalFd::new(&STOP_SIGNALS, move |signal, ctx| {
         log::info!("{}: shutting down", signal_name(signal));
-        output.borrow_mut().stopping = true;
-        ctx.stop();
+        lifecycle.stop(ctx);
     })?)?;
     Ok(())
 }
 
 /// Creates (or adopts) the queue and hands it to the reactor. Returns its
 /// capacity and message size.
-fn register_queue(reactor: &mut Reactor, config: &Config, output: &SharedOutput) -> io::Result<(i64, i64)> {
+fn register_queue(
+    reactor: &mut Reactor,
+    config: &Config,
+    output: &SharedOutput,
+    lifecycle: &SharedLifecycle,
+) -> io::Result<(i64, i64)> {
     let spec = QueueSpec {
         name: config.queue.clone(),
         max_messages: config.max_messages,
         message_size: config.message_size,
         mode: config.mode,
     };
-    let (queue, origin) = MessageQueue::open(&spec, config.notify, output.clone())?;
+    let (queue, origin) = ServerQueue::open(&spec, config.notify, output.clone(), lifecycle.clone())?;
     if let Origin::Adopted { waiting } = origin {
         log::warn!(
-            "queue {}: existed with no server holding it (one that is gone, or another program made it): adopted, {waiting} message(s) waiting",
+            "queue {}: existed with no server holding it (one that is gone, or another program of this user made it): adopted, {waiting} message(s) waiting",
             config.queue
         );
     }
@@ -125,11 +124,11 @@ fn register_queue(reactor: &mut Reactor, config: &Config, output: &SharedOutput)
 
 /// The statistics in shared memory; we own the queue, so any pair under
 /// its name is stale and replaced. Without them the server still runs.
-fn open_stats(config: &Config, capacity: i64) -> Option<StatsShm> {
+fn open_stats(config: &Config, capacity: i64, lifecycle: &SharedLifecycle) -> Option<StatsShm> {
     if !config.stats {
         return None;
     }
-    StatsShm::create(&config.queue, config.mode, capacity)
+    StatsShm::create(&config.queue, config.mode, capacity, lifecycle.clone())
         .map_err(|e| log::warn!("statistics for queue {}: {e}; running without", config.queue))
         .ok()
 }
@@ -137,31 +136,51 @@ fn open_stats(config: &Config, capacity: i64) -> Option<StatsShm> {
 /// The end of every round: publish the figures, then write the output. A
 /// stdout whose reader left stops the server cleanly; another write error
 /// stops it too, and fails the run.
-fn end_rounds_with_output(reactor: &mut Reactor, output: &SharedOutput, mut stats: Option<StatsShm>) {
+fn end_rounds_with_output(
+    reactor: &mut Reactor,
+    output: &SharedOutput,
+    lifecycle: &SharedLifecycle,
+    mut stats: Option<StatsShm>,
+) {
     let output = output.clone();
+    let lifecycle = lifecycle.clone();
     reactor.before_wait(move |ctx| {
         let mut out = output.borrow_mut();
         if let Some(stats) = &mut stats {
             stats.publish(&out.counters);
         }
         // The error was logged by the flush that met it.
-        if out.flush().is_err() && !out.stopping {
-            log::info!("no more output: shutting down");
-            out.stopping = true;
-            ctx.stop();
+        if let Err(e) = out.flush() {
+            if !reader_left(&e) {
+                lifecycle.mark_failed();
+            }
+            if !lifecycle.is_stopping() {
+                log::info!("no more output: shutting down");
+                lifecycle.stop(ctx);
+            }
         }
     });
 }
 
-/// One line at exit: how many messages each source delivered (printed, if
-/// stdout took them).
-fn log_summary(counters: &stats::Counters) {
-    let figures: Vec<String> = layout::SOURCE_NAMES
+/// One line at exit: how many messages each source delivered, and how many
+/// lines were printed.
+fn log_summary(counters: &Counters) {
+    let figures: Vec<String> = SOURCE_NAMES
         .iter()
         .zip(&counters.sources)
         .map(|(name, source)| format!("{name} {}", source.messages))
         .collect();
     log::info!("messages received: {}", figures.join(", "));
+    if counters.lines_dropped > 0 {
+        log::warn!(
+            "lines printed: {} of {} ({} dropped: stdout closed or full at the stop)",
+            counters.lines_printed,
+            counters.received(),
+            counters.lines_dropped
+        );
+    } else {
+        log::info!("lines printed: {}", counters.lines_printed);
+    }
 }
 
 fn init_logging(level: LevelFilter) {

@@ -7,6 +7,11 @@
 //! reader that stops reading then makes the server wait in `poll`, where a
 //! stop can still reach it, instead of in a `write` that nothing but
 //! `SIGKILL` could end. (A terminal or a file is written as it is.)
+//!
+//! Lines are written whole: into a pipe, a write never ends inside a line
+//! (see [`Output::flush`]), so when a stop gives up on a reader that takes
+//! nothing, what was printed ends at a line's end and the lines not printed
+//! are counted as dropped.
 
 use std::cell::RefCell;
 use std::fs::OpenOptions;
@@ -18,53 +23,73 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use crate::escape::escape_into;
+use crate::lifecycle::SharedLifecycle;
 use crate::stats::{Counters, Source};
 
-/// The capacity of a pipe: past this, a single write would stall the loop.
-const FLUSH_AT: usize = 64 * 1024;
-
-/// The output shared by every handler of the server.
+/// The output, as the handlers share it.
 pub type SharedOutput = Rc<RefCell<Output>>;
+
+/// The capacity of a pipe: past this, a single write would stall the loop.
+pub const FLUSH_AT: usize = 64 * 1024;
+
+/// A write of at most this many bytes into a pipe is atomic: all or nothing.
+const PIPE_BUF: usize = libc::PIPE_BUF;
 
 /// How long a stopping server waits for a reader that takes nothing.
 const PATIENCE_WHEN_STOPPING: Duration = Duration::from_secs(1);
 
-/// Buffered lines for a descriptor (stdout), one line per message, and
-/// the count of what went through it.
+/// What stdout is, as far as writing it goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// A pipe: written through a private non-blocking open file, line-whole.
+    Pipe { capacity: usize },
+    /// A socket: `send(MSG_DONTWAIT)`.
+    Socket,
+    /// A terminal or a file: plain blocking writes.
+    Other,
+}
+
+/// Buffered lines for stdout, one line per message, and the count of what
+/// went through it.
+#[derive(Debug)]
 pub struct Output {
     fd: RawFd,
     /// The private open file behind `fd`, when stdout is a pipe.
     _private: Option<OwnedFd>,
-    /// Stdout is a socket: written with `send(MSG_DONTWAIT)`.
-    socket: bool,
+    kind: Kind,
+    lifecycle: SharedLifecycle,
     /// Signals that end a wait for a full stdout.
     stop_signals: &'static [i32],
     buf: Vec<u8>,
+    /// Lines in `buf`.
+    lines: u64,
     /// Why output stopped: set by the first write error, which is logged.
     closed: Option<io::ErrorKind>,
-    /// The server is stopping: a full stdout is waited for only briefly.
-    pub stopping: bool,
-    /// Output was lost (other than to a reader that left): exit 1.
-    pub failed: bool,
     /// Per-source figures, published to shared memory once per round.
     pub counters: Counters,
 }
 
 impl Output {
     /// Output to standard output. While stdout is full, one of
-    /// `stop_signals` pending ends the wait and drops the output.
-    pub fn stdout(stop_signals: &'static [i32]) -> SharedOutput {
-        let kind = std::fs::metadata("/proc/self/fd/1").map(|m| m.file_type()).ok();
-        let private = kind.filter(|k| k.is_fifo()).and_then(|_| private_pipe_writer());
+    /// `stop_signals` pending, or a stop under way for a second, ends the
+    /// wait and drops the output.
+    pub fn stdout(lifecycle: SharedLifecycle, stop_signals: &'static [i32]) -> SharedOutput {
+        let file_type = std::fs::metadata("/proc/self/fd/1").map(|m| m.file_type()).ok();
+        let private = file_type.filter(|t| t.is_fifo()).and_then(|_| private_pipe_writer());
+        let kind = match &private {
+            Some(fd) => Kind::Pipe { capacity: pipe_capacity(fd.as_raw_fd()) },
+            None if file_type.is_some_and(|t| t.is_socket()) => Kind::Socket,
+            None => Kind::Other,
+        };
         Rc::new(RefCell::new(Output {
             fd: private.as_ref().map_or(libc::STDOUT_FILENO, |fd| fd.as_raw_fd()),
             _private: private,
-            socket: kind.is_some_and(|k| k.is_socket()),
+            kind,
+            lifecycle,
             stop_signals,
             buf: Vec::with_capacity(2 * FLUSH_AT),
+            lines: 0,
             closed: None,
-            stopping: false,
-            failed: false,
             counters: Counters::default(),
         }))
     }
@@ -90,6 +115,7 @@ impl Output {
         counts.bytes += message.len() as u64;
         escape_into(&mut self.buf, message);
         self.buf.push(b'\n');
+        self.lines += 1;
         if self.buf.len() >= FLUSH_AT {
             // An error is kept in `closed` and reported by the next `flush`.
             let _ = self.flush();
@@ -102,64 +128,138 @@ impl Output {
     }
 
     /// Writes out everything buffered. An error marks the output closed and
-    /// is logged once: later lines are dropped, and every flush returns an
-    /// error of the same kind so that the caller shuts down. A reader that
-    /// left is news; any other error (a full stdout given up, a full disk)
-    /// also marks the run failed.
+    /// is logged once: later lines are dropped (and counted so), and every
+    /// flush returns an error of the same kind, so that the caller shuts
+    /// down. [`reader_left`] tells a reader that went away (news, not a
+    /// failure) from output lost.
     pub fn flush(&mut self) -> io::Result<()> {
         if let Some(kind) = self.closed {
-            self.buf.clear();
+            self.drop_buffered(0);
             return Err(io::Error::from(kind));
         }
         let mut written = 0;
+        // When the current wait for the reader began; progress ends it.
+        let mut waiting_since = None;
         let result = loop {
             if written == self.buf.len() {
                 break Ok(());
             }
-            match write(self.fd, &self.buf[written..], self.socket) {
-                Ok(n) => written += n,
+            let chunk = self.next_chunk(written);
+            let outcome = match chunk {
+                // Not even the next whole line surely fits: wait for room.
+                0 => Err(io::Error::from(io::ErrorKind::WouldBlock)),
+                _ => write(self.fd, &self.buf[written..written + chunk], self.kind == Kind::Socket),
+            };
+            match outcome {
+                Ok(n) => {
+                    written += n;
+                    waiting_since = None;
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    if let Err(e) = self.wait_writable() {
+                    let since = *waiting_since.get_or_insert_with(Instant::now);
+                    if let Err(e) = self.wait_writable(since, chunk == 0) {
                         break Err(e);
                     }
                 }
                 Err(e) => break Err(e),
             }
         };
-        self.buf.clear();
-        if let Err(e) = &result {
-            self.closed = Some(e.kind());
-            if reader_left(e) {
-                log::info!("stdout closed by its reader");
-            } else {
-                log::error!("stdout: {e}");
-                self.failed = true;
+        match result {
+            Ok(()) => {
+                self.counters.lines_printed += self.lines;
+                self.lines = 0;
+                self.buf.clear();
+                Ok(())
+            }
+            Err(e) => {
+                self.closed = Some(e.kind());
+                let printed = count_lines(&self.buf[..written]);
+                self.counters.lines_printed += printed;
+                self.lines -= printed;
+                let dropped = self.lines;
+                self.drop_buffered(written);
+                if reader_left(&e) {
+                    log::info!("stdout closed by its reader");
+                } else {
+                    log::error!("stdout: {e}");
+                }
+                if dropped > 0 {
+                    log::warn!("stdout: {dropped} line(s) not printed");
+                }
+                Err(e)
             }
         }
-        result
+    }
+
+    /// Counts what is buffered from `from` on as dropped, and forgets it.
+    fn drop_buffered(&mut self, from: usize) {
+        if from < self.buf.len() {
+            self.counters.lines_dropped += self.lines;
+        }
+        self.lines = 0;
+        self.buf.clear();
+    }
+
+    /// How much of the buffer, from `from`, the next write may take. Into a
+    /// pipe, a write longer than `PIPE_BUF` may be cut wherever the pipe is
+    /// full, so it is given only whole lines that surely fit; a write of at
+    /// most `PIPE_BUF` is all or nothing. Returns 0 when not even the next
+    /// line surely fits (wait, then ask again). A line longer than the
+    /// whole pipe cannot be written whole: it goes when the pipe is empty.
+    fn next_chunk(&self, from: usize) -> usize {
+        let rest = &self.buf[from..];
+        let Kind::Pipe { capacity } = self.kind else {
+            return rest.len();
+        };
+        if rest.len() <= PIPE_BUF {
+            return rest.len();
+        }
+        let room = surely_free(self.fd, capacity).min(rest.len());
+        // The buffer ends with a newline, so a cut at `room` finds one unless no line fits.
+        if let Some(end) = rest[..room].iter().rposition(|&b| b == b'\n') {
+            return end + 1;
+        }
+        let first = rest.iter().position(|&b| b == b'\n').map_or(rest.len(), |end| end + 1);
+        if first <= PIPE_BUF || (first > capacity && room == capacity) {
+            first
+        } else {
+            0
+        }
     }
 
     /// Waits until stdout takes data again. A stop signal waiting to be
     /// read (the loop cannot read it while we wait here), or a stop already
-    /// under way and a second of waiting, ends the wait: nobody reads the
-    /// output, and the user wants the server to stop.
-    fn wait_writable(&self) -> io::Result<()> {
-        let started = Instant::now();
-        loop {
+    /// under way and a second of waiting since `since`, ends the wait:
+    /// nobody reads the output, and the user wants the server to stop.
+    /// `for_room`: the pipe takes data, but not yet a whole line; `poll`
+    /// would return at once, so sleep instead: briefly at first (a reader
+    /// that keeps up empties a pipe in microseconds), longer the longer it
+    /// lasts (one that does not should not cost a core).
+    fn wait_writable(&self, since: Instant, for_room: bool) -> io::Result<()> {
+        if for_room {
+            let waited = since.elapsed();
+            std::thread::sleep((waited / 4).clamp(Duration::from_micros(10), Duration::from_millis(5)));
+        } else {
             let mut pollfd = libc::pollfd { fd: self.fd, events: libc::POLLOUT, revents: 0 };
             // SAFETY: `pollfd` is a valid array of one element for the call's duration.
             if unsafe { libc::poll(&mut pollfd, 1, 200) } > 0 {
                 return Ok(());
             }
-            let impatient = self.stopping && started.elapsed() >= PATIENCE_WHEN_STOPPING;
-            if impatient || any_pending(self.stop_signals) {
-                return Err(io::Error::new(
-                    io::ErrorKind::WouldBlock,
-                    "full, nobody reads it, and a stop was asked: output dropped",
-                ));
-            }
         }
+        if self.stop_asked(since) {
+            return Err(io::Error::new(
+                io::ErrorKind::WouldBlock,
+                "full, nobody reads it, and a stop was asked: output dropped",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Whether a wait that began at `started` should give up.
+    fn stop_asked(&self, started: Instant) -> bool {
+        let impatient = self.lifecycle.is_stopping() && started.elapsed() >= PATIENCE_WHEN_STOPPING;
+        impatient || any_pending(self.stop_signals)
     }
 }
 
@@ -177,6 +277,10 @@ fn push_decimal(buf: &mut Vec<u8>, mut n: u32) {
         }
     }
     buf.extend_from_slice(&digits[start..]);
+}
+
+fn count_lines(bytes: &[u8]) -> u64 {
+    bytes.iter().filter(|&&b| b == b'\n').count() as u64
 }
 
 fn write(fd: RawFd, bytes: &[u8], socket: bool) -> io::Result<usize> {
@@ -203,6 +307,31 @@ fn private_pipe_writer() -> Option<OwnedFd> {
     // the plain stdout will report EPIPE on the first write.
     let file = OpenOptions::new().write(true).custom_flags(libc::O_NONBLOCK).open("/proc/self/fd/1").ok()?;
     Some(file.into())
+}
+
+/// `F_GETPIPE_SZ`, or the default 64 KiB if the kernel will not say.
+fn pipe_capacity(fd: RawFd) -> usize {
+    // SAFETY: plain call on an open descriptor.
+    let size = unsafe { libc::fcntl(fd, libc::F_GETPIPE_SZ) };
+    usize::try_from(size).unwrap_or(FLUSH_AT)
+}
+
+/// Bytes a pipe surely takes without cutting a write: all of it when it
+/// is empty; otherwise its capacity less what it holds, counted in whole
+/// pages, less two pages that the reader's and the writer's partly used
+/// pages may take.
+fn surely_free(fd: RawFd, capacity: usize) -> usize {
+    let mut unread: libc::c_int = 0;
+    // SAFETY: FIONREAD writes one int; `unread` is writable.
+    if unsafe { libc::ioctl(fd, libc::FIONREAD, &mut unread) } == -1 {
+        return 0;
+    }
+    if unread == 0 {
+        return capacity;
+    }
+    const PAGE: usize = 4096;
+    let used = (usize::try_from(unread).unwrap_or(capacity) / PAGE + 2) * PAGE;
+    capacity.saturating_sub(used)
 }
 
 /// The reader went away: a pipe's (`EPIPE`) or a socket's, which resets

@@ -14,7 +14,7 @@ use crate::stats::Source;
 
 /// Registers a reader for stdin. A descriptor that epoll refuses (a regular
 /// file, `/dev/null`, `/dev/zero`) never blocks, but may never end: it is
-/// read one chunk per round by a [`DirectReader`], after the queue has
+/// read one chunk per round by a `DirectReader`, after the queue has
 /// printed what it held, so the server stays responsive whatever it is.
 /// (A closed stdin is `/dev/null` by then: Rust's runtime reopens closed
 /// standard descriptors on it before `main`.)
@@ -85,7 +85,14 @@ impl Handler for DirectReader {
 
 /// Binds the listening socket, whose clients each get a line reader
 /// tagged `tcp[IP:PORT]` or `unix[N]`.
-pub fn listen(listen: &Listen, output: &SharedOutput, max_line: usize) -> io::Result<Option<Listener>> {
+/// A Unix socket's file gets the write bits of `mode` (connecting needs
+/// write permission), and the owner's read and write.
+pub fn listen(
+    listen: &Listen,
+    mode: libc::mode_t,
+    output: &SharedOutput,
+    max_line: usize,
+) -> io::Result<Option<Listener>> {
     let output = output.clone();
     let unix_clients = Rc::new(Cell::new(0u64));
     let connection = move |fd, peer| -> Box<dyn Handler> {
@@ -101,9 +108,29 @@ pub fn listen(listen: &Listen, output: &SharedOutput, max_line: usize) -> io::Re
     let (listener, target) = match listen {
         Listen::None => return Ok(None),
         Listen::Tcp(addr) => (Listener::tcp(*addr, connection), addr.to_string()),
-        Listen::Unix(path) => (Listener::unix(path, connection), format!("unix:{}", path.display())),
+        Listen::Unix(path) => {
+            (bind_unix(path, mode & 0o022 | 0o600, connection), format!("unix:{}", path.display()))
+        }
     };
     listener.map(Some).map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {target}: {e}")))
+}
+
+/// Binds a Unix socket whose file has exactly `mode`. The server is one
+/// thread, so the umask may be narrowed around `bind`: the file never
+/// exists with wider permissions, even for an instant.
+fn bind_unix(
+    path: &std::path::Path,
+    mode: libc::mode_t,
+    connection: impl FnMut(OwnedFd, Peer) -> Box<dyn Handler> + 'static,
+) -> io::Result<Listener> {
+    // SAFETY: plain call; the previous mask is restored below.
+    let previous = unsafe { libc::umask(0o177) };
+    let listener = Listener::unix(path, connection);
+    // SAFETY: as above.
+    unsafe { libc::umask(previous) };
+    let listener = listener?;
+    std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(mode))?;
+    Ok(listener)
 }
 
 /// Where a stream's lines go: printed as `TAG: LINE`, and counted. One

@@ -157,10 +157,6 @@ impl QueueName {
     pub fn as_str(&self) -> &str {
         &self.name
     }
-
-    pub fn c_name(&self) -> &CString {
-        &self.c_name
-    }
 }
 
 impl Drop for QueueName {

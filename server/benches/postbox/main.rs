@@ -18,32 +18,6 @@
 //! `--only mq|tcp|dispatch|footprint` (one group of workloads), `--repeats N`
 //! (runs of each side, for a closer look).
 
-// The server's own code, compiled into the mio server so that the event loop
-// is the only difference. Not every item is used here, and bench targets are
-// built with `cfg(test)` but without the `#[test]` functions, which leaves
-// the test modules' imports unused.
-#[allow(dead_code)]
-#[path = "../../src/args.rs"]
-mod args;
-#[allow(dead_code)]
-#[path = "../../src/cli.rs"]
-mod cli;
-#[allow(dead_code)]
-#[path = "../../src/escape.rs"]
-mod escape;
-#[allow(dead_code)]
-#[path = "../../src/layout.rs"]
-mod layout;
-#[allow(dead_code, unused_imports)]
-#[path = "../../src/mq.rs"]
-mod mq;
-#[allow(dead_code)]
-#[path = "../../src/output.rs"]
-mod output;
-#[allow(dead_code)]
-#[path = "../../src/stats.rs"]
-mod stats;
-
 mod children;
 mod cleanup;
 mod clock;
@@ -60,10 +34,6 @@ mod roles;
 mod sink;
 
 use std::process::ExitCode;
-
-/// The signals that stop a server gracefully, as in the server's `main.rs`;
-/// they also end a wait on a full stdout (`Output::stdout`).
-pub const STOP_SIGNALS: [i32; 3] = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP];
 
 use endtoend::Observed;
 use report::Table;

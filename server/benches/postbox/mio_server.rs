@@ -1,11 +1,12 @@
 //! The postbox server on mio: the comparison for our reactor.
 //!
-//! It runs the server's own code wherever the event loop is not involved:
-//! the command line (`args.rs`), the queue's creation, adoption, locking and
-//! shutdown (`mq.rs`: `MessageQueue::open` and its `on_shutdown`), the
-//! output with its escaping and counters (`output.rs`, `escape.rs`), and the
-//! statistics published once per round (`stats.rs`). What differs is the
-//! loop and what mio asks of its users:
+//! It runs the server's own code, from the `server` library, wherever the
+//! event loop is not involved: the command line (`server::args`), the
+//! queue's creation, adoption, locking, drain and shutdown
+//! (`server::queue::ServerQueue`: `open`, `drain`, `on_shutdown`), the output
+//! with its escaping and counters (`server::output`, `server::escape`), and
+//! the statistics published once per round (`server::stats`). What differs
+//! is the loop and what mio asks of its users:
 //!
 //! - mio is edge-triggered only, so a source must be read until `WouldBlock`
 //!   or it is never reported again. Connections are read that way. The queue
@@ -14,14 +15,14 @@
 //!   turn, which is what level-triggering gives our reactor for free.
 //! - The listener is bound with std and then given the `SOMAXCONN` backlog
 //!   (mio's `TcpListener::bind` asks for 128, which drops SYNs when a
-//!   thousand clients connect at once: see `DESIGN.md`).
+//!   thousand clients connect at once).
 //! - Signals come from a signalfd registered as a `SourceFd`, as in ours.
 //! - stdin is not read (the benchmark gives both servers `/dev/null`), only
 //!   TCP is offered for `--listen`, and only epoll for `--notify`.
 
 use std::io::{self, Read};
 use std::net::SocketAddr;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::process::ExitCode;
 use std::time::Duration;
 use std::{mem, ptr};
@@ -33,10 +34,12 @@ use reactor::sources::split_lines;
 use reactor::Handler;
 use slab::Slab;
 
-use crate::args::{self, Command, Config, Listen};
-use crate::mq::{MessageQueue, Notify, QueueSpec};
-use crate::output::{Output, SharedOutput};
-use crate::stats::{Source, StatsShm};
+use server::args::{self, Command, Config, Listen};
+use server::lifecycle::Lifecycle;
+use server::output::{Output, SharedOutput};
+use server::queue::{Notify, QueueSpec, ServerQueue};
+use server::stats::{Source, StatsShm};
+use server::STOP_SIGNALS;
 
 const SIGNALS: Token = Token(usize::MAX);
 const QUEUE: Token = Token(usize::MAX - 1);
@@ -72,8 +75,7 @@ struct MioServer {
     output: SharedOutput,
     stats: StatsShm,
     signals: OwnedFd,
-    queue: MessageQueue,
-    queue_buf: Vec<u8>,
+    queue: ServerQueue,
     /// The last turn ended at its bound, not at `EAGAIN`: more is waiting,
     /// and no new edge will say so.
     queue_pending: bool,
@@ -94,7 +96,7 @@ struct Connection {
 impl MioServer {
     fn start(config: &Config) -> io::Result<MioServer> {
         let poll = Poll::new()?;
-        let signals = signal_fd(&crate::STOP_SIGNALS)?;
+        let signals = signal_fd(&STOP_SIGNALS)?;
         poll.registry().register(&mut SourceFd(&signals.as_raw_fd()), SIGNALS, Interest::READABLE)?;
         let listener = match &config.listen {
             Listen::Tcp(addr) => Some(listen(*addr)?),
@@ -104,7 +106,7 @@ impl MioServer {
         if let Some(listener) = &listener {
             eprintln!("[INFO] listening on {}", listener.local_addr()?);
         }
-        let output = Output::stdout(&crate::STOP_SIGNALS);
+        let output = Output::stdout(Lifecycle::new(), &STOP_SIGNALS);
         let spec = QueueSpec {
             name: config.queue.clone(),
             max_messages: config.max_messages,
@@ -114,16 +116,15 @@ impl MioServer {
         if config.notify != Notify::Epoll {
             return Err(io::Error::other("the mio server only watches the queue with epoll"));
         }
-        let (queue, _) = MessageQueue::open(&spec, Notify::Epoll, output.clone())?;
-        let queue_fd = queue.fd().as_raw_fd();
+        let (queue, _) = ServerQueue::open(&spec, Notify::Epoll, output.clone(), Lifecycle::new())?;
+        let queue_fd = queue.queue().as_raw_fd();
         poll.registry().register(&mut SourceFd(&queue_fd), QUEUE, Interest::READABLE)?;
-        let stats = StatsShm::create(&config.queue, config.mode, queue.max_messages())?;
+        let stats = StatsShm::create(&config.queue, config.mode, queue.max_messages(), Lifecycle::new())?;
         let mut server = MioServer {
             poll,
             output,
             stats,
             signals,
-            queue_buf: vec![0; queue.message_size() as usize],
             queue,
             // An adopted queue may hold messages and will raise no edge.
             queue_pending: true,
@@ -173,28 +174,12 @@ impl MioServer {
         Ok(())
     }
 
-    /// Up to [`QUEUE_BATCH`] messages, as the server's `MessageQueue::on_ready`.
+    /// Up to [`QUEUE_BATCH`] messages, with the server's own drain.
     fn drain_queue(&mut self) -> io::Result<()> {
-        let fd = self.queue.fd().as_raw_fd();
-        let mut output = self.output.borrow_mut();
-        for _ in 0..QUEUE_BATCH {
-            let mut priority = 0;
-            match receive(fd, &mut self.queue_buf, &mut priority) {
-                Ok(len) => output.queue_line(priority, strip_one_newline(&self.queue_buf[..len])),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    output.counters.queue_depth = 0;
-                    return Ok(());
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => {
-                    output.counters.source(Source::Queue).errors += 1;
-                    return Err(e);
-                }
-            }
+        if self.queue.drain(QUEUE_BATCH)? == QUEUE_BATCH {
+            // Stopped at the bound: more may wait, and no new edge will say so.
+            self.queue_pending = true;
         }
-        // As ours: stopped at the bound, one look at what is left.
-        output.counters.queue_depth = queue_depth(fd)?;
-        self.queue_pending = true;
         Ok(())
     }
 
@@ -341,30 +326,4 @@ fn signal_fd(signals: &[libc::c_int]) -> io::Result<OwnedFd> {
     }
     // SAFETY: `signalfd` just returned this descriptor; nobody else owns it.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
-}
-
-fn receive(fd: RawFd, buf: &mut [u8], priority: &mut u32) -> io::Result<usize> {
-    // SAFETY: `buf` is writable for its length, and `priority` for a u32.
-    let n = unsafe { libc::mq_receive(fd, buf.as_mut_ptr().cast(), buf.len(), priority) };
-    if n < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(n as usize)
-    }
-}
-
-/// How many messages wait in the queue (`mq_curmsgs`).
-fn queue_depth(fd: RawFd) -> io::Result<i64> {
-    // SAFETY: `mq_attr` is a plain C struct, filled in by `mq_getattr`.
-    let mut attr: libc::mq_attr = unsafe { mem::zeroed() };
-    // SAFETY: the descriptor is open and `attr` is writable.
-    if unsafe { libc::mq_getattr(fd, &mut attr) } == -1 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(attr.mq_curmsgs)
-}
-
-/// As the server: one trailing newline of a message is dropped.
-fn strip_one_newline(message: &[u8]) -> &[u8] {
-    message.strip_suffix(b"\n").unwrap_or(message)
 }

@@ -7,7 +7,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use crate::children::Worker;
 use crate::cleanup::QueueName;
 use crate::clock::{self, now_ns};
-use crate::queue::{self, Queue};
+use crate::queue::Queue;
 
 /// How long a receiver waits for the next message before giving up.
 const STALL_SECONDS: i64 = 10;
@@ -40,9 +40,9 @@ pub fn messages_per_second(how: Receive, size: usize, count: u64) -> f64 {
 
 fn receive_blocking(queue: &Queue, size: usize, count: u64) -> io::Result<u64> {
     let mut buf = vec![0u8; size];
-    let deadline = queue::deadline_in(STALL_SECONDS * 6);
+    let patience = std::time::Duration::from_secs(STALL_SECONDS as u64 * 6);
     for _ in 0..count {
-        queue.receive(&mut buf, &deadline)?;
+        queue.receive(&mut buf, patience)?;
     }
     Ok(now_ns())
 }

@@ -1,0 +1,56 @@
+//! The course's POSIX IPC objects, safe: [`MessageQueue`],
+//! [`SharedMemory`] and [`NamedSemaphore`], and the naming rule they share
+//! ([`name_problem`]).
+//!
+//! Each type owns what it opened and closes it on drop (`mq_close`,
+//! `close`, `sem_close`); removing the name (`unlink`) is a separate,
+//! explicit step, as in C: the object outlives its creator until then.
+//! Every error names the object and says what went wrong in words
+//! (`queue /x does not exist: is the server running?`), and keeps the
+//! `io::ErrorKind` of the errno, so a caller can still match on it.
+//! Objects are created with exactly the mode asked for: the umask takes
+//! nothing away.
+//!
+//! ```
+//! use std::time::Duration;
+//! use ipc::{Access, MessageQueue, NamedSemaphore, QueueOptions, SharedMemory};
+//!
+//! # fn main() -> std::io::Result<()> {
+//! let name = format!("/ipc-crate-doc-{}", std::process::id());
+//!
+//! // A queue: the receiver creates it, a sender opens it, sends, closes.
+//! let options = QueueOptions { max_messages: 4, message_size: 128, ..Default::default() };
+//! let queue = MessageQueue::create(&name, &options)?;
+//! MessageQueue::open(&name, Access::Send)?.send(b"ping", 0)?;
+//! let mut buf = [0; 128];
+//! let (len, _priority) = queue.receive_timeout(&mut buf, Duration::from_secs(1))?;
+//! assert_eq!(&buf[..len], b"ping");
+//! MessageQueue::unlink(&name)?;
+//!
+//! // Shared memory guarded by a semaphore.
+//! let shm = SharedMemory::create(&name, 8, 0o600)?;
+//! let lock = NamedSemaphore::create(&name, 0o600, 1)?;
+//! lock.wait()?;
+//! shm.write_at(&42u64.to_ne_bytes(), 0)?;
+//! lock.post()?;
+//! assert_eq!(shm.view::<u64>()?.read(), 42);
+//! SharedMemory::unlink(&name)?;
+//! NamedSemaphore::unlink(&name)?;
+//! # Ok(())
+//! # }
+//! ```
+
+#![warn(missing_docs, missing_debug_implementations)]
+
+mod info;
+mod mqueue;
+mod name;
+mod semaphore;
+mod shm;
+mod sys;
+
+pub use info::ObjectInfo;
+pub use mqueue::{mqueue_mount, Access, MessageQueue, QueueAttributes, QueueOptions};
+pub use name::{name_problem, NAME_MAX};
+pub use semaphore::NamedSemaphore;
+pub use shm::{Mapping, Plain, SharedMemory, View};

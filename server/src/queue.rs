@@ -1,0 +1,565 @@
+//! The exercise itself: a POSIX message queue that the server creates at
+//! startup, reads whenever epoll says its descriptor is readable, and closes
+//! and removes at shutdown.
+//!
+//! On Linux an `mqd_t` is a file descriptor on the mqueue filesystem, so the
+//! reactor can watch it like any other; `mq_notify` is not needed. It is
+//! shown all the same, behind `--notify signal`, for comparison.
+//!
+//! Ownership: the server holds an exclusive `flock` on the queue for as long
+//! as it lives. The kernel drops the lock when the process dies, however it
+//! dies, so a queue that exists but is not locked was left by a server that
+//! is gone: the next server adopts it and prints what is still in it, if
+//! the queue is this user's and lets nobody else read it.
+
+use std::fs;
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+use std::time::{Duration, Instant};
+
+use ipc::{Access, MessageQueue, QueueOptions};
+use reactor::sources::SignalFd;
+use reactor::{Context, Handler, Readiness};
+
+use crate::lifecycle::SharedLifecycle;
+use crate::output::SharedOutput;
+use crate::stats::Source;
+
+/// How many messages one readiness report may take: enough to empty a
+/// default queue several times, few enough to keep other sources served.
+const BATCH: usize = 256;
+
+/// At shutdown, after the name is gone, clients that opened the queue
+/// before may still send: a queue that had messages this recently is
+/// drained until it has been quiet this long...
+const SHUTDOWN_QUIET: Duration = Duration::from_millis(20);
+
+/// ...but for no longer than this in all.
+const SHUTDOWN_LIMIT: Duration = Duration::from_secs(2);
+
+/// How a queue is to be created.
+#[derive(Debug, Clone)]
+pub struct QueueSpec {
+    /// Its name, `/NAME`.
+    pub name: String,
+    /// Capacity in messages.
+    pub max_messages: i64,
+    /// The largest message in bytes.
+    pub message_size: i64,
+    /// Its permission bits, exactly.
+    pub mode: libc::mode_t,
+}
+
+/// How the server came to own its queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// Made by this server.
+    Created,
+    /// Left behind by a server that is gone, with this many messages in it.
+    Adopted {
+        /// Messages waiting when it was adopted.
+        waiting: i64,
+    },
+}
+
+/// How the server learns that messages arrived.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Notify {
+    /// The queue's descriptor is watched by epoll (the default on Linux).
+    Epoll,
+    /// `mq_notify` sends a real-time signal, read from a signalfd.
+    Signal,
+}
+
+/// What the reactor watches for the queue.
+enum Wakeup {
+    /// The queue descriptor itself.
+    Epoll,
+    /// A signalfd for the signal that `mq_notify` sends.
+    Signal { signal: i32, fd: SignalFd },
+}
+
+/// The server's queue, as a reactor handler.
+pub struct ServerQueue {
+    queue: MessageQueue,
+    label: String,
+    capacity: usize,
+    buf: Vec<u8>,
+    output: SharedOutput,
+    lifecycle: SharedLifecycle,
+    wakeup: Wakeup,
+    /// The loop ran: shutdown is news. Before, it is a failed startup
+    /// undoing itself, which the error already explains.
+    started: bool,
+    /// Created by this server, or adopted.
+    origin: Origin,
+    /// When a drain last found a message: a queue quiet for longer than
+    /// [`SHUTDOWN_QUIET`] when the stop comes is not waited for.
+    last_message: Option<Instant>,
+}
+
+impl ServerQueue {
+    /// Creates the queue, or adopts one that a dead server left behind.
+    /// Fails if a live server owns it, or if it is not safe to adopt.
+    pub fn open(
+        spec: &QueueSpec,
+        notify: Notify,
+        output: SharedOutput,
+        lifecycle: SharedLifecycle,
+    ) -> io::Result<(ServerQueue, Origin)> {
+        let label = format!("queue {}", spec.name);
+        check_system_limits(spec).map_err(|e| context(&label, e))?;
+        let (queue, origin) = create_or_adopt(spec)?;
+        match ServerQueue::assemble(queue, label, notify, output, lifecycle) {
+            Ok(mut server_queue) => {
+                let origin = match origin {
+                    Origin::Adopted { .. } => Origin::Adopted { waiting: server_queue.waiting() },
+                    created => created,
+                };
+                server_queue.origin = origin;
+                Ok((server_queue, origin))
+            }
+            Err(e) => {
+                // Not ours to keep: a queue we created goes; an adopted one
+                // stays, with its messages, for the next server.
+                abandon(&spec.name, origin);
+                Err(e)
+            }
+        }
+    }
+
+    /// The handler around an open, locked queue.
+    fn assemble(
+        queue: MessageQueue,
+        label: String,
+        notify: Notify,
+        output: SharedOutput,
+        lifecycle: SharedLifecycle,
+    ) -> io::Result<ServerQueue> {
+        let attr = queue.attributes()?;
+        let wakeup = match notify {
+            Notify::Epoll => Wakeup::Epoll,
+            Notify::Signal => {
+                let signal = libc::SIGRTMIN();
+                // The signal is blocked and read by the loop: no handler runs.
+                let signal_fd = SignalFd::new(&[signal], |_, _| {}).map_err(|e| context(&label, e))?;
+                // Registered now, so that a queue another process watches
+                // is a startup failure, not a handler removed later.
+                queue.notify_signal(signal)?;
+                Wakeup::Signal { signal, fd: signal_fd }
+            }
+        };
+        Ok(ServerQueue {
+            queue,
+            label,
+            capacity: usize::try_from(attr.max_messages).unwrap_or(1).max(1),
+            buf: vec![0; attr.message_size as usize],
+            output,
+            lifecycle,
+            wakeup,
+            started: false,
+            origin: Origin::Created,
+            last_message: None,
+        })
+    }
+
+    /// The queue itself.
+    pub fn queue(&self) -> &MessageQueue {
+        &self.queue
+    }
+
+    /// Capacity in messages.
+    pub fn max_messages(&self) -> i64 {
+        self.capacity as i64
+    }
+
+    /// Size of the largest message.
+    pub fn message_size(&self) -> i64 {
+        self.buf.len() as i64
+    }
+
+    fn waiting(&self) -> i64 {
+        self.queue.attributes().map_or(0, |a| a.current_messages)
+    }
+
+    /// Prints up to `limit` messages; returns how many there were. Notes
+    /// the queue's depth as last seen, for the statistics.
+    ///
+    /// A message taken from the queue exists only in this process until it
+    /// is written: the output is flushed after every queueful, so that a
+    /// `SIGKILL` loses at most one queueful (the queue itself survives the
+    /// server, with whatever it still holds).
+    pub fn drain(&mut self, limit: usize) -> io::Result<usize> {
+        let mut output = self.output.borrow_mut();
+        for received in 0..limit {
+            if received > 0 && received % self.capacity == 0 {
+                // The error is kept by the output and reported by the round's flush.
+                let _ = output.flush();
+            }
+            match self.queue.receive(&mut self.buf) {
+                Ok((len, priority)) => output.queue_line(priority, strip_one_newline(&self.buf[..len])),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    output.counters.queue_depth = 0;
+                    if received > 0 {
+                        self.last_message = Some(Instant::now());
+                    }
+                    return Ok(received);
+                }
+                Err(e) => {
+                    output.counters.source(Source::Queue).errors += 1;
+                    return Err(e);
+                }
+            }
+        }
+        // Stopped at the limit: something may be left. One look, not one per message.
+        self.last_message = Some(Instant::now());
+        output.counters.queue_depth = self.queue.attributes()?.current_messages;
+        Ok(limit)
+    }
+
+    /// A server without its queue has no reason to run: an error stops it,
+    /// and the exit status says so.
+    fn fail_on_error(&mut self, result: io::Result<()>, ctx: &mut Context<'_>) -> io::Result<()> {
+        if result.is_err() {
+            self.lifecycle.fail(ctx);
+        }
+        result
+    }
+
+    /// `--notify signal`: takes what the signalfd holds, re-arms `mq_notify`
+    /// and only then drains. The notification fires only when the queue goes
+    /// from empty to non-empty, and only once per registration: re-arming
+    /// after draining would miss a message that arrives in between, and the
+    /// queue, never empty again, would never notify again.
+    fn on_signal(&mut self) -> io::Result<()> {
+        let Wakeup::Signal { signal, fd } = &mut self.wakeup else {
+            return Ok(());
+        };
+        let signal = *signal;
+        while fd.read_signal()?.is_some() {}
+        // The reactor names the queue in its log line: the error does not again.
+        let label = format!("{}: ", self.label);
+        self.queue.notify_signal(signal).map_err(|e| {
+            let text = e.to_string();
+            let why = text.strip_prefix(&label).unwrap_or(&text);
+            io::Error::new(
+                e.kind(),
+                format!(
+                    "{why} (with --notify signal, any process that may open the queue can take its \
+                     notification; the default --notify epoll cannot be disturbed so)"
+                ),
+            )
+        })?;
+        if self.drain(BATCH)? == BATCH {
+            // More may wait, and the queue will not notify while it is not
+            // empty: come back next round, as level-triggered epoll would.
+            // SAFETY: plain call; the signal is blocked, so it only becomes pending.
+            unsafe { libc::raise(signal) };
+        }
+        Ok(())
+    }
+
+    /// After the name is gone: drains until the queue has been quiet for
+    /// [`SHUTDOWN_QUIET`] (clients that opened it before may still send),
+    /// for at most [`SHUTDOWN_LIMIT`]; a queue that was quiet that long
+    /// already, and is empty, is not waited for (an idle server stops at
+    /// once). Returns the messages printed, and how many of them arrived
+    /// after the stop began.
+    fn drain_until_quiet(&mut self) -> io::Result<(usize, usize)> {
+        let waiting_at_stop = usize::try_from(self.waiting()).unwrap_or(0);
+        let deadline = Instant::now() + SHUTDOWN_LIMIT;
+        let mut printed = 0;
+        loop {
+            let taken = self.drain(self.capacity)?;
+            printed += taken;
+            // At most one queueful received and not yet written, here too.
+            // An error is kept by the output and reported by the last flush.
+            let _ = self.output.borrow_mut().flush();
+            let now = Instant::now();
+            if now >= deadline || self.output.borrow().is_closed() {
+                break;
+            }
+            if taken == self.capacity {
+                continue;
+            }
+            let recent = self.last_message.is_some_and(|at| at.elapsed() < SHUTDOWN_QUIET);
+            if taken == 0 && !recent {
+                break;
+            }
+            let quiet = SHUTDOWN_QUIET.min(deadline - now).as_millis() as libc::c_int;
+            let mut pollfd = libc::pollfd { fd: self.queue.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+            // SAFETY: `pollfd` is a valid array of one element for the call's duration.
+            match unsafe { libc::poll(&mut pollfd, 1, quiet) } {
+                0 => break,
+                -1 if io::Error::last_os_error().kind() != io::ErrorKind::Interrupted => {
+                    return Err(io::Error::last_os_error());
+                }
+                _ => {}
+            }
+        }
+        Ok((printed, printed.saturating_sub(waiting_at_stop)))
+    }
+}
+
+impl std::fmt::Debug for ServerQueue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let notify = match self.wakeup {
+            Wakeup::Epoll => Notify::Epoll,
+            Wakeup::Signal { .. } => Notify::Signal,
+        };
+        f.debug_struct("ServerQueue")
+            .field("queue", &self.queue)
+            .field("notify", &notify)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Handler for ServerQueue {
+    fn fd(&self) -> BorrowedFd<'_> {
+        match &self.wakeup {
+            Wakeup::Epoll => self.queue.as_fd(),
+            Wakeup::Signal { fd, .. } => fd.fd(),
+        }
+    }
+
+    fn name(&self) -> &str {
+        &self.label
+    }
+
+    /// An adopted queue may hold messages: print them before anything else.
+    fn on_start(&mut self, ctx: &mut Context<'_>) -> io::Result<()> {
+        self.started = true;
+        let result = match self.wakeup {
+            Wakeup::Epoll => self.drain(self.capacity).map(drop),
+            Wakeup::Signal { .. } => self.on_signal(),
+        };
+        self.fail_on_error(result, ctx)
+    }
+
+    fn on_ready(&mut self, _: Readiness, ctx: &mut Context<'_>) -> io::Result<()> {
+        let result = match self.wakeup {
+            Wakeup::Epoll => self.drain(BATCH).map(drop),
+            Wakeup::Signal { .. } => self.on_signal(),
+        };
+        self.fail_on_error(result, ctx)
+    }
+
+    /// Removes the name first, so that a late client is told "no such queue"
+    /// instead of sending into a queue about to vanish; then prints what is
+    /// left, and what clients that opened it before still send. The
+    /// descriptor is closed (`mq_close`) when the handler drops.
+    fn on_shutdown(&mut self) {
+        self.lifecycle.mark_stopping();
+        if !self.started && self.origin != Origin::Created {
+            // A startup that failed after adopting: the queue stays, with
+            // its messages, for the next server.
+            return;
+        }
+        let unlinked = MessageQueue::unlink(self.queue.name());
+        if let Err(e) = &unlinked {
+            log::error!("{e}");
+            self.lifecycle.mark_failed();
+        }
+        let (printed, late) = match self.drain_until_quiet() {
+            Ok(figures) => figures,
+            Err(e) => {
+                log::error!("{}: {e}", self.label);
+                self.lifecycle.mark_failed();
+                (0, 0)
+            }
+        };
+        if printed > 0 {
+            log::info!("{}: printed {printed} message(s) left at shutdown", self.label);
+        }
+        if late > 0 {
+            log::warn!("{}: {late} message(s) arrived after the shutdown began (printed)", self.label);
+        }
+        if unlinked.is_ok() && self.started {
+            log::info!("{}: removed", self.label);
+        }
+    }
+}
+
+/// Creates the queue exclusively; if it exists, adopts it when no live
+/// server holds its lock and it is safe to (see [`check_adoptable`]).
+/// Retries when the name changes under our feet (another server removing or
+/// re-creating it at the same moment).
+fn create_or_adopt(spec: &QueueSpec) -> io::Result<(MessageQueue, Origin)> {
+    let options = QueueOptions {
+        access: Access::Receive,
+        max_messages: spec.max_messages,
+        message_size: spec.message_size,
+        mode: spec.mode,
+        exclusive: true,
+        nonblocking: true,
+    };
+    for _ in 0..8 {
+        let (queue, origin) = match MessageQueue::create(&spec.name, &options) {
+            Ok(queue) => (queue, Origin::Created),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                match MessageQueue::open_with(&spec.name, Access::Receive, true) {
+                    Ok(queue) => (queue, Origin::Adopted { waiting: 0 }),
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                    Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {
+                        return Err(match MessageQueue::file_info(&spec.name) {
+                            Ok(info) => not_adoptable(&spec.name, &info, spec.mode),
+                            Err(_) => e,
+                        })
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            Err(e) => return Err(e),
+        };
+        if !lock(&queue)? {
+            // Someone else holds it, even if we created it a moment ago.
+            return Err(io::Error::new(
+                io::ErrorKind::AddrInUse,
+                format!(
+                    "queue {}: in use by another running server; stop it first, or choose another name with --queue",
+                    spec.name
+                ),
+            ));
+        }
+        match queue.is_still_named() {
+            Ok(true) => {}
+            Ok(false) => continue,
+            Err(e) => {
+                abandon(&spec.name, origin);
+                return Err(e);
+            }
+        }
+        if origin != Origin::Created {
+            check_adoptable(&queue, spec.mode)?;
+        }
+        return Ok((queue, origin));
+    }
+    Err(io::Error::other(format!("queue {}: keeps being created and removed by someone else", spec.name)))
+}
+
+/// A queue left under our name is adopted only if it is this user's and
+/// lets no one read it whom `--mode` would not: otherwise another user
+/// made it to receive (steal) what clients send to the server.
+fn check_adoptable(queue: &MessageQueue, mode: libc::mode_t) -> io::Result<()> {
+    let info = queue.info()?;
+    // SAFETY: plain call, cannot fail.
+    let me = unsafe { libc::geteuid() };
+    if info.uid != me || info.mode & !mode & 0o077 != 0 {
+        return Err(not_adoptable(queue.name(), &info, mode));
+    }
+    Ok(())
+}
+
+/// Why the queue `name`, as `info` describes it, is refused.
+fn not_adoptable(name: &str, info: &ipc::ObjectInfo, mode: libc::mode_t) -> io::Error {
+    // SAFETY: plain call, cannot fail.
+    let owner = if info.uid == unsafe { libc::geteuid() } {
+        "this user".to_string()
+    } else {
+        format!("user {}", info.uid)
+    };
+    io::Error::new(
+        io::ErrorKind::PermissionDenied,
+        format!(
+            "queue {name}: exists, owned by {owner} with mode {:04o}, and is not safe to adopt: \
+             another user could receive the messages meant for this server (--mode is {mode:04o}). \
+             Remove it (its owner or root: rm /dev/mqueue/{}) or choose another name with --queue",
+            info.mode,
+            name.trim_start_matches('/'),
+        ),
+    )
+}
+
+/// Claims the queue for this process; `false` if a server holds it.
+/// A client asking whether a server runs (`client --status`) holds a
+/// shared lock for a few microseconds: a refusal is asked again a few
+/// times over about 50 ms before it is believed.
+fn lock(queue: &MessageQueue) -> io::Result<bool> {
+    for attempt in 0..10 {
+        if attempt > 0 {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        // SAFETY: plain call on an open descriptor.
+        if unsafe { libc::flock(queue.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
+            return Ok(true);
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::WouldBlock {
+            return Err(context(&format!("queue {}: flock", queue.name()), e));
+        }
+    }
+    Ok(false)
+}
+
+/// Removes the name of a queue we created and will not serve after all.
+fn abandon(name: &str, origin: Origin) {
+    if origin == Origin::Created {
+        let _ = MessageQueue::unlink(name);
+    }
+}
+
+/// Checks the requested size against the system's limits, which only a
+/// privileged process may exceed: we do not, so that root and users behave
+/// the same.
+fn check_system_limits(spec: &QueueSpec) -> io::Result<()> {
+    let limits = [
+        ("--max-messages", spec.max_messages, "msg_max"),
+        ("--message-size", spec.message_size, "msgsize_max"),
+    ];
+    for (flag, wanted, file) in limits {
+        let path = format!("/proc/sys/fs/mqueue/{file}");
+        let Some(limit) = fs::read_to_string(&path).ok().and_then(|s| s.trim().parse::<i64>().ok()) else {
+            continue;
+        };
+        if wanted > limit {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "{flag} {wanted} is above the system limit of {limit} ({path}); \
+                     ask for at most {limit}, or raise the limit as root with `sysctl fs.mqueue.{file}={wanted}`{}",
+                    hard_ceiling_note(file, wanted)
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The kernel's own ceilings for the two limits (`HARD_MSGMAX`,
+/// `HARD_MSGSIZEMAX`): a value above them cannot be set at all.
+fn hard_ceiling_note(file: &str, wanted: i64) -> String {
+    let ceiling: i64 = if file == "msg_max" { 65_536 } else { 16 * 1024 * 1024 };
+    if wanted > ceiling {
+        format!(" (the kernel accepts at most {ceiling} there)")
+    } else {
+        String::new()
+    }
+}
+
+fn context(label: &str, e: io::Error) -> io::Error {
+    io::Error::new(e.kind(), format!("{label}: {e}"))
+}
+
+/// Clients such as `echo` end a message with a newline; one is dropped.
+fn strip_one_newline(message: &[u8]) -> &[u8] {
+    message.strip_suffix(b"\n").unwrap_or(message)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exactly_one_trailing_newline_is_dropped() {
+        assert_eq!(strip_one_newline(b"hi\n"), b"hi");
+        assert_eq!(strip_one_newline(b"hi\n\n"), b"hi\n");
+        assert_eq!(strip_one_newline(b"hi"), b"hi");
+    }
+
+    #[test]
+    fn the_hint_for_a_size_beyond_the_kernel_says_so() {
+        assert_eq!(hard_ceiling_note("msg_max", 100), "");
+        assert!(hard_ceiling_note("msg_max", 100_000).contains("65536"));
+        assert!(hard_ceiling_note("msgsize_max", 1 << 30).contains("16777216"));
+    }
+}
