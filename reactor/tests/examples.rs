@@ -114,6 +114,13 @@ fn uppercase_sends_each_line_to_its_child_and_prints_the_replies() {
     assert!(status.success(), "uppercase exited with {status}");
 }
 
+#[test]
+fn shm_semaphore_prints_the_five_values_of_its_producer_thread() {
+    let (lines, status) = Running::start("shm_semaphore", [""; 0]).finish();
+    assert_eq!(lines, ["got 10", "got 20", "got 30", "got 40", "got 50"]);
+    assert!(status.success(), "shm_semaphore exited with {status}");
+}
+
 /// One echo client: sends lines (and, for the first four clients, 4 MiB more)
 /// while reading concurrently; then half-closes and expects every byte back,
 /// in order, and end of file.
