@@ -18,6 +18,11 @@ use std::time::{Duration, Instant};
 use reactor::sources::Waker;
 use reactor::Reactor;
 
+/// What wakes the loop (run on other threads), and the loop itself.
+type Wake = Box<dyn Fn() + Send>;
+type SharedWake = Arc<dyn Fn() + Send + Sync>;
+type Run = Box<dyn FnOnce()>;
+
 const ROUND_TRIPS: u64 = 20_000;
 const THREADS: usize = 4;
 const FLOOD: Duration = Duration::from_millis(300);
@@ -31,7 +36,7 @@ fn round_trip(ours: bool) -> f64 {
     let mut keep = None;
     let answered = Arc::new(AtomicU64::new(0));
     let stop = Arc::new(AtomicBool::new(false));
-    let (wake, run): (Box<dyn Fn() + Send>, Box<dyn FnOnce()>) = if ours {
+    let (wake, run): (Wake, Run) = if ours {
         let mut reactor = Reactor::new().expect("reactor");
         let (seen, done) = (answered.clone(), stop.clone());
         let waker = Waker::new(move |ctx| {
@@ -88,7 +93,7 @@ fn round_trip(ours: bool) -> f64 {
 fn flood(ours: bool) -> f64 {
     let issued = Arc::new(AtomicU64::new(0));
     let stop = Arc::new(AtomicBool::new(false));
-    let (wake, run): (Arc<dyn Fn() + Send + Sync>, Box<dyn FnOnce()>) = if ours {
+    let (wake, run): (SharedWake, Run) = if ours {
         let mut reactor = Reactor::new().expect("reactor");
         let done = stop.clone();
         let waker = Waker::new(move |ctx| {
