@@ -44,7 +44,8 @@ fn become_server_user() {
 
 /// Gives the file at `path` to `uid`.
 fn chown(path: &std::path::Path, uid: u32) {
-    std::os::unix::fs::chown(path, Some(uid), Some(uid)).unwrap_or_else(|e| panic!("chown {}: {e}", path.display()));
+    std::os::unix::fs::chown(path, Some(uid), Some(uid))
+        .unwrap_or_else(|e| panic!("chown {}: {e}", path.display()));
 }
 
 fn mode_of(path: &std::path::Path) -> u32 {
@@ -57,13 +58,18 @@ fn mode_of(path: &std::path::Path) -> u32 {
 #[test]
 fn a_queue_that_others_may_read_is_not_adopted() {
     let queue = TestQueue::new();
-    let options = QueueOptions { max_messages: 10, message_size: 256, mode: 0o666, ..QueueOptions::default() };
+    let options =
+        QueueOptions { max_messages: 10, message_size: 256, mode: 0o666, ..QueueOptions::default() };
     let planted = MessageQueue::create(queue.name(), &options).expect("plant a queue");
 
     let run = ServerBuilder::on(&queue).run_to_exit();
 
     assert_eq!(run.code(), 1, "stderr: {}", run.stderr);
-    assert!(run.stderr.contains("mode 0666") && run.stderr.contains("not safe to adopt"), "stderr: {}", run.stderr);
+    assert!(
+        run.stderr.contains("mode 0666") && run.stderr.contains("not safe to adopt"),
+        "stderr: {}",
+        run.stderr
+    );
     assert!(queue.exists(), "a queue the server refused is not the server's to remove");
     drop(planted);
 }
@@ -74,7 +80,8 @@ fn a_queue_of_another_user_is_not_adopted_and_the_owner_is_named() {
         return;
     }
     let queue = TestQueue::new();
-    let options = QueueOptions { max_messages: 10, message_size: 256, mode: 0o600, ..QueueOptions::default() };
+    let options =
+        QueueOptions { max_messages: 10, message_size: 256, mode: 0o600, ..QueueOptions::default() };
     drop(MessageQueue::create(queue.name(), &options).expect("plant a queue"));
     let Some(mount) = mqueue_mount_or_skip() else { return };
     chown(&mount.join(queue.name().trim_start_matches('/')), OTHER_UID);
