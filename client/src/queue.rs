@@ -106,7 +106,9 @@ pub fn server_running(name: &str) -> io::Result<bool> {
 /// allowed only one of them.
 pub fn open_any(name: &str) -> io::Result<MessageQueue> {
     MessageQueue::open_with(name, Access::Send, true).or_else(|e| match e.kind() {
-        io::ErrorKind::PermissionDenied => MessageQueue::open_with(name, Access::Receive, true).map_err(|_| e),
+        io::ErrorKind::PermissionDenied => {
+            MessageQueue::open_with(name, Access::Receive, true).map_err(|_| e)
+        }
         _ => Err(e),
     })
 }

@@ -185,7 +185,8 @@ impl MessageQueue {
         let mount = mqueue_mount().ok_or_else(|| {
             io::Error::new(io::ErrorKind::NotFound, "the mqueue file system is not mounted")
         })?;
-        let meta = std::fs::metadata(mount.join(&name[1..])).map_err(|e| context(format!("queue {name}"), e))?;
+        let meta =
+            std::fs::metadata(mount.join(&name[1..])).map_err(|e| context(format!("queue {name}"), e))?;
         Ok(ObjectInfo::from_metadata(&meta))
     }
 

@@ -1,5 +1,6 @@
 //! The contract between the reactor and the code it calls.
 
+use std::any::Any;
 use std::error::Error;
 use std::fmt;
 use std::io;
@@ -25,9 +26,14 @@ use crate::token::{Interest, Readiness};
 ///   the loop and the other handlers go on.
 /// - [`on_start`](Handler::on_start) runs once, when the loop first runs, or
 ///   at registration if it already does.
-/// - [`on_shutdown`](Handler::on_shutdown) runs exactly once, when the handler
-///   is removed, when the loop stops, or when the reactor is dropped; it is
-///   the place to flush, to unlink names, to say goodbye.
+/// - [`on_remove`](Handler::on_remove) runs when the handler leaves the
+///   reactor, with a [`Context`], so that a source can tell its user (a line
+///   reader's close callback, a child's exit) and the user can act on it;
+///   then [`on_shutdown`](Handler::on_shutdown) runs, exactly once, when the
+///   handler is removed, when the loop stops, or when the reactor is
+///   dropped; it is the place to flush, to unlink names, to say goodbye.
+///   Only `on_shutdown` runs when a panic unwinds out of the handler's own
+///   callback: the reactor cannot lend a `Context` then.
 pub trait Handler {
     /// The descriptor to watch.
     fn fd(&self) -> BorrowedFd<'_>;
@@ -50,8 +56,25 @@ pub trait Handler {
         Ok(())
     }
 
+    /// Called when the handler leaves the reactor (removed by itself or
+    /// another, after an error, at shutdown), just before
+    /// [`on_shutdown`](Handler::on_shutdown), with a `Context` whose
+    /// [`current`](Context::current) is `None`: the handler is already out
+    /// of the reactor. Not called when a panic unwinds out of the handler's
+    /// own callback.
+    fn on_remove(&mut self, ctx: &mut Context<'_>) {
+        let _ = ctx;
+    }
+
     /// Called exactly once when the handler leaves the reactor.
     fn on_shutdown(&mut self) {}
+
+    /// The handler as `Any`, for [`Context::handler_mut`]; `None` (the
+    /// default) keeps it opaque. Implement it as `Some(self)` to let the
+    /// handler be reached by its concrete type while registered.
+    fn as_any_mut(&mut self) -> Option<&mut dyn Any> {
+        None
+    }
 }
 
 /// A registration that epoll refused, with the handler handed back so that

@@ -34,14 +34,16 @@
 //! Design notes, the handler contract in full, and a tutorial live in
 //! `docs/reactor.md` in the repository.
 
-#![warn(missing_docs)]
+#![warn(missing_docs, missing_debug_implementations)]
 
 mod handler;
 mod reactor;
 pub mod sources;
 mod sys;
+mod timers;
 mod token;
 
 pub use handler::{Handler, RegisterError};
 pub use reactor::{Context, Reactor};
+pub use timers::TimerKey;
 pub use token::{Interest, Readiness, Token};

@@ -1,14 +1,17 @@
 //! The event loop: wait for readiness, dispatch it to handlers, apply what
 //! they asked for, and repeat until one of them asks to stop.
 
+use std::any::Any;
+use std::fmt;
 use std::io;
 use std::os::fd::{AsRawFd, RawFd};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use slab::Slab;
 
 use crate::handler::{Handler, RegisterError};
 use crate::sys::{Epoll, Events};
+use crate::timers::{TimerKey, Timers};
 use crate::token::{Interest, Token};
 
 /// How many events one `epoll_wait` may return.
@@ -23,11 +26,13 @@ type Hook = Box<dyn FnMut(&mut Context<'_>)>;
 ///
 /// 1. **before wait**: the hooks added with [`before_wait`](Reactor::before_wait)
 ///    run (the place to flush buffered output once per round);
-/// 2. **wait**: one `epoll_wait` for up to 256 events;
+/// 2. **wait**: one `epoll_wait` for up to 256 events, no longer than until
+///    the earliest timer of [`Context::after`] or [`Context::every`];
 /// 3. **dispatch**: each event goes to its handler's
 ///    [`on_ready`](Handler::on_ready), unless the handler was removed earlier
-///    in the same batch. Registrations, removals, interest changes and stop
-///    requests made by handlers take effect at once.
+///    in the same batch; then every timer that is due is called.
+///    Registrations, removals, interest changes and stop requests made by
+///    callbacks take effect at once.
 ///
 /// When a handler asks to [`stop`](Context::stop), the loop finishes the
 /// round, then shuts every remaining handler down, last registered first.
@@ -49,17 +54,24 @@ struct Core {
     forgotten: bool,
     started: bool,
     stopping: bool,
+    timers: Timers,
 }
 
 struct Slot {
     order: u64,
     fd: RawFd,
+    /// What epoll watches the descriptor for now.
+    interest: Interest,
     /// `None` while the handler runs: it is out of the slab so that it can
     /// borrow the rest of the reactor through its `Context`.
     handler: Option<Box<dyn Handler>>,
 }
 
-/// What a handler can ask of the reactor from inside a callback.
+/// What a callback can ask of the reactor: register, remove, change
+/// interest, read the current interest, set timers, stop.
+///
+/// Every callback the reactor or a source calls gets one. Outside the loop,
+/// [`Reactor::context`] lends one.
 pub struct Context<'a> {
     core: &'a mut Core,
     current: Option<Token>,
@@ -76,6 +88,7 @@ impl Reactor {
                 forgotten: false,
                 started: false,
                 stopping: false,
+                timers: Timers::default(),
             },
             hooks: Vec::new(),
             events: Events::with_capacity(BATCH),
@@ -116,6 +129,13 @@ impl Reactor {
         self.core.slot(token).is_some()
     }
 
+    /// A `Context` for use outside the loop: to register with a source's
+    /// helper that wants one, to set timers before [`run`](Reactor::run),
+    /// or to borrow a handler. Its [`current`](Context::current) is `None`.
+    pub fn context(&mut self) -> Context<'_> {
+        Context { core: &mut self.core, current: None }
+    }
+
     /// How many handlers are registered.
     pub fn len(&self) -> usize {
         self.core.slots.len()
@@ -126,16 +146,17 @@ impl Reactor {
         self.core.slots.is_empty()
     }
 
-    /// Runs rounds until a handler or hook asks to stop, or until no handler
-    /// is left (nothing could ever wake the loop again); then shuts every
-    /// remaining handler down, last registered first.
+    /// Runs rounds until a callback or hook asks to stop, or until no
+    /// handler and no timer is left (nothing could ever wake the loop
+    /// again); then shuts every remaining handler down, last registered
+    /// first, and drops the timers.
     ///
     /// Errors from handlers do not end the loop; only a failure of the
     /// reactor itself (`epoll_wait` failing with anything but `EINTR`) does.
     /// The handlers are shut down in that case too.
     pub fn run(&mut self) -> io::Result<()> {
         let result = loop {
-            if self.core.stopping || self.is_empty() {
+            if self.core.stopping || (self.is_empty() && self.core.timers.is_empty()) {
                 break Ok(());
             }
             if let Err(e) = self.run_once(None) {
@@ -148,9 +169,10 @@ impl Reactor {
 
     /// Runs one round: the before-wait hooks, one wait of at most `timeout`
     /// (`None` waits for ever; the timeout is rounded up to whole
-    /// milliseconds), and the dispatch of what arrived. Returns how many
-    /// events arrived. Does not wait if a stop was requested, nor without a
-    /// timeout when no handler is registered; if a handler
+    /// milliseconds) and never past the earliest timer, the dispatch of what
+    /// arrived, and the timers that are due. Returns how many events arrived
+    /// (timers not counted). Does not wait if a stop was requested, nor
+    /// without a timeout when no handler and no timer is left; if a callback
     /// asks to stop, the hooks run once more at the end of the round. The
     /// caller decides when to [`shutdown`](Reactor::shutdown).
     pub fn run_once(&mut self, timeout: Option<Duration>) -> io::Result<usize> {
@@ -161,6 +183,7 @@ impl Reactor {
         self.run_hooks();
         // Nothing to wait for: a stop was asked, or no handler is left to
         // wake a wait without end (every `on_start` may have failed).
+        let timeout = self.core.wait_timeout(timeout);
         if self.core.stopping || (self.is_empty() && timeout.is_none()) {
             return Ok(0);
         }
@@ -168,6 +191,9 @@ impl Reactor {
         for i in 0..n {
             let (token, readiness) = self.events.get(i);
             self.core.call(token, |handler, ctx| handler.on_ready(readiness, ctx));
+        }
+        if !self.core.timers.is_empty() {
+            self.core.fire_timers();
         }
         if self.core.stopping {
             // The last round ends with the hooks, so that what it produced
@@ -189,7 +215,9 @@ impl Reactor {
     }
 
     /// Removes every handler, last registered first, running each shutdown
-    /// hook once. The reactor is empty afterwards and may be used again.
+    /// hook once, and drops every timer. Handlers registered by an
+    /// [`on_remove`](Handler::on_remove) meanwhile are removed too. The
+    /// reactor is empty afterwards and may be used again.
     pub fn shutdown(&mut self) {
         if !self.is_empty() {
             // Closing the epoll instance forgets every registration at once:
@@ -199,16 +227,42 @@ impl Reactor {
                 self.core.forgotten = true;
             }
         }
-        for token in self.core.tokens_in_order().into_iter().rev() {
-            self.remove(token);
+        // A close callback may register something (a last message, say):
+        // that is shut down too, in a few passes at most.
+        for _ in 0..8 {
+            let tokens = self.core.tokens_in_order();
+            if tokens.is_empty() {
+                break;
+            }
+            for token in tokens.into_iter().rev() {
+                self.remove(token);
+            }
         }
+        self.core.timers.clear();
         self.core.forgotten = false;
         self.core.stopping = false;
         self.core.started = false;
     }
+}
 
-    fn context(&mut self) -> Context<'_> {
-        Context { core: &mut self.core, current: None }
+impl fmt::Debug for Reactor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Reactor")
+            .field("handlers", &self.core.slots.len())
+            .field("timers", &!self.core.timers.is_empty())
+            .field("hooks", &self.hooks.len())
+            .field("stopping", &self.core.stopping)
+            .finish()
+    }
+}
+
+impl fmt::Debug for Context<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Context")
+            .field("current", &self.current)
+            .field("handlers", &self.core.slots.len())
+            .field("stopping", &self.core.stopping)
+            .finish()
     }
 }
 
@@ -258,6 +312,7 @@ impl Context<'_> {
     }
 
     /// Removes a handler: takes its descriptor out of epoll, runs its
+    /// [`on_remove`](Handler::on_remove) and
     /// [`on_shutdown`](Handler::on_shutdown) and drops it, which closes the
     /// descriptor. Pending events for it in the current batch are dropped.
     /// The handler being called may remove itself; it is shut down as soon as
@@ -266,12 +321,36 @@ impl Context<'_> {
         match self.core.detach(token) {
             Some(slot) => {
                 if let Some(mut handler) = slot.handler {
+                    handler.on_remove(&mut Context { core: self.core, current: None });
                     handler.on_shutdown();
                 }
                 true
             }
             None => false,
         }
+    }
+
+    /// Takes a handler out of the reactor without dropping it, if it is of
+    /// type `H` (its [`as_any_mut`](Handler::as_any_mut) says so) and not the
+    /// one being called, and passes it to `f`; then shuts it down as
+    /// [`remove`](Context::remove) does. This is how [`Fd::take`]
+    /// (crate::sources::Fd::take) hands its object back.
+    pub(crate) fn remove_with<H: Any, R>(&mut self, token: Token, f: impl FnOnce(&mut H) -> R) -> Option<R> {
+        let slot = self.core.slot_mut(token)?;
+        slot.handler.as_mut()?.as_any_mut()?.downcast_mut::<H>()?;
+        let mut handler = self.core.detach(token)?.handler?;
+        let result = handler.as_any_mut().and_then(|any| any.downcast_mut::<H>()).map(f);
+        handler.on_remove(&mut Context { core: self.core, current: None });
+        handler.on_shutdown();
+        result
+    }
+
+    /// Borrows a registered handler by its concrete type, if it lets itself
+    /// be seen ([`Handler::as_any_mut`]; the sources [`Fd`]
+    /// (crate::sources::Fd) does). `None` for a stale token, another type,
+    /// or the handler being called (it is out of its slot while it runs).
+    pub fn handler_mut<H: Any>(&mut self, token: Token) -> Option<&mut H> {
+        self.core.slot_mut(token)?.handler.as_mut()?.as_any_mut()?.downcast_mut::<H>()
     }
 
     /// Removes the handler being called; nothing happens in a hook.
@@ -288,8 +367,55 @@ impl Context<'_> {
 
     /// Changes what a handler waits for (`EPOLL_CTL_MOD`); re-arms a oneshot.
     pub fn set_interest(&mut self, token: Token, interest: Interest) -> io::Result<()> {
-        let slot = self.core.slot(token).ok_or_else(|| unknown(token))?;
-        self.core.epoll.modify(slot.fd, interest, token)
+        let slot = self.core.slots.get(token.key()).filter(|s| generation(s.order) == token.generation());
+        let slot = slot.ok_or_else(|| unknown(token))?;
+        self.core.epoll.modify(slot.fd, interest, token)?;
+        if let Some(slot) = self.core.slot_mut(token) {
+            slot.interest = interest;
+        }
+        Ok(())
+    }
+
+    /// What epoll watches a handler's descriptor for now: the interest it
+    /// was registered with, or the last one [`set_interest`]
+    /// (Context::set_interest) gave. `None` for a token not registered.
+    pub fn interest(&self, token: Token) -> Option<Interest> {
+        self.core.slot(token).map(|slot| slot.interest)
+    }
+
+    /// Calls `callback` once, `delay` from now (rounded up to the next
+    /// millisecond by the wait), with a `Context`. Cheap: a heap entry, no
+    /// descriptor. Re-arm it with [`rearm`](Context::rearm) (from its own
+    /// callback too, which keeps it for another call), cancel it with
+    /// [`cancel`](Context::cancel).
+    pub fn after(&mut self, delay: Duration, callback: impl FnMut(&mut Context<'_>) + 'static) -> TimerKey {
+        self.core.timers.add(delay, None, Box::new(callback))
+    }
+
+    /// Calls `callback` every `period`, the first time one period from now,
+    /// until it is cancelled. Ticks missed while the loop was busy are
+    /// skipped, not delivered in a burst. A zero period is taken as 1 ms.
+    pub fn every(&mut self, period: Duration, callback: impl FnMut(&mut Context<'_>) + 'static) -> TimerKey {
+        let period = period.max(Duration::from_millis(1));
+        self.core.timers.add(period, Some(period), Box::new(callback))
+    }
+
+    /// Moves a timer's next call to `delay` from now. Returns `false` if the
+    /// timer is gone (fired once, or cancelled). From the timer's own
+    /// callback, a one-shot timer is kept for one more call.
+    pub fn rearm(&mut self, timer: TimerKey, delay: Duration) -> bool {
+        self.core.timers.rearm(timer, delay)
+    }
+
+    /// Cancels a timer, from any callback (its own included); its callback
+    /// is dropped. Returns `false` if it was gone already.
+    pub fn cancel(&mut self, timer: TimerKey) -> bool {
+        self.core.timers.cancel(timer)
+    }
+
+    /// Whether a timer is still to be called.
+    pub fn is_armed(&self, timer: TimerKey) -> bool {
+        self.core.timers.contains(timer)
     }
 
     /// Asks the loop to stop once the current round is done.
@@ -313,7 +439,7 @@ impl Core {
         }
         let token = Token::new(entry.key(), generation(self.order));
         self.epoll.add(fd, interest, token)?;
-        entry.insert(Slot { order: self.order, fd, handler: None });
+        entry.insert(Slot { order: self.order, fd, interest, handler: None });
         self.order += 1;
         Ok(token)
     }
@@ -347,6 +473,23 @@ impl Core {
         slots.into_iter().map(|(order, key)| Token::new(key, generation(order))).collect()
     }
 
+    /// The wait's timeout: the caller's, cut short by the earliest timer.
+    fn wait_timeout(&mut self, timeout: Option<Duration>) -> Option<Duration> {
+        let Some(deadline) = self.timers.next_deadline() else { return timeout };
+        let until_timer = deadline.saturating_duration_since(Instant::now());
+        Some(timeout.map_or(until_timer, |t| t.min(until_timer)))
+    }
+
+    /// Calls every timer due now. A timer re-armed from a callback for "now"
+    /// waits for the next round, so that no timer can hold the loop.
+    fn fire_timers(&mut self) {
+        let now = Instant::now();
+        while let Some((key, seq, mut callback)) = self.timers.pop_due(now) {
+            callback(&mut Context { core: self, current: None });
+            self.timers.restore(key, seq, callback);
+        }
+    }
+
     fn start_all(&mut self) {
         for token in self.tokens_in_order() {
             self.call(token, |handler, ctx| handler.on_start(ctx));
@@ -373,7 +516,10 @@ impl Core {
         let mut handler = running.finish();
         match self.slot_mut(token) {
             Some(slot) => slot.handler = Some(handler),
-            None => handler.on_shutdown(),
+            None => {
+                handler.on_remove(&mut Context { core: self, current: None });
+                handler.on_shutdown();
+            }
         }
     }
 }

@@ -79,6 +79,48 @@ fn fifo_reader_prints_lines_of_successive_writers_and_removes_its_fifo_on_sigter
     assert!(!fifo.path().exists(), "fifo_reader left {} behind", fifo.path().display());
 }
 
+#[test]
+fn child_prints_the_commands_lines_and_exits_with_its_status() {
+    let script = "echo one; read x < /dev/null; echo two; exit 3";
+    let child = Running::start("child", ["sh", "-c", script]);
+    let (lines, status) = child.finish();
+    assert_eq!(lines, ["one", "two", "exited: exit status: 3"]);
+    assert_eq!(status.code(), Some(3), "child exits with the command's status");
+}
+
+#[test]
+fn child_reports_a_command_killed_by_a_signal() {
+    let child = Running::start("child", ["sh", "-c", "echo before; kill -TERM $$"]);
+    let (lines, status) = child.finish();
+    assert_eq!(lines, ["before", "exited: signal: 15 (SIGTERM)"]);
+    assert_eq!(status.code(), Some(128 + libc::SIGTERM));
+}
+
+#[test]
+fn uppercase_sends_each_line_to_its_child_and_prints_the_replies() {
+    let (mut parent, mut stdin) = Running::start_piped("uppercase");
+    // One line at a time: each reply comes back before the next is sent.
+    for word in ["hello", "pipe pair"] {
+        writeln!(stdin, "{word}").expect("write to the example");
+        assert_eq!(parent.next_line(), word.to_uppercase());
+    }
+    // A burst, then end of input: every reply, in order, then a clean exit.
+    let burst: Vec<String> = (0..2000).map(|i| format!("line {i}")).collect();
+    stdin.write_all(burst.join("\n").as_bytes()).expect("write to the example");
+    drop(stdin);
+    let (rest, status) = parent.finish();
+    let expected: Vec<String> = burst.iter().map(|l| l.to_uppercase()).collect();
+    assert_eq!(rest, expected);
+    assert!(status.success(), "uppercase exited with {status}");
+}
+
+#[test]
+fn shm_semaphore_prints_the_five_values_of_its_producer_thread() {
+    let (lines, status) = Running::start("shm_semaphore", [""; 0]).finish();
+    assert_eq!(lines, ["got 10", "got 20", "got 30", "got 40", "got 50"]);
+    assert!(status.success(), "shm_semaphore exited with {status}");
+}
+
 /// One echo client: sends lines (and, for the first four clients, 4 MiB more)
 /// while reading concurrently; then half-closes and expects every byte back,
 /// in order, and end of file.
@@ -172,9 +214,24 @@ impl Running {
         I: IntoIterator<Item = S>,
         S: AsRef<OsStr>,
     {
+        Running::start_with(name, args, Stdio::null())
+    }
+
+    /// Starts an example whose stdin is a pipe from the test.
+    fn start_piped(name: &'static str) -> (Running, std::process::ChildStdin) {
+        let mut running = Running::start_with(name, [""; 0], Stdio::piped());
+        let stdin = running.child.stdin.take().expect("stdin is piped");
+        (running, stdin)
+    }
+
+    fn start_with<I, S>(name: &'static str, args: I, stdin: Stdio) -> Running
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
         let mut child = Command::new(example(name))
             .args(args)
-            .stdin(Stdio::null())
+            .stdin(stdin)
             .stdout(Stdio::piped())
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start example {name}: {e}"));

@@ -15,7 +15,7 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use reactor::sources::{LineReader, LineSink, ListenAddr, Listener, Peer, Timer};
-use reactor::{Handler, Interest, Reactor};
+use reactor::{Context, Handler, Interest, Reactor};
 use util::{
     line_journal, pipe, run_for, run_until, socketpair, write, CpuClock, Journal, Probe, TempDir, IDLE_TICKS,
 };
@@ -224,7 +224,7 @@ fn unix_listener_replaces_a_stale_socket_file_but_not_a_live_one() {
     let journal = Journal::new();
 
     let live = UnixListener::bind(&path).unwrap();
-    let err = Listener::unix(&path, conn_journal(&journal, &peers)).err().expect("the path is taken");
+    let err = Listener::unix(&path, conn_journal(&journal, &peers)).expect_err("the path is taken");
     assert_eq!(err.kind(), io::ErrorKind::AddrInUse);
     assert_connects(&path, "the live listener keeps its socket");
 
@@ -258,7 +258,7 @@ fn listener_is_a_handler_like_any_other_and_can_be_removed() {
 
 #[test]
 fn periodic_timer_with_a_zero_period_is_refused() {
-    let error = Timer::every(Duration::ZERO, |_, _| {}).err().expect("a zero period must be refused");
+    let error = Timer::every(Duration::ZERO, |_, _| {}).expect_err("a zero period must be refused");
     assert_eq!(error.kind(), io::ErrorKind::InvalidInput);
     assert!(Timer::once(Duration::ZERO, |_, _| {}).is_ok(), "a one-shot timer may fire at once");
 }
@@ -268,15 +268,15 @@ fn periodic_timer_with_a_zero_period_is_refused() {
 struct Recorder(Journal);
 
 impl LineSink for Recorder {
-    fn line(&mut self, line: &[u8]) {
+    fn line(&mut self, line: &[u8], _: &mut Context<'_>) {
         self.0.push(format!("line {}", String::from_utf8_lossy(line)));
     }
 
-    fn closed(&mut self) {
+    fn closed(&mut self, _: &mut Context<'_>) {
         self.0.push("closed");
     }
 
-    fn error(&mut self, error: &io::Error) {
+    fn error(&mut self, error: &io::Error, _: &mut Context<'_>) {
         self.0.push(format!("error {:?}", error.kind()));
     }
 
@@ -310,7 +310,7 @@ fn line_reader_takes_up_to_four_full_reads_per_round_from_a_non_blocking_stream(
     let (ours, theirs) = socketpair();
     let count = Rc::new(RefCell::new(0usize));
     let seen = count.clone();
-    reactor.register(LineReader::new(ours, 64, move |_| *seen.borrow_mut() += 1)).unwrap();
+    reactor.register(LineReader::new(ours, 64, move |_, _| *seen.borrow_mut() += 1)).unwrap();
     // Three 64 KiB reads' worth of 64-byte lines (63 bytes and a newline).
     let line = format!("{}\n", "x".repeat(63));
     for _ in 0..3 {

@@ -68,10 +68,14 @@ impl Handler for DirectReader {
     }
 
     fn on_ready(&mut self, _: Readiness, ctx: &mut Context<'_>) -> io::Result<()> {
-        if !self.reader.read_chunk()? {
+        if !self.reader.read_chunk(ctx)? {
             ctx.remove_self();
         }
         Ok(())
+    }
+
+    fn on_remove(&mut self, ctx: &mut Context<'_>) {
+        self.reader.on_remove(ctx);
     }
 
     fn on_shutdown(&mut self) {
@@ -138,15 +142,15 @@ struct Printer {
 }
 
 impl LineSink for Printer {
-    fn line(&mut self, line: &[u8]) {
+    fn line(&mut self, line: &[u8], _: &mut Context<'_>) {
         self.output.borrow_mut().line(self.source, &self.tag, line);
     }
 
-    fn closed(&mut self) {
+    fn closed(&mut self, _: &mut Context<'_>) {
         self.output.borrow_mut().counters.source(self.source).connections_open -= 1;
     }
 
-    fn error(&mut self, _: &io::Error) {
+    fn error(&mut self, _: &io::Error, _: &mut Context<'_>) {
         self.output.borrow_mut().counters.source(self.source).errors += 1;
     }
 

@@ -1,6 +1,7 @@
 //! A byte stream (stdin, a connection, a FIFO) cut into lines.
 
 use std::cell::RefCell;
+use std::fmt;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 
@@ -21,23 +22,27 @@ thread_local! {
     static SCRATCH: RefCell<Vec<u8>> = RefCell::new(vec![0; CHUNK]);
 }
 
-/// Where a [`LineReader`] delivers: each line, then the end of the stream.
+/// Where a [`LineReader`] delivers: each line, then the end of the stream,
+/// each with the reactor's [`Context`].
 ///
-/// A closure `FnMut(&[u8])` is a sink; [`LineReader::new`] wraps one in
-/// [`Callbacks`]. A type of your own costs one object per reader, where
-/// separate closures would cost an allocation each.
+/// A closure `FnMut(&[u8], &mut Context)` is a sink; [`LineReader::new`]
+/// wraps one in [`Callbacks`]. A type of your own costs one object per
+/// reader, where separate closures would cost an allocation each.
 pub trait LineSink {
     /// A line without its `\n`, or a piece of at most `max_line` bytes.
-    fn line(&mut self, line: &[u8]);
+    fn line(&mut self, line: &[u8], ctx: &mut Context<'_>);
 
-    /// The stream ended (end of file, error, or shutdown), after the last
-    /// line. Called once.
-    fn closed(&mut self) {}
+    /// The stream ended (end of file, error, removal, or shutdown), after
+    /// the last line. Called once, unless a panic unwinds out of the
+    /// reader's own callback (there is no `Context` to lend then).
+    fn closed(&mut self, ctx: &mut Context<'_>) {
+        let _ = ctx;
+    }
 
     /// The error that ends the stream (a reset connection included), before
     /// [`closed`](LineSink::closed).
-    fn error(&mut self, error: &io::Error) {
-        let _ = error;
+    fn error(&mut self, error: &io::Error, ctx: &mut Context<'_>) {
+        let _ = (error, ctx);
     }
 
     /// A name for log lines.
@@ -46,15 +51,15 @@ pub trait LineSink {
     }
 }
 
-impl<F: FnMut(&[u8])> LineSink for F {
-    fn line(&mut self, line: &[u8]) {
-        self(line);
+impl<F: FnMut(&[u8], &mut Context<'_>)> LineSink for F {
+    fn line(&mut self, line: &[u8], ctx: &mut Context<'_>) {
+        self(line, ctx);
     }
 }
 
-type OnLine = Box<dyn FnMut(&[u8])>;
-type OnClose = Box<dyn FnMut()>;
-type OnError = Box<dyn FnMut(&io::Error)>;
+type OnLine = Box<dyn FnMut(&[u8], &mut Context<'_>)>;
+type OnClose = Box<dyn FnMut(&mut Context<'_>)>;
+type OnError = Box<dyn FnMut(&io::Error, &mut Context<'_>)>;
 
 /// The sink of [`LineReader::new`]: a closure per event and a name.
 pub struct Callbacks {
@@ -64,20 +69,30 @@ pub struct Callbacks {
     on_error: Option<OnError>,
 }
 
+impl fmt::Debug for Callbacks {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Callbacks")
+            .field("name", &self.name)
+            .field("on_close", &self.on_close.is_some())
+            .field("on_error", &self.on_error.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
 impl LineSink for Callbacks {
-    fn line(&mut self, line: &[u8]) {
-        (self.on_line)(line);
+    fn line(&mut self, line: &[u8], ctx: &mut Context<'_>) {
+        (self.on_line)(line, ctx);
     }
 
-    fn closed(&mut self) {
+    fn closed(&mut self, ctx: &mut Context<'_>) {
         if let Some(on_close) = &mut self.on_close {
-            on_close();
+            on_close(ctx);
         }
     }
 
-    fn error(&mut self, error: &io::Error) {
+    fn error(&mut self, error: &io::Error, ctx: &mut Context<'_>) {
         if let Some(on_error) = &mut self.on_error {
-            on_error(error);
+            on_error(error, ctx);
         }
     }
 
@@ -100,6 +115,31 @@ impl LineSink for Callbacks {
 /// The descriptor may be blocking (stdin, which the reader must not switch
 /// to non-blocking: the terminal's open file is shared with the shell): one
 /// read after a readiness report does not block.
+///
+/// ```
+/// use std::io::Write;
+/// use std::os::unix::net::UnixStream;
+/// use reactor::{sources::LineReader, Reactor};
+///
+/// # fn main() -> std::io::Result<()> {
+/// let (mut theirs, ours) = UnixStream::pair()?;
+/// theirs.write_all(b"one\ntwo\nthree")?;
+/// drop(theirs); // end of file after "three"
+/// let mut reactor = Reactor::new()?;
+/// let seen = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+/// let (lines, closed) = (seen.clone(), seen.clone());
+/// reactor.register(
+///     LineReader::new(ours.into(), 1024, move |line, _ctx| lines.borrow_mut().push(line.to_vec()))
+///         .on_close(move |ctx| {
+///             closed.borrow_mut().push(b"(closed)".to_vec());
+///             ctx.stop();
+///         }),
+/// )?;
+/// reactor.run()?;
+/// assert_eq!(*seen.borrow(), [&b"one"[..], b"two", b"three", b"(closed)"]);
+/// # Ok(())
+/// # }
+/// ```
 pub struct LineReader<S = Callbacks> {
     fd: OwnedFd,
     finished: bool,
@@ -114,7 +154,11 @@ pub struct LineReader<S = Callbacks> {
 impl LineReader<Callbacks> {
     /// A reader of `fd` that passes each line (or piece of at most
     /// `max_line` bytes) to `on_line`.
-    pub fn new(fd: OwnedFd, max_line: usize, on_line: impl FnMut(&[u8]) + 'static) -> LineReader {
+    pub fn new(
+        fd: OwnedFd,
+        max_line: usize,
+        on_line: impl FnMut(&[u8], &mut Context<'_>) + 'static,
+    ) -> LineReader {
         let sink = Callbacks {
             name: String::from("lines"),
             on_line: Box::new(on_line),
@@ -130,15 +174,16 @@ impl LineReader<Callbacks> {
         self
     }
 
-    /// Calls `on_close` once when the reader is shut down, after the last line.
-    pub fn on_close(mut self, on_close: impl FnMut() + 'static) -> LineReader {
+    /// Calls `on_close` once when the stream ends or the reader is removed,
+    /// after the last line.
+    pub fn on_close(mut self, on_close: impl FnMut(&mut Context<'_>) + 'static) -> LineReader {
         self.sink.on_close = Some(Box::new(on_close));
         self
     }
 
     /// Calls `on_error` with the error that ends the stream (a reset
     /// connection included), before the reader goes away.
-    pub fn on_error(mut self, on_error: impl FnMut(&io::Error) + 'static) -> LineReader {
+    pub fn on_error(mut self, on_error: impl FnMut(&io::Error, &mut Context<'_>) + 'static) -> LineReader {
         self.sink.on_error = Some(Box::new(on_error));
         self
     }
@@ -169,8 +214,10 @@ impl<S: LineSink> LineReader<S> {
     /// Reads the stream to its end without the reactor, for descriptors that
     /// epoll refuses (a regular file, `/dev/null`), which never block. The
     /// last partial line is delivered and the sink closed, as at shutdown.
-    pub fn read_to_end(&mut self) -> io::Result<()> {
-        while self.read_chunk()? {}
+    /// Outside the loop, [`Reactor::context`](crate::Reactor::context)
+    /// lends the `Context`.
+    pub fn read_to_end(&mut self, ctx: &mut Context<'_>) -> io::Result<()> {
+        while self.read_chunk(ctx)? {}
         Ok(())
     }
 
@@ -179,44 +226,61 @@ impl<S: LineSink> LineReader<S> {
     /// takes one chunk per loop round keeps the loop going. Returns `false`
     /// once the stream has ended (end of file, or the error returned), when
     /// the last partial line has been delivered and the sink closed.
-    pub fn read_chunk(&mut self) -> io::Result<bool> {
-        match self.read_once() {
+    pub fn read_chunk(&mut self, ctx: &mut Context<'_>) -> io::Result<bool> {
+        match self.read_once(ctx) {
             Ok(0) => {
-                self.finish();
+                self.finish(ctx);
                 Ok(false)
             }
             Ok(_) => Ok(true),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(true),
             Err(e) => {
-                self.sink.error(&e);
-                self.finish();
+                self.sink.error(&e, ctx);
+                self.finish(ctx);
                 Err(e)
             }
         }
     }
 
+    /// The sink, to reach its state.
+    pub fn sink_mut(&mut self) -> &mut S {
+        &mut self.sink
+    }
+
     /// One read, cut into lines. Returns how many bytes came: 0 at end of file.
-    fn read_once(&mut self) -> io::Result<usize> {
+    fn read_once(&mut self, ctx: &mut Context<'_>) -> io::Result<usize> {
         SCRATCH.with_borrow_mut(|scratch| {
             // SAFETY: `scratch` is writable for its whole length.
             let n = syscall!(read(self.fd.as_raw_fd(), scratch.as_mut_ptr().cast(), scratch.len()))?;
             let data = &scratch[..n as usize];
-            split_lines(data, &mut self.partial, self.max_line, &mut self.sink);
+            let sink = &mut self.sink;
+            split_lines(data, &mut self.partial, self.max_line, |line| sink.line(line, ctx));
             Ok(n as usize)
         })
     }
 
     /// Delivers the last partial line and closes the sink, once.
-    fn finish(&mut self) {
+    fn finish(&mut self, ctx: &mut Context<'_>) {
         if self.finished {
             return;
         }
         self.finished = true;
         if !self.partial.is_empty() {
-            self.sink.line(&self.partial);
+            self.sink.line(&self.partial, ctx);
             self.partial = Vec::new();
         }
-        self.sink.closed();
+        self.sink.closed(ctx);
+    }
+}
+
+impl<S> fmt::Debug for LineReader<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LineReader")
+            .field("fd", &self.fd)
+            .field("max_line", &self.max_line)
+            .field("partial", &self.partial.len())
+            .field("finished", &self.finished)
+            .finish_non_exhaustive()
     }
 }
 
@@ -225,7 +289,7 @@ impl<S: LineSink> LineReader<S> {
 /// an unfinished line in it, and delivers lines longer than `max_line` in
 /// pieces of `max_line` bytes. Keeps `partial.len() <= max_line` (a full
 /// piece waits for one more byte: if it is `\n`, the piece is a line).
-pub fn split_lines(mut data: &[u8], partial: &mut Vec<u8>, max_line: usize, sink: &mut impl LineSink) {
+pub fn split_lines(mut data: &[u8], partial: &mut Vec<u8>, max_line: usize, mut sink: impl FnMut(&[u8])) {
     let max_line = max_line.max(1);
     while !data.is_empty() {
         let room = max_line - partial.len();
@@ -241,10 +305,10 @@ pub fn split_lines(mut data: &[u8], partial: &mut Vec<u8>, max_line: usize, sink
             }
         };
         if partial.is_empty() {
-            sink.line(&data[..end]);
+            sink(&data[..end]);
         } else {
             partial.extend_from_slice(&data[..end]);
-            sink.line(partial);
+            sink(partial);
             partial.clear();
         }
         data = &data[rest..];
@@ -277,10 +341,10 @@ impl<S: LineSink> Handler for LineReader<S> {
         // Whatever was reported (data, hang-up, error), the read tells which.
         // A short read means the stream is drained for now: no further read
         // just to hear `EAGAIN`.
-        let mut result = self.read_once();
+        let mut result = self.read_once(ctx);
         for _ in 1..self.reads_per_ready {
             match result {
-                Ok(n) if n == CHUNK => result = self.read_once(),
+                Ok(n) if n == CHUNK => result = self.read_once(ctx),
                 _ => break,
             }
         }
@@ -293,19 +357,24 @@ impl<S: LineSink> Handler for LineReader<S> {
             Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted) => Ok(()),
             Err(e) if e.kind() == io::ErrorKind::ConnectionReset => {
                 log::debug!("{}: {e}", self.sink.name());
-                self.sink.error(&e);
+                self.sink.error(&e, ctx);
                 ctx.remove_self();
                 Ok(())
             }
             Err(e) => {
-                self.sink.error(&e);
+                self.sink.error(&e, ctx);
                 Err(e)
             }
         }
     }
 
+    fn on_remove(&mut self, ctx: &mut Context<'_>) {
+        self.finish(ctx);
+    }
+
     fn on_shutdown(&mut self) {
-        self.finish();
+        // After `on_remove`, or after a panic: no `Context`, no callback.
+        self.finished = true;
     }
 }
 
@@ -316,10 +385,9 @@ mod tests {
     fn cut(chunks: &[&[u8]], max_line: usize) -> (Vec<Vec<u8>>, Vec<u8>) {
         let lines = std::rc::Rc::new(RefCell::new(Vec::new()));
         let sink = lines.clone();
-        let mut on_line = move |l: &[u8]| sink.borrow_mut().push(l.to_vec());
         let mut partial = Vec::new();
         for chunk in chunks {
-            split_lines(chunk, &mut partial, max_line, &mut on_line);
+            split_lines(chunk, &mut partial, max_line, |l: &[u8]| sink.borrow_mut().push(l.to_vec()));
             assert!(partial.len() <= max_line);
         }
         let out = lines.borrow().clone();

@@ -4,12 +4,24 @@
 //! and does a bounded amount of work per readiness, so that none of them can
 //! starve the others.
 
+mod channel;
+mod child;
+mod fd;
+mod fifo;
 mod lines;
 mod listener;
 mod signal;
 mod timer;
+mod waker;
+mod writer;
 
+pub use channel::{channel, Receiver, SendError, Sender};
+pub use child::{AtShutdown, Child, ChildHandle};
+pub use fd::Fd;
+pub use fifo::Fifo;
 pub use lines::{split_lines, Callbacks, LineReader, LineSink};
 pub use listener::{ListenAddr, Listener, Peer};
 pub use signal::SignalFd;
 pub use timer::Timer;
+pub use waker::{WakeHandle, Waker};
+pub use writer::{Writer, WriterHandle};

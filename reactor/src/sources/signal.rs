@@ -1,5 +1,6 @@
 //! Signals as events: a `signalfd` read by the loop like any descriptor.
 
+use std::fmt;
 use std::io;
 use std::mem;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
@@ -119,5 +120,11 @@ impl Handler for SignalFd {
             (self.callback)(signal, ctx);
         }
         Ok(())
+    }
+}
+
+impl fmt::Debug for SignalFd {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SignalFd").field("fd", &self.fd).finish_non_exhaustive()
     }
 }

@@ -1,5 +1,6 @@
 //! A timer on a `timerfd`: one-shot or periodic.
 
+use std::fmt;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::time::Duration;
@@ -86,5 +87,14 @@ impl Handler for Timer {
             ctx.remove_self();
         }
         Ok(())
+    }
+}
+
+impl fmt::Debug for Timer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Timer")
+            .field("fd", &self.fd)
+            .field("periodic", &self.periodic)
+            .finish_non_exhaustive()
     }
 }

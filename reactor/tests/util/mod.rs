@@ -144,11 +144,11 @@ impl Handler for Probe {
 pub fn line_journal(name: &str, fd: OwnedFd, max_line: usize, journal: &Journal) -> LineReader {
     let (lines, closes) = (journal.clone(), journal.clone());
     let (line_prefix, close_entry) = (format!("{name}: "), format!("{name}: closed"));
-    LineReader::new(fd, max_line, move |line| {
+    LineReader::new(fd, max_line, move |line, _| {
         lines.push(format!("{line_prefix}{}", String::from_utf8_lossy(line)));
     })
     .named(name)
-    .on_close(move || closes.push(close_entry.clone()))
+    .on_close(move |_| closes.push(close_entry.clone()))
 }
 
 // ----------------------------------------------------------------------------

@@ -1,0 +1,448 @@
+//! A buffered outgoing stream: bytes queued by callbacks, written when the
+//! descriptor takes them, with a bound and back-pressure.
+
+use std::cell::{Cell, RefCell};
+use std::fmt;
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::rc::Rc;
+use std::sync::Once;
+
+use crate::sys::syscall;
+use crate::{Context, Handler, Interest, Readiness, Token};
+
+/// How many `write`s one readiness report may take.
+const WRITES_PER_READY: usize = 4;
+
+type OnError = Box<dyn FnMut(&io::Error, &mut Context<'_>)>;
+type OnDrain = Box<dyn FnMut(&mut Context<'_>)>;
+
+struct State {
+    /// The descriptor's number, for the handle's direct writes; `open` says
+    /// whether the `Writer` (which owns it) still holds it.
+    fd: RawFd,
+    open: Cell<bool>,
+    socket: bool,
+    limit: usize,
+    token: Cell<Option<Token>>,
+    inner: RefCell<Buffer>,
+    on_error: Cell<Option<OnError>>,
+    on_drain: Cell<Option<OnDrain>>,
+}
+
+#[derive(Default)]
+struct Buffer {
+    data: Vec<u8>,
+    /// Bytes of `data` already written.
+    start: usize,
+    /// Epoll watches for `WRITABLE`.
+    armed: bool,
+    closing: bool,
+    /// Set when a write fails; reported by the handler, then it goes.
+    failed: Option<io::Error>,
+    broken: bool,
+    /// A write was refused for want of room since the buffer last emptied.
+    refused: bool,
+}
+
+impl Buffer {
+    fn len(&self) -> usize {
+        self.data.len() - self.start
+    }
+
+    fn consume(&mut self, n: usize) {
+        self.start += n;
+        if self.start == self.data.len() {
+            self.data.clear();
+            self.start = 0;
+        } else if self.start > self.data.len() / 2 {
+            self.data.drain(..self.start);
+            self.start = 0;
+        }
+    }
+}
+
+/// Queues bytes for a pipe, a socket or stdout, and writes them when the
+/// descriptor takes them.
+///
+/// - **Writability is watched only while data waits.** A write into an empty
+///   buffer goes straight to the descriptor; only what it does not take is
+///   kept, and only then does epoll watch for `WRITABLE`, until it is gone.
+/// - **Bounded.** A write that would take the buffer past `limit` bytes is
+///   refused whole with `WouldBlock` (a write into an empty buffer is always
+///   taken, so a message larger than the limit still goes). The producer sees
+///   [`WriterHandle::is_full`], stops producing (stops reading its own
+///   input, say) and resumes in [`on_drain`](Writer::on_drain), which runs
+///   when the buffer has emptied after a refusal.
+/// - **Closing.** [`WriterHandle::close_when_drained`] closes the descriptor
+///   once everything is written (the reader then sees end of file).
+/// - **Errors.** `EPIPE` (the reader is gone), a reset connection, or any
+///   other write error goes to [`on_error`](Writer::on_error), once, and the
+///   writer removes itself; later writes fail with `BrokenPipe`. Never a
+///   `SIGPIPE` death: sockets are written with `MSG_NOSIGNAL`, and for
+///   anything else the writer makes sure `SIGPIPE` is ignored (a Rust
+///   program ignores it already; the writer sets it if a host left it at
+///   the default). `std::process::Command` restores the default in children.
+///
+/// The descriptor is made non-blocking. For stdout that changes the open
+/// file shared with the shell (see `docs/reactor.md`); a `dup` shares it too.
+///
+/// ```
+/// use std::io::Read;
+/// use std::os::unix::net::UnixStream;
+/// use reactor::{sources::Writer, Reactor};
+///
+/// # fn main() -> std::io::Result<()> {
+/// let (ours, mut theirs) = UnixStream::pair()?;
+/// let mut reactor = Reactor::new()?;
+/// let out = Writer::new(ours, 64 * 1024)?.register(&mut reactor.context())?;
+/// out.write_line(&mut reactor.context(), b"hello")?;
+/// out.close_when_drained(&mut reactor.context());
+/// reactor.run()?; // nothing left once the writer has gone
+/// let mut got = String::new();
+/// theirs.read_to_string(&mut got)?;
+/// assert_eq!(got, "hello\n");
+/// # Ok(())
+/// # }
+/// ```
+pub struct Writer {
+    fd: OwnedFd,
+    state: Rc<State>,
+}
+
+/// What callbacks write through: a cheap clone (`Rc`) of a [`Writer`]'s
+/// shared side, valid after the writer is gone (writes then fail).
+#[derive(Clone)]
+pub struct WriterHandle {
+    state: Rc<State>,
+}
+
+impl Writer {
+    /// A writer of `fd` that holds at most `limit` bytes (see the type's
+    /// documentation for the exact rule). Makes the descriptor non-blocking.
+    pub fn new(fd: impl Into<OwnedFd>, limit: usize) -> io::Result<Writer> {
+        let fd: OwnedFd = fd.into();
+        set_nonblocking(fd.as_raw_fd())?;
+        let socket = is_socket(fd.as_raw_fd())?;
+        if !socket {
+            ignore_sigpipe();
+        }
+        let state = Rc::new(State {
+            fd: fd.as_raw_fd(),
+            open: Cell::new(true),
+            socket,
+            limit: limit.max(1),
+            token: Cell::new(None),
+            inner: RefCell::new(Buffer::default()),
+            on_error: Cell::new(None),
+            on_drain: Cell::new(None),
+        });
+        Ok(Writer { fd, state })
+    }
+
+    /// Called once with the error that ends the stream (`EPIPE`, a reset),
+    /// before the writer removes itself. Without it, the error is logged.
+    pub fn on_error(self, on_error: impl FnMut(&io::Error, &mut Context<'_>) + 'static) -> Writer {
+        self.state.on_error.set(Some(Box::new(on_error)));
+        self
+    }
+
+    /// Called when the buffer has emptied after a write was refused: the
+    /// moment for a producer held back by [`WriterHandle::is_full`] to resume.
+    pub fn on_drain(self, on_drain: impl FnMut(&mut Context<'_>) + 'static) -> Writer {
+        self.state.on_drain.set(Some(Box::new(on_drain)));
+        self
+    }
+
+    /// A handle to write through. It works once the writer is registered.
+    pub fn handle(&self) -> WriterHandle {
+        WriterHandle { state: self.state.clone() }
+    }
+
+    /// Registers the writer and returns its handle.
+    pub fn register(self, ctx: &mut Context<'_>) -> io::Result<WriterHandle> {
+        let handle = self.handle();
+        let token = ctx.register(self)?;
+        handle.state.token.set(Some(token));
+        Ok(handle)
+    }
+}
+
+impl WriterHandle {
+    /// Queues all of `bytes`, or none: `WouldBlock` if they would take the
+    /// buffer past its limit (nothing is queued; wait for `on_drain`),
+    /// `BrokenPipe` once the stream failed or is closing.
+    pub fn write(&self, ctx: &mut Context<'_>, bytes: &[u8]) -> io::Result<()> {
+        self.write_parts(ctx, &[bytes])
+    }
+
+    /// Queues `line` and a `\n`, both or neither, as [`write`](Self::write).
+    pub fn write_line(&self, ctx: &mut Context<'_>, line: &[u8]) -> io::Result<()> {
+        self.write_parts(ctx, &[line, b"\n"])
+    }
+
+    fn write_parts(&self, ctx: &mut Context<'_>, parts: &[&[u8]]) -> io::Result<()> {
+        let state = &self.state;
+        let mut buf = state.inner.borrow_mut();
+        if buf.broken || buf.closing || buf.failed.is_some() || !state.open.get() {
+            return Err(io::Error::new(io::ErrorKind::BrokenPipe, "the writer is closed or failed"));
+        }
+        let size: usize = parts.iter().map(|p| p.len()).sum();
+        if buf.len() > 0 && buf.len() + size > state.limit {
+            buf.refused = true;
+            return Err(io::Error::new(io::ErrorKind::WouldBlock, "the writer's buffer is full"));
+        }
+        for part in parts {
+            let mut part = *part;
+            if buf.len() == 0 && buf.failed.is_none() {
+                // Nothing waits: straight to the descriptor.
+                match write_fd(state.fd, state.socket, part) {
+                    Ok(n) => part = &part[n..],
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    Err(e) => {
+                        buf.failed = Some(e);
+                        part = &[];
+                    }
+                }
+            }
+            buf.data.extend_from_slice(part);
+        }
+        let want = buf.len() > 0 || buf.failed.is_some();
+        if want && !buf.armed {
+            // A failure is reported by the handler: epoll reports the
+            // broken descriptor as writable (or in error) at once.
+            if let Some(token) = state.token.get() {
+                ctx.set_interest(token, Interest::WRITABLE)?;
+                buf.armed = true;
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether a write of `bytes` more would be refused now.
+    pub fn would_refuse(&self, bytes: usize) -> bool {
+        let buf = self.state.inner.borrow();
+        buf.len() > 0 && buf.len() + bytes > self.state.limit
+    }
+
+    /// Whether the buffer holds its limit or more: the producer should wait
+    /// for `on_drain`.
+    pub fn is_full(&self) -> bool {
+        self.state.inner.borrow().len() >= self.state.limit
+    }
+
+    /// Bytes queued and not yet written.
+    pub fn buffered(&self) -> usize {
+        self.state.inner.borrow().len()
+    }
+
+    /// The limit given to [`Writer::new`].
+    pub fn limit(&self) -> usize {
+        self.state.limit
+    }
+
+    /// Whether the writer can still take bytes (not closing, not failed,
+    /// not removed).
+    pub fn is_open(&self) -> bool {
+        let buf = self.state.inner.borrow();
+        self.state.open.get() && !buf.closing && !buf.broken && buf.failed.is_none()
+    }
+
+    /// The writer's token, once registered.
+    pub fn token(&self) -> Option<Token> {
+        self.state.token.get()
+    }
+
+    /// Closes the descriptor once everything queued is written: at once if
+    /// nothing is. Later writes fail with `BrokenPipe`.
+    pub fn close_when_drained(&self, ctx: &mut Context<'_>) {
+        let empty = {
+            let mut buf = self.state.inner.borrow_mut();
+            buf.closing = true;
+            buf.len() == 0
+        };
+        if empty {
+            if let Some(token) = self.state.token.get() {
+                ctx.remove(token);
+            }
+        }
+    }
+}
+
+impl Writer {
+    /// Writes what the buffer holds, a bounded number of times. `Ok(true)`
+    /// when it is empty.
+    fn flush(&self) -> io::Result<bool> {
+        let mut buf = self.state.inner.borrow_mut();
+        if let Some(e) = buf.failed.take() {
+            return Err(e);
+        }
+        for _ in 0..WRITES_PER_READY {
+            if buf.len() == 0 {
+                break;
+            }
+            match write_fd(self.state.fd, self.state.socket, &buf.data[buf.start..]) {
+                Ok(n) => buf.consume(n),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(buf.len() == 0)
+    }
+
+    fn fail(&mut self, e: io::Error, ctx: &mut Context<'_>) {
+        self.state.inner.borrow_mut().broken = true;
+        match self.state.on_error.take() {
+            Some(mut on_error) => {
+                on_error(&e, ctx);
+                self.state.on_error.set(Some(on_error));
+            }
+            None => log::warn!("writer: {e}"),
+        }
+        ctx.remove_self();
+    }
+}
+
+impl Handler for Writer {
+    fn fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+
+    fn interest(&self) -> Interest {
+        let mut buf = self.state.inner.borrow_mut();
+        buf.armed = buf.len() > 0 || buf.failed.is_some();
+        if buf.armed {
+            Interest::WRITABLE
+        } else {
+            Interest::NONE
+        }
+    }
+
+    fn name(&self) -> &str {
+        "writer"
+    }
+
+    fn on_ready(&mut self, readiness: Readiness, ctx: &mut Context<'_>) -> io::Result<()> {
+        let empty = match self.flush() {
+            Ok(empty) => empty,
+            Err(e) => {
+                self.fail(e, ctx);
+                return Ok(());
+            }
+        };
+        if !empty {
+            return Ok(());
+        }
+        if readiness.is_error() || readiness.is_hangup() {
+            // Nothing to write, and the reader is gone: reported whatever the
+            // interest, so it must end here or it would come every round.
+            self.fail(io::Error::from_raw_os_error(libc::EPIPE), ctx);
+            return Ok(());
+        }
+        let (closing, refused, was_armed) = {
+            let mut buf = self.state.inner.borrow_mut();
+            let was_armed = std::mem::replace(&mut buf.armed, false);
+            (buf.closing, std::mem::take(&mut buf.refused), was_armed)
+        };
+        if closing {
+            ctx.remove_self();
+            return Ok(());
+        }
+        if was_armed {
+            if let Some(me) = ctx.current() {
+                ctx.set_interest(me, Interest::NONE)?;
+            }
+        }
+        if refused {
+            if let Some(mut on_drain) = self.state.on_drain.take() {
+                on_drain(ctx);
+                self.state.on_drain.set(Some(on_drain));
+            }
+        }
+        Ok(())
+    }
+
+    fn on_shutdown(&mut self) {
+        // The descriptor closes when we drop: the handle must not use it.
+        self.state.open.set(false);
+        let left = self.state.inner.borrow().len();
+        if left > 0 {
+            log::debug!("writer: {left} unwritten bytes dropped at shutdown");
+        }
+    }
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        self.state.open.set(false);
+    }
+}
+
+fn write_fd(fd: RawFd, socket: bool, bytes: &[u8]) -> io::Result<usize> {
+    let n = if socket {
+        // SAFETY: sends from a live slice of the given length.
+        syscall!(send(fd, bytes.as_ptr().cast(), bytes.len(), libc::MSG_NOSIGNAL))?
+    } else {
+        // SAFETY: writes from a live slice of the given length.
+        syscall!(write(fd, bytes.as_ptr().cast(), bytes.len()))?
+    };
+    Ok(n as usize)
+}
+
+fn set_nonblocking(fd: RawFd) -> io::Result<()> {
+    // SAFETY: F_GETFL only reads the open file's flags.
+    let flags = syscall!(fcntl(fd, libc::F_GETFL))?;
+    if flags & libc::O_NONBLOCK == 0 {
+        // SAFETY: F_SETFL with the flags just read plus O_NONBLOCK.
+        syscall!(fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK))?;
+    }
+    Ok(())
+}
+
+fn is_socket(fd: RawFd) -> io::Result<bool> {
+    // SAFETY: `stat` is a plain C struct; all-zero is valid to be overwritten.
+    let mut stat: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: `stat` is writable and of the size `fstat` expects.
+    syscall!(fstat(fd, &mut stat))?;
+    Ok(stat.st_mode & libc::S_IFMT == libc::S_IFSOCK)
+}
+
+/// Makes sure a write to a pipe without reader fails with `EPIPE` instead of
+/// killing the process: sets `SIGPIPE` to "ignore" if it is at the default.
+/// A handler someone installed is left alone (it returns, and so does the
+/// write, with `EPIPE`).
+fn ignore_sigpipe() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        // SAFETY: `sigaction` is a plain C struct; all-zero is valid to be overwritten.
+        let mut old: libc::sigaction = unsafe { std::mem::zeroed() };
+        // SAFETY: a null new action only reads the current one into `old`.
+        if unsafe { libc::sigaction(libc::SIGPIPE, std::ptr::null(), &mut old) } == 0
+            && old.sa_sigaction == libc::SIG_DFL
+        {
+            // SAFETY: setting a disposition to SIG_IGN is async-signal-safe and has no handler.
+            unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
+            log::debug!("SIGPIPE was at its default: now ignored, so writes report EPIPE");
+        }
+    });
+}
+
+impl fmt::Debug for Writer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Writer").field("fd", &self.fd).field("handle", &self.handle()).finish()
+    }
+}
+
+impl fmt::Debug for WriterHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let buf = self.state.inner.borrow();
+        f.debug_struct("WriterHandle")
+            .field("token", &self.state.token.get())
+            .field("buffered", &buf.len())
+            .field("limit", &self.state.limit)
+            .field("closing", &buf.closing)
+            .field("open", &self.state.open.get())
+            .finish()
+    }
+}

@@ -1,0 +1,142 @@
+//! `Child` with real processes: exit statuses, every line before the status
+//! whatever order exit and end of file come in, and no zombie afterwards.
+
+mod util;
+
+use std::cell::RefCell;
+use std::os::unix::process::ExitStatusExt;
+use std::path::Path;
+use std::process::{Command, ExitStatus, Stdio};
+use std::rc::Rc;
+
+use reactor::sources::{AtShutdown, Child};
+use reactor::Reactor;
+use util::{run_until, within_deadline};
+
+/// What a child did, in order: `out LINE`, `err LINE`, `exit STATUS`.
+type Log = Rc<RefCell<Vec<String>>>;
+
+fn watched(command: &mut Command, log: &Log) -> Child {
+    let (out, err, exit) = (log.clone(), log.clone(), log.clone());
+    Child::spawn(command)
+        .expect("spawn")
+        .on_stdout(1024, move |line, _| {
+            out.borrow_mut().push(format!("out {}", String::from_utf8_lossy(line)))
+        })
+        .on_stderr(1024, move |line, _| {
+            err.borrow_mut().push(format!("err {}", String::from_utf8_lossy(line)))
+        })
+        .on_exit(move |status: ExitStatus, _| exit.borrow_mut().push(describe(status)))
+}
+
+fn describe(status: ExitStatus) -> String {
+    format!("exit code {:?} signal {:?}", status.code(), status.signal())
+}
+
+fn sh(script: &str) -> Command {
+    let mut command = Command::new("sh");
+    command.args(["-c", script]).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    command
+}
+
+/// Neither running nor a zombie: reaped.
+fn assert_reaped(pid: u32) {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"));
+    if let Ok(stat) = stat {
+        let state = stat.rsplit(')').next().and_then(|rest| rest.split_whitespace().next());
+        panic!("child {pid} still there, state {state:?}");
+    }
+    assert!(!Path::new(&format!("/proc/{pid}")).exists());
+}
+
+#[test]
+fn a_child_killed_by_a_signal_reports_it_and_is_reaped() {
+    within_deadline(|| {
+        let log = Log::default();
+        let mut reactor = Reactor::new().unwrap();
+        let child = watched(&mut sh("exec sleep 30"), &log).register(&mut reactor.context()).unwrap();
+        // SAFETY: plain system call; the pid is our unreaped child, so it cannot be reused.
+        assert_eq!(unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGKILL) }, 0);
+        run_until(&mut reactor, "the exit", |_| !log.borrow().is_empty());
+        assert_eq!(*log.borrow(), [describe(ExitStatus::from_raw(libc::SIGKILL))]);
+        assert_reaped(child.id());
+    });
+}
+
+#[test]
+fn exit_before_end_of_file_still_gives_every_line_then_the_status() {
+    within_deadline(|| {
+        let log = Log::default();
+        let mut reactor = Reactor::new().unwrap();
+        // The shell exits at once; a background job keeps its stdout open
+        // until it has read a line from the test.
+        let script = "echo first; exec 3<&0; (read x <&3; echo \"late $x\") & exit 5";
+        let child = watched(&mut sh(script), &log).register(&mut reactor.context()).unwrap();
+        run_until(&mut reactor, "the exit to be seen", |r| !r.contains(child.token()));
+        assert_reaped(child.id());
+        assert_eq!(*log.borrow(), ["out first"], "no status before the end of file");
+        let stdin = child.stdin().expect("piped");
+        stdin.write_line(&mut reactor.context(), b"go").unwrap();
+        stdin.close_when_drained(&mut reactor.context());
+        run_until(&mut reactor, "the status", |_| log.borrow().len() == 3);
+        assert_eq!(
+            *log.borrow(),
+            ["out first".to_string(), "out late go".into(), describe(ExitStatus::from_raw(5 << 8))]
+        );
+    });
+}
+
+#[test]
+fn end_of_file_before_exit_gives_every_line_then_the_status() {
+    within_deadline(|| {
+        let log = Log::default();
+        let mut reactor = Reactor::new().unwrap();
+        // Closes both outputs, then waits for a line before it exits.
+        let script = "echo out; echo err >&2; exec >&- 2>&-; read x; exit 7";
+        let child = watched(&mut sh(script), &log).register(&mut reactor.context()).unwrap();
+        // Left: the exit watch and the stdin writer; both readers saw end of file.
+        run_until(&mut reactor, "both ends of file", |r| r.len() == 2);
+        assert!(reactor.contains(child.token()), "still running");
+        let mut lines = log.borrow().clone();
+        lines.sort();
+        assert_eq!(lines, ["err err", "out out"]);
+        child.stdin().expect("piped").write_line(&mut reactor.context(), b"now").unwrap();
+        run_until(&mut reactor, "the status", |_| log.borrow().len() == 3);
+        let status = log.borrow()[2].clone();
+        assert_eq!(status, describe(ExitStatus::from_raw(7 << 8)));
+        assert_reaped(child.id());
+    });
+}
+
+#[test]
+fn a_running_child_is_killed_and_reaped_at_shutdown_by_default() {
+    let log = Log::default();
+    let mut reactor = Reactor::new().unwrap();
+    let child = watched(&mut sh("exec sleep 30"), &log).register(&mut reactor.context()).unwrap();
+    reactor.shutdown();
+    assert_reaped(child.id());
+    assert!(log.borrow().iter().all(|e| !e.starts_with("exit")), "{:?}", log.borrow());
+}
+
+#[test]
+fn a_child_that_is_waited_for_at_shutdown_finishes_its_work() {
+    let dir = util::TempDir::new("child-wait");
+    let marker = dir.path().join("done");
+    let mut reactor = Reactor::new().unwrap();
+    let script = format!("read x; echo done > '{}'", marker.display());
+    let mut command = sh(&script);
+    let child = Child::spawn(&mut command).unwrap().at_shutdown(AtShutdown::Wait);
+    let child = child.register(&mut reactor.context()).unwrap();
+    // Its stdin closes with the reactor, so `read` returns and it finishes.
+    reactor.shutdown();
+    assert!(marker.exists(), "waited for, not killed");
+    assert_reaped(child.id());
+}
+
+#[test]
+fn an_unregistered_child_is_killed_and_reaped_when_dropped() {
+    let child = Child::spawn(&mut sh("exec sleep 30")).unwrap();
+    let pid = child.id();
+    drop(child);
+    assert_reaped(pid);
+}

@@ -1,0 +1,145 @@
+//! `Writer` on real pipes and sockets: the bound, back-pressure, draining,
+//! closing, and a reader that goes away.
+
+mod util;
+
+use std::cell::{Cell, RefCell};
+use std::io;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::rc::Rc;
+
+use reactor::sources::{Fd, Writer};
+use reactor::{Interest, Reactor};
+use util::{pipe, run_until, socketpair, within_deadline};
+
+const CHUNK: usize = 4096;
+
+fn pipe_size(fd: &OwnedFd) -> usize {
+    // SAFETY: F_GETPIPE_SZ only reads the pipe's capacity.
+    let size = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GETPIPE_SZ) };
+    assert!(size > 0, "F_GETPIPE_SZ: {}", io::Error::last_os_error());
+    size as usize
+}
+
+/// Reads everything that arrives into `sink`, and counts end of file.
+fn collector(fd: OwnedFd, sink: Rc<RefCell<Vec<u8>>>, eof: Rc<Cell<bool>>) -> Fd<OwnedFd> {
+    Fd::new(fd, Interest::READABLE, move |fd, _, ctx| {
+        let mut buf = [0u8; 64 * 1024];
+        // SAFETY: reads into a live local buffer of its length.
+        let n = unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+        match n {
+            0 => {
+                eof.set(true);
+                ctx.remove_self();
+            }
+            n if n > 0 => sink.borrow_mut().extend_from_slice(&buf[..n as usize]),
+            _ => {
+                let e = io::Error::last_os_error();
+                if e.kind() != io::ErrorKind::WouldBlock {
+                    return Err(e);
+                }
+            }
+        }
+        Ok(())
+    })
+}
+
+#[test]
+fn a_writer_whose_reader_stops_stays_under_its_bound_reports_full_then_drains() {
+    within_deadline(|| {
+        let (read_end, write_end) = pipe();
+        let capacity = pipe_size(&read_end);
+        let limit = 4 * capacity;
+        let mut reactor = Reactor::new().unwrap();
+        let drained = Rc::new(Cell::new(0));
+        let count = drained.clone();
+        let out = Writer::new(write_end, limit)
+            .unwrap()
+            .on_drain(move |_| count.set(count.get() + 1))
+            .register(&mut reactor.context())
+            .unwrap();
+
+        // Nobody reads: fill the pipe, then the buffer, until a write is refused.
+        let mut sent = Vec::new();
+        let mut n = 0u32;
+        loop {
+            let chunk: Vec<u8> = (0..CHUNK).map(|i| (n as usize * 7 + i) as u8).collect();
+            match out.write(&mut reactor.context(), &chunk) {
+                Ok(()) => sent.extend_from_slice(&chunk),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) => panic!("write: {e}"),
+            }
+            n += 1;
+            assert!(sent.len() <= capacity + limit + CHUNK, "accepted {} bytes: no bound", sent.len());
+        }
+        assert!(sent.len() >= capacity + limit - CHUNK, "refused early, after {} bytes", sent.len());
+        assert!(out.buffered() <= limit, "holds {} bytes over its limit {limit}", out.buffered());
+        assert!(out.would_refuse(CHUNK));
+        // Level-triggered WRITABLE is on while data waits, but a full pipe is not writable.
+        assert_eq!(reactor.context().interest(out.token().unwrap()), Some(Interest::WRITABLE));
+        assert_eq!(reactor.run_once(Some(util::QUIET)).unwrap(), 0, "a full pipe must not wake the writer");
+
+        // The reader resumes: everything arrives, in order, and the writer stops watching.
+        let (received, eof) = (Rc::new(RefCell::new(Vec::new())), Rc::new(Cell::new(false)));
+        reactor.register(collector(read_end, received.clone(), eof.clone())).unwrap();
+        run_until(&mut reactor, "every byte", |_| received.borrow().len() == sent.len());
+        assert!(*received.borrow() == sent, "bytes differ");
+        assert_eq!(out.buffered(), 0);
+        assert_eq!(drained.get(), 1, "on_drain once, after the refusal");
+        assert_eq!(reactor.context().interest(out.token().unwrap()), Some(Interest::NONE));
+
+        // Closing when drained: the reader sees end of file.
+        out.write_line(&mut reactor.context(), b"last").unwrap();
+        out.close_when_drained(&mut reactor.context());
+        assert!(out.write(&mut reactor.context(), b"late").is_err(), "closing refuses writes");
+        run_until(&mut reactor, "end of file", |_| eof.get());
+        assert!(received.borrow().ends_with(b"last\n"));
+        assert!(!reactor.contains(out.token().unwrap()), "the writer went with its descriptor");
+    });
+}
+
+#[test]
+fn a_socket_writer_sends_more_than_the_socket_buffer_then_closes() {
+    within_deadline(|| {
+        let (ours, theirs) = socketpair();
+        let mut reactor = Reactor::new().unwrap();
+        let out = Writer::new(ours, 16 << 20).unwrap().register(&mut reactor.context()).unwrap();
+        let payload: Vec<u8> = (0..8 << 20).map(|i: usize| (i % 251) as u8).collect();
+        out.write(&mut reactor.context(), &payload).unwrap();
+        assert!(out.buffered() > 0, "8 MiB cannot fit a socket buffer");
+        out.close_when_drained(&mut reactor.context());
+        let (received, eof) = (Rc::new(RefCell::new(Vec::new())), Rc::new(Cell::new(false)));
+        reactor.register(collector(theirs, received.clone(), eof.clone())).unwrap();
+        run_until(&mut reactor, "end of file", |_| eof.get());
+        assert!(*received.borrow() == payload, "bytes differ");
+    });
+}
+
+#[test]
+fn a_reader_that_goes_away_is_reported_to_on_error_once_and_the_writer_leaves() {
+    for socket in [false, true] {
+        let (ours, theirs) = if socket { socketpair() } else { pipe() };
+        let (theirs, ours) = if socket { (theirs, ours) } else { (ours, theirs) };
+        let mut reactor = Reactor::new().unwrap();
+        let errors = Rc::new(RefCell::new(Vec::new()));
+        let seen = errors.clone();
+        let out = Writer::new(ours, 1 << 20)
+            .unwrap()
+            .on_error(move |e, _| seen.borrow_mut().push(e.kind()))
+            .register(&mut reactor.context())
+            .unwrap();
+        out.write(&mut reactor.context(), b"before").unwrap();
+        drop(theirs);
+        // Told even with nothing to write: epoll reports the broken descriptor.
+        run_until(&mut reactor, "the error", |_| !errors.borrow().is_empty());
+        let result = out.write(&mut reactor.context(), b"after");
+        assert_eq!(result.map_err(|e| e.kind()), Err(io::ErrorKind::BrokenPipe));
+        run_until(&mut reactor, "the writer to leave", |r| r.is_empty());
+        let kinds = errors.borrow().clone();
+        assert_eq!(kinds.len(), 1, "socket {socket}: {kinds:?}");
+        assert!(
+            matches!(kinds[0], io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset),
+            "socket {socket}: {kinds:?}"
+        );
+    }
+}
