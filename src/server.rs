@@ -32,6 +32,7 @@ pub struct ServerBuilder {
     env: Vec<(OsString, Option<OsString>)>,
     input: Input,
     raw_stdout: bool,
+    stdout_file: Option<File>,
     umask: Option<libc::mode_t>,
     ignored: Vec<libc::c_int>,
     pre_exec: Option<fn()>,
@@ -46,6 +47,7 @@ impl ServerBuilder {
             env: vec![("POSTBOX_QUEUE".into(), None)],
             input: Input::Null,
             raw_stdout: false,
+            stdout_file: None,
             umask: None,
             ignored: Vec::new(),
             pre_exec: None,
@@ -87,6 +89,13 @@ impl ServerBuilder {
     /// collecting it.
     pub fn raw_stdout(mut self) -> ServerBuilder {
         self.raw_stdout = true;
+        self
+    }
+
+    /// Makes `file` the server's stdout (`/dev/full`, say); nothing is
+    /// collected.
+    pub fn stdout_to(mut self, file: File) -> ServerBuilder {
+        self.stdout_file = Some(file);
         self
     }
 
@@ -153,12 +162,16 @@ impl ServerBuilder {
                 Ok(())
             });
         }
+        if let Some(file) = self.stdout_file {
+            command.stdout(Stdio::from(file));
+        }
         let mut child = command.spawn().expect("cannot start the server");
-        let stdout = child.stdout.take().expect("stdout is piped");
-        let (out_lines, raw_stdout) = if self.raw_stdout {
-            (Lines::collect("server stdout (not collected)", io::empty()), Some(stdout))
-        } else {
-            (Lines::collect("server stdout", stdout), None)
+        let (out_lines, raw_stdout) = match child.stdout.take() {
+            None => (Lines::collect("server stdout (a file)", io::empty()), None),
+            Some(stdout) if self.raw_stdout => {
+                (Lines::collect("server stdout (not collected)", io::empty()), Some(stdout))
+            }
+            Some(stdout) => (Lines::collect("server stdout", stdout), None),
         };
         let stderr = Lines::collect("server stderr", child.stderr.take().expect("stderr is piped"));
         let stdin = child.stdin.take();

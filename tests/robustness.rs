@@ -170,24 +170,16 @@ fn client_waiting_for_room_does_not_leak_descriptors() {
 /// fails the run: here stdout is /dev/full (ENOSPC).
 #[test]
 fn stdout_write_error_is_logged_and_exits_1() {
-    use std::process::{Command, Stdio};
     let queue = TestQueue::new();
     let full = std::fs::OpenOptions::new().write(true).open("/dev/full").expect("open /dev/full");
-    let mut command = Command::new(binary("server"));
-    command
-        .args(["--queue", queue.name(), "--message-size", "256", "--listen", "none"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::from(full))
-        .stderr(Stdio::piped());
-    let mut child = command.spawn().expect("start the server");
-    let stderr = Lines::collect("server stderr", child.stderr.take().expect("stderr is piped"));
-    stderr.wait_containing("ready");
+    let mut server = ServerBuilder::on(&queue).args(["--listen", "none"]).stdout_to(full).start();
 
-    send(&queue, "nowhere to go");
-    let status = child.wait().expect("wait for the server");
+    // Sent by the test itself: the server stops at once and removes the
+    // queue, which a client's last check of its queue may then report.
+    RawQueue::open(queue.name(), Access::Send).expect("open the queue").send(b"nowhere to go", 0);
 
-    assert_eq!(status.code(), Some(1));
-    let log = stderr.wait_closed().join("\n");
+    assert_eq!(server.wait_exit().code(), Some(1));
+    let log = server.stderr.snapshot().join("\n");
     assert!(log.contains("No space left on device"), "the cause is logged: {log}");
     assert!(!queue.exists(), "the queue must be removed");
 }

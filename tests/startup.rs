@@ -175,35 +175,24 @@ fn verbose_server_prints_debug_logs_on_stderr() {
 /// messages meant for stdout; the server serves and shuts down as usual.
 #[test]
 fn server_started_with_stdin_and_stdout_closed_serves_and_shuts_down() {
-    use std::os::unix::process::CommandExt;
-    use std::process::{Command, Stdio};
-
     let queue = TestQueue::new();
-    let mut command = Command::new(binary("server"));
-    command
-        .args(["--queue", queue.name(), "--message-size", "256", "--listen", "none"])
-        .stderr(Stdio::piped());
-    // SAFETY: only async-signal-safe calls between fork and exec.
-    unsafe {
-        command.pre_exec(|| {
-            libc::close(0);
-            libc::close(1);
-            Ok(())
-        });
-    }
-    let mut child = command.spawn().expect("start the server");
-    let stderr = Lines::collect("server stderr", child.stderr.take().expect("stderr is piped"));
-    stderr.wait_containing("ready");
-    let fd1 = std::fs::read_link(format!("/proc/{}/fd/1", child.id())).expect("fd 1 is open");
+    let mut server = ServerBuilder::on(&queue)
+        .args(["--listen", "none"])
+        .pre_exec_hook(|| {
+            // SAFETY: plain calls between fork and exec, on the child's own descriptors.
+            unsafe {
+                libc::close(0);
+                libc::close(1);
+            }
+        })
+        .start();
+    let fd1 = std::fs::read_link(format!("/proc/{}/fd/1", server.pid())).expect("fd 1 is open");
     assert_eq!(fd1, std::path::Path::new("/dev/null"));
 
     send(&queue, "into the void");
-    // SAFETY: plain call; the child is ours and not yet reaped.
-    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
-    let status = child.wait().expect("wait for the server");
 
-    assert_eq!(status.code(), Some(0));
+    assert_eq!(server.terminate().code(), Some(0));
     assert!(!queue.exists(), "the queue must be removed");
-    let log = stderr.wait_closed().join("\n");
+    let log = server.stderr.snapshot().join("\n");
     assert!(log.contains("mq 1"), "the message was taken and counted: {log}");
 }
