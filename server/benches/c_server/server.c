@@ -14,8 +14,9 @@
  *     four reads of 64 KiB per turn (a short read ends them);
  *   - the escaping rule of server/src/escape.rs;
  *   - SIGINT, SIGTERM, SIGHUP through a signalfd; at shutdown connections
- *     end with their partial line, the queue is unlinked, then drained until
- *     it has been quiet for 100 ms (2 s at most).
+ *     end with their partial line, the queue is unlinked, then drained, a
+ *     queueful at a time, each written out; a queue that had messages in the
+ *     last 20 ms is drained until it has been quiet that long (2 s at most).
  *
  * One level-triggered epoll set; one output buffer, written once per round
  * and whenever it passes 64 KiB. Not implemented, accepted and ignored:
@@ -49,7 +50,7 @@ enum {
     FLUSH_AT = 64 * 1024,
     EVENTS = 256,
     TAG_MAX = 64,
-    QUIET_MS = 100,
+    QUIET_MS = 20,
     SHUTDOWN_LIMIT_MS = 2000,
 };
 
@@ -69,6 +70,7 @@ static size_t max_line;
 static unsigned char *msg, *scratch, *out;
 static size_t msg_size, out_len;
 static int out_failed, stopping;
+static long last_message_ms = -1000000; /* when a drain last found a message */
 static struct conn **conns; /* indexed by descriptor */
 static size_t conns_cap;
 
@@ -212,6 +214,13 @@ static void print_line(const char *prefix, size_t prefix_len, const unsigned cha
 
 /* ---- the queue --------------------------------------------------------- */
 
+static long now_ms(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
 /* Prints up to `limit` messages; returns how many there were. */
 static int drain(int limit)
 {
@@ -221,8 +230,11 @@ static int drain(int limit)
         if (n < 0) {
             if (errno == EINTR)
                 continue;
-            if (errno == EAGAIN)
+            if (errno == EAGAIN) {
+                if (taken > 0)
+                    last_message_ms = now_ms();
                 return taken;
+            }
             fail("mq_receive");
         }
         if (n > 0 && msg[n - 1] == '\n')
@@ -232,6 +244,7 @@ static int drain(int limit)
         print_line(prefix, (size_t)len, msg, (size_t)n);
         taken++;
     }
+    last_message_ms = now_ms();
     return limit;
 }
 
@@ -432,15 +445,8 @@ static long number(const char *flag, const char *value, int base)
     return n;
 }
 
-static long now_ms(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return t.tv_sec * 1000 + t.tv_nsec / 1000000;
-}
-
 /* Connections end with their partial line; then the queue is unlinked and
-   drained until quiet, as ours does. */
+   drained as ours does: an idle queue is not waited for. */
 static void shut_down(void)
 {
     for (size_t fd = 0; fd < conns_cap; fd++)
@@ -451,11 +457,14 @@ static void shut_down(void)
     long deadline = now_ms() + SHUTDOWN_LIMIT_MS;
     for (;;) {
         int taken = drain((int)max_messages);
-        long left = deadline - now_ms();
+        flush_out();
+        long now = now_ms(), left = deadline - now;
         if (left <= 0 || out_failed)
             break;
         if (taken == max_messages)
             continue;
+        if (taken == 0 && now - last_message_ms >= QUIET_MS)
+            break;
         struct pollfd p = {.fd = (int)mq, .events = POLLIN};
         if (poll(&p, 1, (int)(left < QUIET_MS ? left : QUIET_MS)) == 0)
             break;
