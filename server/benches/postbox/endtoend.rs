@@ -200,9 +200,12 @@ fn mq_run_with(
 /// Ours with `extra` arguments against ours with none, 16 B, with one
 /// sender and with four, in alternating order. Both columns are ours: the
 /// first with `extra`, the second as it is by default.
-pub fn variant_workloads(extra: &[&str], plan: Plan, table: &mut Table, observed: &mut Observed) {
+pub fn variant_workloads(extra: &[&str], plan: Plan, table: &mut Table) {
     Placement::OneCpu.apply();
     let variant = extra.join(" ");
+    // Starts and stops of these runs (all ours, all queue loads) stay out of
+    // the footprint rows, which compare the servers over the same workloads.
+    let observed = &mut Observed::default();
     for senders in [1, SENDERS] {
         let mut runs = Runs::without_c();
         for round in 0..plan.repeats {

@@ -115,10 +115,10 @@ fn main() -> ExitCode {
         endtoend::mq_workloads(plan, &mut table, &mut observed);
     }
     if wanted("notify") {
-        endtoend::variant_workloads(&["--notify", "signal"], plan, &mut table, &mut observed);
+        endtoend::variant_workloads(&["--notify", "signal"], plan, &mut table);
     }
     if wanted("stats") {
-        endtoend::variant_workloads(&["--no-stats"], plan, &mut table, &mut observed);
+        endtoend::variant_workloads(&["--no-stats"], plan, &mut table);
     }
     if wanted("tcp") {
         endtoend::tcp_workloads(plan, &mut table, &mut observed);
