@@ -21,7 +21,7 @@
  * One level-triggered epoll set; one output buffer, written once per round
  * and whenever it passes 64 KiB. Not implemented, accepted and ignored:
  * statistics (--no-stats), -v, -q. Not implemented, refused: adopting an
- * existing queue, Unix sockets, --notify signal. stdin is not read.
+ * existing queue, IPv6 and Unix sockets, --notify signal. stdin is not read.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -77,6 +77,8 @@ static size_t conns_cap;
 static void fail(const char *what)
 {
     fprintf(stderr, "[ERROR] %s: %s\n", what, strerror(errno));
+    if (mq != (mqd_t)-1)
+        mq_unlink(queue_name); /* a server that cannot run leaves no queue */
     exit(1);
 }
 
@@ -325,6 +327,13 @@ static void read_conn(struct conn *c)
     }
 }
 
+static void watch(int fd)
+{
+    struct epoll_event ev = {.events = EPOLLIN, .data.fd = fd};
+    if (epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev) < 0)
+        fail("epoll_ctl");
+}
+
 static void accept_conns(void)
 {
     for (int k = 0; k < ACCEPTS_PER_TURN; k++) {
@@ -338,18 +347,11 @@ static void accept_conns(void)
                 fprintf(stderr, "[WARN] accept: %s\n", strerror(errno));
             return;
         }
-        char ip[INET6_ADDRSTRLEN];
+        struct sockaddr_in *a = (struct sockaddr_in *)&peer;
+        char ip[INET_ADDRSTRLEN];
         struct conn *c = alloc(sizeof *c);
-        int len;
-        if (peer.ss_family == AF_INET6) {
-            struct sockaddr_in6 *a = (struct sockaddr_in6 *)&peer;
-            inet_ntop(AF_INET6, &a->sin6_addr, ip, sizeof ip);
-            len = snprintf(c->tag, TAG_MAX, "tcp[[%s]:%u]", ip, ntohs(a->sin6_port));
-        } else {
-            struct sockaddr_in *a = (struct sockaddr_in *)&peer;
-            inet_ntop(AF_INET, &a->sin_addr, ip, sizeof ip);
-            len = snprintf(c->tag, TAG_MAX, "tcp[%s:%u]", ip, ntohs(a->sin_port));
-        }
+        inet_ntop(AF_INET, &a->sin_addr, ip, sizeof ip);
+        int len = snprintf(c->tag, TAG_MAX, "tcp[%s:%u]", ip, ntohs(a->sin_port));
         c->fd = fd, c->tag_len = (size_t)len, c->part = NULL, c->part_len = c->part_cap = 0;
         if ((size_t)fd >= conns_cap) {
             size_t cap = conns_cap ? conns_cap : 1024;
@@ -362,62 +364,50 @@ static void accept_conns(void)
             conns = grown, conns_cap = cap;
         }
         conns[fd] = c;
-        struct epoll_event ev = {.events = EPOLLIN, .data.fd = fd};
-        if (epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev) < 0)
-            fail("epoll_ctl");
+        watch(fd);
     }
 }
 
 /* ---- setup ------------------------------------------------------------- */
 
-static void watch(int fd)
+static long number(const char *flag, const char *value, int base)
 {
-    struct epoll_event ev = {.events = EPOLLIN, .data.fd = fd};
-    if (epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev) < 0)
-        fail("epoll_ctl");
+    char *end;
+    errno = 0;
+    long n = strtol(value, &end, base);
+    if (errno != 0 || *value == '\0' || *end != '\0' || n < 0) {
+        fprintf(stderr, "c-server: %s takes a number, not '%s'\n", flag, value);
+        exit(2);
+    }
+    return n;
 }
 
-/* HOST:PORT, the host an IPv4 address, `localhost` or [IPv6]. */
+/* HOST:PORT, the host an IPv4 address or `localhost` (the bench's 127.0.0.1:0). */
 static void listen_on(const char *spec)
 {
-    struct sockaddr_storage addr = {0};
-    socklen_t addr_len;
+    struct sockaddr_in addr = {.sin_family = AF_INET};
+    socklen_t addr_len = sizeof addr;
     const char *colon = strrchr(spec, ':');
-    char host[INET6_ADDRSTRLEN + 2];
+    char host[INET_ADDRSTRLEN];
     if (colon == NULL || (size_t)(colon - spec) >= sizeof host) {
-        fprintf(stderr, "c-server: --listen takes HOST:PORT or none\n");
+        fprintf(stderr, "c-server: --listen takes IPv4:PORT or none, not %s\n", spec);
         exit(2);
     }
     memcpy(host, spec, (size_t)(colon - spec));
     host[colon - spec] = '\0';
-    uint16_t port = (uint16_t)strtoul(colon + 1, NULL, 10);
-    struct sockaddr_in *v4 = (struct sockaddr_in *)&addr;
-    struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)&addr;
-    size_t host_len = strlen(host);
-    if (host_len > 2 && host[0] == '[' && host[host_len - 1] == ']') {
-        host[host_len - 1] = '\0';
-        if (inet_pton(AF_INET6, host + 1, &v6->sin6_addr) != 1)
-            exit((fprintf(stderr, "c-server: bad address %s\n", spec), 2));
-        v6->sin6_family = AF_INET6, v6->sin6_port = htons(port), addr_len = sizeof *v6;
-    } else {
-        if (inet_pton(AF_INET, strcmp(host, "localhost") == 0 ? "127.0.0.1" : host, &v4->sin_addr) != 1)
-            exit((fprintf(stderr, "c-server: bad address %s\n", spec), 2));
-        v4->sin_family = AF_INET, v4->sin_port = htons(port), addr_len = sizeof *v4;
+    addr.sin_port = htons((uint16_t)number("--listen", colon + 1, 10));
+    if (inet_pton(AF_INET, strcmp(host, "localhost") == 0 ? "127.0.0.1" : host, &addr.sin_addr) != 1) {
+        fprintf(stderr, "c-server: --listen takes IPv4:PORT or none, not %s\n", spec);
+        exit(2);
     }
     int one = 1;
-    listenfd = socket(addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    listenfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (listenfd < 0 || setsockopt(listenfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0 ||
-        bind(listenfd, (struct sockaddr *)&addr, addr_len) < 0 || listen(listenfd, SOMAXCONN) < 0)
+        bind(listenfd, (struct sockaddr *)&addr, addr_len) < 0 || listen(listenfd, SOMAXCONN) < 0 ||
+        getsockname(listenfd, (struct sockaddr *)&addr, &addr_len) < 0)
         fail(spec);
-    addr_len = sizeof addr;
-    getsockname(listenfd, (struct sockaddr *)&addr, &addr_len);
-    char ip[INET6_ADDRSTRLEN];
-    if (addr.ss_family == AF_INET6)
-        fprintf(stderr, "[INFO] listening on [%s]:%u\n", inet_ntop(AF_INET6, &v6->sin6_addr, ip, sizeof ip),
-                ntohs(v6->sin6_port));
-    else
-        fprintf(stderr, "[INFO] listening on %s:%u\n", inet_ntop(AF_INET, &v4->sin_addr, ip, sizeof ip),
-                ntohs(v4->sin_port));
+    fprintf(stderr, "[INFO] listening on %s:%u\n", inet_ntop(AF_INET, &addr.sin_addr, host, sizeof host),
+            ntohs(addr.sin_port));
 }
 
 static void open_queue(mode_t mode)
@@ -431,18 +421,6 @@ static void open_queue(mode_t mode)
     if (mq_getattr(mq, &attr) < 0)
         fail("mq_getattr");
     msg_size = (size_t)attr.mq_msgsize;
-}
-
-static long number(const char *flag, const char *value, int base)
-{
-    char *end;
-    errno = 0;
-    long n = strtol(value, &end, base);
-    if (errno != 0 || *value == '\0' || *end != '\0' || n < 0) {
-        fprintf(stderr, "c-server: %s takes a number, not '%s'\n", flag, value);
-        exit(2);
-    }
-    return n;
 }
 
 /* Connections end with their partial line; then the queue is unlinked and
@@ -519,12 +497,12 @@ int main(int argc, char **argv)
     if ((epfd = epoll_create1(EPOLL_CLOEXEC)) < 0)
         fail("epoll_create1");
     watch(sigfd);
-    open_queue(mode);
-    watch((int)mq);
     if (strcmp(listen_spec, "none") != 0) {
-        listen_on(listen_spec);
+        listen_on(listen_spec); /* first: a bad address leaves no queue behind */
         watch(listenfd);
     }
+    open_queue(mode);
+    watch((int)mq);
     msg = alloc(msg_size);
     scratch = alloc(CHUNK);
     size_t longest = msg_size > max_line ? msg_size : max_line;
