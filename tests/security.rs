@@ -411,3 +411,31 @@ fn characters_that_disguise_lines_are_escaped_from_every_source() {
     std::io::Write::write_all(&mut tcp, format!("{message}\n").as_bytes()).expect("write");
     server.stdout.wait_line("the tcp line", |l| l.starts_with("tcp[") && l.ends_with(&shown));
 }
+
+/// `pre_exec` hook: at most 64 descriptors.
+fn at_most_64_descriptors() {
+    let limit = libc::rlimit { rlim_cur: 64, rlim_max: 64 };
+    // SAFETY: async-signal-safe; `limit` lives across the call.
+    unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) };
+}
+
+#[test]
+fn running_out_of_descriptors_is_logged_a_few_times_not_once_per_connection() {
+    let queue = TestQueue::new();
+    let mut server = ServerBuilder::on(&queue).pre_exec_hook(at_most_64_descriptors).start();
+
+    let connections: Vec<std::net::TcpStream> =
+        (0..500).map(|_| std::net::TcpStream::connect(server.tcp_addr()).expect("connect")).collect();
+    server.stderr.wait_containing("out of file descriptors");
+    // Every connection the server could not keep is closed by it: a read sees the end.
+    for mut connection in connections.into_iter().skip(64) {
+        connection.set_read_timeout(Some(DEADLINE)).expect("timeout");
+        let mut byte = [0u8; 1];
+        let _ = connection.read(&mut byte);
+    }
+    assert_eq!(server.terminate().code(), Some(0));
+
+    let logs = server.stderr.wait_closed();
+    let warnings = logs.iter().filter(|line| line.contains("out of file descriptors")).count();
+    assert!((1..=5).contains(&warnings), "{warnings} warnings for one burst: {logs:#?}");
+}

@@ -2,11 +2,11 @@
 
 use std::cell::Cell;
 use std::io;
-use std::os::fd::{AsFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::rc::Rc;
 
-use reactor::sources::{LineReader, LineSink, Listener, Peer};
-use reactor::{Context, Handler, Reactor, Readiness};
+use reactor::sources::{Idle, LineReader, LineSink, Listener, Peer};
+use reactor::{Context, Handler, Reactor};
 
 use crate::args::Listen;
 use crate::output::SharedOutput;
@@ -14,7 +14,7 @@ use crate::stats::Source;
 
 /// Registers a reader for stdin. A descriptor that epoll refuses (a regular
 /// file, `/dev/null`, `/dev/zero`) never blocks, but may never end: it is
-/// read one chunk per round by a `DirectReader`, after the queue has
+/// read one chunk per round (an [`Idle`] handler), after the queue has
 /// printed what it held, so the server stays responsive whatever it is.
 /// (A closed stdin is `/dev/null` by then: Rust's runtime reopens closed
 /// standard descriptors on it before `main`.)
@@ -30,56 +30,9 @@ pub fn register_stdin(reactor: &mut Reactor, output: &SharedOutput, max_line: us
         Ok(_) => Ok(()),
         Err(e) if e.is_unpollable() => {
             log::debug!("stdin cannot be polled (a file or a device); reading it directly");
-            reactor.register(DirectReader::new(e.handler)?).map(drop).map_err(|e| stdin(e.error))
+            reactor.register(Idle::new(e.handler)?).map(drop).map_err(|e| stdin(e.error))
         }
         Err(e) => Err(stdin(e.error)),
-    }
-}
-
-/// Reads a descriptor that epoll refuses, one chunk per loop round. It is
-/// registered under an eventfd that holds a count and is never read, so it
-/// is always readable: the loop calls the reader every round, between the
-/// other sources, until the stream ends.
-struct DirectReader {
-    reader: LineReader<Printer>,
-    always_ready: OwnedFd,
-}
-
-impl DirectReader {
-    fn new(reader: LineReader<Printer>) -> io::Result<DirectReader> {
-        // SAFETY: plain call; a new descriptor is returned or -1.
-        let raw = unsafe { libc::eventfd(1, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
-        if raw == -1 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: `eventfd` just returned this descriptor; nobody else owns it.
-        let always_ready = unsafe { OwnedFd::from_raw_fd(raw) };
-        Ok(DirectReader { reader, always_ready })
-    }
-}
-
-impl Handler for DirectReader {
-    fn fd(&self) -> BorrowedFd<'_> {
-        self.always_ready.as_fd()
-    }
-
-    fn name(&self) -> &str {
-        self.reader.name()
-    }
-
-    fn on_ready(&mut self, _: Readiness, ctx: &mut Context<'_>) -> io::Result<()> {
-        if !self.reader.read_chunk(ctx)? {
-            ctx.remove_self();
-        }
-        Ok(())
-    }
-
-    fn on_remove(&mut self, ctx: &mut Context<'_>) {
-        self.reader.on_remove(ctx);
-    }
-
-    fn on_shutdown(&mut self) {
-        self.reader.on_shutdown();
     }
 }
 

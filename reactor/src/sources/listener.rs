@@ -65,6 +65,37 @@ pub struct Listener {
     name: String,
     spare: Option<File>,
     factory: Factory,
+    shed_log: ShedLog,
+}
+
+/// How often running out of descriptors is logged: the first time at
+/// once, then at most once a second, with a count of what was closed
+/// meanwhile (a burst of 500 connections is a few lines, not 500).
+#[derive(Debug, Default)]
+struct ShedLog {
+    last: Option<std::time::Instant>,
+    unreported: u64,
+}
+
+impl ShedLog {
+    const EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
+    fn closed(&mut self, name: &str, closed: u64) {
+        self.unreported += closed;
+        if self.last.is_some_and(|last| last.elapsed() < Self::EVERY) {
+            return;
+        }
+        self.last = Some(std::time::Instant::now());
+        self.report(name, "out of file descriptors");
+    }
+
+    /// Logs what was closed and not yet said, if anything.
+    fn report(&mut self, name: &str, why: &str) {
+        if self.unreported > 0 {
+            log::warn!("{name}: {why}; closed {} incoming connection(s)", self.unreported);
+            self.unreported = 0;
+        }
+    }
 }
 
 impl Listener {
@@ -116,7 +147,14 @@ impl Listener {
 
     fn listen(fd: OwnedFd, addr: ListenAddr, factory: Factory) -> io::Result<Listener> {
         // Built first, so that a failure below drops it: a Unix socket file goes with it.
-        let mut listener = Listener { name: format!("listener {addr}"), spare: None, fd, addr, factory };
+        let mut listener = Listener {
+            name: format!("listener {addr}"),
+            spare: None,
+            fd,
+            addr,
+            factory,
+            shed_log: ShedLog::default(),
+        };
         listener.spare = Some(spare()?);
         syscall!(listen(listener.fd.as_raw_fd(), libc::SOMAXCONN))?;
         Ok(listener)
@@ -165,7 +203,7 @@ impl Listener {
             }
         }
         self.spare = Some(spare()?);
-        log::warn!("{}: out of file descriptors; closed {closed} incoming connection(s)", self.name);
+        self.shed_log.closed(&self.name, closed as u64);
         Ok(())
     }
 }
@@ -183,6 +221,7 @@ impl Handler for Listener {
         for _ in 0..ACCEPT_BATCH {
             match self.accept() {
                 Ok(Some((fd, peer))) => {
+                    self.shed_log.report(&self.name, "was out of file descriptors");
                     let handler = (self.factory)(fd, peer);
                     if let Err(e) = ctx.register_boxed(handler) {
                         log::error!("{}: {}: {e}", self.name, e.handler.name());
@@ -200,6 +239,7 @@ impl Handler for Listener {
 
 impl Drop for Listener {
     fn drop(&mut self) {
+        self.shed_log.report(&self.name, "was out of file descriptors");
         if let ListenAddr::Unix(path) = &self.addr {
             if let Err(e) = std::fs::remove_file(path) {
                 log::warn!("{}: cannot remove {}: {e}", self.name, path.display());

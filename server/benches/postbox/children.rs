@@ -1,4 +1,4 @@
-//! The child processes the conductor starts: servers (ours or mio's) and
+//! The child processes the conductor starts: servers (ours, mio's, C) and
 //! workers (senders and TCP clients, which are this binary in a role).
 //!
 //! Each is held by a guard that stops it when dropped, and is recorded with
@@ -14,6 +14,7 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use crate::c_server;
 use crate::cleanup::{self, QueueName};
 
 /// How long a child may take to say it is ready.
@@ -104,13 +105,29 @@ impl Drop for Proc {
     }
 }
 
-/// Which event loop a server runs on.
+/// Which server runs: its index in the per-side arrays is `side as usize`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Side {
     /// `target/release/server`, on our reactor.
     Ours,
     /// The same server code on mio ([`crate::mio_server`]).
     Mio,
+    /// The small C server ([`crate::c_server`]), if it could be built.
+    C,
+}
+
+/// How many sides there are, for per-side arrays.
+pub const SIDES: usize = 3;
+
+impl Side {
+    /// The servers of this run: ours, mio's, and the C server if it was built.
+    pub fn servers() -> Vec<Side> {
+        let mut sides = vec![Side::Ours, Side::Mio];
+        if c_server::binary().is_some() {
+            sides.push(Side::C);
+        }
+        sides
+    }
 }
 
 /// What a server is started for.
@@ -119,7 +136,8 @@ pub struct ServerSpec<'a> {
     pub message_size: usize,
     /// Listen on a free TCP port of 127.0.0.1.
     pub tcp: bool,
-    /// More arguments for the server (ours: `--notify signal`, `--no-stats`).
+    /// More arguments for the server (ours: `--notify signal`, `--no-stats`;
+    /// the C server implements neither).
     pub extra: &'a [&'a str],
 }
 
@@ -141,6 +159,7 @@ impl Server {
         let mut command = match side {
             Side::Ours => Command::new(env!("CARGO_BIN_EXE_server")),
             Side::Mio => own_role("mio-server"),
+            Side::C => Command::new(c_server::binary().expect("the C server runs only when it was built")),
         };
         let size = spec.message_size.to_string();
         let listen = if spec.tcp { "127.0.0.1:0" } else { "none" };
@@ -184,6 +203,15 @@ impl Server {
     /// SIGTERM, and how long until the process has exited.
     pub fn stop(mut self) -> Duration {
         self.proc.stop()
+    }
+
+    /// SIGTERM, then what the server printed until it exited (what its
+    /// shutdown drained). The rest must fit in the pipe.
+    pub fn stop_and_read_rest(mut self) -> Vec<u8> {
+        self.proc.stop();
+        let mut rest = Vec::new();
+        self.stdout.read_to_end(&mut rest).expect("bench: reading a stopped server's output");
+        rest
     }
 
     /// SIGKILL, and how long until the process has exited. Its queue stays

@@ -1,16 +1,17 @@
 //! The servers end to end: messages in through the queue or over TCP, lines
-//! out through a pipe to the sink. Ours and mio's take turns, the order
-//! alternating from round to round (A B, B A, A B …) so that neither always
-//! runs first; the raw limits run in the same rounds. Every ratio thus
-//! compares figures measured side by side.
+//! out through a pipe to the sink. Ours, mio's and the C server (when it
+//! was built) take turns, each round starting one further along (A B C,
+//! B C A, C A B …; with two, A B, B A) so that none always runs first; the
+//! raw limits run in the same rounds. Every ratio thus compares figures
+//! measured side by side.
 
-use crate::children::{Server, ServerSpec, Side, Worker};
+use crate::children::{Server, ServerSpec, Side, Worker, SIDES};
 use crate::cleanup::QueueName;
 use crate::clock;
 use crate::placement::Placement;
 use crate::procfs;
 use crate::raw::{self, Receive};
-use crate::report::{median, Table, Target, Unit};
+use crate::report::{median, CFigure, Table, Target, Unit};
 use crate::sink;
 use crate::Plan;
 
@@ -20,15 +21,16 @@ const CONNECTIONS: [usize; 4] = [1, 10, 100, 1000];
 /// `--message-size` for TCP runs: the longest line, well above 64 bytes.
 const TCP_MESSAGE_SIZE: usize = 1024;
 
-/// What the runs saw of each server besides throughput, for the footprint rows.
+/// What the runs saw of each server besides throughput, for the footprint
+/// rows; indexed by [`Side`].
 #[derive(Default)]
 pub struct Observed {
     /// From exec to `ready`, ms, per side.
-    pub ready_ms: [Vec<f64>; 2],
+    pub ready_ms: [Vec<f64>; SIDES],
     /// From SIGTERM to exit, ms, per side.
-    pub stop_ms: [Vec<f64>; 2],
+    pub stop_ms: [Vec<f64>; SIDES],
     /// VmHWM after the 8 KiB queue load, KiB, per side.
-    pub mq_peak_kib: [Vec<f64>; 2],
+    pub mq_peak_kib: [Vec<f64>; SIDES],
 }
 
 impl Observed {
@@ -44,23 +46,36 @@ struct Run {
     cpu_ns: f64,
 }
 
-/// The runs of both sides, indexed by [`Side`].
-#[derive(Default)]
+/// The runs of every side, indexed by [`Side`].
 struct Runs {
-    rate: [Vec<f64>; 2],
-    cpu_ns: [Vec<f64>; 2],
+    rate: [Vec<f64>; SIDES],
+    cpu_ns: [Vec<f64>; SIDES],
+    /// Whether the C server takes part (`n/a` in its column if it was not built).
+    with_c: bool,
 }
 
 impl Runs {
+    /// Runs of ours, mio's and the C server's.
+    fn new() -> Runs {
+        Runs { rate: Default::default(), cpu_ns: Default::default(), with_c: true }
+    }
+
+    /// Runs of two sides only, with no C column.
+    fn without_c() -> Runs {
+        Runs { with_c: false, ..Runs::new() }
+    }
+
     fn push(&mut self, side: Side, run: Run) {
         self.rate[side as usize].push(run.rate);
         self.cpu_ns[side as usize].push(run.cpu_ns);
     }
 
     fn log(&self, what: &str) {
-        let [ours, mio] = &self.rate;
-        let [ours_cpu, mio_cpu] = &self.cpu_ns;
-        eprintln!("{what}: ours {ours:.0?}, mio {mio:.0?} per s; CPU ns {ours_cpu:.0?}, {mio_cpu:.0?}");
+        let [ours, mio, c] = &self.rate;
+        let [ours_cpu, mio_cpu, c_cpu] = &self.cpu_ns;
+        eprintln!(
+            "{what}: ours {ours:.0?}, mio {mio:.0?}, C {c:.0?} per s; CPU ns {ours_cpu:.0?}, {mio_cpu:.0?}, {c_cpu:.0?}"
+        );
     }
 
     /// The throughput row, with its share of `raw_limit`.
@@ -72,25 +87,26 @@ impl Runs {
         raw_limit: Option<f64>,
         target: Target,
     ) {
-        let [ours, mio] = &self.rate;
-        table.add_paired(workload, unit, ours, mio, raw_limit, target);
+        let [ours, mio, c] = &self.rate;
+        let c = self.with_c.then_some(c.as_slice());
+        table.add_paired(workload, unit, ours, mio, c, raw_limit, target);
     }
 
     /// The server's CPU time per item (less is better; no target).
     fn add_cpu(&self, table: &mut Table, per: &str) {
-        let [ours, mio] = &self.cpu_ns;
+        let [ours, mio, c] = &self.cpu_ns;
+        let c = self.with_c.then_some(c.as_slice());
         let workload = format!("  server CPU per {per}");
-        table.add_paired(workload, Unit::Nanoseconds, ours, mio, None, Target::None);
+        table.add_paired(workload, Unit::Nanoseconds, ours, mio, c, None, Target::None);
     }
 }
 
-/// Round `round`'s order: ours first in even rounds, mio first in odd ones.
-pub fn order(round: usize) -> [Side; 2] {
-    if round % 2 == 1 {
-        [Side::Mio, Side::Ours]
-    } else {
-        [Side::Ours, Side::Mio]
-    }
+/// Round `round`'s order of `sides`: each round starts one further along
+/// (for two sides: ours first in even rounds, mio first in odd ones).
+pub fn order(sides: &[Side], round: usize) -> Vec<Side> {
+    let mut order = sides.to_vec();
+    order.rotate_left(round % sides.len().max(1));
+    order
 }
 
 /// Rows for the raw limits and the servers fed by the queue: every size on
@@ -104,9 +120,9 @@ pub fn mq_workloads(plan: Plan, table: &mut Table, observed: &mut Observed) {
             limit_16 = limit;
         }
     }
-    let mut runs = Runs::default();
+    let mut runs = Runs::new();
     for round in 0..plan.repeats {
-        for side in order(round) {
+        for side in order(&Side::servers(), round) {
             runs.push(side, mq_run(side, 16, SENDERS, plan, observed));
         }
     }
@@ -122,11 +138,11 @@ pub fn mq_workloads(plan: Plan, table: &mut Table, observed: &mut Observed) {
 /// The raw limits and both servers for one message size; returns the raw
 /// epoll limit.
 fn mq_size(plan: Plan, size: usize, placement: Placement, table: &mut Table, observed: &mut Observed) -> f64 {
-    let (mut blocking, mut epoll, mut runs) = (vec![], vec![], Runs::default());
+    let (mut blocking, mut epoll, mut runs) = (vec![], vec![], Runs::new());
     for round in 0..plan.repeats {
         blocking.push(raw::messages_per_second(Receive::Blocking, size, plan.mq_messages));
         epoll.push(raw::messages_per_second(Receive::Epoll, size, plan.mq_messages));
-        for side in order(round) {
+        for side in order(&Side::servers(), round) {
             runs.push(side, mq_run(side, size, 1, plan, observed));
         }
     }
@@ -135,9 +151,9 @@ fn mq_size(plan: Plan, size: usize, placement: Placement, table: &mut Table, obs
     runs.log(&format!("mq {size} B{label}"));
     let (limit, unit) = (median(&epoll), Unit::PerSecond("msg"));
     let raw_blocking = format!("raw mq {size} B{label}, blocking mq_receive");
-    table.add(raw_blocking, unit, median(&blocking), None, None, Target::None);
+    table.add(raw_blocking, unit, median(&blocking), None, CFigure::NotRun, None, Target::None);
     let raw_epoll = format!("raw mq {size} B{label}, epoll (LT) + mq_receive");
-    table.add(raw_epoll, unit, limit, None, Some(limit), Target::None);
+    table.add(raw_epoll, unit, limit, None, CFigure::NotRun, Some(limit), Target::None);
     let target = match (placement, size) {
         (Placement::Unpinned, _) => Target::None,
         (_, 16) => Target::AtLeastMioAndRaw(75.0),
@@ -184,14 +200,17 @@ fn mq_run_with(
 /// Ours with `extra` arguments against ours with none, 16 B, with one
 /// sender and with four, in alternating order. Both columns are ours: the
 /// first with `extra`, the second as it is by default.
-pub fn variant_workloads(extra: &[&str], plan: Plan, table: &mut Table, observed: &mut Observed) {
+pub fn variant_workloads(extra: &[&str], plan: Plan, table: &mut Table) {
     Placement::OneCpu.apply();
     let variant = extra.join(" ");
+    // Starts and stops of these runs (all ours, all queue loads) stay out of
+    // the footprint rows, which compare the servers over the same workloads.
+    let observed = &mut Observed::default();
     for senders in [1, SENDERS] {
-        let mut runs = Runs::default();
+        let mut runs = Runs::without_c();
         for round in 0..plan.repeats {
             // `Side::Mio`'s slot holds the default server's runs here.
-            for side in order(round) {
+            for side in order(&[Side::Ours, Side::Mio], round) {
                 let args = if side == Side::Ours { extra } else { &[] };
                 runs.push(side, mq_run_with(Side::Ours, 16, senders, args, plan, observed));
             }
@@ -224,9 +243,9 @@ fn tcp_connections(
     table: &mut Table,
     observed: &mut Observed,
 ) {
-    let mut runs = Runs::default();
+    let mut runs = Runs::new();
     for round in 0..plan.tcp_repeats {
-        for side in order(round) {
+        for side in order(&Side::servers(), round) {
             runs.push(side, tcp_run(side, connections, plan, observed));
         }
     }

@@ -1,5 +1,5 @@
-//! `make bench`: the postbox server against the limits of the kernel and
-//! against the same server built on mio.
+//! `make bench`: the postbox server against the limits of the kernel,
+//! against the same server built on mio, and against a small C server.
 //!
 //! One binary plays every part. Run without a role it is the conductor: it
 //! starts servers, senders and clients as child processes (itself again,
@@ -11,13 +11,21 @@
 //! - `tcp-client`, `tcp-idle`: write lines over TCP, or hold idle connections;
 //! - `mio-server`: the postbox server on mio ([`mio_server`]).
 //!
+//! The C server ([`c_server`]) is built from `server/benches/c_server` at
+//! the start of a run when a C compiler is present (its column says `n/a`
+//! otherwise), and [`check`] makes sure that every server prints exactly the
+//! bytes ours prints before anything is measured.
+//!
 //! Every queue and process it starts is removed or ended when it finishes,
 //! fails, or is interrupted ([`cleanup`]).
 //!
 //! Arguments: `--quick` (a tenth of the work, one run each: a smoke test),
-//! `--only mq|tcp|dispatch|footprint` (one group of workloads), `--repeats N`
+//! `--only mq|notify|stats|tcp|dispatch|footprint|check` (one group of
+//! workloads; `check` runs only the check of the output), `--repeats N`
 //! (runs of each side, for a closer look).
 
+mod c_server;
+mod check;
 mod children;
 mod cleanup;
 mod clock;
@@ -99,16 +107,18 @@ fn main() -> ExitCode {
     cleanup::catch_interrupts();
     cleanup::sweep_dead_runs();
     procfs::raise_fd_limit();
+    c_server::build();
+    check::outputs_agree();
     let mut table = Table::new(plan);
     let mut observed = Observed::default();
     if wanted("mq") {
         endtoend::mq_workloads(plan, &mut table, &mut observed);
     }
     if wanted("notify") {
-        endtoend::variant_workloads(&["--notify", "signal"], plan, &mut table, &mut observed);
+        endtoend::variant_workloads(&["--notify", "signal"], plan, &mut table);
     }
     if wanted("stats") {
-        endtoend::variant_workloads(&["--no-stats"], plan, &mut table, &mut observed);
+        endtoend::variant_workloads(&["--no-stats"], plan, &mut table);
     }
     if wanted("tcp") {
         endtoend::tcp_workloads(plan, &mut table, &mut observed);

@@ -41,6 +41,10 @@ impl Queue {
         self.0.send(message, 0)
     }
 
+    pub fn send_with_priority(&self, message: &[u8], priority: u32) -> io::Result<()> {
+        self.0.send(message, priority)
+    }
+
     /// Receives one message into `buf` (at least the message size), waiting
     /// at most `timeout` if the queue blocks.
     pub fn receive(&self, buf: &mut [u8], timeout: Duration) -> io::Result<usize> {

@@ -1,5 +1,6 @@
-//! The one table `make bench` prints: workload, ours, mio, ratio, share of
-//! the raw limit, and whether the issue's target is met.
+//! The one table `make bench` prints: workload, ours, mio, the C server,
+//! the ratios ours / mio and ours / C, share of the raw limit, and whether
+//! the issue's target (against mio) is met.
 
 use std::fmt::Write;
 
@@ -84,8 +85,41 @@ impl Target {
     }
 }
 
+/// The C server's figure for a row.
+#[derive(Debug, Clone, Copy)]
+pub enum CFigure {
+    /// The row is not one the C server runs (raw limits, dispatch, variants of ours).
+    NotRun,
+    /// The row is one it runs, but it could not be built: `n/a`.
+    Unavailable,
+    Value(f64),
+}
+
+impl CFigure {
+    /// From the C server's runs of a row it takes part in.
+    fn of_runs(runs: &[f64]) -> CFigure {
+        if runs.is_empty() {
+            CFigure::Unavailable
+        } else {
+            CFigure::Value(median(runs))
+        }
+    }
+
+    fn value(self) -> Option<f64> {
+        match self {
+            CFigure::Value(value) => Some(value),
+            CFigure::NotRun | CFigure::Unavailable => None,
+        }
+    }
+}
+
+const COLUMNS: usize = 8;
+const RATIO_MIO: usize = 4;
+const RATIO_C: usize = 5;
+const VERDICT: usize = 7;
+
 struct Row {
-    cells: [String; 6],
+    cells: [String; COLUMNS],
 }
 
 /// The rows gathered so far, and the conditions of the run.
@@ -94,7 +128,8 @@ pub struct Table {
     rows: Vec<Row>,
 }
 
-const HEADER: [&str; 6] = ["workload", "ours", "mio", "ours / mio", "% of raw limit (ours / mio)", "target"];
+const HEADER: [&str; COLUMNS] =
+    ["workload", "ours", "mio", "C", "ours / mio", "ours / C", "% of raw limit (ours / mio / C)", "target"];
 
 impl Table {
     pub fn new(plan: Plan) -> Table {
@@ -102,54 +137,71 @@ impl Table {
     }
 
     /// Adds a row; `raw_limit` (same unit as ours) gives the percentage column.
+    #[allow(clippy::too_many_arguments)]
     pub fn add(
         &mut self,
         workload: impl Into<String>,
         unit: Unit,
         ours: f64,
         mio: Option<f64>,
+        c: CFigure,
         raw_limit: Option<f64>,
         target: Target,
     ) {
         let share = |value: f64| raw_limit.map(|limit| 100.0 * value / limit);
-        let raw = match (share(ours), mio.and_then(share)) {
-            (Some(o), Some(m)) => format!("{o:.0} % / {m:.0} %"),
-            (Some(o), None) => format!("{o:.0} %"),
-            _ => String::new(),
+        let shares: Vec<String> = [Some(ours), mio, c.value()]
+            .into_iter()
+            .flatten()
+            .filter_map(share)
+            .map(|s| format!("{s:.0} %"))
+            .collect();
+        let ratio = |other: Option<f64>| {
+            other.filter(|&o| o != 0.0).map_or_else(String::new, |o| format!("{:.2}", ours / o))
+        };
+        let (c_cell, c_ratio) = match c {
+            CFigure::NotRun => (String::new(), String::new()),
+            CFigure::Unavailable => ("n/a".to_string(), "n/a".to_string()),
+            CFigure::Value(value) => (unit.format(value), ratio(Some(value))),
         };
         let cells = [
             workload.into(),
             unit.format(ours),
             mio.map_or_else(String::new, |m| unit.format(m)),
-            mio.filter(|&m| m != 0.0).map_or_else(String::new, |m| format!("{:.2}", ours / m)),
-            raw,
+            c_cell,
+            ratio(mio),
+            c_ratio,
+            shares.join(" / "),
             target.verdict(ours, mio, share(ours)),
         ];
         self.rows.push(Row { cells });
     }
 
-    /// Adds a row from runs made in pairs (`ours[i]` beside `mio[i]`): the
-    /// medians, and in the ratio column the range of the pairs' ratios, which
-    /// shows how far the noise of the machine reaches. A target missed by the
-    /// medians but met by some pairs is marked as within that spread.
+    /// Adds a row from runs made side by side (`ours[i]` beside `mio[i]`
+    /// and `c[i]`): the medians, and in the ratio columns the range of the
+    /// pairs' ratios, which shows how far the noise of the machine reaches.
+    /// A target missed by the medians but met by some pairs is marked as
+    /// within that spread. `c`: `None` if the C server does not run this
+    /// row, empty if it could not be built.
+    #[allow(clippy::too_many_arguments)]
     pub fn add_paired(
         &mut self,
         workload: impl Into<String>,
         unit: Unit,
         ours: &[f64],
         mio: &[f64],
+        c: Option<&[f64]>,
         raw_limit: Option<f64>,
         target: Target,
     ) {
-        self.add(workload, unit, median(ours), Some(median(mio)), raw_limit, target);
-        let ratios: Vec<f64> = ours.iter().zip(mio).map(|(o, m)| o / m).collect();
-        let (low, high) = ratios.iter().fold((f64::MAX, f64::MIN), |(l, h), &r| (l.min(r), h.max(r)));
-        if ratios.len() < 2 {
-            return;
-        }
+        let c_figure = c.map_or(CFigure::NotRun, CFigure::of_runs);
+        self.add(workload, unit, median(ours), Some(median(mio)), c_figure, raw_limit, target);
         let row = self.rows.last_mut().expect("a row was just added");
-        let _ = write!(row.cells[3], " ({low:.2}–{high:.2})");
-        let verdict = &mut row.cells[5];
+        let Some((low, high)) = spread(ours, mio) else { return };
+        let _ = write!(row.cells[RATIO_MIO], " ({low:.2}–{high:.2})");
+        if let Some((c_low, c_high)) = c.and_then(|c| spread(ours, c)) {
+            let _ = write!(row.cells[RATIO_C], " ({c_low:.2}–{c_high:.2})");
+        }
+        let verdict = &mut row.cells[VERDICT];
         if verdict.starts_with("MISSED") && (target.ratio_meets(low) || target.ratio_meets(high)) {
             verdict.push_str(", within the spread");
         }
@@ -157,6 +209,11 @@ impl Table {
 
     /// The table in Markdown, under a line that says where and when it ran.
     pub fn render(&self) -> String {
+        let c_note = if crate::c_server::binary().is_some() {
+            ""
+        } else {
+            "\nThe C server could not be built (no C compiler?): its column says n/a.\n"
+        };
         let mut widths = HEADER.map(|h| h.chars().count());
         for row in &self.rows {
             for (width, cell) in widths.iter_mut().zip(&row.cells) {
@@ -170,6 +227,7 @@ impl Table {
         for row in &self.rows {
             push_line(&mut out, &row.cells, &widths);
         }
+        out.push_str(c_note);
         out
     }
 
@@ -180,7 +238,7 @@ impl Table {
             "QUICK=1: one run each, a tenth of the work (a smoke test, not a measurement)".to_string()
         } else {
             format!(
-                "median of {} runs each (tcp: {}, dispatch: {}), ours and mio interleaved; \
+                "median of {} runs each (tcp: {}, dispatch: {}), ours, mio and C interleaved; \
                  on one CPU unless marked unpinned",
                 self.plan.repeats, self.plan.tcp_repeats, self.plan.dispatch_repeats
             )
@@ -189,13 +247,20 @@ impl Table {
     }
 }
 
-fn push_line(out: &mut String, cells: &[String; 6], widths: &[usize; 6]) {
+fn push_line(out: &mut String, cells: &[String; COLUMNS], widths: &[usize; COLUMNS]) {
     out.push('|');
     for (cell, &width) in cells.iter().zip(widths) {
         let pad = width - cell.chars().count();
         let _ = write!(out, " {cell}{} |", " ".repeat(pad));
     }
     out.push('\n');
+}
+
+/// The lowest and highest of the ratios `ours[i] / other[i]`, if there are
+/// at least two.
+fn spread(ours: &[f64], other: &[f64]) -> Option<(f64, f64)> {
+    let ratios: Vec<f64> = ours.iter().zip(other).map(|(o, m)| o / m).collect();
+    (ratios.len() >= 2).then(|| ratios.iter().fold((f64::MAX, f64::MIN), |(l, h), &r| (l.min(r), h.max(r))))
 }
 
 /// The median of some runs (the mean of the middle two for an even count).

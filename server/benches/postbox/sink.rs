@@ -12,6 +12,15 @@ const STALL_MS: libc::c_int = 10_000;
 /// Reads `fd` until `lines` newlines have come; returns the
 /// [`crate::clock`] time at which the last one was read.
 pub fn read_lines(fd: BorrowedFd<'_>, lines: u64) -> io::Result<u64> {
+    read(fd, lines, None)
+}
+
+/// [`read_lines`], keeping what was read in `kept`.
+pub fn read_lines_into(fd: BorrowedFd<'_>, lines: u64, kept: &mut Vec<u8>) -> io::Result<u64> {
+    read(fd, lines, Some(kept))
+}
+
+fn read(fd: BorrowedFd<'_>, lines: u64, mut kept: Option<&mut Vec<u8>>) -> io::Result<u64> {
     let mut buf = vec![0u8; 256 * 1024];
     let mut seen = 0u64;
     while seen < lines {
@@ -26,7 +35,13 @@ pub fn read_lines(fd: BorrowedFd<'_>, lines: u64) -> io::Result<u64> {
                     return Err(e);
                 }
             }
-            n => seen += count_newlines(&buf[..n as usize]),
+            n => {
+                let data = &buf[..n as usize];
+                seen += count_newlines(data);
+                if let Some(kept) = kept.as_deref_mut() {
+                    kept.extend_from_slice(data);
+                }
+            }
         }
     }
     Ok(now_ns())
