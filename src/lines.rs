@@ -2,7 +2,7 @@
 
 use std::fmt;
 use std::io::{BufRead, BufReader, Read};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread;
 use std::time::Instant;
 
@@ -53,19 +53,19 @@ impl Lines {
                         line.push_str("<no newline at end>");
                     }
                     let (state, changed) = &*self.shared;
-                    state.lock().unwrap().lines.push(line);
+                    lock(state).lines.push(line);
                     changed.notify_all();
                 }
             }
         }
         let (state, changed) = &*self.shared;
-        state.lock().unwrap().closed = true;
+        lock(state).closed = true;
         changed.notify_all();
     }
 
     /// The lines so far.
     pub fn snapshot(&self) -> Vec<String> {
-        self.shared.0.lock().unwrap().lines.clone()
+        lock(&self.shared.0).lines.clone()
     }
 
     /// Waits until `done` says yes to the lines so far (it is asked again
@@ -73,7 +73,7 @@ impl Lines {
     pub fn wait_until(&self, what: &str, mut done: impl FnMut(&[String]) -> bool) -> Vec<String> {
         let (state, changed) = &*self.shared;
         let deadline = Instant::now() + DEADLINE;
-        let mut collected = state.lock().unwrap();
+        let mut collected = lock(state);
         loop {
             if done(&collected.lines) {
                 return collected.lines.clone();
@@ -87,7 +87,8 @@ impl Lines {
                     tail(&collected.lines, 30)
                 );
             }
-            collected = changed.wait_timeout(collected, deadline - now).unwrap().0;
+            collected =
+                changed.wait_timeout(collected, deadline - now).unwrap_or_else(PoisonError::into_inner).0;
         }
     }
 
@@ -123,14 +124,21 @@ impl Lines {
     pub fn wait_closed(&self) -> Vec<String> {
         let (state, changed) = &*self.shared;
         let deadline = Instant::now() + DEADLINE;
-        let mut collected = state.lock().unwrap();
+        let mut collected = lock(state);
         while !collected.closed {
             let now = Instant::now();
             assert!(now < deadline, "{}: still open after {DEADLINE:?}", self.what);
-            collected = changed.wait_timeout(collected, deadline - now).unwrap().0;
+            collected =
+                changed.wait_timeout(collected, deadline - now).unwrap_or_else(PoisonError::into_inner).0;
         }
         collected.lines.clone()
     }
+}
+
+/// The collected lines, also after a test failed while it held them (its
+/// panic leaves the lock poisoned; the lines are whole all the same).
+fn lock(state: &Mutex<Collected>) -> MutexGuard<'_, Collected> {
+    state.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// The last `n` of `lines`, indented and shortened, for a failure message.
@@ -157,7 +165,7 @@ fn shorten(line: &str) -> String {
 
 impl fmt::Debug for Lines {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let collected = self.shared.0.lock().unwrap();
+        let collected = lock(&self.shared.0);
         f.debug_struct("Lines")
             .field("what", &self.what)
             .field("lines", &collected.lines.len())
