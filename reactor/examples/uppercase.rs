@@ -1,46 +1,60 @@
 //! Parent and child over two pipes: the parent sends each line of its stdin to
 //! a child (this same program, run with `--child`), which uppercases it; the
-//! parent prints the replies. At end of stdin the parent closes the child's
-//! stdin once drained, and exits when the child has.
+//! parent prints the replies, stops reading while the child's stdin is full,
+//! and closes that stdin at end of its own, then exits when the child has.
 //!
 //! `printf 'hello\nworld\n' | cargo run -p reactor --example uppercase`
 
-use std::io::{self, BufRead, Write};
+use std::cell::{Cell, RefCell};
+use std::io::{self, BufRead, ErrorKind, Write};
 use std::os::fd::{AsFd, OwnedFd};
 use std::process::{Command, Stdio};
+use std::rc::Rc;
 
 use reactor::sources::{Child, LineReader};
-use reactor::Reactor;
+use reactor::{Interest, Reactor};
 
 fn main() -> io::Result<()> {
     if std::env::args().nth(1).as_deref() == Some("--child") {
-        // The child: a plain blocking loop, one reply per line, flushed.
-        let mut out = io::stdout().lock();
         for line in io::stdin().lock().lines() {
-            writeln!(out, "{}", line?.to_uppercase())?;
-            out.flush()?;
+            writeln!(io::stdout(), "{}", line?.to_uppercase())?; // line-buffered: one reply per line
         }
         return Ok(());
     }
     let mut reactor = Reactor::new()?;
+    // Lines the child's stdin refused (one read of ours at most), sent whole when it drains; our reader.
+    let (held, reader) = (Rc::new(RefCell::new(Vec::new())), Rc::new(Cell::new(None)));
+    let (held_d, held_l, held_c, reader_d) = (held.clone(), held.clone(), held, reader.clone());
     let mut command = Command::new(std::env::current_exe()?);
     command.arg("--child").stdin(Stdio::piped()).stdout(Stdio::piped());
     let child = Child::spawn(&mut command)?
         .on_stdout(64 * 1024, |reply, _| println!("{}", String::from_utf8_lossy(reply)))
-        .on_exit(|status, ctx| {
-            eprintln!("child {status}");
-            ctx.stop();
+        .on_stdin_drain(move |to_child, ctx| {
+            let _ = to_child.write(ctx, &held_d.take()); // an empty writer takes it whole
+            match reader_d.get().filter(|&r| ctx.contains(r)) {
+                Some(r) => drop(ctx.set_interest(r, Interest::READABLE)),
+                None => to_child.close_when_drained(ctx), // our input ended meanwhile
+            }
         })
+        .on_exit(|_, ctx| ctx.stop())
         .register(&mut reactor.context())?;
-    let to_child = child.stdin().cloned().ok_or_else(|| io::Error::other("stdin not piped"))?;
-    // Our stdin as an OwnedFd of our own (a dup: closing it leaves fd 0 alone).
-    let stdin: OwnedFd = io::stdin().as_fd().try_clone_to_owned()?;
-    let end = to_child.clone();
+    let (to_child, end) = child.stdin().cloned().map(|w| (w.clone(), w)).ok_or(ErrorKind::BrokenPipe)?;
+    let stdin: OwnedFd = io::stdin().as_fd().try_clone_to_owned()?; // a dup: closing it leaves fd 0 alone
     let lines = LineReader::new(stdin, 64 * 1024, move |line, ctx| {
-        if let Err(e) = to_child.write_line(ctx, line) {
-            eprintln!("to child: {e}");
+        let mut held = held_l.borrow_mut();
+        match held.is_empty().then(|| to_child.write_line(ctx, line)) {
+            Some(Ok(())) => {}
+            Some(Err(e)) if e.kind() != ErrorKind::WouldBlock => eprintln!("to child: {e}"),
+            _ => {
+                // Refused, or lines held already: keep it, stop reading until the drain.
+                let _ = ctx.current().map(|me| ctx.set_interest(me, Interest::NONE));
+                held.extend([line, b"\n"].concat());
+            }
         }
     });
-    reactor.register(lines.one_read_per_readiness().on_close(move |ctx| end.close_when_drained(ctx)))?;
+    let lines = lines.on_close(move |ctx| {
+        held_c.borrow().is_empty().then(|| end.close_when_drained(ctx)); // else the drain closes it
+    });
+    reader.set(Some(reactor.register(lines.one_read_per_readiness())?));
     reactor.run()
 }

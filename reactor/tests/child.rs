@@ -3,14 +3,15 @@
 
 mod util;
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
+use std::io;
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
 use std::process::{Command, ExitStatus, Stdio};
 use std::rc::Rc;
 
-use reactor::sources::{AtShutdown, Child};
-use reactor::Reactor;
+use reactor::sources::{AtShutdown, Child, WriterHandle};
+use reactor::{Context, Reactor};
 use util::{run_until, within_deadline};
 
 /// What a child did, in order: `out LINE`, `err LINE`, `exit STATUS`.
@@ -139,4 +140,52 @@ fn an_unregistered_child_is_killed_and_reaped_when_dropped() {
     let pid = child.id();
     drop(child);
     assert_reaped(pid);
+}
+
+/// Writes 4 KiB chunks to the child's stdin until a write is refused or all
+/// of `TOTAL` is queued; then closes it once drained.
+fn produce(stdin: &WriterHandle, sent: &Cell<usize>, ctx: &mut Context<'_>) {
+    const TOTAL: usize = 1 << 20;
+    while sent.get() < TOTAL {
+        match stdin.write(ctx, &[b'x'; 4096]) {
+            Ok(()) => sent.set(sent.get() + 4096),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                assert!(stdin.buffered() <= stdin.limit(), "the writer holds more than its limit");
+                return;
+            }
+            Err(e) => panic!("write to the child: {e}"),
+        }
+    }
+    stdin.close_when_drained(ctx);
+}
+
+#[test]
+fn a_refused_stdin_write_is_followed_by_on_stdin_drain_and_nothing_is_lost() {
+    within_deadline(|| {
+        let mut reactor = Reactor::new().unwrap();
+        let (sent, drains, counted) = (Rc::new(Cell::new(0)), Rc::new(Cell::new(0)), Log::default());
+        let (s, d, c) = (sent.clone(), drains.clone(), counted.clone());
+        // The child reads nothing for a while: its pipe and our writer fill up.
+        let child = Child::spawn(&mut sh("sleep 0.2; wc -c"))
+            .unwrap()
+            .stdin_limit(16 * 1024)
+            .on_stdin_drain(move |stdin, ctx| {
+                d.set(d.get() + 1);
+                produce(stdin, &s, ctx);
+            })
+            .on_stdout(64, move |line, _| c.borrow_mut().push(String::from_utf8_lossy(line).trim().into()))
+            .on_exit(|status, ctx| {
+                assert!(status.success(), "wc: {status}");
+                ctx.stop();
+            })
+            .register(&mut reactor.context())
+            .unwrap();
+        let stdin = child.stdin().cloned().expect("stdin is piped");
+        produce(&stdin, &sent, &mut reactor.context());
+        assert!(sent.get() < 1 << 20, "nothing was refused: the test proves nothing");
+        reactor.run().unwrap();
+        assert!(drains.get() >= 1, "on_stdin_drain never ran");
+        assert_eq!(*counted.borrow(), [(1usize << 20).to_string()], "the child did not get every byte");
+        assert_reaped(child.id());
+    });
 }

@@ -104,13 +104,21 @@ fn uppercase_sends_each_line_to_its_child_and_prints_the_replies() {
         writeln!(stdin, "{word}").expect("write to the example");
         assert_eq!(parent.next_line(), word.to_uppercase());
     }
-    // A burst, then end of input: every reply, in order, then a clean exit.
-    let burst: Vec<String> = (0..2000).map(|i| format!("line {i}")).collect();
+    // A burst of about 1 MiB, far more than the child's stdin writer holds (64
+    // KiB), then end of input: every reply, in order (none dropped while the
+    // writer was full), then a clean exit.
+    let burst: Vec<String> = (0..100_000).map(|i| format!("line {i}")).collect();
     stdin.write_all(burst.join("\n").as_bytes()).expect("write to the example");
     drop(stdin);
     let (rest, status) = parent.finish();
     let expected: Vec<String> = burst.iter().map(|l| l.to_uppercase()).collect();
-    assert_eq!(rest, expected);
+    let first_wrong = rest.iter().zip(&expected).position(|(got, want)| got != want);
+    assert!(
+        rest == expected,
+        "{} replies for {} lines; first wrong at {first_wrong:?}",
+        rest.len(),
+        expected.len()
+    );
     assert!(status.success(), "uppercase exited with {status}");
 }
 

@@ -13,6 +13,7 @@ use crate::{Context, Handler, Readiness, Token};
 
 type OnLine = Box<dyn FnMut(&[u8], &mut Context<'_>)>;
 type OnExit = Box<dyn FnMut(ExitStatus, &mut Context<'_>)>;
+type OnDrain = Box<dyn FnMut(&WriterHandle, &mut Context<'_>)>;
 
 /// What happens to a child still running when its source leaves the
 /// reactor (the loop stops, the source is removed, the reactor is dropped,
@@ -42,7 +43,9 @@ pub enum AtShutdown {
 ///   running when the source leaves is killed and reaped, or waited for,
 ///   as [`AtShutdown`] says (default: kill).
 /// - A piped stdin becomes a [`Writer`] whose handle
-///   [`ChildHandle::stdin`] gives; close it with `close_when_drained`.
+///   [`ChildHandle::stdin`] gives; close it with `close_when_drained`. A
+///   producer that sees a write refused (`WouldBlock`, the writer is full)
+///   stops producing and resumes in [`on_stdin_drain`](Child::on_stdin_drain).
 ///
 /// ```
 /// use std::process::{Command, Stdio};
@@ -73,6 +76,7 @@ pub struct Child {
     stderr_pipe: Option<OwnedFd>,
     stdin: Option<OwnedFd>,
     stdin_limit: usize,
+    on_stdin_drain: Option<OnDrain>,
     on_exit: Option<OnExit>,
 }
 
@@ -122,6 +126,7 @@ impl Child {
             stderr_pipe,
             stdin,
             stdin_limit: 64 * 1024,
+            on_stdin_drain: None,
             on_exit: None,
         })
     }
@@ -174,6 +179,20 @@ impl Child {
         self
     }
 
+    /// Called with its stdin's handle when that [`Writer`] has emptied after
+    /// a write was refused for want of room: the moment for a producer held
+    /// back by `WouldBlock` (or [`WriterHandle::is_full`]) to write again and
+    /// resume. This is the writer's [`on_drain`](Writer::on_drain). Never
+    /// called if stdin is not piped, nor once the child has been reaped (the
+    /// exit watch gone, writes to its stdin could only fail).
+    pub fn on_stdin_drain(
+        mut self,
+        on_drain: impl FnMut(&WriterHandle, &mut Context<'_>) + 'static,
+    ) -> Child {
+        self.on_stdin_drain = Some(Box::new(on_drain));
+        self
+    }
+
     /// Registers the exit watch and a reader per piped output (one without a
     /// callback discards its lines, so the child never blocks on a full
     /// pipe), and a writer for a piped stdin.
@@ -197,8 +216,30 @@ impl Child {
             readers.push(reader.named(format!("child {pid} output")));
         }
         let stdin = self.stdin.take().map(|fd| Writer::new(fd, self.stdin_limit)).transpose()?;
-        let watch =
-            ExitWatch { process: self.process, pidfd: self.pidfd, state, name: format!("child {pid}") };
+        // The drain callback reaches the handle through a slot that the exit
+        // watch empties when it goes: a handle captured for good would make a
+        // cycle (the writer's state holds the callback) and never be freed.
+        let stdin_slot = Rc::new(RefCell::new(None));
+        let stdin = match (stdin, self.on_stdin_drain.take()) {
+            (Some(writer), Some(mut on_drain)) => {
+                *stdin_slot.borrow_mut() = Some(writer.handle());
+                let slot = stdin_slot.clone();
+                Some(writer.on_drain(move |ctx| {
+                    let handle = slot.borrow().clone(); // not borrowed while the callback runs
+                    if let Some(handle) = handle {
+                        on_drain(&handle, ctx);
+                    }
+                }))
+            }
+            (stdin, _) => stdin,
+        };
+        let watch = ExitWatch {
+            process: self.process,
+            pidfd: self.pidfd,
+            state,
+            stdin_slot,
+            name: format!("child {pid}"),
+        };
         let token = ctx.register(watch)?;
         for reader in readers {
             ctx.register(reader)?;
@@ -269,7 +310,15 @@ struct ExitWatch {
     process: Process,
     pidfd: OwnedFd,
     state: Rc<RefCell<Exit>>,
+    /// Emptied on drop, which frees the stdin writer's state.
+    stdin_slot: Rc<RefCell<Option<WriterHandle>>>,
     name: String,
+}
+
+impl Drop for ExitWatch {
+    fn drop(&mut self) {
+        self.stdin_slot.borrow_mut().take();
+    }
 }
 
 impl Handler for ExitWatch {
