@@ -34,7 +34,6 @@ send: quiet-build
 test:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
-	$(CARGO) build --release --workspace
 	$(CARGO) test --workspace
 
 # Builds the release binaries, then runs server/benches/postbox: one table of

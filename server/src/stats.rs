@@ -170,7 +170,8 @@ impl StatsShm {
         }
         self.busy_since = None;
         self.absorb_extra_tokens();
-        self.page.updated_ns = coarse_now_ns();
+        // The coarse clock may lag the precise one of the start by a tick: never back.
+        self.page.updated_ns = coarse_now_ns().max(self.page.updated_ns);
         self.page.queue_depth = counters.queue_depth;
         self.page.lines_printed = counters.lines_printed;
         self.page.lines_dropped = counters.lines_dropped;

@@ -82,7 +82,7 @@ impl ShedLog {
 
     fn closed(&mut self, name: &str, closed: u64) {
         self.unreported += closed;
-        if self.last.is_some_and(|last| last.elapsed() < Self::EVERY) {
+        if self.unreported == 0 || self.last.is_some_and(|last| last.elapsed() < Self::EVERY) {
             return;
         }
         self.last = Some(std::time::Instant::now());
