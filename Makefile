@@ -41,6 +41,7 @@ test:
 # QUICK=1 does a tenth of the work, once: a smoke test in a few seconds.
 bench: build
 	$(CARGO) bench -p server --bench postbox -- $(if $(filter 1,$(QUICK)),--quick)
+	$(CARGO) bench -p reactor --bench wake -- $(if $(filter 1,$(QUICK)),--quick)
 
 doc:
 	RUSTDOCFLAGS='-D warnings' $(CARGO) doc --workspace --no-deps
