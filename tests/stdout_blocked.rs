@@ -71,3 +71,20 @@ fn a_reader_that_comes_late_loses_nothing() {
     }
     assert_eq!(lines.snapshot().len(), count);
 }
+
+/// A reader that keeps up should rarely find the pipe full: the server
+/// asks for the largest pipe an unprivileged process may have.
+#[test]
+fn the_server_grows_its_stdout_pipe_to_the_unprivileged_maximum() {
+    let most = std::fs::read_to_string("/proc/sys/fs/pipe-max-size")
+        .ok()
+        .and_then(|s| s.trim().parse::<usize>().ok())
+        .unwrap_or(0)
+        .min(1 << 20);
+    let queue = TestQueue::new();
+    let mut server = ServerBuilder::on(&queue).raw_stdout().start();
+    let stdout = server.take_stdout();
+
+    assert!(most > 64 * 1024, "pipe-max-size {most}: nothing to grow to");
+    assert_eq!(pipe_capacity(&stdout), most);
+}
