@@ -27,6 +27,7 @@ struct Idle {
 }
 
 pub fn workloads(plan: Plan, table: &mut Table, observed: &Observed) {
+    idle_servers(plan, table);
     let idle = idle_side_by_side(plan);
     let [ours, mio] = [&idle[0], &idle[1]];
     // The C server's figure of a row, or n/a.
@@ -66,6 +67,30 @@ pub fn workloads(plan: Plan, table: &mut Table, observed: &Observed) {
     table.add(stop_row, Unit::Milliseconds, stop(ours), Some(stop(mio)), c(stop), None, under_10_ms);
     let floor = format!("SIGKILL to exit, {IDLE_CONNECTIONS} idle connections (kernel floor)");
     table.add(floor, Unit::Milliseconds, kill_floor_ms(), None, CFigure::NotRun, None, Target::None);
+}
+
+/// Servers with nothing to do, side by side, several times: their resident
+/// memory once ready, and how long a SIGTERM takes to end them.
+fn idle_servers(plan: Plan, table: &mut Table) {
+    let sides = Side::servers();
+    let mut rss: [Vec<f64>; SIDES] = Default::default();
+    let mut stop: [Vec<f64>; SIDES] = Default::default();
+    for _ in 0..if plan.quick { 1 } else { 7 } {
+        for &side in &sides {
+            let queue = QueueName::new();
+            let server =
+                Server::start(side, &ServerSpec { queue: &queue, message_size: 1024, tcp: true, extra: &[] });
+            thread::sleep(Duration::from_millis(200));
+            rss[side as usize].push(procfs::status_kib(server.pid(), "VmRSS") as f64);
+            stop[side as usize].push(server.stop().as_secs_f64() * 1e3);
+        }
+    }
+    if let Some((o, m, c)) = medians(&rss) {
+        table.add("idle RSS", Unit::Kib, o, Some(m), c, None, Target::AtMostMio);
+    }
+    if let Some((o, m, c)) = medians(&stop) {
+        table.add("SIGTERM to exit, idle", Unit::Milliseconds, o, Some(m), c, None, Target::None);
+    }
 }
 
 /// The medians of ours, mio's and the C server's runs, if ours and mio's
