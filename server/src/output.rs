@@ -63,6 +63,10 @@ pub struct Output {
     buf: Vec<u8>,
     /// Lines in `buf`.
     lines: u64,
+    /// Pipe slots (pages) our writes may still occupy: every page written
+    /// since the pipe was last seen empty. More slots than that cannot be
+    /// in use, whatever the reader took (see [`Output::next_chunk`]).
+    slots_in_use: usize,
     /// Why output stopped: set by the first write error, which is logged.
     closed: Option<io::ErrorKind>,
     /// Per-source figures, published to shared memory once per round.
@@ -89,6 +93,7 @@ impl Output {
             stop_signals,
             buf: Vec::with_capacity(2 * FLUSH_AT),
             lines: 0,
+            slots_in_use: 0,
             closed: None,
             counters: Counters::default(),
         }))
@@ -154,6 +159,8 @@ impl Output {
                 Ok(n) => {
                     written += n;
                     waiting_since = None;
+                    // A write of n bytes takes at most this many new pages.
+                    self.slots_in_use += n.div_ceil(PAGE);
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
@@ -205,23 +212,35 @@ impl Output {
     /// pipe, a write longer than `PIPE_BUF` may be cut wherever the pipe is
     /// full, so it is given only whole lines that surely fit; a write of at
     /// most `PIPE_BUF` is all or nothing. Returns 0 when not even the next
-    /// line surely fits (wait, then ask again). A line longer than the
-    /// whole pipe cannot be written whole: it goes when the pipe is empty.
-    fn next_chunk(&self, from: usize) -> usize {
-        let rest = &self.buf[from..];
+    /// line surely fits (wait, then ask again).
+    ///
+    /// What surely fits: a pipe is a ring of page-sized slots, and a write
+    /// takes at most one new slot per page of it. Bytes waiting
+    /// (`FIONREAD`) do not say how many slots they fill (a short write may
+    /// have a page to itself), but the slots our writes took since the pipe
+    /// was last seen empty bound them, as long as the server is the pipe's
+    /// only writer. A line longer than the whole pipe cannot be written
+    /// whole: it goes when the pipe is empty, in as many writes as it takes.
+    fn next_chunk(&mut self, from: usize) -> usize {
         let Kind::Pipe { capacity } = self.kind else {
-            return rest.len();
+            return self.buf.len() - from;
         };
+        let rest = &self.buf[from..];
         if rest.len() <= PIPE_BUF {
             return rest.len();
         }
-        let room = surely_free(self.fd, capacity).min(rest.len());
+        let empty = pipe_is_empty(self.fd);
+        if empty {
+            self.slots_in_use = 0;
+        }
+        // What surely fits, or else at most PIPE_BUF, which cannot be cut either.
+        let room = capacity.saturating_sub(self.slots_in_use * PAGE).max(PIPE_BUF).min(rest.len());
         // The buffer ends with a newline, so a cut at `room` finds one unless no line fits.
         if let Some(end) = rest[..room].iter().rposition(|&b| b == b'\n') {
             return end + 1;
         }
         let first = rest.iter().position(|&b| b == b'\n').map_or(rest.len(), |end| end + 1);
-        if first <= PIPE_BUF || (first > capacity && room == capacity) {
+        if first > capacity && empty {
             first
         } else {
             0
@@ -331,22 +350,15 @@ fn pipe_capacity(fd: RawFd) -> usize {
     usize::try_from(size).unwrap_or(FLUSH_AT)
 }
 
-/// Bytes a pipe surely takes without cutting a write: all of it when it
-/// is empty; otherwise its capacity less what it holds, counted in whole
-/// pages, less two pages that the reader's and the writer's partly used
-/// pages may take.
-fn surely_free(fd: RawFd, capacity: usize) -> usize {
+/// A pipe's slots are pages.
+const PAGE: usize = 4096;
+
+/// Whether nothing waits in the pipe (`FIONREAD` says 0 bytes): then every
+/// slot is free. An error counts as "not empty", the careful answer.
+fn pipe_is_empty(fd: RawFd) -> bool {
     let mut unread: libc::c_int = 0;
     // SAFETY: FIONREAD writes one int; `unread` is writable.
-    if unsafe { libc::ioctl(fd, libc::FIONREAD, &mut unread) } == -1 {
-        return 0;
-    }
-    if unread == 0 {
-        return capacity;
-    }
-    const PAGE: usize = 4096;
-    let used = (usize::try_from(unread).unwrap_or(capacity) / PAGE + 2) * PAGE;
-    capacity.saturating_sub(used)
+    (unsafe { libc::ioctl(fd, libc::FIONREAD, &mut unread) }) == 0 && unread == 0
 }
 
 /// The reader went away: a pipe's (`EPIPE`) or a socket's, which resets
