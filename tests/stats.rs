@@ -508,34 +508,76 @@ fn stats_left_by_a_killed_server_whose_queue_was_removed_are_still_printed_with_
 /// published at the end of the first round. A server held up in that first
 /// round (its stdout full while it prints an adopted queue) shows the page
 /// as it was created.
+///
+/// stdout is a Unix socket with the smallest buffers the kernel allows, not
+/// a pipe: the server grows a pipe to 1 MiB, which the ten largest messages
+/// a queue may hold cannot fill, while a socket it does not resize.
 #[test]
 fn stats_read_before_the_first_round_are_not_older_than_the_server() {
     let queue = TestQueue::new();
-    // Ten messages of 8192 bytes that escape to four times their size:
-    // printing them takes more than the pipe and the server's own buffer
-    // hold (checked below), so the first round cannot end.
+    // Ten messages of 8192 bytes that escape to four times their size.
     let raw = RawQueue::create(queue.name(), 10, 8192, 0o600).unwrap();
     for _ in 0..10 {
         raw.send(&[0xff; 8192], 0);
     }
     drop(raw);
-    let mut server = ServerBuilder::on(&queue).raw_stdout().start();
-    let stdout = server.take_stdout();
+    let (reader, writer) = UnixStream::pair().expect("socketpair");
+    let buffered = shrink_buffer(&reader, libc::SO_RCVBUF) + shrink_buffer(&writer, libc::SO_SNDBUF);
     let printed = "mq[0]: \n".len() + 4 * 8192;
-    let capacity = pipe_capacity(&stdout);
-    assert!(
-        10 * printed > capacity + SERVER_OUTPUT_BUFFER,
-        "a pipe of {capacity} bytes takes what this test prints: it cannot hold the server up"
-    );
+    assert!(10 * printed > 2 * buffered, "{buffered} bytes of socket buffers take what this test prints");
+    let stdout = fs::File::from(std::os::fd::OwnedFd::from(writer));
+    let server = ServerBuilder::on(&queue).stdout_to(stdout).start();
     // Printing has begun, and the first round cannot end before a reader
     // takes some of it.
-    server.wait_for("the server's first output", || bytes_waiting(&stdout) > 0);
+    server.wait_for("the server's first output", || socket_bytes_waiting(&reader) > 0);
 
     let stats = stats_of(&queue);
 
     assert_eq!(stats["rounds"].u64(), 0, "still in the first round");
     let (started, updated) = (stats["started_unix_ns"].u64(), stats["updated_unix_ns"].u64());
     assert!(updated >= started, "updated {updated} before the start {started}");
+}
+
+/// Asks for the smallest buffer `option` (`SO_RCVBUF`, `SO_SNDBUF`) and
+/// returns the size the kernel gave (it doubles and clamps what is asked).
+fn shrink_buffer(socket: &UnixStream, option: libc::c_int) -> usize {
+    use std::os::fd::AsRawFd;
+    let one: libc::c_int = 1;
+    let size = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: `one` is a live c_int of the size given.
+    let set = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::SOL_SOCKET,
+            option,
+            (&one as *const libc::c_int).cast(),
+            size,
+        )
+    };
+    assert_eq!(set, 0, "setsockopt: {}", std::io::Error::last_os_error());
+    let (mut value, mut len): (libc::c_int, libc::socklen_t) = (0, size);
+    // SAFETY: `value` and `len` are live and writable.
+    let got = unsafe {
+        libc::getsockopt(
+            socket.as_raw_fd(),
+            libc::SOL_SOCKET,
+            option,
+            (&mut value as *mut libc::c_int).cast(),
+            &mut len,
+        )
+    };
+    assert_eq!(got, 0, "getsockopt: {}", std::io::Error::last_os_error());
+    value as usize
+}
+
+/// Bytes waiting to be read on `socket` (`FIONREAD`).
+fn socket_bytes_waiting(socket: &UnixStream) -> usize {
+    use std::os::fd::AsRawFd;
+    let mut waiting: libc::c_int = 0;
+    // SAFETY: FIONREAD writes one int; `waiting` is writable.
+    let res = unsafe { libc::ioctl(socket.as_raw_fd(), libc::FIONREAD, &mut waiting) };
+    assert_eq!(res, 0, "FIONREAD: {}", std::io::Error::last_os_error());
+    waiting as usize
 }
 
 #[test]
