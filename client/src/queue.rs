@@ -2,7 +2,6 @@
 //! to with `mq_timedsend`, closed on drop.
 
 use std::io;
-use std::os::fd::AsRawFd;
 use std::time::Duration;
 
 use ipc::{Access, MessageQueue};
@@ -81,36 +80,12 @@ impl Queue {
     }
 }
 
-/// Whether a live server owns the queue. A server holds an exclusive
-/// `flock` on its queue for its whole life, and the kernel drops it when the
-/// server dies; so if a shared lock can be had, no server is there.
-pub fn server_running(name: &str) -> io::Result<bool> {
-    let queue = match open_any(name) {
-        Ok(queue) => queue,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
-        Err(e) => return Err(e),
-    };
-    // SAFETY: plain call on an open descriptor; closing it drops the lock.
-    if unsafe { libc::flock(queue.as_raw_fd(), libc::LOCK_SH | libc::LOCK_NB) } == 0 {
-        return Ok(false);
-    }
-    let e = io::Error::last_os_error();
-    match e.kind() {
-        io::ErrorKind::WouldBlock => Ok(true),
-        _ => Err(e),
-    }
-}
-
-/// Opens `name` for sending, or else for receiving: to look at it
-/// (`fstat`, `mq_getattr`, `flock`), either will do, and a user may be
-/// allowed only one of them.
-pub fn open_any(name: &str) -> io::Result<MessageQueue> {
-    MessageQueue::open_with(name, Access::Send, true).or_else(|e| match e.kind() {
-        io::ErrorKind::PermissionDenied => {
-            MessageQueue::open_with(name, Access::Receive, true).map_err(|_| e)
-        }
-        _ => Err(e),
-    })
+/// Whether a live server owns `queue`. A server holds an exclusive `flock`
+/// on its queue for its whole life, and the kernel drops it when the server
+/// dies; so if a shared lock can be had, no server is there. (The shared
+/// lock goes when `queue` is closed.)
+pub fn held_by_server(queue: &MessageQueue) -> io::Result<bool> {
+    Ok(!queue.try_lock(false)?)
 }
 
 fn full(name: &str, why: &str) -> io::Error {

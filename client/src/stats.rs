@@ -10,7 +10,7 @@ use std::io;
 use std::mem;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use ipc::{NamedSemaphore, ObjectInfo, SharedMemory};
+use ipc::{MessageQueue, NamedSemaphore, ObjectInfo, SharedMemory};
 use server::layout::{stats_name, StatsPage, MAGIC, SOURCE_NAMES, VERSION};
 
 use crate::queue;
@@ -42,8 +42,13 @@ pub fn read(queue: &str, timeout: Duration) -> io::Result<Snapshot> {
         sem.post()?;
     }
     let page = check_layout(&name, &bytes[..read?])?;
-    let server_running = queue::server_running(queue)?;
-    check_owner(queue, &name, &page, &shm.info()?, server_running)?;
+    let open = match MessageQueue::open_to_inspect(queue) {
+        Ok(open) => Some(open),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+        Err(e) => return Err(e),
+    };
+    let server_running = open.as_ref().map(queue::held_by_server).transpose()?.unwrap_or(false);
+    check_owner(queue, &name, &page, &shm.info()?, open.as_ref(), server_running)?;
     Ok(Snapshot { page, consistent, server_running })
 }
 
@@ -95,11 +100,13 @@ fn check_layout(name: &str, bytes: &[u8]) -> io::Result<StatsPage> {
 /// The page must be the queue's server's: its object owned by the queue's
 /// owner, the user the page names, and (while a server runs) written by
 /// the process that holds the queue's lock, with the queue's capacity.
+/// `open` is the queue, if it still exists.
 fn check_owner(
     queue: &str,
     name: &str,
     page: &StatsPage,
     object: &ObjectInfo,
+    open: Option<&MessageQueue>,
     server_running: bool,
 ) -> io::Result<()> {
     let refuse = |why: String| {
@@ -114,11 +121,9 @@ fn check_owner(
             object.uid, page.uid
         ));
     }
-    let open = match queue::open_any(queue) {
-        Ok(open) => open,
-        // The queue is gone: the page is checked against itself only.
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(e),
+    // The queue is gone: the page is checked against itself only.
+    let Some(open) = open else {
+        return Ok(());
     };
     let queue_info = open.info()?;
     if queue_info.uid != object.uid {

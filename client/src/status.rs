@@ -8,8 +8,9 @@ use crate::queue;
 /// Describes the queue: `mq_getattr`, who owns it, and its file in the
 /// mqueue filesystem where that is mounted.
 pub fn describe(name: &str) -> io::Result<String> {
-    let attr = queue::open_any(name)?.attributes()?;
-    let owner = if queue::server_running(name)? {
+    let open = ipc::MessageQueue::open_to_inspect(name)?;
+    let attr = open.attributes()?;
+    let owner = if queue::held_by_server(&open)? {
         "a running server (it holds the queue's lock)"
     } else {
         "none: no server holds the queue's lock (left by a server that is gone?)"

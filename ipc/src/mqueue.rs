@@ -157,6 +157,19 @@ impl MessageQueue {
         Ok(MessageQueue { mqd, name: name.to_string() })
     }
 
+    /// Opens the existing queue `name`, non-blocking, to look at it
+    /// (`info`, `attributes`, a lock) rather than to use it: for sending,
+    /// or else for receiving, since a user may be allowed only one of them.
+    /// When both are refused, the error is the one for sending.
+    pub fn open_to_inspect(name: &str) -> io::Result<MessageQueue> {
+        MessageQueue::open_with(name, Access::Send, true).or_else(|e| match e.kind() {
+            io::ErrorKind::PermissionDenied => {
+                MessageQueue::open_with(name, Access::Receive, true).map_err(|_| e)
+            }
+            _ => Err(e),
+        })
+    }
+
     /// Removes the name; the queue itself lives on until its last
     /// descriptor is closed. `NotFound` if no queue has that name.
     pub fn unlink(name: &str) -> io::Result<()> {
@@ -304,6 +317,20 @@ impl MessageQueue {
         }
     }
 
+    /// `flock` without waiting: an exclusive or a shared lock on the queue,
+    /// held until this descriptor is closed (the kernel drops it when the
+    /// process dies, however it dies). `false` if a conflicting lock is
+    /// held. Advisory: it binds only the programs that ask for it.
+    pub fn try_lock(&self, exclusive: bool) -> io::Result<bool> {
+        let how = if exclusive { libc::LOCK_EX } else { libc::LOCK_SH };
+        // SAFETY: plain call on an open descriptor.
+        match cvt(unsafe { libc::flock(self.mqd, how | libc::LOCK_NB) }) {
+            Ok(_) => Ok(true),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(false),
+            Err(e) => Err(context(format!("queue {}: flock", self.name), e)),
+        }
+    }
+
     /// Owner, mode and identity of the queue (`fstat` on the descriptor).
     pub fn info(&self) -> io::Result<ObjectInfo> {
         ObjectInfo::of(self.mqd).map_err(|e| self.context(e))
@@ -312,9 +339,7 @@ impl MessageQueue {
     /// Whether `name` still names the queue this descriptor has open: false
     /// when it was removed, or removed and created anew.
     pub fn is_still_named(&self) -> io::Result<bool> {
-        match MessageQueue::open_with(&self.name, Access::Receive, true)
-            .or_else(|_| MessageQueue::open_with(&self.name, Access::Send, true))
-        {
+        match MessageQueue::open_to_inspect(&self.name) {
             Ok(again) => Ok(again.info()?.identity == self.info()?.identity),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
             Err(e) => Err(e),

@@ -479,13 +479,8 @@ fn lock(queue: &MessageQueue) -> io::Result<bool> {
         if attempt > 0 {
             std::thread::sleep(Duration::from_millis(5));
         }
-        // SAFETY: plain call on an open descriptor.
-        if unsafe { libc::flock(queue.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
+        if queue.try_lock(true)? {
             return Ok(true);
-        }
-        let e = io::Error::last_os_error();
-        if e.kind() != io::ErrorKind::WouldBlock {
-            return Err(context(&format!("queue {}: flock", queue.name()), e));
         }
     }
     Ok(false)
