@@ -339,8 +339,9 @@ const PIPE_WANTED: libc::c_int = 1 << 20;
 /// more than the reader has not yet read.)
 fn grow_pipe(fd: RawFd) -> usize {
     // SAFETY: plain call on an open descriptor; a refusal leaves the pipe as it was.
-    unsafe { libc::fcntl(fd, libc::F_SETPIPE_SZ, PIPE_WANTED) };
-    pipe_capacity(fd)
+    let grown = unsafe { libc::fcntl(fd, libc::F_SETPIPE_SZ, PIPE_WANTED) };
+    // The new capacity, or after a refusal the one it has.
+    usize::try_from(grown).unwrap_or_else(|_| pipe_capacity(fd))
 }
 
 /// `F_GETPIPE_SZ`, or the default 64 KiB if the kernel will not say.
