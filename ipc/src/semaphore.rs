@@ -11,7 +11,7 @@ use std::io;
 use std::time::Duration;
 
 use crate::name::{c_name, NAME_MAX};
-use crate::sys::{context, cvt, realtime_deadline, retry};
+use crate::sys::{context, cvt, explain_named, realtime_deadline, retry};
 use crate::ObjectInfo;
 
 /// Where glibc keeps named semaphores: `/dev/shm/sem.NAME`.
@@ -186,13 +186,5 @@ fn sem_name(name: &str) -> io::Result<CString> {
 
 /// `sem_open` and `sem_unlink`: what each errno means for the user.
 fn explain(name: &str, e: io::Error) -> io::Error {
-    let message = match e.raw_os_error() {
-        Some(libc::ENOENT) => format!("semaphore {name} does not exist"),
-        Some(libc::EEXIST) => format!("semaphore {name} exists already"),
-        Some(libc::EACCES) => {
-            format!("semaphore {name}: permission denied: its mode does not let this user open it")
-        }
-        _ => format!("semaphore {name}: {e}"),
-    };
-    io::Error::new(e.kind(), message)
+    explain_named("semaphore", name, e)
 }

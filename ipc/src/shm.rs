@@ -18,7 +18,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::ptr::{self, NonNull};
 
 use crate::name::c_name;
-use crate::sys::{context, cvt, fchmod, retry};
+use crate::sys::{context, cvt, explain_named, fchmod, retry};
 use crate::ObjectInfo;
 
 /// A shared memory object, open; its descriptor is closed on drop.
@@ -180,15 +180,7 @@ impl fmt::Debug for SharedMemory {
 
 /// `shm_open` and `shm_unlink`: what each errno means for the user.
 fn explain(name: &str, e: io::Error) -> io::Error {
-    let message = match e.raw_os_error() {
-        Some(libc::ENOENT) => format!("shared memory object {name} does not exist"),
-        Some(libc::EEXIST) => format!("shared memory object {name} exists already"),
-        Some(libc::EACCES) => {
-            format!("shared memory object {name}: permission denied: its mode does not let this user open it")
-        }
-        _ => format!("shared memory object {name}: {e}"),
-    };
-    io::Error::new(e.kind(), message)
+    explain_named("shared memory object", name, e)
 }
 
 /// A shared mapping, unmapped on drop. It stays valid after the object's

@@ -55,3 +55,18 @@ pub(crate) fn fchmod(fd: RawFd, mode: libc::mode_t) -> io::Result<()> {
 pub(crate) fn context(what: impl std::fmt::Display, e: io::Error) -> io::Error {
     io::Error::new(e.kind(), format!("{what}: {e}"))
 }
+
+/// An `open`, `create` or `unlink` of the named object `what name`
+/// (`semaphore /x`, `shared memory object /x`): what the usual errnos mean
+/// for the user, the kind kept.
+pub(crate) fn explain_named(what: &str, name: &str, e: io::Error) -> io::Error {
+    let message = match e.raw_os_error() {
+        Some(libc::ENOENT) => format!("{what} {name} does not exist"),
+        Some(libc::EEXIST) => format!("{what} {name} exists already"),
+        Some(libc::EACCES) => {
+            format!("{what} {name}: permission denied: its mode does not let this user open it")
+        }
+        _ => format!("{what} {name}: {e}"),
+    };
+    io::Error::new(e.kind(), message)
+}
