@@ -19,10 +19,10 @@ use std::io;
 use std::os::fd::{AsFd, AsRawFd};
 
 /// The most the server keeps of its stdout before it must write: it
-/// flushes once a round, and as soon as its buffer holds a pipe's worth
-/// (64 KiB, `FLUSH_AT` in `server/src/output.rs`); counted here as twice
-/// that, the capacity its buffer starts with, to be sure.
-pub const SERVER_OUTPUT_BUFFER: usize = 128 * 1024;
+/// flushes once a round, and as soon as its buffer holds
+/// [`server::output::FLUSH_AT`]; counted here as twice that, the capacity
+/// its buffer starts with, to be sure.
+pub const SERVER_OUTPUT_BUFFER: usize = 2 * server::output::FLUSH_AT;
 
 /// How many bytes the pipe holds at most (`fcntl(F_GETPIPE_SZ)`); `pipe`
 /// is either end.
