@@ -34,6 +34,7 @@ send: quiet-build
 test:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	RUSTDOCFLAGS='-D warnings' $(CARGO) doc --workspace --no-deps --quiet
 	$(CARGO) test --workspace
 
 # Builds the release binaries, then runs server/benches/postbox: one table of

@@ -333,8 +333,8 @@ impl Context<'_> {
     /// Takes a handler out of the reactor without dropping it, if it is of
     /// type `H` (its [`as_any_mut`](Handler::as_any_mut) says so) and not the
     /// one being called, and passes it to `f`; then shuts it down as
-    /// [`remove`](Context::remove) does. This is how [`Fd::take`]
-    /// (crate::sources::Fd::take) hands its object back.
+    /// [`remove`](Context::remove) does. This is how [`Fd::take`](crate::sources::Fd::take)
+    /// hands its object back.
     pub(crate) fn remove_with<H: Any, R>(&mut self, token: Token, f: impl FnOnce(&mut H) -> R) -> Option<R> {
         let slot = self.core.slot_mut(token)?;
         slot.handler.as_mut()?.as_any_mut()?.downcast_mut::<H>()?;
@@ -346,8 +346,8 @@ impl Context<'_> {
     }
 
     /// Borrows a registered handler by its concrete type, if it lets itself
-    /// be seen ([`Handler::as_any_mut`]; the sources [`Fd`]
-    /// (crate::sources::Fd) does). `None` for a stale token, another type,
+    /// be seen ([`Handler::as_any_mut`]; the source
+    /// [`Fd`](crate::sources::Fd) does). `None` for a stale token, another type,
     /// or the handler being called (it is out of its slot while it runs).
     pub fn handler_mut<H: Any>(&mut self, token: Token) -> Option<&mut H> {
         self.core.slot_mut(token)?.handler.as_mut()?.as_any_mut()?.downcast_mut::<H>()
@@ -377,8 +377,8 @@ impl Context<'_> {
     }
 
     /// What epoll watches a handler's descriptor for now: the interest it
-    /// was registered with, or the last one [`set_interest`]
-    /// (Context::set_interest) gave. `None` for a token not registered.
+    /// was registered with, or the last one [`set_interest`](Context::set_interest)
+    /// gave. `None` for a token not registered.
     pub fn interest(&self, token: Token) -> Option<Interest> {
         self.core.slot(token).map(|slot| slot.interest)
     }

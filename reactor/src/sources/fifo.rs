@@ -69,8 +69,8 @@ impl Drop for Unlink {
 impl Fifo {
     /// Makes a FIFO at `path` with permissions `mode` (set exactly, whatever
     /// the umask), or takes the FIFO already there (its mode untouched; it is
-    /// then not removed at shutdown unless [`remove_at_shutdown`]
-    /// (Fifo::remove_at_shutdown) says so). Anything else at `path` is an
+    /// then not removed at shutdown unless [`remove_at_shutdown`](Fifo::remove_at_shutdown)
+    /// says so). Anything else at `path` is an
     /// error (`AlreadyExists`). Each line (or piece of at most `max_line`
     /// bytes) goes to `on_line`.
     pub fn create(
