@@ -5,6 +5,7 @@
 //! raw limits run in the same rounds. Every ratio thus compares figures
 //! measured side by side.
 
+use crate::c_server;
 use crate::children::{Server, ServerSpec, Side, Worker, SIDES};
 use crate::cleanup::QueueName;
 use crate::clock;
@@ -220,6 +221,40 @@ pub fn variant_workloads(extra: &[&str], plan: Plan, table: &mut Table) {
         runs.add_rate(table, workload, Unit::PerSecond("msg"), None, Target::None);
         runs.add_cpu(table, "message");
     }
+}
+
+/// What the SIGKILL window costs, and that it is the whole difference: the
+/// server alone on its CPU, senders and sink on another, 16 B and 1 KiB
+/// from one sender. Three servers: ours (its column), the C server writing
+/// after every queueful as ours does (`--write-every-queueful`, in the mio
+/// column) and the C server as it is (writing once per round, in the C
+/// column). Without the C server there is nothing to compare: no rows.
+pub fn window_workloads(plan: Plan, table: &mut Table) {
+    if c_server::binary().is_none() {
+        return;
+    }
+    Placement::Apart.apply();
+    let observed = &mut Observed::default();
+    let window = ["--write-every-queueful"];
+    for size in [16, 1024] {
+        let mut runs = Runs::new();
+        for round in 0..plan.repeats {
+            // `Side::Mio`'s slot holds the C server with the window.
+            for side in order(&Side::servers(), round) {
+                let (server, extra): (Side, &[&str]) = match side {
+                    Side::Mio => (Side::C, &window),
+                    other => (other, &[]),
+                };
+                runs.push(side, mq_run_with(server, size, 1, extra, plan, observed));
+            }
+        }
+        let label = Placement::Apart.label();
+        runs.log(&format!("mq {size} B{label}: ours, C with the window, C"));
+        let workload = format!("mq {size} B{label}; mio column: C writing every queueful");
+        runs.add_rate(table, workload, Unit::PerSecond("msg"), None, Target::None);
+        runs.add_cpu(table, "message");
+    }
+    Placement::OneCpu.apply();
 }
 
 /// Rows for TCP lines at each number of connections on one CPU, then at

@@ -20,7 +20,7 @@
 //! fails, or is interrupted ([`cleanup`]).
 //!
 //! Arguments: `--quick` (a tenth of the work, one run each: a smoke test),
-//! `--only mq|notify|stats|tcp|dispatch|footprint|check` (one group of
+//! `--only mq|notify|stats|window|tcp|dispatch|footprint|check` (one group of
 //! workloads; `check` runs only the check of the output), `--repeats N`
 //! (runs of each side, for a closer look).
 
@@ -119,6 +119,9 @@ fn main() -> ExitCode {
     }
     if wanted("stats") {
         endtoend::variant_workloads(&["--no-stats"], plan, &mut table);
+    }
+    if wanted("window") {
+        endtoend::window_workloads(plan, &mut table);
     }
     if wanted("tcp") {
         endtoend::tcp_workloads(plan, &mut table, &mut observed);
