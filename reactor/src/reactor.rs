@@ -189,7 +189,7 @@ impl Reactor {
         if self.core.stopping || (self.is_empty() && timeout.is_none()) {
             return Ok(0);
         }
-        let n = self.core.epoll()?.wait(&mut self.events, timeout)?;
+        let n = open_epoll(&mut self.core.epoll)?.wait(&mut self.events, timeout)?;
         for i in 0..n {
             let (token, readiness) = self.events.get(i);
             self.core.call(token, |handler, ctx| handler.on_ready(readiness, ctx));
@@ -369,8 +369,7 @@ impl Context<'_> {
     pub fn set_interest(&mut self, token: Token, interest: Interest) -> io::Result<()> {
         let slot = self.core.slots.get(token.key()).filter(|s| generation(s.order) == token.generation());
         let slot = slot.ok_or_else(|| unknown(token))?;
-        let fd = slot.fd;
-        self.core.epoll()?.modify(fd, interest, token)?;
+        open_epoll(&mut self.core.epoll)?.modify(slot.fd, interest, token)?;
         if let Some(slot) = self.core.slot_mut(token) {
             slot.interest = interest;
         }
@@ -430,8 +429,8 @@ impl Context<'_> {
     }
 }
 
-/// `epoll`, made first if it is `None`. (A function of the field alone, so
-/// that a slab entry may be held meanwhile.)
+/// The reactor's epoll instance, made again if a shutdown closed it. (A
+/// function of the field alone, so that a slot may be borrowed meanwhile.)
 fn open_epoll(epoll: &mut Option<Epoll>) -> io::Result<&Epoll> {
     match epoll {
         Some(epoll) => Ok(epoll),
@@ -440,11 +439,6 @@ fn open_epoll(epoll: &mut Option<Epoll>) -> io::Result<&Epoll> {
 }
 
 impl Core {
-    /// The epoll instance, made again if a shutdown closed it.
-    fn epoll(&mut self) -> io::Result<&Epoll> {
-        open_epoll(&mut self.epoll)
-    }
-
     /// Reserves a slot and adds `fd` to epoll under its token. The slot stays
     /// empty until the caller installs the handler.
     fn attach(&mut self, fd: RawFd, interest: Interest) -> io::Result<Token> {
