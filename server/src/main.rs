@@ -73,11 +73,7 @@ fn serve(config: &Config) -> io::Result<()> {
     let output = std::mem::ManuallyDrop::new(output);
     let mut output = output.borrow_mut();
     // What the shutdown printed; a closed stdout was reported already.
-    if let Err(e) = output.flush() {
-        if !reader_left(&e) {
-            lifecycle.mark_failed();
-        }
-    }
+    let _ = flush(&mut output, &lifecycle);
     log_summary(&output.counters);
     if lifecycle.has_failed() {
         return Err(io::Error::other("output lost, or the queue failed: see above"));
@@ -153,16 +149,21 @@ fn end_rounds_with_output(
             stats.publish(&out.counters);
         }
         // The error was logged by the flush that met it.
-        if let Err(e) = out.flush() {
-            if !reader_left(&e) {
-                lifecycle.mark_failed();
-            }
-            if !lifecycle.is_stopping() {
-                log::info!("no more output: shutting down");
-                lifecycle.stop(ctx);
-            }
+        if flush(&mut out, &lifecycle).is_err() && !lifecycle.is_stopping() {
+            log::info!("no more output: shutting down");
+            lifecycle.stop(ctx);
         }
     });
+}
+
+/// Writes what the output holds. A reader that went away is news, not a
+/// failure; any other error fails the run.
+fn flush(output: &mut Output, lifecycle: &Lifecycle) -> io::Result<()> {
+    output.flush().inspect_err(|e| {
+        if !reader_left(e) {
+            lifecycle.mark_failed();
+        }
+    })
 }
 
 /// One line at exit: how many messages each source delivered, and how many
