@@ -21,8 +21,8 @@
  * One level-triggered epoll set; one output buffer, written once per round
  * and whenever it passes 64 KiB; with --write-every-queueful (a bench-only
  * option), also after every queueful taken from the queue, which is what
- * our server does to bound what a SIGKILL can lose. Not implemented, accepted and ignored:
- * statistics (--no-stats), -v, -q. Not implemented, refused: adopting an
+ * our server does to bound what a SIGKILL can lose. Not implemented,
+ * accepted and ignored: statistics (--no-stats), -v, -q. Not implemented, refused: adopting an
  * existing queue, IPv6 and Unix sockets, --notify signal. stdin is not read.
  */
 #define _GNU_SOURCE
