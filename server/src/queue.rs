@@ -263,15 +263,15 @@ impl ServerQueue {
     /// [`SHUTDOWN_QUIET`] (clients that opened it before may still send),
     /// for at most [`SHUTDOWN_LIMIT`]; a queue that was quiet that long
     /// already, and is empty, is not waited for (an idle server stops at
-    /// once). Returns the messages printed, and how many of them arrived
+    /// once). Returns the messages taken, and how many of them arrived
     /// after the stop began.
     fn drain_until_quiet(&mut self) -> io::Result<(usize, usize)> {
         let waiting_at_stop = usize::try_from(self.waiting()).unwrap_or(0);
         let deadline = Instant::now() + SHUTDOWN_LIMIT;
-        let mut printed = 0;
+        let mut total = 0;
         loop {
             let taken = self.drain(self.capacity)?;
-            printed += taken;
+            total += taken;
             // At most one queueful received and not yet written, here too.
             // An error is kept by the output and reported by the last flush.
             let _ = self.output.borrow_mut().flush();
@@ -297,7 +297,7 @@ impl ServerQueue {
                 _ => {}
             }
         }
-        Ok((printed, printed.saturating_sub(waiting_at_stop)))
+        Ok((total, total.saturating_sub(waiting_at_stop)))
     }
 }
 
@@ -360,7 +360,8 @@ impl Handler for ServerQueue {
             log::error!("{e}");
             self.lifecycle.mark_failed();
         }
-        let (printed, late) = match self.drain_until_quiet() {
+        let dropped_before = self.output.borrow().counters.lines_dropped;
+        let (taken, late) = match self.drain_until_quiet() {
             Ok(figures) => figures,
             Err(e) => {
                 log::error!("{}: {e}", self.label);
@@ -368,11 +369,20 @@ impl Handler for ServerQueue {
                 (0, 0)
             }
         };
-        if printed > 0 {
-            log::info!("{}: printed {printed} message(s) left at shutdown", self.label);
+        // The output drops its tail: the lines dropped since are the last ones taken.
+        let dropped_since = self.output.borrow().counters.lines_dropped - dropped_before;
+        let dropped = usize::try_from(dropped_since).unwrap_or(usize::MAX).min(taken);
+        if taken > dropped {
+            log::info!("{}: printed {} message(s) left at shutdown", self.label, taken - dropped);
+        }
+        if dropped > 0 {
+            log::warn!(
+                "{}: dropped {dropped} message(s) left at shutdown (stdout closed or full)",
+                self.label
+            );
         }
         if late > 0 {
-            log::warn!("{}: {late} message(s) arrived after the shutdown began (printed)", self.label);
+            log::warn!("{}: {late} message(s) arrived after the shutdown began", self.label);
         }
         if unlinked.is_ok() && self.started {
             log::info!("{}: removed", self.label);
