@@ -3,13 +3,20 @@
 use std::fs;
 use std::io;
 
-use crate::queue;
+use crate::{queue, trust};
 
-/// Describes the queue: `mq_getattr`, who owns it, and its file in the
-/// mqueue filesystem where that is mounted.
-pub fn describe(name: &str) -> io::Result<String> {
+/// Describes the queue: `mq_getattr`, who owns it and whether this client
+/// (trusting the owner `trusted`) would send into it, whether a server
+/// holds it, and its file in the mqueue filesystem where that is mounted.
+pub fn describe(name: &str, trusted: u32) -> io::Result<String> {
     let open = ipc::MessageQueue::open_to_inspect(name)?;
     let attr = open.attributes()?;
+    let info = open.info()?;
+    let whose = if info.uid == trust::this_user() { "this user" } else { "another user" };
+    let belongs = match trust::refusal(&info, trusted) {
+        Some(why) => format!("{whose}: {why}; client refuses to send into it"),
+        None => format!("{whose}: {}", info.owner_and_mode()),
+    };
     let owner = if queue::held_by_server(&open)? {
         "a running server (it holds the queue's lock)"
     } else {
@@ -22,6 +29,7 @@ pub fn describe(name: &str) -> io::Result<String> {
          capacity          {} messages\n\
          message size      {} bytes\n\
          flags             {flags} (of this client's descriptor)\n\
+         belongs to        {belongs}\n\
          owner             {owner}\n",
         attr.current_messages, attr.max_messages, attr.message_size
     );
