@@ -1,12 +1,13 @@
 //! Survives a semaphore whose file another process shrank.
 //!
-//! glibc maps a named semaphore's file, and the users who may take the
-//! statistics' semaphore may also `ftruncate` its file: the server's next
-//! `sem_trywait` would then fault with `SIGBUS` and kill it. A handler for
-//! `SIGBUS` checks whether the fault is in the semaphore's page; if it is,
-//! it maps a private page of zeros over it, so that the access completes
-//! harmlessly, and notes the tampering (the statistics then stop). Any
-//! other `SIGBUS` kills the process as it would have.
+//! glibc maps a named semaphore's file ([`NamedSemaphore::as_ptr`](crate::NamedSemaphore::as_ptr)),
+//! and every user who may take a semaphore may also `ftruncate` its file:
+//! the next `sem_*` call would then fault with `SIGBUS` and kill the
+//! process. After [`watch`], a handler for `SIGBUS` checks whether the
+//! fault is in the semaphore's page; if it is, it maps a private page of
+//! zeros over it, so that the access completes harmlessly, and notes the
+//! tampering for [`take_tampered`] (the semaphore is useless from then
+//! on). Any other `SIGBUS` kills the process as it would have.
 
 use std::io;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
