@@ -16,7 +16,6 @@ use std::time::{Duration, Instant};
 
 use crate::c_server;
 use crate::cleanup::{self, QueueName};
-use crate::placement::Placement;
 
 /// How long a child may take to say it is ready.
 const READY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -173,7 +172,6 @@ impl Server {
             .stderr(Stdio::piped());
         let started = Instant::now();
         let mut proc = Proc::spawn(&mut command, libc::SIGTERM);
-        Placement::place_server(proc.pid());
         let log = relay_lines(proc.child.stderr.take().expect("stderr is piped"));
         let stdout = proc.child.stdout.take().expect("stdout is piped");
         let mut addr = None;

@@ -5,7 +5,6 @@
 //! raw limits run in the same rounds. Every ratio thus compares figures
 //! measured side by side.
 
-use crate::c_server;
 use crate::children::{Server, ServerSpec, Side, Worker, SIDES};
 use crate::cleanup::QueueName;
 use crate::clock;
@@ -200,66 +199,27 @@ fn mq_run_with(
 
 /// Ours with `extra` arguments against ours with none, 16 B, with one
 /// sender and with four, in alternating order. Both columns are ours: the
-/// first with `extra`, the second (in mio's) as it is by default.
+/// first with `extra`, the second (in mio's) as it is by default. These
+/// starts and stops stay out of the footprint rows, which compare the
+/// servers over the same workloads.
 pub fn variant_workloads(extra: &[&str], plan: Plan, table: &mut Table) {
     Placement::OneCpu.apply();
     let variant = extra.join(" ");
+    let observed = &mut Observed::default();
     for senders in [1, SENDERS] {
-        // `Side::Mio`'s slot holds ours as it is by default.
-        let cast = |side| (Side::Ours, if side == Side::Ours { extra } else { &[][..] });
-        let runs = stand_in_runs(Runs::without_c(), &[Side::Ours, Side::Mio], 16, senders, plan, cast);
+        let mut runs = Runs::without_c();
+        for round in 0..plan.repeats {
+            // `Side::Mio`'s slot holds ours as it is by default.
+            for side in order(&[Side::Ours, Side::Mio], round) {
+                let args = if side == Side::Ours { extra } else { &[] };
+                runs.push(side, mq_run_with(Side::Ours, 16, senders, args, plan, observed));
+            }
+        }
         runs.log(&format!("mq 16 B, {senders} sender(s), {variant} / default"));
         let workload = format!("mq 16 B, {senders} sender(s): {variant} / default (both ours)");
         runs.add_rate(table, workload, Unit::PerSecond("msg"), None, Target::None);
         runs.add_cpu(table, "message");
     }
-}
-
-/// What the SIGKILL window costs, and that it is the whole difference: the
-/// server alone on its CPU, senders and sink on another, 16 B and 1 KiB
-/// from one sender. Three servers: ours (its column), the C server writing
-/// after every queueful as ours does (`--write-every-queueful`, in the mio
-/// column) and the C server as it is (writing once per round, in the C
-/// column). Without the C server there is nothing to compare: no rows.
-pub fn window_workloads(plan: Plan, table: &mut Table) {
-    if c_server::binary().is_none() {
-        return;
-    }
-    Placement::Apart.apply();
-    let window: &[&str] = &["--write-every-queueful"];
-    for size in [16, 1024] {
-        // `Side::Mio`'s slot holds the C server with the window.
-        let cast = |side| if side == Side::Mio { (Side::C, window) } else { (side, &[][..]) };
-        let runs = stand_in_runs(Runs::new(), &Side::servers(), size, 1, plan, cast);
-        let label = Placement::Apart.label();
-        runs.log(&format!("mq {size} B{label}: ours, C with the window, C"));
-        let workload = format!("mq {size} B{label}; mio column: C writing every queueful");
-        runs.add_rate(table, workload, Unit::PerSecond("msg"), None, Target::None);
-        runs.add_cpu(table, "message");
-    }
-    Placement::OneCpu.apply();
-}
-
-/// Queue runs in which a column may hold another server than its own:
-/// `cast` names the server, and its extra arguments, that runs in each
-/// side's slot. Their starts and stops stay out of the footprint rows,
-/// which compare the servers over the same workloads.
-fn stand_in_runs<'a>(
-    mut runs: Runs,
-    sides: &[Side],
-    size: usize,
-    senders: u64,
-    plan: Plan,
-    cast: impl Fn(Side) -> (Side, &'a [&'a str]),
-) -> Runs {
-    let observed = &mut Observed::default();
-    for round in 0..plan.repeats {
-        for side in order(sides, round) {
-            let (server, extra) = cast(side);
-            runs.push(side, mq_run_with(server, size, senders, extra, plan, observed));
-        }
-    }
-    runs
 }
 
 /// Rows for TCP lines at each number of connections on one CPU, then at
