@@ -29,12 +29,23 @@ pub struct Proc {
 }
 
 impl Proc {
-    /// Spawns `command`; the child receives `stop_signal` if the conductor dies.
+    /// Spawns `command` with no signal blocked; the child receives
+    /// `stop_signal` if the conductor dies.
     pub fn spawn(command: &mut Command, stop_signal: libc::c_int) -> Proc {
-        // SAFETY: `prctl` is async-signal-safe and touches no memory of ours,
-        // so it may run between `fork` and `exec`.
+        // SAFETY: `sigemptyset`, `pthread_sigmask` and `prctl` are
+        // async-signal-safe and touch only the closure's own set, so they may
+        // run between `fork` and `exec`.
         unsafe {
             command.pre_exec(move || {
+                // The conductor blocks the interrupt signals ([`cleanup`]) and
+                // the mask survives `exec`: a child that does not block its
+                // stop signal itself (perf) would never see it.
+                let mut none: libc::sigset_t = std::mem::zeroed();
+                libc::sigemptyset(&mut none);
+                let err = libc::pthread_sigmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
+                if err != 0 {
+                    return Err(io::Error::from_raw_os_error(err));
+                }
                 if libc::prctl(libc::PR_SET_PDEATHSIG, stop_signal as libc::c_ulong) == -1 {
                     return Err(io::Error::last_os_error());
                 }

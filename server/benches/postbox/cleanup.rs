@@ -4,7 +4,7 @@
 //!
 //! The conductor blocks those signals in its main thread before it starts any
 //! other thread, so they all inherit the mask; one thread waits for them with
-//! `sigwait`. Children do not inherit the mask: `std::process::Command`
+//! `sigwait`. Children do not inherit the mask: [`crate::children::Proc`]
 //! clears it in the child before `exec`.
 
 use std::ffi::CString;

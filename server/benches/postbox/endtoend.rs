@@ -13,6 +13,7 @@ use crate::procfs;
 use crate::raw::{self, Receive};
 use crate::report::{median, CFigure, Table, Target, Unit};
 use crate::sink;
+use crate::syscalls::{Calls, Counter};
 use crate::Plan;
 
 const MESSAGE_SIZES: [usize; 3] = [16, 1024, 8192];
@@ -40,10 +41,40 @@ impl Observed {
     }
 }
 
-/// One end-to-end run: items per second, and the server's CPU per item.
-struct Run {
+/// One end-to-end run: items per second, the server's CPU per item, and
+/// its system calls per item if they were counted.
+pub struct Run {
     rate: f64,
     cpu_ns: f64,
+    pub calls: Option<Calls>,
+}
+
+/// What a run reads from its server over the part it measures, from just
+/// before the go to the last line read by the sink: the server's CPU time,
+/// and its system calls when they are counted.
+struct Meter {
+    pid: u32,
+    cpu_before: u64,
+    calls: Option<Counter>,
+}
+
+impl Meter {
+    /// Call just before the go.
+    fn start(pid: u32, count_calls: bool) -> Meter {
+        let calls = count_calls.then(|| {
+            let mut counter = Counter::attach(pid);
+            counter.start();
+            counter
+        });
+        Meter { pid, cpu_before: procfs::cpu_time_ns(pid), calls }
+    }
+
+    /// Call as soon as the sink has the last of the run's `items`; returns
+    /// the CPU time per item and the calls per item.
+    fn stop(self, items: u64) -> (f64, Option<Calls>) {
+        let cpu = procfs::cpu_time_ns(self.pid) - self.cpu_before;
+        (cpu as f64 / items as f64, self.calls.map(|counter| counter.finish(items)))
+    }
 }
 
 /// The runs of every side, indexed by [`Side`].
@@ -167,15 +198,22 @@ fn mq_size(plan: Plan, size: usize, placement: Placement, table: &mut Table, obs
 /// One server fed by `senders` sender processes; messages per second from
 /// the first send to the last line the sink reads.
 fn mq_run(side: Side, size: usize, senders: u64, plan: Plan, observed: &mut Observed) -> Run {
-    mq_run_with(side, size, senders, &[], plan, observed)
+    mq_run_with(side, size, senders, &[], false, plan, observed)
 }
 
-/// [`mq_run`], the server given the `extra` arguments.
+/// [`mq_run`], the server's system calls counted ([`crate::syscalls`]).
+pub fn mq_counted(side: Side, size: usize, senders: u64, plan: Plan, observed: &mut Observed) -> Run {
+    mq_run_with(side, size, senders, &[], true, plan, observed)
+}
+
+/// [`mq_run`], the server given the `extra` arguments, its system calls
+/// counted if `count_calls`.
 fn mq_run_with(
     side: Side,
     size: usize,
     senders: u64,
     extra: &[&str],
+    count_calls: bool,
     plan: Plan,
     observed: &mut Observed,
 ) -> Run {
@@ -184,17 +222,17 @@ fn mq_run_with(
     let per_sender = plan.mq_messages / senders;
     let args = [queue.as_str().to_string(), per_sender.to_string(), size.to_string()];
     let mut workers: Vec<Worker> = (0..senders).map(|_| Worker::start("sender", &args)).collect();
-    let cpu_before = procfs::cpu_time_ns(server.pid());
+    let messages = per_sender * senders;
+    let meter = Meter::start(server.pid(), count_calls);
     workers.iter_mut().for_each(Worker::go);
-    let last = sink::read_lines(server.output(), per_sender * senders).expect("mq run: sink");
-    let cpu = procfs::cpu_time_ns(server.pid()) - cpu_before;
+    let last = sink::read_lines(server.output(), messages).expect("mq run: sink");
+    let (cpu_ns, calls) = meter.stop(messages);
     let first = workers.into_iter().map(|w| w.finish().0).min().expect("at least one sender");
     if size == 8192 && senders == 1 {
         observed.mq_peak_kib[side as usize].push(procfs::status_kib(server.pid(), "VmHWM") as f64);
     }
     observed.launch(side, server);
-    let messages = per_sender * senders;
-    Run { rate: clock::rate(messages, first, last), cpu_ns: cpu as f64 / messages as f64 }
+    Run { rate: clock::rate(messages, first, last), cpu_ns, calls }
 }
 
 /// Ours with `extra` arguments against ours with none, 16 B, with one
@@ -212,7 +250,7 @@ pub fn variant_workloads(extra: &[&str], plan: Plan, table: &mut Table) {
             // `Side::Mio`'s slot holds ours as it is by default.
             for side in order(&[Side::Ours, Side::Mio], round) {
                 let args = if side == Side::Ours { extra } else { &[] };
-                runs.push(side, mq_run_with(Side::Ours, 16, senders, args, plan, observed));
+                runs.push(side, mq_run_with(Side::Ours, 16, senders, args, false, plan, observed));
             }
         }
         runs.log(&format!("mq 16 B, {senders} sender(s), {variant} / default"));
@@ -246,7 +284,7 @@ fn tcp_connections(
     let mut runs = Runs::new();
     for round in 0..plan.tcp_repeats {
         for side in order(&Side::servers(), round) {
-            runs.push(side, tcp_run(side, connections, plan, observed));
+            runs.push(side, tcp_run(side, connections, false, plan, observed));
         }
     }
     let label = placement.label();
@@ -262,7 +300,14 @@ fn tcp_connections(
 
 /// One server, one client process writing over `connections` connections;
 /// lines per second from the first write to the last line read by the sink.
-fn tcp_run(side: Side, connections: usize, plan: Plan, observed: &mut Observed) -> Run {
+/// The server's system calls are counted if `count_calls`.
+pub fn tcp_run(
+    side: Side,
+    connections: usize,
+    count_calls: bool,
+    plan: Plan,
+    observed: &mut Observed,
+) -> Run {
     let queue = QueueName::new();
     let spec = ServerSpec { queue: &queue, message_size: TCP_MESSAGE_SIZE, tcp: true, extra: &[] };
     let server = Server::start(side, &spec);
@@ -270,11 +315,11 @@ fn tcp_run(side: Side, connections: usize, plan: Plan, observed: &mut Observed) 
     let lines = plan.tcp_lines / connections as u64 * connections as u64;
     let args = [addr.to_string(), connections.to_string(), lines.to_string()];
     let mut client = Worker::start("tcp-client", &args);
-    let cpu_before = procfs::cpu_time_ns(server.pid());
+    let meter = Meter::start(server.pid(), count_calls);
     client.go();
     let last = sink::read_lines(server.output(), lines).expect("tcp run: sink");
-    let cpu = procfs::cpu_time_ns(server.pid()) - cpu_before;
+    let (cpu_ns, calls) = meter.stop(lines);
     let (first, _) = client.finish();
     observed.launch(side, server);
-    Run { rate: clock::rate(lines, first, last), cpu_ns: cpu as f64 / lines as f64 }
+    Run { rate: clock::rate(lines, first, last), cpu_ns, calls }
 }

@@ -20,7 +20,7 @@
 //! fails, or is interrupted ([`cleanup`]).
 //!
 //! Arguments: `--quick` (a tenth of the work, one run each: a smoke test),
-//! `--only mq|notify|stats|tcp|dispatch|footprint|check` (one group of
+//! `--only mq|notify|stats|tcp|syscalls|dispatch|footprint|check` (one group of
 //! workloads; `check` runs only the check of the output), `--repeats N`
 //! (runs of each side, for a closer look).
 
@@ -40,6 +40,7 @@ mod raw;
 mod report;
 mod roles;
 mod sink;
+mod syscalls;
 
 use std::process::ExitCode;
 
@@ -91,7 +92,7 @@ impl Plan {
 
 /// What `--only` accepts: the groups of workloads, and `check` (the output
 /// check alone, which every run makes first).
-const GROUPS: [&str; 7] = ["mq", "notify", "stats", "tcp", "dispatch", "footprint", "check"];
+const GROUPS: [&str; 8] = ["mq", "notify", "stats", "tcp", "syscalls", "dispatch", "footprint", "check"];
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -130,6 +131,9 @@ fn main() -> ExitCode {
     }
     if wanted("tcp") {
         endtoend::tcp_workloads(plan, &mut table, &mut observed);
+    }
+    if wanted("syscalls") {
+        syscalls::workloads(plan, &mut table);
     }
     if wanted("dispatch") {
         dispatch::workloads(plan, &mut table);
