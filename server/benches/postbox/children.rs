@@ -9,6 +9,7 @@ use std::io::{self, BufRead, BufReader, Read};
 use std::net::SocketAddr;
 use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::process::CommandExt;
+use std::path::Path;
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::thread;
@@ -150,6 +151,8 @@ pub struct ServerSpec<'a> {
     /// More arguments for the server (ours: `--notify signal`, `--no-stats`;
     /// the C server implements neither).
     pub extra: &'a [&'a str],
+    /// For [`Side::Ours`]: another build of our server to run instead.
+    pub program: Option<&'a Path>,
 }
 
 /// A server started and ready, its stdout a pipe for the sink.
@@ -168,7 +171,7 @@ impl Server {
     /// get ready is a broken benchmark: this panics.
     pub fn start(side: Side, spec: &ServerSpec<'_>) -> Server {
         let mut command = match side {
-            Side::Ours => Command::new(env!("CARGO_BIN_EXE_server")),
+            Side::Ours => Command::new(spec.program.unwrap_or(Path::new(env!("CARGO_BIN_EXE_server")))),
             Side::Mio => own_role("mio-server"),
             Side::C => Command::new(c_server::binary().expect("the C server runs only when it was built")),
         };

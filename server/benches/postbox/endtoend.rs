@@ -5,6 +5,8 @@
 //! raw limits run in the same rounds. Every ratio thus compares figures
 //! measured side by side.
 
+use std::path::Path;
+
 use crate::children::{Server, ServerSpec, Side, Worker, SIDES};
 use crate::cleanup::QueueName;
 use crate::clock;
@@ -38,6 +40,54 @@ impl Observed {
     fn launch(&mut self, side: Side, server: Server) {
         self.ready_ms[side as usize].push(server.ready_after.as_secs_f64() * 1e3);
         self.stop_ms[side as usize].push(server.stop().as_secs_f64() * 1e3);
+    }
+}
+
+/// How a run's server is started and watched, beyond which side it is.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Setup<'a> {
+    /// More arguments for the server.
+    pub extra: &'a [&'a str],
+    /// Another build of our server, run in place of this one (`--baseline`).
+    pub program: Option<&'a Path>,
+    /// Count the server's system calls ([`crate::syscalls`]).
+    pub count_calls: bool,
+}
+
+/// What a run feeds its server.
+#[derive(Debug, Clone, Copy)]
+pub enum Load {
+    /// `senders` processes send messages of `size` bytes through the queue.
+    Queue { size: usize, senders: u64 },
+    /// One client process writes 64-byte lines over `connections` connections.
+    Tcp { connections: usize },
+}
+
+impl Load {
+    /// The load as a row names it.
+    pub fn label(self) -> String {
+        match self {
+            Load::Queue { size, senders: 1 } => format!("mq {size} B"),
+            Load::Queue { size, senders } => format!("mq {size} B, {senders} senders"),
+            Load::Tcp { connections: 1 } => "tcp 64 B lines, 1 connection".to_string(),
+            Load::Tcp { connections } => format!("tcp 64 B lines, {connections} connections"),
+        }
+    }
+
+    /// What one item of the load is called in a row.
+    pub fn item(self) -> &'static str {
+        match self {
+            Load::Queue { .. } => "message",
+            Load::Tcp { .. } => "line",
+        }
+    }
+
+    /// One run of this load against `side`'s server.
+    pub fn run(self, side: Side, setup: Setup<'_>, plan: Plan, observed: &mut Observed) -> Run {
+        match self {
+            Load::Queue { size, senders } => mq_run_with(side, size, senders, setup, plan, observed),
+            Load::Tcp { connections } => tcp_run(side, connections, setup, plan, observed),
+        }
     }
 }
 
@@ -198,32 +248,32 @@ fn mq_size(plan: Plan, size: usize, placement: Placement, table: &mut Table, obs
 /// One server fed by `senders` sender processes; messages per second from
 /// the first send to the last line the sink reads.
 fn mq_run(side: Side, size: usize, senders: u64, plan: Plan, observed: &mut Observed) -> Run {
-    mq_run_with(side, size, senders, &[], false, plan, observed)
+    mq_run_with(side, size, senders, Setup::default(), plan, observed)
 }
 
-/// [`mq_run`], the server's system calls counted ([`crate::syscalls`]).
-pub fn mq_counted(side: Side, size: usize, senders: u64, plan: Plan, observed: &mut Observed) -> Run {
-    mq_run_with(side, size, senders, &[], true, plan, observed)
-}
-
-/// [`mq_run`], the server given the `extra` arguments, its system calls
-/// counted if `count_calls`.
+/// [`mq_run`], the server started and watched as `setup` says.
 fn mq_run_with(
     side: Side,
     size: usize,
     senders: u64,
-    extra: &[&str],
-    count_calls: bool,
+    setup: Setup<'_>,
     plan: Plan,
     observed: &mut Observed,
 ) -> Run {
     let queue = QueueName::new();
-    let server = Server::start(side, &ServerSpec { queue: &queue, message_size: size, tcp: false, extra });
+    let spec = ServerSpec {
+        queue: &queue,
+        message_size: size,
+        tcp: false,
+        extra: setup.extra,
+        program: setup.program,
+    };
+    let server = Server::start(side, &spec);
     let per_sender = plan.mq_messages / senders;
     let args = [queue.as_str().to_string(), per_sender.to_string(), size.to_string()];
     let mut workers: Vec<Worker> = (0..senders).map(|_| Worker::start("sender", &args)).collect();
     let messages = per_sender * senders;
-    let meter = Meter::start(server.pid(), count_calls);
+    let meter = Meter::start(server.pid(), setup.count_calls);
     workers.iter_mut().for_each(Worker::go);
     let last = sink::read_lines(server.output(), messages).expect("mq run: sink");
     let (cpu_ns, calls) = meter.stop(messages);
@@ -236,28 +286,59 @@ fn mq_run_with(
 }
 
 /// Ours with `extra` arguments against ours with none, 16 B, with one
-/// sender and with four, in alternating order. Both columns are ours: the
-/// first with `extra`, the second (in mio's) as it is by default. These
-/// starts and stops stay out of the footprint rows, which compare the
-/// servers over the same workloads.
+/// sender and with four: both columns are ours, the first with `extra`,
+/// the second (in mio's) as it is by default.
 pub fn variant_workloads(extra: &[&str], plan: Plan, table: &mut Table) {
-    Placement::OneCpu.apply();
     let variant = extra.join(" ");
-    let observed = &mut Observed::default();
     for senders in [1, SENDERS] {
-        let mut runs = Runs::without_c();
-        for round in 0..plan.repeats {
-            // `Side::Mio`'s slot holds ours as it is by default.
-            for side in order(&[Side::Ours, Side::Mio], round) {
-                let args = if side == Side::Ours { extra } else { &[] };
-                runs.push(side, mq_run_with(Side::Ours, 16, senders, args, false, plan, observed));
-            }
-        }
-        runs.log(&format!("mq 16 B, {senders} sender(s), {variant} / default"));
-        let workload = format!("mq 16 B, {senders} sender(s): {variant} / default (both ours)");
+        let load = Load::Queue { size: 16, senders };
+        let runs = ours_against_ours(load, Setup { extra, ..Setup::default() }, Setup::default(), plan);
+        let workload = format!("{}: {variant} / default (both ours)", load.label());
+        runs.log(&workload);
         runs.add_rate(table, workload, Unit::PerSecond("msg"), None, Target::None);
-        runs.add_cpu(table, "message");
+        runs.add_cpu(table, load.item());
     }
+}
+
+/// This build of our server against another (`--baseline PATH`, say the
+/// commit before a change), on the queue and TCP loads: what a change
+/// costs, measured side by side. The second column (mio's) is the other
+/// build.
+pub fn baseline_workloads(program: &Path, plan: Plan, table: &mut Table) {
+    let other = Setup { program: Some(program), ..Setup::default() };
+    let loads = [
+        Load::Queue { size: 16, senders: 1 },
+        Load::Queue { size: 16, senders: SENDERS },
+        Load::Queue { size: 1024, senders: 1 },
+        Load::Queue { size: 8192, senders: 1 },
+        Load::Tcp { connections: 1 },
+        Load::Tcp { connections: 1000 },
+    ];
+    for load in loads {
+        let runs = ours_against_ours(load, Setup::default(), other, plan);
+        let workload = format!("{}: this build / baseline (both ours)", load.label());
+        runs.log(&workload);
+        let unit = Unit::PerSecond(if load.item() == "line" { "lines" } else { "msg" });
+        runs.add_rate(table, workload, unit, None, Target::None);
+        runs.add_cpu(table, load.item());
+    }
+}
+
+/// Our server in both columns, on one CPU, in alternating order: set up as
+/// `first` in ours, as `second` in mio's. These starts and stops stay out
+/// of the footprint rows, which compare the servers over the same loads.
+fn ours_against_ours(load: Load, first: Setup<'_>, second: Setup<'_>, plan: Plan) -> Runs {
+    Placement::OneCpu.apply();
+    let observed = &mut Observed::default();
+    let mut runs = Runs::without_c();
+    let repeats = if matches!(load, Load::Tcp { .. }) { plan.tcp_repeats } else { plan.repeats };
+    for round in 0..repeats {
+        for side in order(&[Side::Ours, Side::Mio], round) {
+            let setup = if side == Side::Ours { first } else { second };
+            runs.push(side, load.run(Side::Ours, setup, plan, observed));
+        }
+    }
+    runs
 }
 
 /// Rows for TCP lines at each number of connections on one CPU, then at
@@ -284,7 +365,7 @@ fn tcp_connections(
     let mut runs = Runs::new();
     for round in 0..plan.tcp_repeats {
         for side in order(&Side::servers(), round) {
-            runs.push(side, tcp_run(side, connections, false, plan, observed));
+            runs.push(side, tcp_run(side, connections, Setup::default(), plan, observed));
         }
     }
     let label = placement.label();
@@ -300,22 +381,17 @@ fn tcp_connections(
 
 /// One server, one client process writing over `connections` connections;
 /// lines per second from the first write to the last line read by the sink.
-/// The server's system calls are counted if `count_calls`.
-pub fn tcp_run(
-    side: Side,
-    connections: usize,
-    count_calls: bool,
-    plan: Plan,
-    observed: &mut Observed,
-) -> Run {
+/// The server is started and watched as `setup` says.
+fn tcp_run(side: Side, connections: usize, setup: Setup<'_>, plan: Plan, observed: &mut Observed) -> Run {
     let queue = QueueName::new();
-    let spec = ServerSpec { queue: &queue, message_size: TCP_MESSAGE_SIZE, tcp: true, extra: &[] };
+    let (extra, program) = (setup.extra, setup.program);
+    let spec = ServerSpec { queue: &queue, message_size: TCP_MESSAGE_SIZE, tcp: true, extra, program };
     let server = Server::start(side, &spec);
     let addr = server.addr.expect("a TCP server says where it listens");
     let lines = plan.tcp_lines / connections as u64 * connections as u64;
     let args = [addr.to_string(), connections.to_string(), lines.to_string()];
     let mut client = Worker::start("tcp-client", &args);
-    let meter = Meter::start(server.pid(), count_calls);
+    let meter = Meter::start(server.pid(), setup.count_calls);
     client.go();
     let last = sink::read_lines(server.output(), lines).expect("tcp run: sink");
     let (cpu_ns, calls) = meter.stop(lines);

@@ -20,9 +20,10 @@
 //! fails, or is interrupted ([`cleanup`]).
 //!
 //! Arguments: `--quick` (a tenth of the work, one run each: a smoke test),
-//! `--only mq|notify|stats|tcp|syscalls|dispatch|footprint|check` (one group of
-//! workloads; `check` runs only the check of the output), `--repeats N`
-//! (runs of each side, for a closer look).
+//! `--only GROUP` (one group of workloads, see [`GROUPS`]; `check` runs
+//! only the check of the output), `--repeats N` (runs of each side, for a
+//! closer look), `--baseline PATH` (adds the `baseline` group: this build
+//! of the server against the one at PATH).
 
 mod c_server;
 mod check;
@@ -92,7 +93,8 @@ impl Plan {
 
 /// What `--only` accepts: the groups of workloads, and `check` (the output
 /// check alone, which every run makes first).
-const GROUPS: [&str; 8] = ["mq", "notify", "stats", "tcp", "syscalls", "dispatch", "footprint", "check"];
+const GROUPS: [&str; 9] =
+    ["mq", "notify", "stats", "baseline", "tcp", "syscalls", "dispatch", "footprint", "check"];
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -112,6 +114,17 @@ fn main() -> ExitCode {
         eprintln!("bench: no group {group:?}; --only takes one of {}", GROUPS.join(", "));
         return ExitCode::from(2);
     }
+    let baseline = value_of("--baseline").map(std::path::PathBuf::from);
+    if only.is_some_and(|only| only == "baseline") && baseline.is_none() {
+        eprintln!("bench: --only baseline needs --baseline PATH (another build of the server)");
+        return ExitCode::from(2);
+    }
+    // Cargo runs the bench in the package's directory (server/), not where
+    // it was called from: a relative path would name the wrong file.
+    if let Some(path) = baseline.as_deref().filter(|path| !path.is_absolute() || !path.is_file()) {
+        eprintln!("bench: --baseline takes the absolute path of a server binary, not {}", path.display());
+        return ExitCode::from(2);
+    }
     let wanted = |group: &str| only.map_or(true, |only| only == group);
     cleanup::catch_interrupts();
     cleanup::sweep_dead_runs();
@@ -128,6 +141,9 @@ fn main() -> ExitCode {
     }
     if wanted("stats") {
         endtoend::variant_workloads(&["--no-stats"], plan, &mut table);
+    }
+    if let Some(program) = baseline.as_deref().filter(|_| wanted("baseline")) {
+        endtoend::baseline_workloads(program, plan, &mut table);
     }
     if wanted("tcp") {
         endtoend::tcp_workloads(plan, &mut table, &mut observed);

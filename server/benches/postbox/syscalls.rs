@@ -17,7 +17,7 @@ use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 
 use crate::children::{Proc, Side, SIDES};
-use crate::endtoend::{self, order, Observed};
+use crate::endtoend::{order, Load, Observed, Setup};
 use crate::report::{median, Table, Target, Unit};
 use crate::Plan;
 
@@ -40,12 +40,6 @@ const ALL: &str = "raw_syscalls:sys_enter";
 /// Calls per item of one run, in the order of [`CALLS`], then the total.
 pub type Calls = Vec<f64>;
 
-/// A load whose calls are counted.
-enum Load {
-    Queue { size: usize, senders: u64 },
-    Tcp { connections: usize },
-}
-
 /// Queue messages of 16 B from one sender and from four, of 8 KiB from
 /// one, and 64-byte TCP lines on one connection.
 const LOADS: [Load; 4] = [
@@ -64,6 +58,7 @@ pub fn workloads(plan: Plan, table: &mut Table) {
         return;
     }
     let observed = &mut Observed::default();
+    let setup = Setup { count_calls: true, ..Setup::default() };
     for load in LOADS {
         // runs[side][call]: that call's count per item, one entry per run.
         let mut runs: [Vec<Vec<f64>>; SIDES] = Default::default();
@@ -72,35 +67,24 @@ pub fn workloads(plan: Plan, table: &mut Table) {
         }
         for round in 0..plan.repeats {
             for side in order(&Side::servers(), round) {
-                let run = match load {
-                    Load::Queue { size, senders } => {
-                        endtoend::mq_counted(side, size, senders, plan, observed)
-                    }
-                    Load::Tcp { connections } => endtoend::tcp_run(side, connections, true, plan, observed),
-                };
-                let calls = run.calls.expect("a counted run has its calls");
+                let calls = load.run(side, setup, plan, observed).calls.expect("a counted run has its calls");
                 for (call, per_item) in runs[side as usize].iter_mut().zip(calls) {
                     call.push(per_item);
                 }
             }
         }
-        let (what, per) = match load {
-            Load::Queue { size, senders: 1 } => (format!("mq {size} B"), "msg"),
-            Load::Queue { size, senders } => (format!("mq {size} B, {senders} senders"), "msg"),
-            Load::Tcp { connections: 1 } => ("tcp 64 B lines, 1 connection".to_string(), "line"),
-            Load::Tcp { connections } => (format!("tcp 64 B lines, {connections} connections"), "line"),
-        };
-        add_rows(table, &runs, &what, per);
+        add_rows(table, &runs, load);
     }
 }
 
 /// One row for all calls, then one per call that some server makes. A
 /// side without runs (the C server, if it was not built) says `n/a`.
-fn add_rows(table: &mut Table, runs: &[Vec<Vec<f64>>; SIDES], what: &str, per: &'static str) {
+fn add_rows(table: &mut Table, runs: &[Vec<Vec<f64>>; SIDES], load: Load) {
     let [ours, mio, c] = runs;
+    let per = if load.item() == "line" { "line" } else { "msg" };
     let unit = Unit::PerItem(per);
     let all = CALLS.len();
-    let workload = format!("system calls per {per}, {what}");
+    let workload = format!("system calls per {per}, {}", load.label());
     table.add_paired(workload, unit, &ours[all], &mio[all], Some(&c[all]), None, Target::None);
     for (call, (name, _)) in CALLS.iter().enumerate() {
         let made = |side: &Vec<Vec<f64>>| !side[call].is_empty() && median(&side[call]) > 0.0;
