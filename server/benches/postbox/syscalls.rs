@@ -26,7 +26,8 @@ use crate::Plan;
 const CALLS: [(&str, &[&str]); 8] = [
     ("mq_receive", &["mq_timedreceive"]),
     ("epoll_wait", &["epoll_wait", "epoll_pwait"]),
-    ("read", &["read"]),
+    // mio's TCP streams receive with `recvfrom`, the others `read`.
+    ("read, recvfrom", &["read", "recvfrom"]),
     ("write", &["write"]),
     ("ioctl (FIONREAD)", &["ioctl"]),
     ("pwrite (statistics)", &["pwrite64"]),
