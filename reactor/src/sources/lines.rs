@@ -3,13 +3,13 @@
 use std::cell::RefCell;
 use std::fmt;
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 
 use crate::sys::syscall;
 use crate::{Context, Handler, Readiness};
 
 /// How much one read takes: the capacity of a pipe.
-const CHUNK: usize = 64 * 1024;
+pub(crate) const CHUNK: usize = 64 * 1024;
 
 /// How many full reads one readiness report may take from a non-blocking
 /// descriptor: 256 KiB, enough to write output in whole buffers, little
@@ -249,13 +249,10 @@ impl<S: LineSink> LineReader<S> {
 
     /// One read, cut into lines. Returns how many bytes came: 0 at end of file.
     fn read_once(&mut self, ctx: &mut Context<'_>) -> io::Result<usize> {
-        SCRATCH.with_borrow_mut(|scratch| {
-            // SAFETY: `scratch` is writable for its whole length.
-            let n = syscall!(read(self.fd.as_raw_fd(), scratch.as_mut_ptr().cast(), scratch.len()))?;
-            let data = &scratch[..n as usize];
-            let sink = &mut self.sink;
-            split_lines(data, &mut self.partial, self.max_line, |line| sink.line(line, ctx));
-            Ok(n as usize)
+        let (partial, max_line, sink) = (&mut self.partial, self.max_line, &mut self.sink);
+        read_shared(self.fd.as_raw_fd(), |data| {
+            split_lines(data, partial, max_line, |line| sink.line(line, ctx));
+            data.len()
         })
     }
 
@@ -289,8 +286,32 @@ impl<S> fmt::Debug for LineReader<S> {
 /// an unfinished line in it, and delivers lines longer than `max_line` in
 /// pieces of `max_line` bytes. Keeps `partial.len() <= max_line` (a full
 /// piece waits for one more byte: if it is `\n`, the piece is a line).
-pub fn split_lines(mut data: &[u8], partial: &mut Vec<u8>, max_line: usize, mut sink: impl FnMut(&[u8])) {
-    let max_line = max_line.max(1);
+pub fn split_lines(data: &[u8], partial: &mut Vec<u8>, max_line: usize, mut sink: impl FnMut(&[u8])) {
+    split_lines_while(data, partial, max_line, |line| {
+        sink(line);
+        true
+    });
+}
+
+/// Reads once from `fd` into the buffer that every reader of the thread
+/// shares, and hands what came to `f` (nothing at end of file).
+pub(crate) fn read_shared<R>(fd: RawFd, f: impl FnOnce(&[u8]) -> R) -> io::Result<R> {
+    SCRATCH.with_borrow_mut(|scratch| {
+        // SAFETY: `scratch` is writable for its whole length.
+        let n = syscall!(read(fd, scratch.as_mut_ptr().cast(), scratch.len()))?;
+        Ok(f(&scratch[..n as usize]))
+    })
+}
+
+/// [`split_lines`] that stops as soon as `sink` returns `false`; returns how
+/// many bytes of `data` it used (all of them unless it stopped).
+pub(crate) fn split_lines_while(
+    mut data: &[u8],
+    partial: &mut Vec<u8>,
+    max_line: usize,
+    mut sink: impl FnMut(&[u8]) -> bool,
+) -> usize {
+    let (max_line, total) = (max_line.max(1), data.len());
     while !data.is_empty() {
         let room = max_line - partial.len();
         // Look one byte past the room: a line of exactly `max_line` bytes
@@ -301,18 +322,23 @@ pub fn split_lines(mut data: &[u8], partial: &mut Vec<u8>, max_line: usize, mut 
             None if window.len() > room => (room, room),
             None => {
                 partial.extend_from_slice(data);
-                return;
+                return total;
             }
         };
-        if partial.is_empty() {
-            sink(&data[..end]);
+        let go_on = if partial.is_empty() {
+            sink(&data[..end])
         } else {
             partial.extend_from_slice(&data[..end]);
-            sink(partial);
+            let go_on = sink(partial);
             partial.clear();
-        }
+            go_on
+        };
         data = &data[rest..];
+        if !go_on {
+            break;
+        }
     }
+    total - data.len()
 }
 
 fn is_nonblocking(fd: &OwnedFd) -> bool {

@@ -6,11 +6,14 @@
 
 mod channel;
 mod child;
+mod connection;
+mod fanout;
 mod fd;
 mod fifo;
 mod idle;
 mod lines;
 mod listener;
+mod mqueue;
 mod signal;
 mod timer;
 mod waker;
@@ -18,11 +21,14 @@ mod writer;
 
 pub use channel::{channel, Receiver, SendError, Sender};
 pub use child::{AtShutdown, Child, ChildHandle};
+pub use connection::{Connection, ConnectionHandle};
+pub use fanout::{Fanout, SlowReader};
 pub use fd::Fd;
 pub use fifo::Fifo;
 pub use idle::Idle;
 pub use lines::{split_lines, Callbacks, LineReader, LineSink};
 pub use listener::{ListenAddr, Listener, Peer};
+pub use mqueue::{QueueReader, QueueWriter, QueueWriterHandle};
 pub use signal::SignalFd;
 pub use timer::Timer;
 pub use waker::{WakeHandle, Waker};
