@@ -46,8 +46,10 @@ type OnError = Box<dyn FnMut(&io::Error, &ConnectionHandle, &mut Context<'_>)>;
 ///   one round leaves in one `send`. What the socket does not take waits for
 ///   `WRITABLE`, which is watched only while bytes wait.
 /// - **Bounded.** A write that would take the buffer past `limit` bytes
-///   (256 KiB unless [`limit`](Connection::limit) says otherwise) is refused
-///   whole with `WouldBlock`, unless the buffer is empty; after a refusal,
+///   (256 KiB unless [`limit`](Connection::limit) says otherwise) first
+///   writes the buffer out, as a `BufWriter` does; if the socket does not
+///   take enough, it is refused whole with `WouldBlock` (a write into an
+///   empty buffer is always taken). After a refusal,
 ///   [`on_drain`](Connection::on_drain) runs once the buffer has emptied.
 /// - **Reading can pause.** [`pause_reading`](ConnectionHandle::pause_reading)
 ///   holds: no line is delivered (the rest of a read in progress is kept,
@@ -435,14 +437,21 @@ impl ConnectionHandle {
             return Err(io::Error::new(io::ErrorKind::BrokenPipe, "the connection is closed or closing"));
         }
         let size: usize = parts.iter().map(|p| p.len()).sum();
-        {
-            let mut out = state.out.borrow_mut();
-            if !force && out.len() > 0 && out.len() + size > state.limit.get() {
+        if !force && self.would_refuse(size) {
+            // Full before the round ends: write out now, as a `BufWriter`
+            // does, and refuse only what the socket does not take either.
+            if let Err(e) = state.write_out() {
+                *state.failed.borrow_mut() = Some(e);
+                self.update_interest(ctx)?;
+                return Err(io::Error::new(io::ErrorKind::BrokenPipe, "the connection failed"));
+            }
+            if self.would_refuse(size) {
                 state.refused.set(true);
+                self.update_interest(ctx)?;
                 return Err(io::Error::new(io::ErrorKind::WouldBlock, "the connection's buffer is full"));
             }
-            out.push(parts);
         }
+        state.out.borrow_mut().push(parts);
         self.arm_flush(ctx);
         Ok(())
     }
@@ -679,7 +688,8 @@ impl Handler for Connection {
     fn on_ready(&mut self, readiness: Readiness, ctx: &mut Context<'_>) -> io::Result<()> {
         let state = &self.conn.state;
         let output_due = readiness.is_writable() || readiness.is_error() || readiness.is_hangup();
-        let has_output = state.out.borrow().len() > 0 || state.failed.borrow().is_some() || state.refused.get();
+        let has_output =
+            state.out.borrow().len() > 0 || state.failed.borrow().is_some() || state.refused.get();
         if (output_due && has_output || state.closing.get()) && !self.output(ctx)? {
             return Ok(());
         }
