@@ -1,0 +1,179 @@
+//! `Fanout` with each `SlowReader` policy: two real clients exchange 10 000
+//! lines each (1.2 MB each way) while a third never reads; the two must get
+//! every line, the third must cost no more than its bound.
+
+mod util;
+
+use std::cell::Cell;
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::net::UnixStream;
+use std::rc::Rc;
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use reactor::sources::{Connection, ConnectionHandle, Fanout, SlowReader};
+use reactor::Reactor;
+use util::socketpair;
+
+const LINES: usize = 10_000;
+/// Bytes per line, `\n` included.
+const LINE: usize = 120;
+/// Each client's whole traffic: 1.2 MB.
+const TRAFFIC: usize = LINES * LINE;
+/// The send buffer of every server-side socket (the kernel doubles the
+/// 106 496 asked for): Linux's usual default, set so that the sizes below
+/// hold on any machine.
+const SEND_BUFFER: usize = 212_992;
+/// How long a test may take before it fails.
+const DEADLINE: Duration = Duration::from_secs(30);
+
+fn line(who: &str, i: usize) -> String {
+    let head = format!("{who} {i:05} ");
+    format!("{head}{}", "x".repeat(LINE - 1 - head.len()))
+}
+
+/// A client that writes its lines while it reads the other's, then closes.
+/// Fails unless it got every line of `other`, in order.
+fn exchanging_client(fd: OwnedFd, me: &'static str, other: &'static str) -> JoinHandle<io::Result<()>> {
+    thread::spawn(move || {
+        let stream = UnixStream::from(fd);
+        stream.set_nonblocking(false)?;
+        stream.set_read_timeout(Some(DEADLINE))?;
+        stream.set_write_timeout(Some(DEADLINE))?;
+        let mut out = stream.try_clone()?;
+        let writer = thread::spawn(move || -> io::Result<()> {
+            let all: String = (0..LINES).map(|i| line(me, i) + "\n").collect();
+            out.write_all(all.as_bytes())
+        });
+        let mut lines = BufReader::new(stream).lines();
+        for i in 0..LINES {
+            let got =
+                lines.next().ok_or_else(|| io::Error::other(format!("{me}: end after {i} lines")))??;
+            if got != line(other, i) {
+                return Err(io::Error::other(format!("{me}: line {i} is {got:?}")));
+            }
+        }
+        writer.join().map_err(|_| io::Error::other("writer panicked"))?
+    })
+}
+
+struct Outcome {
+    /// The most any connection held, seen at the start of each round.
+    max_buffered: usize,
+    /// Whether a sender's reading was seen paused.
+    paused: bool,
+    slow: ConnectionHandle,
+    /// What the slow reader's connection held when the room shut down
+    /// (dropped then, unwritten).
+    slow_buffered: usize,
+    /// The client that never read.
+    slow_client: UnixStream,
+}
+
+/// Runs the room until both exchanging clients have got everything and
+/// left, then shuts it down.
+fn chat(policy: SlowReader, limit: usize) -> Outcome {
+    let room = Fanout::new(policy);
+    let mut reactor = Reactor::new().unwrap();
+    let left = Rc::new(Cell::new(0));
+    let mut servers = Vec::new();
+    let mut clients = Vec::new();
+    for _ in 0..3 {
+        let (server, client) = socketpair();
+        let asked = libc::c_int::try_from(SEND_BUFFER / 2).unwrap();
+        // SAFETY: `asked` is a live c_int of the size given.
+        let rc = unsafe {
+            libc::setsockopt(
+                server.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_SNDBUF,
+                (&asked as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        assert_eq!(rc, 0, "SO_SNDBUF: {}", io::Error::last_os_error());
+        let (to_room, gone) = (room.clone(), left.clone());
+        let conn = Connection::new(server, move |line, me, ctx| to_room.send(ctx, me, line))
+            .unwrap()
+            .limit(limit)
+            .on_close(move |_, _| gone.set(gone.get() + 1))
+            .register(&mut reactor.context())
+            .unwrap();
+        room.join(&conn);
+        servers.push(conn);
+        clients.push(client);
+    }
+    let slow_client = UnixStream::from(clients.pop().unwrap());
+    let b = exchanging_client(clients.pop().unwrap(), "b", "a");
+    let a = exchanging_client(clients.pop().unwrap(), "a", "b");
+
+    let (max, paused) = (Rc::new(Cell::new(0)), Rc::new(Cell::new(false)));
+    let (seen_max, seen_paused, watched) = (max.clone(), paused.clone(), servers.clone());
+    reactor.before_wait(move |_| {
+        for conn in &watched {
+            seen_max.set(seen_max.get().max(conn.buffered()));
+        }
+        let senders = &watched[..2];
+        seen_paused.set(seen_paused.get() || senders.iter().any(|c| c.is_open() && !c.is_reading()));
+    });
+    let deadline = Instant::now() + DEADLINE;
+    let (a_done, b_done) = (&servers[0], &servers[1]);
+    while a_done.token().is_some_and(|t| reactor.contains(t))
+        || b_done.token().is_some_and(|t| reactor.contains(t))
+    {
+        assert!(Instant::now() < deadline, "the clients did not finish within {DEADLINE:?}");
+        reactor.run_once(Some(Duration::from_millis(100))).unwrap();
+    }
+    for (name, client) in [("a", a), ("b", b)] {
+        client.join().unwrap_or_else(|_| panic!("client {name} panicked")).unwrap_or_else(|e| panic!("{e}"));
+    }
+    let slow = servers.pop().unwrap();
+    let slow_buffered = slow.buffered();
+    drop(reactor);
+    Outcome { max_buffered: max.get(), paused: paused.get(), slow, slow_buffered, slow_client }
+}
+
+fn received_by(mut slow_client: UnixStream) -> usize {
+    slow_client.set_read_timeout(Some(DEADLINE)).unwrap();
+    let mut all = Vec::new();
+    slow_client.read_to_end(&mut all).expect("the room closed the slow client");
+    all.len()
+}
+
+#[test]
+fn drop_loses_lines_for_the_slow_reader_alone_and_keeps_it_within_its_limit() {
+    // A limit that holds a whole client's traffic: a reading client can
+    // never lose a line, whatever the scheduling. The slow one is offered
+    // 2.4 MB, far past its limit plus its socket (1.5 MB).
+    let limit = 1280 * 1024;
+    assert!(limit >= TRAFFIC && 2 * TRAFFIC > limit + SEND_BUFFER + 64 * 1024);
+    let outcome = chat(SlowReader::Drop, limit);
+    assert!(outcome.slow.dropped() > 0, "nothing was dropped for the reader that never reads");
+    assert!(outcome.max_buffered <= limit, "held {} bytes, limit {limit}", outcome.max_buffered);
+    let kept = received_by(outcome.slow_client) + outcome.slow_buffered;
+    assert_eq!(kept, 2 * TRAFFIC - outcome.slow.dropped() as usize * LINE, "lines lost but not counted");
+}
+
+#[test]
+fn disconnect_closes_the_slow_reader_and_the_others_go_on() {
+    let limit = 1280 * 1024;
+    let outcome = chat(SlowReader::Disconnect, limit);
+    assert!(!outcome.slow.is_open(), "the reader that never reads is still connected");
+    assert!(outcome.max_buffered <= limit, "held {} bytes, limit {limit}", outcome.max_buffered);
+    let got = received_by(outcome.slow_client);
+    assert!(got < 2 * TRAFFIC, "the slow reader got everything ({got} bytes)");
+}
+
+#[test]
+fn pause_slows_the_senders_loses_nothing_and_closes_a_reader_that_never_reads() {
+    let limit = 64 * 1024;
+    let outcome = chat(SlowReader::Pause(Duration::from_secs(1)), limit);
+    assert!(outcome.paused, "no sender was ever paused");
+    assert!(!outcome.slow.is_open(), "the reader that never reads was not closed after its stall");
+    // One line past the limit per sender, at most.
+    let bound = limit + 2 * LINE;
+    assert!(outcome.max_buffered <= bound, "held {} bytes, bound {bound}", outcome.max_buffered);
+    let got = received_by(outcome.slow_client);
+    assert!(got < 2 * TRAFFIC, "the slow reader got everything ({got} bytes)");
+}
