@@ -51,9 +51,6 @@ struct Core {
     /// Registrations so far. A slot's number in this count orders shutdown
     /// (last first), and its low 32 bits are the generation in its token.
     order: u64,
-    /// Slots registered before this number were in an epoll instance that
-    /// a shutdown closed: their descriptors are in none, nothing to delete.
-    forgotten_below: u64,
     started: bool,
     stopping: bool,
     timers: Timers,
@@ -62,8 +59,14 @@ struct Core {
 struct Slot {
     order: u64,
     fd: RawFd,
-    /// What epoll watches the descriptor for now.
+    /// What the handler waits for: epoll's interest while it is watched.
     interest: Interest,
+    /// Set by [`Context::pause`]: out of epoll whatever the interest.
+    paused: bool,
+    /// Whether the descriptor is in the epoll instance now: when not paused
+    /// and the interest is not `NONE`, and not after a shutdown closed the
+    /// instance.
+    watched: bool,
     /// `None` while the handler runs: it is out of the slab so that it can
     /// borrow the rest of the reactor through its `Context`.
     handler: Option<Box<dyn Handler>>,
@@ -87,7 +90,6 @@ impl Reactor {
                 epoll: Some(Epoll::new()?),
                 slots: Slab::new(),
                 order: 0,
-                forgotten_below: 0,
                 started: false,
                 stopping: false,
                 timers: Timers::default(),
@@ -118,6 +120,21 @@ impl Reactor {
     /// Changes what a handler waits for; see [`Context::set_interest`].
     pub fn set_interest(&mut self, token: Token, interest: Interest) -> io::Result<()> {
         self.context().set_interest(token, interest)
+    }
+
+    /// Stops calling a handler until it is resumed; see [`Context::pause`].
+    pub fn pause(&mut self, token: Token) -> io::Result<()> {
+        self.context().pause(token)
+    }
+
+    /// Calls a paused handler again; see [`Context::resume`].
+    pub fn resume(&mut self, token: Token) -> io::Result<()> {
+        self.context().resume(token)
+    }
+
+    /// Whether a handler is paused; see [`Context::is_paused`].
+    pub fn is_paused(&self, token: Token) -> bool {
+        self.core.slot(token).is_some_and(|slot| slot.paused)
     }
 
     /// Adds a hook that runs at the start of every round, before the loop
@@ -192,7 +209,7 @@ impl Reactor {
         let n = open_epoll(&mut self.core.epoll)?.wait(&mut self.events, timeout)?;
         for i in 0..n {
             let (token, readiness) = self.events.get(i);
-            self.core.call(token, |handler, ctx| handler.on_ready(readiness, ctx));
+            self.core.call(token, Call::Ready, |handler, ctx| handler.on_ready(readiness, ctx));
         }
         if !self.core.timers.is_empty() {
             self.core.fire_timers();
@@ -226,7 +243,7 @@ impl Reactor {
             // one `close` instead of an `EPOLL_CTL_DEL` per handler. A new
             // instance is made only if the reactor is used again.
             self.core.epoll = None;
-            self.core.forgotten_below = self.core.order;
+            self.core.slots.iter_mut().for_each(|(_, slot)| slot.watched = false);
         }
         // A close callback may register something (a last message, say):
         // that is shut down too, in a few passes at most.
@@ -306,7 +323,7 @@ impl Context<'_> {
             slot.handler = Some(handler);
         }
         if self.core.started {
-            self.core.call(token, |handler, ctx| handler.on_start(ctx));
+            self.core.call(token, Call::Start, |handler, ctx| handler.on_start(ctx));
         }
         token
     }
@@ -365,22 +382,83 @@ impl Context<'_> {
         self.current
     }
 
-    /// Changes what a handler waits for (`EPOLL_CTL_MOD`); re-arms a oneshot.
+    /// Changes what a handler waits for (`EPOLL_CTL_MOD`); re-arms a
+    /// oneshot. [`Interest::NONE`] takes the descriptor out of epoll
+    /// (`EPOLL_CTL_DEL`): the handler is not called at all, even if its peer
+    /// hangs up, until an interest is set again (`EPOLL_CTL_ADD`). A paused
+    /// handler keeps the new interest for its [`resume`](Context::resume).
+    /// `NotFound` for a token not registered.
     pub fn set_interest(&mut self, token: Token, interest: Interest) -> io::Result<()> {
-        let slot = self.core.slots.get(token.key()).filter(|s| generation(s.order) == token.generation());
-        let slot = slot.ok_or_else(|| unknown(token))?;
-        open_epoll(&mut self.core.epoll)?.modify(slot.fd, interest, token)?;
-        if let Some(slot) = self.core.slot_mut(token) {
-            slot.interest = interest;
-        }
-        Ok(())
+        let paused = self.core.slot(token).ok_or_else(|| unknown(token))?.paused;
+        self.core.update(token, interest, paused)
     }
 
-    /// What epoll watches a handler's descriptor for now: the interest it
-    /// was registered with, or the last one [`set_interest`](Context::set_interest)
-    /// gave. `None` for a token not registered.
+    /// What a handler waits for: the interest it was registered with, or the
+    /// last one [`set_interest`](Context::set_interest) gave, paused or not.
+    /// `None` for a token not registered.
     pub fn interest(&self, token: Token) -> Option<Interest> {
         self.core.slot(token).map(|slot| slot.interest)
+    }
+
+    /// Stops calling a handler, whatever happens to its descriptor, until
+    /// [`resume`](Context::resume): its descriptor leaves epoll
+    /// (`EPOLL_CTL_DEL`), and an event for it already fetched in this round
+    /// is dropped. Its interest is kept for the resume. Its peer may close
+    /// meanwhile without the handler hearing of it, so pause a source for a
+    /// reason that ends (a full `Writer` drains, or reports its error).
+    /// Timers of [`Context::after`] are not handlers and are not paused.
+    /// Pausing twice is the same as once; `NotFound` for a token not
+    /// registered.
+    ///
+    /// ```
+    /// use std::io::Write;
+    /// use std::os::unix::net::UnixStream;
+    /// use std::time::Duration;
+    /// use reactor::{sources::LineReader, Reactor};
+    ///
+    /// # fn main() -> std::io::Result<()> {
+    /// let (mut theirs, ours) = UnixStream::pair()?;
+    /// theirs.write_all(b"one\ntwo\n")?;
+    /// drop(theirs); // end of file, reported at once and for ever
+    /// let mut reactor = Reactor::new()?;
+    /// let lines = std::rc::Rc::new(std::cell::Cell::new(0));
+    /// let seen = lines.clone();
+    /// let reader = reactor.register(LineReader::new(ours.into(), 1024, move |_, _| seen.set(seen.get() + 1)))?;
+    /// reactor.pause(reader)?;
+    /// reactor.run_once(Some(Duration::from_millis(10)))?;
+    /// assert_eq!(lines.get(), 0); // not called, not even for the hang-up
+    /// reactor.resume(reader)?;
+    /// reactor.run_once(None)?;
+    /// assert_eq!(lines.get(), 2);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn pause(&mut self, token: Token) -> io::Result<()> {
+        let interest = self.core.slot(token).ok_or_else(|| unknown(token))?.interest;
+        self.core.update(token, interest, true)
+    }
+
+    /// Calls a paused handler again: its descriptor goes back into epoll
+    /// with its interest (`EPOLL_CTL_ADD`), and what happened meanwhile is
+    /// reported, level-triggered, in the next round. Resuming a handler
+    /// that is not paused does nothing; `NotFound` for a token not
+    /// registered.
+    pub fn resume(&mut self, token: Token) -> io::Result<()> {
+        let interest = self.core.slot(token).ok_or_else(|| unknown(token))?.interest;
+        self.core.update(token, interest, false)
+    }
+
+    /// Whether a handler is paused by [`pause`](Context::pause); `false` for
+    /// a token not registered.
+    pub fn is_paused(&self, token: Token) -> bool {
+        self.core.slot(token).is_some_and(|slot| slot.paused)
+    }
+
+    /// Whether the handler being called is still watched: not paused, not
+    /// set to `NONE`, not removed. A source that reads several times per
+    /// call stops when its own callback has paused it.
+    pub(crate) fn current_is_watched(&self) -> bool {
+        self.current.and_then(|token| self.core.slot(token)).is_some_and(|slot| slot.watched)
     }
 
     /// Calls `callback` once, `delay` from now (rounded up to the next
@@ -447,17 +525,39 @@ impl Core {
             return Err(io::Error::other("too many handlers for a 32-bit slot number"));
         }
         let token = Token::new(entry.key(), generation(self.order));
-        open_epoll(&mut self.epoll)?.add(fd, interest, token)?;
-        entry.insert(Slot { order: self.order, fd, interest, handler: None });
+        let watched = interest.is_watched();
+        if watched {
+            open_epoll(&mut self.epoll)?.add(fd, interest, token)?;
+        }
+        entry.insert(Slot { order: self.order, fd, interest, paused: false, watched, handler: None });
         self.order += 1;
         Ok(token)
+    }
+
+    /// Gives a slot a new interest and pause state, and epoll what follows
+    /// from them: the descriptor is watched only when not paused and the
+    /// interest is not `NONE`. The slot is unchanged if epoll refuses.
+    fn update(&mut self, token: Token, interest: Interest, paused: bool) -> io::Result<()> {
+        let slot = self.slot(token).ok_or_else(|| unknown(token))?;
+        let (fd, was_watched) = (slot.fd, slot.watched);
+        let watched = !paused && interest.is_watched();
+        match (was_watched, watched) {
+            (true, true) => open_epoll(&mut self.epoll)?.modify(fd, interest, token)?,
+            (false, true) => open_epoll(&mut self.epoll)?.add(fd, interest, token)?,
+            (true, false) => open_epoll(&mut self.epoll)?.delete(fd)?,
+            (false, false) => {}
+        }
+        if let Some(slot) = self.slot_mut(token) {
+            (slot.interest, slot.paused, slot.watched) = (interest, paused, watched);
+        }
+        Ok(())
     }
 
     /// Takes a slot out of epoll and the slab.
     fn detach(&mut self, token: Token) -> Option<Slot> {
         self.slot(token)?;
         let slot = self.slots.remove(token.key());
-        let Some(epoll) = self.epoll.as_ref().filter(|_| slot.order >= self.forgotten_below) else {
+        let Some(epoll) = self.epoll.as_ref().filter(|_| slot.watched) else {
             return Some(slot);
         };
         if let Err(e) = epoll.delete(slot.fd) {
@@ -501,18 +601,20 @@ impl Core {
 
     fn start_all(&mut self) {
         for token in self.tokens_in_order() {
-            self.call(token, |handler, ctx| handler.on_start(ctx));
+            self.call(token, Call::Start, |handler, ctx| handler.on_start(ctx));
         }
     }
 
     /// Calls one handler: takes it out of its slot, lends it a `Context`, and
     /// puts it back unless it was removed meanwhile. A stale token (its
-    /// handler removed, its slot perhaps reused) calls nothing.
-    fn call<F>(&mut self, token: Token, f: F)
+    /// handler removed, its slot perhaps reused) calls nothing, nor does an
+    /// event for a descriptor taken out of epoll since it was fetched.
+    fn call<F>(&mut self, token: Token, why: Call, f: F)
     where
         F: FnOnce(&mut dyn Handler, &mut Context<'_>) -> io::Result<()>,
     {
-        let Some(handler) = self.slot_mut(token).and_then(|slot| slot.handler.take()) else {
+        let slot = self.slot_mut(token).filter(|slot| slot.watched || why == Call::Start);
+        let Some(handler) = slot.and_then(|slot| slot.handler.take()) else {
             return;
         };
         let mut running = Running(Some(handler));
@@ -531,6 +633,14 @@ impl Core {
             }
         }
     }
+}
+
+/// Why [`Core::call`] calls a handler: an event is for a watched descriptor
+/// only, a start is for every handler.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Call {
+    Start,
+    Ready,
 }
 
 /// A handler taken out of its slot. If its callback panics, the handler is

@@ -344,7 +344,8 @@ impl<S: LineSink> Handler for LineReader<S> {
         let mut result = self.read_once(ctx);
         for _ in 1..self.reads_per_ready {
             match result {
-                Ok(n) if n == CHUNK => result = self.read_once(ctx),
+                // Not once a line callback paused us: that holds from now.
+                Ok(n) if n == CHUNK && ctx.current_is_watched() => result = self.read_once(ctx),
                 _ => break,
             }
         }

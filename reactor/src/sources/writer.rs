@@ -315,7 +315,7 @@ impl Handler for Writer {
         if buf.armed {
             Interest::WRITABLE
         } else {
-            Interest::NONE
+            Interest::HANGUP
         }
     }
 
@@ -351,7 +351,7 @@ impl Handler for Writer {
         }
         if was_armed {
             if let Some(me) = ctx.current() {
-                ctx.set_interest(me, Interest::NONE)?;
+                ctx.set_interest(me, Interest::HANGUP)?;
             }
         }
         if refused {
