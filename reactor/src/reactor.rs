@@ -5,6 +5,7 @@ use std::any::Any;
 use std::fmt;
 use std::io;
 use std::os::fd::{AsRawFd, RawFd};
+use std::panic::{self, AssertUnwindSafe};
 use std::time::{Duration, Instant};
 
 use slab::Slab;
@@ -614,17 +615,25 @@ impl Core {
         F: FnOnce(&mut dyn Handler, &mut Context<'_>) -> io::Result<()>,
     {
         let slot = self.slot_mut(token).filter(|slot| slot.watched || why == Call::Start);
-        let Some(handler) = slot.and_then(|slot| slot.handler.take()) else {
+        let Some(mut handler) = slot.and_then(|slot| slot.handler.take()) else {
             return;
         };
-        let mut running = Running(Some(handler));
-        let handler = running.handler();
-        let result = f(handler.as_mut(), &mut Context { core: self, current: Some(token) });
+        let ctx = &mut Context { core: self, current: Some(token) };
+        let result = match panic::catch_unwind(AssertUnwindSafe(|| f(handler.as_mut(), ctx))) {
+            Ok(result) => result,
+            Err(panic) => {
+                // Out of epoll while its descriptor is still open, out of the
+                // slab, then dropped: a token kept by anyone names nothing.
+                self.detach(token);
+                handler.on_shutdown();
+                drop(handler);
+                panic::resume_unwind(panic)
+            }
+        };
         if let Err(e) = result {
             log::error!("{}: {e}; removing it", handler.name());
             self.detach(token);
         }
-        let mut handler = running.finish();
         match self.slot_mut(token) {
             Some(slot) => slot.handler = Some(handler),
             None => {
@@ -641,28 +650,6 @@ impl Core {
 enum Call {
     Start,
     Ready,
-}
-
-/// A handler taken out of its slot. If its callback panics, the handler is
-/// still shut down while the stack unwinds, so it can remove what it created.
-struct Running(Option<Box<dyn Handler>>);
-
-impl Running {
-    fn handler(&mut self) -> &mut Box<dyn Handler> {
-        self.0.as_mut().expect("a running handler is present until finish")
-    }
-
-    fn finish(mut self) -> Box<dyn Handler> {
-        self.0.take().expect("a running handler is present until finish")
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        if let Some(handler) = &mut self.0 {
-            handler.on_shutdown();
-        }
-    }
 }
 
 /// The generation that tells apart the handlers that use one slot in turn:

@@ -6,6 +6,7 @@ mod util;
 
 use std::cell::Cell;
 use std::io;
+use std::os::fd::AsRawFd;
 use std::panic::{self, AssertUnwindSafe};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -175,6 +176,34 @@ fn panic_in_a_handler_still_shuts_every_handler_down_once() {
         assert!(outcome.is_err(), "the panic goes through run");
         assert_eq!(journal.ending_with(": shutdown"), ["b: shutdown", "c: shutdown", "a: shutdown"]);
     });
+}
+
+#[test]
+fn after_a_caught_panic_the_panicked_handlers_token_removes_nothing() {
+    let journal = Journal::new();
+    let mut reactor = Reactor::new().unwrap();
+    let (a_fd, a_bell) = doorbell();
+    let a_number = a_fd.as_raw_fd();
+    let a = reactor.register(Probe::new("a", a_fd, &journal).on_ready(|_, _, _| panic!("a fails"))).unwrap();
+    ring(&a_bell);
+    let outcome = panic::catch_unwind(AssertUnwindSafe(|| reactor.run_once(Some(DEADLINE))));
+    assert!(outcome.is_err(), "the panic goes through run_once");
+    assert!(!reactor.contains(a) && reactor.is_empty(), "the panicked handler's slot is gone");
+    assert_eq!(journal.ending_with(": shutdown"), ["a: shutdown"]);
+
+    // The reactor is used again: the next descriptor gets a's old number.
+    let (b_fd, b_bell) = doorbell();
+    assert_eq!(b_fd.as_raw_fd(), a_number, "the kernel reuses the lowest free number");
+    let b = Probe::new("b", b_fd, &journal).on_ready(|fd, _, _| {
+        drain(fd);
+        Ok(())
+    });
+    let b = reactor.register(b).unwrap();
+    assert!(!reactor.remove(a), "a stale token removed a handler");
+    assert!(reactor.contains(b));
+    ring(&b_bell);
+    reactor.run_once(Some(DEADLINE)).unwrap();
+    assert_eq!(journal.count("b: ready"), 1, "b is still in epoll");
 }
 
 #[test]
