@@ -6,7 +6,7 @@ mod util;
 
 use std::cell::Cell;
 use std::io;
-use std::os::fd::AsRawFd;
+
 use std::panic::{self, AssertUnwindSafe};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -183,7 +183,6 @@ fn after_a_caught_panic_the_panicked_handlers_token_removes_nothing() {
     let journal = Journal::new();
     let mut reactor = Reactor::new().unwrap();
     let (a_fd, a_bell) = doorbell();
-    let a_number = a_fd.as_raw_fd();
     let a = reactor.register(Probe::new("a", a_fd, &journal).on_ready(|_, _, _| panic!("a fails"))).unwrap();
     ring(&a_bell);
     let outcome = panic::catch_unwind(AssertUnwindSafe(|| reactor.run_once(Some(DEADLINE))));
@@ -191,9 +190,11 @@ fn after_a_caught_panic_the_panicked_handlers_token_removes_nothing() {
     assert!(!reactor.contains(a) && reactor.is_empty(), "the panicked handler's slot is gone");
     assert_eq!(journal.ending_with(": shutdown"), ["a: shutdown"]);
 
-    // The reactor is used again: the next descriptor gets a's old number.
+    // The reactor is used again. The next descriptor usually gets a's old
+    // number (the lowest free one; another test's thread may take it first):
+    // a stale slot would then take b out of epoll. Either way a's token
+    // must name nothing.
     let (b_fd, b_bell) = doorbell();
-    assert_eq!(b_fd.as_raw_fd(), a_number, "the kernel reuses the lowest free number");
     let b = Probe::new("b", b_fd, &journal).on_ready(|fd, _, _| {
         drain(fd);
         Ok(())
