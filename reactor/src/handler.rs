@@ -21,9 +21,10 @@ use crate::token::{Interest, Readiness};
 ///   descriptor. Do a bounded amount of work and return: with the default
 ///   level-triggered interest, whatever is left is reported again next round,
 ///   and the other handlers get their turn in between.
-/// - Returning an error from a callback gets the error logged with the
-///   handler's [`name`](Handler::name), the handler shut down and removed;
-///   the loop and the other handlers go on.
+/// - Returning an error from a callback gets the error reported with the
+///   handler's [`name`](Handler::name) (to [`Reactor::on_error`](crate::Reactor::on_error)'s
+///   hook, or logged, or on stderr without a logger), the handler shut down
+///   and removed; the loop and the other handlers go on.
 /// - [`on_start`](Handler::on_start) runs once, when the loop first runs, or
 ///   at registration if it already does.
 /// - [`on_remove`](Handler::on_remove) runs when the handler leaves the

@@ -21,6 +21,9 @@ const BATCH: usize = 256;
 /// A function run every round, before the loop waits again.
 type Hook = Box<dyn FnMut(&mut Context<'_>)>;
 
+/// What [`Reactor::on_error`] calls with a handler's error.
+type ErrorHook = Box<dyn FnMut(&str, &io::Error, &mut Context<'_>)>;
+
 /// A single-threaded epoll event loop that owns its handlers.
 ///
 /// Each round of [`run`](Reactor::run) has three phases:
@@ -55,6 +58,8 @@ struct Core {
     started: bool,
     stopping: bool,
     timers: Timers,
+    /// `None`: [`report`] (a log line, or stderr without a logger).
+    on_error: Option<ErrorHook>,
 }
 
 struct Slot {
@@ -94,6 +99,7 @@ impl Reactor {
                 started: false,
                 stopping: false,
                 timers: Timers::default(),
+                on_error: None,
             },
             hooks: Vec::new(),
             events: Events::with_capacity(BATCH),
@@ -138,6 +144,42 @@ impl Reactor {
         self.core.slot(token).is_some_and(|slot| slot.paused)
     }
 
+    /// Says what becomes of a handler's error. When a callback of a handler
+    /// (its `on_ready` or `on_start`) returns `Err`, the handler is removed
+    /// and `on_error` is called first, with the handler's
+    /// [`name`](crate::Handler::name), the error, and a `Context` whose
+    /// [`current`](Context::current) is the failing handler's token: to
+    /// stop the loop, count, or write the error where the program wants it.
+    ///
+    /// Without it, the error is never silent: it is logged with
+    /// `log::error!` when a logger is installed (`log::max_level()` is not
+    /// `Off`), and otherwise written to stderr as one line,
+    /// `NAME: ERROR; removing it`.
+    ///
+    /// ```
+    /// use std::os::unix::net::UnixStream;
+    /// use reactor::{sources::Fd, Interest, Reactor};
+    ///
+    /// # fn main() -> std::io::Result<()> {
+    /// let (ours, _theirs) = UnixStream::pair()?;
+    /// let mut reactor = Reactor::new()?;
+    /// let failed = std::rc::Rc::new(std::cell::RefCell::new(None));
+    /// let seen = failed.clone();
+    /// reactor.on_error(move |name, error, ctx| {
+    ///     *seen.borrow_mut() = Some(format!("{name}: {error}"));
+    ///     ctx.stop();
+    /// });
+    /// let fails = Fd::new(ours, Interest::WRITABLE, |_, _, _| Err(std::io::Error::other("boom")));
+    /// reactor.register(fails.named("socket"))?;
+    /// reactor.run()?;
+    /// assert_eq!(failed.borrow().as_deref(), Some("socket: boom"));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn on_error(&mut self, on_error: impl FnMut(&str, &io::Error, &mut Context<'_>) + 'static) {
+        self.core.on_error = Some(Box::new(on_error));
+    }
+
     /// Adds a hook that runs at the start of every round, before the loop
     /// waits. Hooks run in the order they were added.
     pub fn before_wait(&mut self, hook: impl FnMut(&mut Context<'_>) + 'static) {
@@ -171,8 +213,10 @@ impl Reactor {
     /// again); then shuts every remaining handler down, last registered
     /// first, and drops the timers.
     ///
-    /// Errors from handlers do not end the loop; only a failure of the
-    /// reactor itself (`epoll_wait` failing with anything but `EINTR`) does.
+    /// Errors from handlers do not end the loop (they go to
+    /// [`on_error`](Reactor::on_error), whose hook may stop it); only a
+    /// failure of the reactor itself (`epoll_wait` failing with anything but
+    /// `EINTR`) does.
     /// The handlers are shut down in that case too.
     pub fn run(&mut self) -> io::Result<()> {
         let result = loop {
@@ -606,6 +650,16 @@ impl Core {
         }
     }
 
+    /// Hands a handler's error to the user's hook, or to [`report`].
+    fn report(&mut self, token: Token, name: &str, error: &io::Error) {
+        let Some(mut on_error) = self.on_error.take() else {
+            return report(name, error);
+        };
+        on_error(name, error, &mut Context { core: self, current: Some(token) });
+        // Unless the hook set another one meanwhile.
+        self.on_error.get_or_insert(on_error);
+    }
+
     /// Calls one handler: takes it out of its slot, lends it a `Context`, and
     /// puts it back unless it was removed meanwhile. A stale token (its
     /// handler removed, its slot perhaps reused) calls nothing, nor does an
@@ -631,7 +685,7 @@ impl Core {
             }
         };
         if let Err(e) = result {
-            log::error!("{}: {e}; removing it", handler.name());
+            self.report(token, handler.name(), &e);
             self.detach(token);
         }
         match self.slot_mut(token) {
@@ -657,6 +711,16 @@ enum Call {
 /// wrong handler only if 2^32 registrations happened within one batch.
 fn generation(order: u64) -> u32 {
     order as u32
+}
+
+/// The default for a handler's error: a log line if a logger is installed,
+/// else one line on stderr, so that an error is never silent.
+fn report(name: &str, error: &io::Error) {
+    if log::max_level() == log::LevelFilter::Off {
+        eprintln!("{name}: {error}; removing it");
+    } else {
+        log::error!("{name}: {error}; removing it");
+    }
 }
 
 fn unknown(token: Token) -> io::Error {
