@@ -60,9 +60,10 @@ pub trait Handler {
     /// Called when the handler leaves the reactor (removed by itself or
     /// another, after an error, at shutdown), just before
     /// [`on_shutdown`](Handler::on_shutdown), with a `Context` whose
-    /// [`current`](Context::current) is `None`: the handler is already out
-    /// of the reactor. Not called when a panic unwinds out of the handler's
-    /// own callback.
+    /// [`current`](Context::current) is this handler's token, although the
+    /// handler is already out of the reactor (`contains` is `false`, and
+    /// `remove_self` does nothing). Not called when a panic unwinds out of
+    /// the handler's own callback.
     fn on_remove(&mut self, ctx: &mut Context<'_>) {
         let _ = ctx;
     }

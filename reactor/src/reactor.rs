@@ -382,9 +382,8 @@ impl Context<'_> {
     pub fn remove(&mut self, token: Token) -> bool {
         match self.core.detach(token) {
             Some(slot) => {
-                if let Some(mut handler) = slot.handler {
-                    handler.on_remove(&mut Context { core: self.core, current: None });
-                    handler.on_shutdown();
+                if let Some(handler) = slot.handler {
+                    self.core.retire(token, handler);
                 }
                 true
             }
@@ -402,8 +401,7 @@ impl Context<'_> {
         slot.handler.as_mut()?.as_any_mut()?.downcast_mut::<H>()?;
         let mut handler = self.core.detach(token)?.handler?;
         let result = handler.as_any_mut().and_then(|any| any.downcast_mut::<H>()).map(f);
-        handler.on_remove(&mut Context { core: self.core, current: None });
-        handler.on_shutdown();
+        self.core.retire(token, handler);
         result
     }
 
@@ -422,7 +420,14 @@ impl Context<'_> {
         }
     }
 
-    /// The token of the handler being called, or `None` in a hook.
+    /// The token of the handler being called: `Some` in every callback the
+    /// reactor makes for a handler (`on_start`, `on_ready`, `on_remove`, the
+    /// error hook of [`Reactor::on_error`]) and in every callback a source
+    /// makes from them (a line, a close, an exit); `None` in a hook, a
+    /// timer of [`after`](Context::after) or [`every`](Context::every), and
+    /// a `Context` lent by [`Reactor::context`]. In `on_remove` and the
+    /// callbacks made from it, the handler has already left:
+    /// [`contains`](Context::contains) is `false` for it.
     pub fn current(&self) -> Option<Token> {
         self.current
     }
@@ -690,11 +695,16 @@ impl Core {
         }
         match self.slot_mut(token) {
             Some(slot) => slot.handler = Some(handler),
-            None => {
-                handler.on_remove(&mut Context { core: self, current: None });
-                handler.on_shutdown();
-            }
+            None => self.retire(token, handler),
         }
+    }
+
+    /// The end of a handler that has left the slab: `on_remove`, with its
+    /// own token as [`current`](Context::current), then `on_shutdown`, then
+    /// the drop that closes its descriptor.
+    fn retire(&mut self, token: Token, mut handler: Box<dyn Handler>) {
+        handler.on_remove(&mut Context { core: self, current: Some(token) });
+        handler.on_shutdown();
     }
 }
 
