@@ -69,8 +69,9 @@ type OnError = Box<dyn FnMut(&io::Error, &ConnectionHandle, &mut Context<'_>)>;
 ///   which reports it. Never a `SIGPIPE` death (`MSG_NOSIGNAL`).
 ///
 /// Every callback is made by the connection's own handler, so
-/// [`Context::current`] is its token, except `on_close` when the reactor
-/// removes it from outside (as for any `on_remove`).
+/// [`Context::current`] is its token in each. [`Context::pause`] works on a
+/// connection as on any source, but it stops writing too (the socket leaves
+/// epoll); `pause_reading` is the one that keeps writing.
 ///
 /// ```
 /// use std::io::{BufRead, BufReader, Write};
@@ -497,8 +498,8 @@ impl ConnectionHandle {
     }
 
     /// Watches the socket for what the connection needs now. Reading
-    /// paused and nothing to write: a oneshot with no events, so that even
-    /// a hang-up is reported once at most, and the pause holds.
+    /// paused and nothing to write: out of epoll ([`Interest::NONE`]), so
+    /// that not even a hang-up is reported, and the pause holds.
     fn update_interest(&self, ctx: &mut Context<'_>) -> io::Result<()> {
         let state = &self.state;
         let Some(token) = state.token.get().filter(|_| state.open.get()) else { return Ok(()) };
@@ -512,7 +513,7 @@ impl ConnectionHandle {
             (true, true) => Interest::READABLE | Interest::WRITABLE,
             (true, false) => Interest::READABLE,
             (false, true) => Interest::WRITABLE,
-            (false, false) => Interest::NONE.oneshot(),
+            (false, false) => Interest::NONE,
         };
         if ctx.interest(token).is_some_and(|now| now != interest) {
             ctx.set_interest(token, interest)?;

@@ -39,6 +39,15 @@ pub trait LineSink {
         let _ = ctx;
     }
 
+    /// The bytes of a line that never ended: the reader was removed or shut
+    /// down, or the stream failed, after part of a line and before its
+    /// `\n` (at end of file such a last line is a [`line`](LineSink::line)).
+    /// Called before [`closed`](LineSink::closed), and only if there are such
+    /// bytes. By default they are dropped.
+    fn unfinished(&mut self, partial: &[u8], ctx: &mut Context<'_>) {
+        let _ = (partial, ctx);
+    }
+
     /// The error that ends the stream (a reset connection included), before
     /// [`closed`](LineSink::closed).
     fn error(&mut self, error: &io::Error, ctx: &mut Context<'_>) {
@@ -67,6 +76,7 @@ pub struct Callbacks {
     on_line: OnLine,
     on_close: Option<OnClose>,
     on_error: Option<OnError>,
+    on_unfinished: Option<OnLine>,
 }
 
 impl fmt::Debug for Callbacks {
@@ -90,6 +100,12 @@ impl LineSink for Callbacks {
         }
     }
 
+    fn unfinished(&mut self, partial: &[u8], ctx: &mut Context<'_>) {
+        if let Some(on_unfinished) = &mut self.on_unfinished {
+            on_unfinished(partial, ctx);
+        }
+    }
+
     fn error(&mut self, error: &io::Error, ctx: &mut Context<'_>) {
         if let Some(on_error) = &mut self.on_error {
             on_error(error, ctx);
@@ -105,7 +121,12 @@ impl LineSink for Callbacks {
 ///
 /// - A line longer than `max_line` bytes is delivered in pieces of
 ///   `max_line` bytes, so memory stays bounded whatever the input.
-/// - At end of file, a last line without `\n` is delivered as it is.
+/// - At end of file, a last line without `\n` is delivered as it is. When
+///   the reader goes before its stream ends (removed, shut down with the
+///   loop, or failed), a line it holds in part is not a line: it goes to
+///   [`on_unfinished`](LineReader::on_unfinished), or is dropped.
+/// - Every callback gets the `Context`, whose [`current`](Context::current)
+///   is the reader's token, in `on_close` at shutdown too.
 /// - On end of file, a reset connection or a read error, the reader removes
 ///   itself (errors are logged by the reactor); it never spins on a hang-up.
 /// - At most four reads of 64 KiB per readiness on a non-blocking
@@ -142,6 +163,8 @@ impl LineSink for Callbacks {
 /// ```
 pub struct LineReader<S = Callbacks> {
     fd: OwnedFd,
+    /// End of file was read: a partial line left is the last line.
+    at_end: bool,
     finished: bool,
     /// Reads per readiness: several on a non-blocking descriptor, one on a
     /// blocking one (a second read could block).
@@ -164,6 +187,7 @@ impl LineReader<Callbacks> {
             on_line: Box::new(on_line),
             on_close: None,
             on_error: None,
+            on_unfinished: None,
         };
         LineReader::with_sink(fd, max_line, sink)
     }
@@ -181,6 +205,38 @@ impl LineReader<Callbacks> {
         self
     }
 
+    /// Calls `on_unfinished` with the part of a line the reader holds when
+    /// it goes before its stream ends (removed, shut down, or failed), just
+    /// before `on_close`. Without it, that part is dropped.
+    ///
+    /// ```
+    /// use std::io::Write;
+    /// use std::os::unix::net::UnixStream;
+    /// use reactor::{sources::LineReader, Reactor};
+    ///
+    /// # fn main() -> std::io::Result<()> {
+    /// let (mut theirs, ours) = UnixStream::pair()?;
+    /// theirs.write_all(b"whole\nhalf a li")?; // and the writer stays
+    /// let mut reactor = Reactor::new()?;
+    /// let seen = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+    /// let (lines, rest) = (seen.clone(), seen.clone());
+    /// let reader = LineReader::new(ours.into(), 1024, move |line, _| lines.borrow_mut().push(line.to_vec()))
+    ///     .on_unfinished(move |part, _| rest.borrow_mut().push([b"unfinished: ", part].concat()));
+    /// reactor.register(reader)?;
+    /// reactor.run_once(None)?;
+    /// drop(reactor); // shuts the reader down before its stream ends
+    /// assert_eq!(*seen.borrow(), [&b"whole"[..], b"unfinished: half a li"]);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn on_unfinished(
+        mut self,
+        on_unfinished: impl FnMut(&[u8], &mut Context<'_>) + 'static,
+    ) -> LineReader {
+        self.sink.on_unfinished = Some(Box::new(on_unfinished));
+        self
+    }
+
     /// Calls `on_error` with the error that ends the stream (a reset
     /// connection included), before the reader goes away.
     pub fn on_error(mut self, on_error: impl FnMut(&io::Error, &mut Context<'_>) + 'static) -> LineReader {
@@ -195,6 +251,7 @@ impl<S: LineSink> LineReader<S> {
         let reads_per_ready = if is_nonblocking(&fd) { READS_PER_READY } else { 1 };
         LineReader {
             fd,
+            at_end: false,
             finished: false,
             reads_per_ready,
             max_line: max_line.max(1),
@@ -213,7 +270,8 @@ impl<S: LineSink> LineReader<S> {
 
     /// Reads the stream to its end without the reactor, for descriptors that
     /// epoll refuses (a regular file, `/dev/null`), which never block. The
-    /// last partial line is delivered and the sink closed, as at shutdown.
+    /// last line without `\n` is delivered and the sink closed, as at end
+    /// of file.
     /// Outside the loop, [`Reactor::context`](crate::Reactor::context)
     /// lends the `Context`.
     pub fn read_to_end(&mut self, ctx: &mut Context<'_>) -> io::Result<()> {
@@ -250,21 +308,26 @@ impl<S: LineSink> LineReader<S> {
     /// One read, cut into lines. Returns how many bytes came: 0 at end of file.
     fn read_once(&mut self, ctx: &mut Context<'_>) -> io::Result<usize> {
         let (partial, max_line, sink) = (&mut self.partial, self.max_line, &mut self.sink);
-        read_shared(self.fd.as_raw_fd(), |data| {
+        let n = read_shared(self.fd.as_raw_fd(), |data| {
             split_lines(data, partial, max_line, |line| sink.line(line, ctx));
             data.len()
-        })
+        })?;
+        self.at_end = n == 0;
+        Ok(n)
     }
 
-    /// Delivers the last partial line and closes the sink, once.
+    /// Delivers what is left of a line (the last line at end of file, else
+    /// an unfinished one) and closes the sink, once.
     fn finish(&mut self, ctx: &mut Context<'_>) {
         if self.finished {
             return;
         }
         self.finished = true;
-        if !self.partial.is_empty() {
-            self.sink.line(&self.partial, ctx);
-            self.partial = Vec::new();
+        let partial = std::mem::take(&mut self.partial);
+        match (partial.is_empty(), self.at_end) {
+            (true, _) => {}
+            (false, true) => self.sink.line(&partial, ctx),
+            (false, false) => self.sink.unfinished(&partial, ctx),
         }
         self.sink.closed(ctx);
     }
@@ -370,7 +433,8 @@ impl<S: LineSink> Handler for LineReader<S> {
         let mut result = self.read_once(ctx);
         for _ in 1..self.reads_per_ready {
             match result {
-                Ok(n) if n == CHUNK => result = self.read_once(ctx),
+                // Not once a line callback paused us: that holds from now.
+                Ok(n) if n == CHUNK && ctx.current_is_watched() => result = self.read_once(ctx),
                 _ => break,
             }
         }

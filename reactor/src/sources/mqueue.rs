@@ -107,8 +107,8 @@ impl<Q: AsFd> Handler for QueueReader<Q> {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e),
             }
-            if !me.is_some_and(|me| is_reading(ctx, me)) {
-                break; // paused by the closure: the pause holds from the next message on
+            if me.is_some_and(|me| ctx.is_paused(me) || !ctx.contains(me)) {
+                break; // paused or removed by the closure: not one message more
             }
         }
         Ok(())
@@ -164,9 +164,9 @@ struct Outgoing {
 /// held, the message is still taken and the source that sent it (the one
 /// whose callback is running, [`Context::current`]) is paused until every
 /// held message has been sent: at most `limit` messages plus one per
-/// producer are ever held, and no token needs to be kept by hand. A source
-/// is paused as [`Context::set_interest`] with [`Interest::NONE`] would,
-/// and resumed to [`Interest::READABLE`].
+/// producer are ever held, and no token needs to be kept by hand. The
+/// producer is paused with [`Context::pause`] and resumed with
+/// [`Context::resume`].
 ///
 /// ```
 /// # fn main() -> std::io::Result<()> {
@@ -275,7 +275,7 @@ impl QueueWriterHandle {
         };
         if held >= out.limit {
             if let Some(producer) = ctx.current().filter(|&p| Some(p) != out.token.get()) {
-                ctx.set_interest(producer, Interest::NONE)?;
+                ctx.pause(producer)?;
                 out.paused.borrow_mut().push(producer);
             }
         }
@@ -336,7 +336,7 @@ impl<Q: AsFd> Handler for QueueWriter<Q> {
         if handle.held() == 0 {
             for producer in mem::take(&mut *out.paused.borrow_mut()) {
                 if ctx.contains(producer) {
-                    ctx.set_interest(producer, Interest::READABLE)?;
+                    ctx.resume(producer)?;
                 }
             }
             if let Some(mut on_drain) = out.on_drain.take() {
@@ -360,11 +360,6 @@ impl<Q> Drop for QueueWriter<Q> {
     fn drop(&mut self) {
         self.out.open.set(false);
     }
-}
-
-/// Whether the source `token` is watched for reading: not paused.
-fn is_reading(ctx: &Context<'_>, token: Token) -> bool {
-    ctx.interest(token).is_some_and(Interest::is_readable)
 }
 
 fn send(fd: RawFd, message: &[u8], priority: u32) -> io::Result<()> {

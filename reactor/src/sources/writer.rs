@@ -328,7 +328,7 @@ impl Handler for Writer {
         if buf.armed {
             Interest::WRITABLE
         } else {
-            Interest::NONE
+            Interest::HANGUP
         }
     }
 
@@ -364,7 +364,7 @@ impl Handler for Writer {
         }
         if was_armed {
             if let Some(me) = ctx.current() {
-                ctx.set_interest(me, Interest::NONE)?;
+                ctx.set_interest(me, Interest::HANGUP)?;
             }
         }
         if refused {

@@ -140,14 +140,17 @@ impl Handler for Probe {
 }
 
 /// A `LineReader` that writes each line into the journal as
-/// `"<name>: <line>"`, and its close as `"<name>: closed"`.
+/// `"<name>: <line>"`, an unfinished one as `"<name>: unfinished <part>"`,
+/// and its close as `"<name>: closed"`.
 pub fn line_journal(name: &str, fd: OwnedFd, max_line: usize, journal: &Journal) -> LineReader {
-    let (lines, closes) = (journal.clone(), journal.clone());
+    let (lines, rest, closes) = (journal.clone(), journal.clone(), journal.clone());
     let (line_prefix, close_entry) = (format!("{name}: "), format!("{name}: closed"));
+    let rest_prefix = format!("{name}: unfinished ");
     LineReader::new(fd, max_line, move |line, _| {
         lines.push(format!("{line_prefix}{}", String::from_utf8_lossy(line)));
     })
     .named(name)
+    .on_unfinished(move |part, _| rest.push(format!("{rest_prefix}{}", String::from_utf8_lossy(part))))
     .on_close(move |_| closes.push(close_entry.clone()))
 }
 
