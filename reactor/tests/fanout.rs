@@ -5,16 +5,15 @@
 mod util;
 
 use std::cell::Cell;
-use std::io::{self, BufRead, BufReader, Read, Write};
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::io::{self, Read};
+use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
 use std::rc::Rc;
-use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use reactor::sources::{Connection, ConnectionHandle, Fanout, SlowReader};
 use reactor::Reactor;
-use util::socketpair;
+use util::{exchange_lines, socketpair};
 
 const LINES: usize = 10_000;
 /// Bytes per line, `\n` included.
@@ -27,36 +26,6 @@ const TRAFFIC: usize = LINES * LINE;
 const SEND_BUFFER: usize = 212_992;
 /// How long a test may take before it fails.
 const DEADLINE: Duration = Duration::from_secs(30);
-
-fn line(who: &str, i: usize) -> String {
-    let head = format!("{who} {i:05} ");
-    format!("{head}{}", "x".repeat(LINE - 1 - head.len()))
-}
-
-/// A client that writes its lines while it reads the other's, then closes.
-/// Fails unless it got every line of `other`, in order.
-fn exchanging_client(fd: OwnedFd, me: &'static str, other: &'static str) -> JoinHandle<io::Result<()>> {
-    thread::spawn(move || {
-        let stream = UnixStream::from(fd);
-        stream.set_nonblocking(false)?;
-        stream.set_read_timeout(Some(DEADLINE))?;
-        stream.set_write_timeout(Some(DEADLINE))?;
-        let mut out = stream.try_clone()?;
-        let writer = thread::spawn(move || -> io::Result<()> {
-            let all: String = (0..LINES).map(|i| line(me, i) + "\n").collect();
-            out.write_all(all.as_bytes())
-        });
-        let mut lines = BufReader::new(stream).lines();
-        for i in 0..LINES {
-            let got =
-                lines.next().ok_or_else(|| io::Error::other(format!("{me}: end after {i} lines")))??;
-            if got != line(other, i) {
-                return Err(io::Error::other(format!("{me}: line {i} is {got:?}")));
-            }
-        }
-        writer.join().map_err(|_| io::Error::other("writer panicked"))?
-    })
-}
 
 struct Outcome {
     /// The most any connection held, seen at the start of each round.
@@ -105,8 +74,9 @@ fn chat(policy: SlowReader, limit: usize) -> Outcome {
         clients.push(client);
     }
     let slow_client = UnixStream::from(clients.pop().unwrap());
-    let b = exchanging_client(clients.pop().unwrap(), "b", "a");
-    let a = exchanging_client(clients.pop().unwrap(), "a", "b");
+    let exchange = |fd, me, other| exchange_lines(UnixStream::from(fd), me, other, LINES, LINE, DEADLINE);
+    let b = exchange(clients.pop().unwrap(), "b", "a");
+    let a = exchange(clients.pop().unwrap(), "a", "b");
 
     let (max, paused) = (Rc::new(Cell::new(0)), Rc::new(Cell::new(false)));
     let (seen_max, seen_paused, watched) = (max.clone(), paused.clone(), servers.clone());

@@ -297,6 +297,49 @@ pub fn run_for(reactor: &mut Reactor, period: Duration) -> usize {
 }
 
 // ----------------------------------------------------------------------------
+// Chat clients.
+
+/// Line `i` of client `who`: `len` bytes with its `\n`, numbered, so that a
+/// lost, repeated or foreign line shows.
+pub fn chat_line(who: &str, i: usize, len: usize) -> String {
+    let head = format!("{who} {i:05} ");
+    format!("{head}{}", "x".repeat(len - 1 - head.len()))
+}
+
+/// A chat client on a thread: writes `lines` lines of `len` bytes (on a
+/// thread of its own, so that reading never waits for writing) while it
+/// reads as many lines of `other`, then closes. Fails unless every line of
+/// `other` came, in order, within `timeout` of the one before.
+pub fn exchange_lines(
+    stream: std::os::unix::net::UnixStream,
+    me: &'static str,
+    other: &'static str,
+    lines: usize,
+    len: usize,
+    timeout: Duration,
+) -> thread::JoinHandle<io::Result<()>> {
+    use std::io::BufRead;
+    thread::spawn(move || {
+        stream.set_nonblocking(false)?;
+        stream.set_read_timeout(Some(timeout))?;
+        stream.set_write_timeout(Some(timeout))?;
+        let mut out = stream.try_clone()?;
+        let writer = thread::spawn(move || -> io::Result<()> {
+            let all: String = (0..lines).map(|i| chat_line(me, i, len) + "\n").collect();
+            out.write_all(all.as_bytes())
+        });
+        let mut got = io::BufReader::new(stream).lines();
+        for i in 0..lines {
+            let line = got.next().ok_or_else(|| io::Error::other(format!("{me}: end after {i} lines")))??;
+            if line != chat_line(other, i, len) {
+                return Err(io::Error::other(format!("{me}: line {i} of {other} is {line:?}")));
+            }
+        }
+        writer.join().map_err(|_| io::Error::other(format!("{me}: writer panicked")))?
+    })
+}
+
+// ----------------------------------------------------------------------------
 // CPU time.
 
 /// The CPU time of the calling thread, from `/proc/thread-self/stat`.
