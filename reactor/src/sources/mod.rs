@@ -4,6 +4,7 @@
 //! and does a bounded amount of work per readiness, so that none of them can
 //! starve the others.
 
+mod blocking;
 mod channel;
 mod child;
 mod fd;
@@ -16,6 +17,7 @@ mod timer;
 mod waker;
 mod writer;
 
+pub use blocking::Blocking;
 pub use channel::{channel, Receiver, SendError, Sender};
 pub use child::{AtShutdown, Child, ChildHandle};
 pub use fd::Fd;
