@@ -25,7 +25,7 @@ pub use fifo::Fifo;
 pub use idle::Idle;
 pub use lines::{split_lines, Callbacks, LineReader, LineSink};
 pub use listener::{ListenAddr, Listener, Peer};
-pub use signal::SignalFd;
+pub use signal::{Signal, SignalFd};
 pub use timer::Timer;
 pub use waker::{WakeHandle, Waker};
 pub use writer::{Writer, WriterHandle};
