@@ -10,7 +10,7 @@
 use std::io::{self, Write};
 use std::time::Duration;
 
-use reactor::sources::{Connection, Fanout, Listener, SignalFd, SlowReader};
+use reactor::sources::{Connection, Fanout, Listener, Signal, SignalFd, SlowReader};
 use reactor::Reactor;
 
 fn main() -> io::Result<()> {
@@ -24,7 +24,7 @@ fn main() -> io::Result<()> {
     };
     let mut reactor = Reactor::new()?;
     // Before any thread exists: creating it blocks the signals it reads.
-    reactor.register(SignalFd::new(&[libc::SIGINT, libc::SIGTERM], |_, ctx| ctx.stop())?)?;
+    reactor.register(SignalFd::new(&[Signal::Int, Signal::Term], |_, ctx| ctx.stop())?)?;
     let room = Fanout::new(policy);
     let listener = Listener::unix_accept(&path, move |fd, _peer, ctx| {
         let to_room = room.clone();

@@ -7,7 +7,7 @@ use std::io::{self, ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::os::fd::{AsFd, BorrowedFd};
 
-use reactor::sources::{Listener, SignalFd, Writer, WriterHandle};
+use reactor::sources::{Listener, Signal, SignalFd, Writer, WriterHandle};
 use reactor::{Context, Handler, Reactor, Readiness};
 
 /// One client: its socket, and a `Writer` on a `dup` of it for the replies.
@@ -53,7 +53,7 @@ fn main() -> io::Result<()> {
     let addr: SocketAddr = arg.parse().map_err(|e| io::Error::other(format!("address {arg:?}: {e}")))?;
     let mut reactor = Reactor::new()?;
     // Before any thread exists: creating it blocks the signals it reads.
-    reactor.register(SignalFd::new(&[libc::SIGINT, libc::SIGTERM], |_, ctx| ctx.stop())?)?;
+    reactor.register(SignalFd::new(&[Signal::Int, Signal::Term], |_, ctx| ctx.stop())?)?;
     let listener = Listener::tcp(addr, |fd, _| Box::new(Echo(TcpStream::from(fd), None)))?;
     writeln!(io::stdout(), "listening on {}", listener.local_addr())?; // line-buffered: sent now
     reactor.register(listener)?;

@@ -12,7 +12,7 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use ipc::{Access, MessageQueue};
-use reactor::sources::{QueueReader, QueueWriter, SignalFd};
+use reactor::sources::{QueueReader, QueueWriter, Signal, SignalFd};
 use reactor::Reactor;
 
 fn main() -> io::Result<()> {
@@ -20,7 +20,7 @@ fn main() -> io::Result<()> {
     let [from, to] =
         <[String; 2]>::try_from(args).map_err(|_| io::Error::other("usage: queue_relay FROM TO"))?;
     let mut reactor = Reactor::new()?;
-    reactor.register(SignalFd::new(&[libc::SIGINT, libc::SIGTERM], |_, ctx| ctx.stop())?)?;
+    reactor.register(SignalFd::new(&[Signal::Int, Signal::Term], |_, ctx| ctx.stop())?)?;
     let out =
         QueueWriter::new(MessageQueue::open(&to, Access::Send)?, 16)?.register(&mut reactor.context())?;
     let (relayed, count) = (Rc::new(Cell::new(0u64)), Rc::new(Cell::new(0u64)));

@@ -551,6 +551,11 @@ impl Context<'_> {
         self.core.stopping = true;
     }
 
+    /// Whether a stop was asked and the loop has not shut down yet.
+    pub fn is_stopping(&self) -> bool {
+        self.core.stopping
+    }
+
     /// Whether `token` names a registered handler.
     pub fn contains(&self, token: Token) -> bool {
         self.core.slot(token).is_some()

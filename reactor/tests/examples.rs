@@ -242,6 +242,18 @@ impl Drop for TestQueue {
     }
 }
 
+/// The exercises of the course are to fit in 40 lines of code (blank and
+/// comment lines not counted) with what the library offers.
+#[test]
+fn the_exercise_examples_fit_in_40_lines_of_code() {
+    for name in ["shm_semaphore", "fifo_reader", "child", "chat", "queue_relay"] {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples").join(format!("{name}.rs"));
+        let source = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let code = source.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with("//")).count();
+        assert!(code <= 40, "{name}: {code} lines of code");
+    }
+}
+
 /// One echo client: sends lines (and, for the first four clients, 4 MiB more)
 /// while reading concurrently; then half-closes and expects every byte back,
 /// in order, and end of file.

@@ -187,6 +187,29 @@ impl Listener {
     }
 
     /// The address it listens on (with the actual port for TCP port 0).
+    ///
+    /// ```
+    /// use std::io::Write;
+    /// use std::net::TcpStream;
+    /// use reactor::sources::{ListenAddr, Listener, LineReader};
+    /// use reactor::Reactor;
+    ///
+    /// # fn main() -> std::io::Result<()> {
+    /// let mut reactor = Reactor::new()?;
+    /// // One line reader per connection; the first line stops the loop.
+    /// let listener = Listener::tcp("127.0.0.1:0".parse().unwrap(), |fd, _peer| {
+    ///     Box::new(LineReader::new(fd, 1024, |line, ctx| {
+    ///         assert_eq!(line, b"hello");
+    ///         ctx.stop();
+    ///     }))
+    /// })?;
+    /// let ListenAddr::Tcp(addr) = listener.local_addr().clone() else { unreachable!() };
+    /// reactor.register(listener)?;
+    /// TcpStream::connect(addr)?.write_all(b"hello\n")?;
+    /// reactor.run()?;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn local_addr(&self) -> &ListenAddr {
         &self.addr
     }

@@ -4,6 +4,7 @@
 //! and does a bounded amount of work per readiness, so that none of them can
 //! starve the others.
 
+mod blocking;
 mod channel;
 mod child;
 mod connection;
@@ -19,6 +20,7 @@ mod timer;
 mod waker;
 mod writer;
 
+pub use blocking::Blocking;
 pub use channel::{channel, Receiver, SendError, Sender};
 pub use child::{AtShutdown, Child, ChildHandle};
 pub use connection::{Connection, ConnectionHandle};
@@ -29,7 +31,7 @@ pub use idle::Idle;
 pub use lines::{split_lines, Callbacks, LineReader, LineSink};
 pub use listener::{ListenAddr, Listener, Peer};
 pub use mqueue::{QueueReader, QueueWriter, QueueWriterHandle};
-pub use signal::SignalFd;
+pub use signal::{Signal, SignalFd};
 pub use timer::Timer;
 pub use waker::{WakeHandle, Waker};
 pub use writer::{Writer, WriterHandle};
