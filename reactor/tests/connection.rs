@@ -6,7 +6,7 @@ mod util;
 
 use std::cell::{Cell, RefCell};
 use std::io::{self, BufRead, BufReader, Read, Write};
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::rc::Rc;
 use std::thread;
@@ -14,23 +14,9 @@ use std::time::Duration;
 
 use reactor::sources::{Connection, ConnectionHandle, Listener, Writer};
 use reactor::{Interest, Reactor};
-use util::{run_for, run_until, socketpair, within_deadline, TempDir};
+use util::{run_for, run_until, set_send_buffer, socketpair, within_deadline, TempDir};
 
 const LINES: usize = 10_000;
-
-fn set_send_buffer(fd: &OwnedFd, bytes: libc::c_int) {
-    // SAFETY: `bytes` is a live c_int of the size given.
-    let rc = unsafe {
-        libc::setsockopt(
-            fd.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_SNDBUF,
-            (&bytes as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    assert_eq!(rc, 0, "SO_SNDBUF: {}", io::Error::last_os_error());
-}
 
 /// Reads `fd` (made blocking) to its end on a thread.
 fn read_all_on_a_thread(fd: OwnedFd) -> thread::JoinHandle<Vec<u8>> {
@@ -57,7 +43,7 @@ fn numbered(i: usize) -> String {
 fn a_burst_of_short_lines_in_one_round_is_coalesced_and_none_is_refused() {
     within_deadline(|| {
         let (ours, theirs) = socketpair();
-        set_send_buffer(&ours, 212_992 / 2); // the kernel doubles it: Linux's usual default
+        set_send_buffer(ours.as_fd(), 212_992 / 2); // the kernel doubles it: Linux's usual default
         let mut reactor = Reactor::new().unwrap();
         let conn = Connection::new(ours, |_, _, _| {}).unwrap().limit(16 * 1024);
         let conn = conn.register(&mut reactor.context()).unwrap();

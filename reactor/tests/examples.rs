@@ -19,8 +19,8 @@ use std::sync::OnceLock;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use ipc::{Access, MessageQueue, QueueOptions};
-use util::exchange_lines;
+use ipc::{Access, MessageQueue};
+use util::{exchange_lines, TestQueue};
 
 mod util;
 
@@ -217,29 +217,6 @@ fn vm_hwm(running: &Running) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{}/status", running.child.id())).expect("status");
     let line = status.lines().find(|l| l.starts_with("VmHWM:")).expect("a VmHWM line");
     line.split_whitespace().nth(1).and_then(|kb| kb.parse().ok()).expect("VmHWM in kB")
-}
-
-/// A message queue of 4 messages of 256 bytes with a unique name, removed
-/// when dropped, even by a failing test.
-struct TestQueue {
-    name: String,
-}
-
-impl TestQueue {
-    fn new(what: &str) -> TestQueue {
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
-        let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let name = format!("/reactor-example-{what}-{}-{n}", std::process::id());
-        let options = QueueOptions { max_messages: 4, message_size: 256, ..QueueOptions::default() };
-        drop(MessageQueue::create(&name, &options).unwrap_or_else(|e| panic!("{name}: {e}")));
-        TestQueue { name }
-    }
-}
-
-impl Drop for TestQueue {
-    fn drop(&mut self) {
-        let _ = MessageQueue::unlink(&self.name);
-    }
 }
 
 /// The exercises of the course are to fit in 40 lines of code (blank and

@@ -5,15 +5,15 @@
 mod util;
 
 use std::cell::Cell;
-use std::io::{self, Read};
-use std::os::fd::AsRawFd;
+use std::io::Read;
+use std::os::fd::AsFd;
 use std::os::unix::net::UnixStream;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use reactor::sources::{Connection, ConnectionHandle, Fanout, SlowReader};
 use reactor::Reactor;
-use util::{exchange_lines, socketpair};
+use util::{exchange_lines, set_send_buffer, socketpair};
 
 const LINES: usize = 10_000;
 /// Bytes per line, `\n` included.
@@ -50,18 +50,7 @@ fn chat(policy: SlowReader, limit: usize) -> Outcome {
     let mut clients = Vec::new();
     for _ in 0..3 {
         let (server, client) = socketpair();
-        let asked = libc::c_int::try_from(SEND_BUFFER / 2).unwrap();
-        // SAFETY: `asked` is a live c_int of the size given.
-        let rc = unsafe {
-            libc::setsockopt(
-                server.as_raw_fd(),
-                libc::SOL_SOCKET,
-                libc::SO_SNDBUF,
-                (&asked as *const libc::c_int).cast(),
-                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-            )
-        };
-        assert_eq!(rc, 0, "SO_SNDBUF: {}", io::Error::last_os_error());
+        set_send_buffer(server.as_fd(), SEND_BUFFER / 2);
         let (to_room, gone) = (room.clone(), left.clone());
         let conn = Connection::new(server, move |line, me, ctx| to_room.send(ctx, me, line))
             .unwrap()

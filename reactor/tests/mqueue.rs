@@ -8,43 +8,12 @@ mod util;
 
 use std::cell::RefCell;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use ipc::{Access, MessageQueue, QueueOptions};
+use ipc::{Access, MessageQueue};
 use reactor::sources::{QueueReader, QueueWriter};
 use reactor::{Interest, Reactor};
-use util::{expect_no_events, run_until, within_deadline};
-
-/// A queue with a unique name, removed when dropped, even by a failing test.
-struct TestQueue {
-    name: String,
-}
-
-impl TestQueue {
-    fn new(what: &str) -> TestQueue {
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
-        let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let name = format!("/reactor-test-{what}-{}-{n}", std::process::id());
-        let options = QueueOptions { max_messages: 4, message_size: 256, ..QueueOptions::default() };
-        drop(MessageQueue::create(&name, &options).unwrap_or_else(|e| panic!("{name}: {e}")));
-        TestQueue { name }
-    }
-
-    fn open(&self, access: Access) -> MessageQueue {
-        MessageQueue::open(&self.name, access).unwrap_or_else(|e| panic!("{}: {e}", self.name))
-    }
-
-    fn depth(&self) -> i64 {
-        self.open(Access::Receive).attributes().unwrap().current_messages
-    }
-}
-
-impl Drop for TestQueue {
-    fn drop(&mut self) {
-        let _ = MessageQueue::unlink(&self.name);
-    }
-}
+use util::{expect_no_events, run_until, within_deadline, TestQueue};
 
 type Got = Rc<RefCell<Vec<(String, u32)>>>;
 

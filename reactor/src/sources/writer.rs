@@ -75,7 +75,9 @@ impl Buffer {
 ///   input, say) and resumes in [`on_drain`](Writer::on_drain), which runs
 ///   when the buffer has emptied after a refusal.
 /// - **Closing.** [`WriterHandle::close_when_drained`] closes the descriptor
-///   once everything is written (the reader then sees end of file).
+///   once everything is written (the reader then sees end of file);
+///   [`WriterHandle::close`] closes it at once, dropping what waits (to
+///   evict a reader that does not keep up).
 /// - **Errors.** `EPIPE` (the reader is gone), a reset connection, or any
 ///   other write error goes to [`on_error`](Writer::on_error), once, and the
 ///   writer removes itself; later writes fail with `BrokenPipe`. Never a

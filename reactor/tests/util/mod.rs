@@ -297,6 +297,57 @@ pub fn run_for(reactor: &mut Reactor, period: Duration) -> usize {
 }
 
 // ----------------------------------------------------------------------------
+// Sockets and message queues.
+
+/// Asks for a send buffer of `bytes` (the kernel doubles it).
+pub fn set_send_buffer(fd: BorrowedFd<'_>, bytes: usize) {
+    let bytes = libc::c_int::try_from(bytes).expect("a send buffer size fits in c_int");
+    // SAFETY: `bytes` is a live c_int of the size given.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_SNDBUF,
+            (&bytes as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(rc, 0, "SO_SNDBUF: {}", io::Error::last_os_error());
+}
+
+/// A message queue of 4 messages of 256 bytes, so that "full" is certain,
+/// with a unique name; removed when dropped, even by a failing test.
+pub struct TestQueue {
+    pub name: String,
+}
+
+impl TestQueue {
+    pub fn new(what: &str) -> TestQueue {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let name = format!("/reactor-test-{what}-{}-{n}", std::process::id());
+        let options = ipc::QueueOptions { max_messages: 4, message_size: 256, ..Default::default() };
+        drop(ipc::MessageQueue::create(&name, &options).unwrap_or_else(|e| panic!("{name}: {e}")));
+        TestQueue { name }
+    }
+
+    pub fn open(&self, access: ipc::Access) -> ipc::MessageQueue {
+        ipc::MessageQueue::open(&self.name, access).unwrap_or_else(|e| panic!("{}: {e}", self.name))
+    }
+
+    /// How many messages it holds now.
+    pub fn depth(&self) -> i64 {
+        self.open(ipc::Access::Receive).attributes().expect("mq_getattr").current_messages
+    }
+}
+
+impl Drop for TestQueue {
+    fn drop(&mut self) {
+        let _ = ipc::MessageQueue::unlink(&self.name);
+    }
+}
+
+// ----------------------------------------------------------------------------
 // Chat clients.
 
 /// Line `i` of client `who`: `len` bytes with its `\n`, numbered, so that a
