@@ -31,6 +31,19 @@ fn ended() -> (Ended, mpsc::Receiver<()>) {
     (Ended(sender), receiver)
 }
 
+/// A call that counts its calls and returns the count (1, 2, ...); the
+/// count, and the receiver that hears of the end of the call's thread.
+fn counting_call() -> (Arc<AtomicUsize>, impl FnMut() -> usize + Send + 'static, mpsc::Receiver<()>) {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let (guard, thread_ended) = ended();
+    let counted = calls.clone();
+    let call = move || {
+        let _keep = &guard;
+        counted.fetch_add(1, Ordering::SeqCst) + 1
+    };
+    (calls, call, thread_ended)
+}
+
 fn wait_for_the_thread(thread_ended: &mpsc::Receiver<()>) {
     thread_ended.recv_timeout(DEADLINE).expect("the blocking call's thread has ended");
 }
@@ -38,13 +51,7 @@ fn wait_for_the_thread(thread_ended: &mpsc::Receiver<()>) {
 #[test]
 fn repeat_delivers_each_result_in_order_and_a_callback_that_removes_it_starts_no_further_call() {
     within_deadline(|| {
-        let calls = Arc::new(AtomicUsize::new(0));
-        let (guard, thread_ended) = ended();
-        let counted = calls.clone();
-        let call = move || {
-            let _keep = &guard;
-            counted.fetch_add(1, Ordering::SeqCst) + 1
-        };
+        let (calls, call, thread_ended) = counting_call();
         let seen = Rc::new(RefCell::new(Vec::new()));
         let results = seen.clone();
         let mut reactor = Reactor::new().unwrap();
@@ -124,13 +131,7 @@ fn a_source_removed_while_its_call_blocks_is_released_by_on_stop_and_its_thread_
 #[test]
 fn a_stop_in_the_callback_starts_no_further_call() {
     within_deadline(|| {
-        let calls = Arc::new(AtomicUsize::new(0));
-        let (guard, thread_ended) = ended();
-        let counted = calls.clone();
-        let call = move || {
-            let _keep = &guard;
-            counted.fetch_add(1, Ordering::SeqCst)
-        };
+        let (calls, call, thread_ended) = counting_call();
         let mut reactor = Reactor::new().unwrap();
         let stops = Blocking::repeat(call, |_, ctx| {
             ctx.stop();
