@@ -6,13 +6,14 @@ mod util;
 
 use std::cell::{Cell, RefCell};
 use std::io::{self, BufRead, BufReader, Read, Write};
+use std::net::{Shutdown, TcpStream};
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::rc::Rc;
 use std::thread;
 use std::time::Duration;
 
-use reactor::sources::{Connection, ConnectionHandle, Listener, Writer};
+use reactor::sources::{Connection, ConnectionHandle, ListenAddr, Listener, Writer};
 use reactor::{Interest, Reactor};
 use util::{run_for, run_until, set_send_buffer, socketpair, within_deadline, TempDir};
 
@@ -223,5 +224,33 @@ fn accepted_connections_write_to_each_other_by_token() {
         b.get_mut().set_nonblocking(true).unwrap();
         run_until(&mut reactor, "the line at b", |_| b.read_line(&mut got).is_ok_and(|n| n > 0));
         assert_eq!(got, "from a\n");
+    });
+}
+
+/// The same over TCP: the accepted socket's lines, answered on it, then
+/// the close after the client's end of input.
+#[test]
+fn a_tcp_connection_from_tcp_accept_answers_each_line_and_closes_at_end_of_input() {
+    within_deadline(|| {
+        let mut reactor = Reactor::new().unwrap();
+        let listener = Listener::tcp_accept(([127, 0, 0, 1], 0).into(), |fd, _peer, ctx| {
+            Connection::new(fd, |line, me, ctx| me.write_line(ctx, &line.to_ascii_uppercase()).unwrap())?
+                .register(ctx)
+                .map(drop)
+        })
+        .unwrap();
+        let ListenAddr::Tcp(addr) = listener.local_addr().clone() else { panic!("a TCP listener") };
+        reactor.register(listener).unwrap();
+        let client = thread::spawn(move || -> io::Result<String> {
+            let mut stream = TcpStream::connect(addr)?;
+            stream.set_read_timeout(Some(util::DEADLINE))?;
+            stream.write_all(b"one\ntwo")?;
+            stream.shutdown(Shutdown::Write)?;
+            let mut got = String::new();
+            stream.read_to_string(&mut got)?;
+            Ok(got)
+        });
+        run_until(&mut reactor, "the client's answer", |_| client.is_finished());
+        assert_eq!(client.join().unwrap().unwrap(), "ONE\nTWO\n");
     });
 }
