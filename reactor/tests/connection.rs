@@ -254,3 +254,34 @@ fn a_tcp_connection_from_tcp_accept_answers_each_line_and_closes_at_end_of_input
         assert_eq!(client.join().unwrap().unwrap(), "ONE\nTWO\n");
     });
 }
+
+/// A refused write is followed by `on_drain` once the buffer has emptied,
+/// and only then; a producer resumes there.
+#[test]
+fn on_drain_runs_once_the_buffer_empties_after_a_refusal() {
+    within_deadline(|| {
+        let (ours, theirs) = socketpair();
+        let mut reactor = Reactor::new().unwrap();
+        let drains = Rc::new(Cell::new(0));
+        let count = drains.clone();
+        let conn = Connection::new(ours, |_, _, _| {})
+            .unwrap()
+            .limit(64 * 1024)
+            .on_drain(move |conn, _| {
+                assert_eq!(conn.buffered(), 0);
+                count.set(count.get() + 1);
+            })
+            .register(&mut reactor.context())
+            .unwrap();
+        let queued = stuffed(&mut reactor, &conn);
+        run_for(&mut reactor, Duration::from_millis(50));
+        assert_eq!(drains.get(), 0, "on_drain while bytes wait");
+
+        let reader = read_all_on_a_thread(theirs);
+        run_until(&mut reactor, "the drain", |_| drains.get() > 0);
+        assert_eq!((drains.get(), conn.buffered()), (1, 0));
+        conn.close_when_drained(&mut reactor.context());
+        run_until(&mut reactor, "the close", |r| r.is_empty());
+        assert_eq!(reader.join().unwrap().len(), queued, "bytes lost");
+    });
+}
