@@ -438,7 +438,7 @@ impl ConnectionHandle {
             return Err(io::Error::new(io::ErrorKind::BrokenPipe, "the connection is closed or closing"));
         }
         let size: usize = parts.iter().map(|p| p.len()).sum();
-        if !force && self.would_refuse(size) {
+        if self.would_refuse(size) {
             // Full before the round ends: write out now, as a `BufWriter`
             // does, and refuse only what the socket does not take either.
             if let Err(e) = state.write_out() {
@@ -446,7 +446,7 @@ impl ConnectionHandle {
                 self.update_interest(ctx)?;
                 return Err(io::Error::new(io::ErrorKind::BrokenPipe, "the connection failed"));
             }
-            if self.would_refuse(size) {
+            if !force && self.would_refuse(size) {
                 state.refused.set(true);
                 self.update_interest(ctx)?;
                 return Err(io::Error::new(io::ErrorKind::WouldBlock, "the connection's buffer is full"));
