@@ -714,8 +714,12 @@ impl Handler for Connection {
 
     fn on_shutdown(&mut self) {
         // The descriptor closes when we drop: the handle must not use it.
-        self.conn.state.open.set(false);
-        self.conn.state.waiters.borrow_mut().clear();
+        // Handles may outlive us (in a `Fanout` until its next send): what
+        // was buffered is freed now, not with the last handle.
+        let state = &self.conn.state;
+        state.open.set(false);
+        state.waiters.borrow_mut().clear();
+        *state.out.borrow_mut() = Outbox::default();
     }
 
     fn as_any_mut(&mut self) -> Option<&mut dyn Any> {
