@@ -351,6 +351,9 @@ impl Context<'_> {
     /// If epoll refuses the descriptor, the handler comes back in the error,
     /// still owning its descriptor; [`RegisterError::is_unpollable`] tells
     /// the case of a regular file or `/dev/null`, which is to be read directly.
+    /// A handler whose interest is [`Interest::NONE`] is not given to epoll
+    /// until it asks for more, so such a refusal comes then, from
+    /// [`set_interest`](Context::set_interest).
     pub fn register<H: Handler + 'static>(&mut self, handler: H) -> Result<Token, RegisterError<H>> {
         match self.core.attach(handler.fd().as_raw_fd(), handler.interest()) {
             Ok(token) => Ok(self.install(token, Box::new(handler))),
