@@ -128,7 +128,7 @@ impl LineSink for Callbacks {
 /// - Every callback gets the `Context`, whose [`current`](Context::current)
 ///   is the reader's token, in `on_close` at shutdown too.
 /// - On end of file, a reset connection or a read error, the reader removes
-///   itself (errors are logged by the reactor); it never spins on a hang-up.
+///   itself (errors are reported by the reactor); it never spins on a hang-up.
 /// - At most four reads of 64 KiB per readiness on a non-blocking
 ///   descriptor (a short read ends them), one on a blocking one: a chatty
 ///   stream never starves the loop.
