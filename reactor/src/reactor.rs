@@ -55,6 +55,9 @@ struct Core {
     /// Registrations so far. A slot's number in this count orders shutdown
     /// (last first), and its low 32 bits are the generation in its token.
     order: u64,
+    /// How many slots are `watched`: with none and no timer, nothing can
+    /// wake a wait again.
+    watched: usize,
     started: bool,
     stopping: bool,
     timers: Timers,
@@ -96,6 +99,7 @@ impl Reactor {
                 epoll: Some(Epoll::new()?),
                 slots: Slab::new(),
                 order: 0,
+                watched: 0,
                 started: false,
                 stopping: false,
                 timers: Timers::default(),
@@ -208,9 +212,9 @@ impl Reactor {
         self.core.slots.is_empty()
     }
 
-    /// Runs rounds until a callback or hook asks to stop, or until no
-    /// handler and no timer is left (nothing could ever wake the loop
-    /// again); then shuts every remaining handler down, last registered
+    /// Runs rounds until a callback or hook asks to stop, or until nothing
+    /// could ever wake the loop again: no timer, and no handler, or only
+    /// paused ones (or ones set to [`Interest::NONE`]); then shuts every remaining handler down, last registered
     /// first, and drops the timers.
     ///
     /// Errors from handlers do not end the loop (they go to
@@ -220,7 +224,7 @@ impl Reactor {
     /// The handlers are shut down in that case too.
     pub fn run(&mut self) -> io::Result<()> {
         let result = loop {
-            if self.core.stopping || (self.is_empty() && self.core.timers.is_empty()) {
+            if self.core.stopping || (self.core.watched == 0 && self.core.timers.is_empty()) {
                 break Ok(());
             }
             if let Err(e) = self.run_once(None) {
@@ -236,7 +240,8 @@ impl Reactor {
     /// milliseconds) and never past the earliest timer, the dispatch of what
     /// arrived, and the timers that are due. Returns how many events arrived
     /// (timers not counted). Does not wait if a stop was requested, nor
-    /// without a timeout when no handler and no timer is left; if a callback
+    /// without a timeout when no timer is left and no handler is watched
+    /// (none, or all paused); if a callback
     /// asks to stop, the hooks run once more at the end of the round. The
     /// caller decides when to [`shutdown`](Reactor::shutdown).
     pub fn run_once(&mut self, timeout: Option<Duration>) -> io::Result<usize> {
@@ -245,10 +250,10 @@ impl Reactor {
             self.core.start_all();
         }
         self.run_hooks();
-        // Nothing to wait for: a stop was asked, or no handler is left to
-        // wake a wait without end (every `on_start` may have failed).
+        // Nothing to wait for: a stop was asked, or no handler is watched
+        // to wake a wait without end (every `on_start` may have failed).
         let timeout = self.core.wait_timeout(timeout);
-        if self.core.stopping || (self.is_empty() && timeout.is_none()) {
+        if self.core.stopping || (self.core.watched == 0 && timeout.is_none()) {
             return Ok(0);
         }
         let n = open_epoll(&mut self.core.epoll)?.wait(&mut self.events, timeout)?;
@@ -289,6 +294,7 @@ impl Reactor {
             // instance is made only if the reactor is used again.
             self.core.epoll = None;
             self.core.slots.iter_mut().for_each(|(_, slot)| slot.watched = false);
+            self.core.watched = 0;
         }
         // A close callback may register something (a last message, say):
         // that is shut down too, in a few passes at most.
@@ -345,6 +351,9 @@ impl Context<'_> {
     /// If epoll refuses the descriptor, the handler comes back in the error,
     /// still owning its descriptor; [`RegisterError::is_unpollable`] tells
     /// the case of a regular file or `/dev/null`, which is to be read directly.
+    /// A handler whose interest is [`Interest::NONE`] is not given to epoll
+    /// until it asks for more, so such a refusal comes then, from
+    /// [`set_interest`](Context::set_interest).
     pub fn register<H: Handler + 'static>(&mut self, handler: H) -> Result<Token, RegisterError<H>> {
         match self.core.attach(handler.fd().as_raw_fd(), handler.interest()) {
             Ok(token) => Ok(self.install(token, Box::new(handler))),
@@ -586,6 +595,7 @@ impl Core {
         }
         entry.insert(Slot { order: self.order, fd, interest, paused: false, watched, handler: None });
         self.order += 1;
+        self.watched += usize::from(watched);
         Ok(token)
     }
 
@@ -605,6 +615,7 @@ impl Core {
         if let Some(slot) = self.slot_mut(token) {
             (slot.interest, slot.paused, slot.watched) = (interest, paused, watched);
         }
+        self.watched = self.watched + usize::from(watched) - usize::from(was_watched);
         Ok(())
     }
 
@@ -612,6 +623,7 @@ impl Core {
     fn detach(&mut self, token: Token) -> Option<Slot> {
         self.slot(token)?;
         let slot = self.slots.remove(token.key());
+        self.watched -= usize::from(slot.watched);
         let Some(epoll) = self.epoll.as_ref().filter(|_| slot.watched) else {
             return Some(slot);
         };

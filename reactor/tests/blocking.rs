@@ -151,7 +151,8 @@ fn an_error_of_the_callback_or_a_panic_of_the_call_removes_the_source_and_reache
         let seen = errors.clone();
         let mut reactor = Reactor::new().unwrap();
         reactor.on_error(move |name, e, _| seen.borrow_mut().push(format!("{name}: {e}")));
-        let fails = Blocking::repeat(|| 1, |_, _| Err(io::Error::other("refused"))).unwrap();
+        let fails =
+            Blocking::repeat(|| 1, |_, _| Err(io::Error::other("refused"))).unwrap().named("sem_wait");
         reactor.register(fails).unwrap();
         let panics =
             Blocking::repeat(|| -> u32 { panic!("the call panics (expected by the test)") }, |_, _| Ok(()));
@@ -161,7 +162,7 @@ fn an_error_of_the_callback_or_a_panic_of_the_call_removes_the_source_and_reache
         errors.sort();
         assert_eq!(
             errors,
-            ["blocking: refused", "blocking: the blocking call's thread ended without a result: it panicked"]
+            ["blocking: the blocking call's thread ended without a result: it panicked", "sem_wait: refused"]
         );
     });
 }

@@ -120,3 +120,30 @@ fn paused_handler_is_removed_and_shut_down_like_any_other() {
     assert!(reactor.remove(token));
     assert!(closed.get() && reactor.is_empty());
 }
+
+#[test]
+fn run_returns_when_every_handler_is_paused_and_no_timer_is_left_as_nothing_could_wake_it() {
+    util::within_deadline(|| {
+        let mut reactor = Reactor::new().unwrap();
+        let (ours, _theirs) = pipe(); // never readable: only a resume could matter
+        let token = reactor.register(LineReader::new(ours, 1024, |_, _| {})).unwrap();
+        reactor.pause(token).unwrap();
+        reactor.run().unwrap(); // instead of an epoll_wait on nothing, for ever
+        assert!(reactor.is_empty(), "shut down as at any end of run");
+    });
+}
+
+#[test]
+fn a_timer_keeps_a_loop_of_paused_handlers_going_and_may_resume_them() {
+    util::within_deadline(|| {
+        let mut reactor = Reactor::new().unwrap();
+        let closed = Rc::new(Cell::new(false));
+        let end = closed.clone();
+        let reader = LineReader::new(written_and_closed(), 1024, |_, _| {}).on_close(move |_| end.set(true));
+        let token = reactor.register(reader).unwrap();
+        reactor.pause(token).unwrap();
+        reactor.context().after(std::time::Duration::from_millis(5), move |ctx| ctx.resume(token).unwrap());
+        reactor.run().unwrap(); // the reader reads to its end and leaves
+        assert!(closed.get());
+    });
+}

@@ -69,6 +69,7 @@ pub struct Blocking<T> {
     on_stop: Option<OnStop>,
     /// Whether the source leaves after its first result.
     once: bool,
+    name: String,
 }
 
 impl<T: Send + 'static> Blocking<T> {
@@ -132,11 +133,18 @@ impl<T: Send + 'static> Blocking<T> {
                 }
             }
         })?;
-        Ok(Blocking { results, on_result, go_on: Some(go_on), stopped, on_stop: None, once })
+        let name = String::from("blocking");
+        Ok(Blocking { results, on_result, go_on: Some(go_on), stopped, on_stop: None, once, name })
     }
 }
 
 impl<T> Blocking<T> {
+    /// Names the source in error reports (`"blocking"` by default).
+    pub fn named(mut self, name: impl Into<String>) -> Blocking<T> {
+        self.name = name.into();
+        self
+    }
+
     /// Runs `release` on the loop's thread when the source leaves the
     /// reactor (removed, failed, or shut down with the loop), after it has
     /// stopped asking for calls: the place to wake a thread blocked in its
@@ -153,7 +161,7 @@ impl<T: 'static> Handler for Blocking<T> {
     }
 
     fn name(&self) -> &str {
-        "blocking"
+        &self.name
     }
 
     fn on_ready(&mut self, _: Readiness, ctx: &mut Context<'_>) -> io::Result<()> {
@@ -191,6 +199,7 @@ impl<T: 'static> Handler for Blocking<T> {
 impl<T> fmt::Debug for Blocking<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Blocking")
+            .field("name", &self.name)
             .field("once", &self.once)
             .field("stopped", &self.stopped.load(Ordering::Relaxed))
             .finish_non_exhaustive()

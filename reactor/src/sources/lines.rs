@@ -127,8 +127,12 @@ impl LineSink for Callbacks {
 ///   [`on_unfinished`](LineReader::on_unfinished), or is dropped.
 /// - Every callback gets the `Context`, whose [`current`](Context::current)
 ///   is the reader's token, in `on_close` at shutdown too.
+/// - Paused ([`Context::pause`], or [`Interest::NONE`](crate::Interest::NONE)),
+///   it reads nothing, whatever its peer does, until resumed. A line
+///   callback that pauses its own reader still gets the other lines of the
+///   read in progress (they were read; at most 64 KiB); no read follows.
 /// - On end of file, a reset connection or a read error, the reader removes
-///   itself (errors are logged by the reactor); it never spins on a hang-up.
+///   itself (errors are reported by the reactor); it never spins on a hang-up.
 /// - At most four reads of 64 KiB per readiness on a non-blocking
 ///   descriptor (a short read ends them), one on a blocking one: a chatty
 ///   stream never starves the loop.
