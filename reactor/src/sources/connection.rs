@@ -20,10 +20,6 @@ const READS_PER_READY: usize = 4;
 /// everything in one write is full for now.
 const WRITES_PER_FLUSH: usize = 4;
 
-/// The deadline of an idle flush timer: it is kept, not re-made, and moved
-/// to "now" when there is something to write.
-const NEVER: Duration = Duration::MAX;
-
 type OnLine = Box<dyn FnMut(&[u8], &ConnectionHandle, &mut Context<'_>)>;
 type OnEvent = Box<dyn FnMut(&ConnectionHandle, &mut Context<'_>)>;
 type OnError = Box<dyn FnMut(&io::Error, &ConnectionHandle, &mut Context<'_>)>;
@@ -42,9 +38,9 @@ type OnError = Box<dyn FnMut(&io::Error, &ConnectionHandle, &mut Context<'_>)>;
 /// - **Bytes out, coalesced.** [`write`](ConnectionHandle::write) and
 ///   [`write_line`](ConnectionHandle::write_line) only append to the
 ///   connection's buffer; the buffer is written at the end of the round (a
-///   timer due at once, no descriptor), so that a burst of lines written in
-///   one round leaves in one `send`. What the socket does not take waits for
-///   `WRITABLE`, which is watched only while bytes wait.
+///   `Context::after` timer due at once, no descriptor), so that a burst of
+///   lines written in one round leaves in one `send`. What the socket does
+///   not take waits for `WRITABLE`, which is watched only while bytes wait.
 /// - **Bounded.** A write that would take the buffer past `limit` bytes
 ///   (256 KiB unless [`limit`](Connection::limit) says otherwise) first
 ///   writes the buffer out, as a `BufWriter` does; if the socket does not
@@ -136,7 +132,7 @@ struct State {
     failed: RefCell<Option<io::Error>>,
     /// A write was refused since the buffer last emptied.
     refused: Cell<bool>,
-    /// The round's flush: a timer kept for the connection's life.
+    /// The round's flush, while one is due.
     flush: Cell<Option<TimerKey>>,
     flush_due: Cell<bool>,
     /// Producers paused until this buffer drains (or the connection goes).
@@ -457,17 +453,13 @@ impl ConnectionHandle {
         Ok(())
     }
 
-    /// Makes the round's flush due: moves the connection's timer to now, or
-    /// makes it the first time.
+    /// Makes the round's flush due: a timer due at once, which goes when it
+    /// has run. (A timer kept between rounds would save its allocation but
+    /// keep `Reactor::run` from returning when nothing else is left.)
     fn arm_flush(&self, ctx: &mut Context<'_>) {
         let state = &self.state;
         if state.flush_due.replace(true) {
             return;
-        }
-        if let Some(key) = state.flush.get() {
-            if ctx.rearm(key, Duration::ZERO) {
-                return;
-            }
         }
         let weak: Weak<State> = Rc::downgrade(state);
         let key = ctx.after(Duration::ZERO, move |ctx| {
@@ -483,9 +475,6 @@ impl ConnectionHandle {
     fn round_flush(&self, ctx: &mut Context<'_>) {
         let state = &self.state;
         state.flush_due.set(false);
-        if let Some(key) = state.flush.get() {
-            ctx.rearm(key, NEVER); // kept for the next round that writes
-        }
         if !state.open.get() || state.failed.borrow().is_some() {
             return;
         }
