@@ -167,26 +167,26 @@ fn a_paused_connection_reads_nothing_even_after_its_peer_hung_up() {
     });
 }
 
-/// An unfinished line is delivered at end of input only: at shutdown the
-/// stream has not ended, and the piece is dropped, not handed over as a line.
+/// An unfinished line is delivered as a line at end of input only: at
+/// shutdown the stream has not ended, and the piece goes to `on_unfinished`.
 #[test]
-fn an_unfinished_line_is_not_delivered_at_shutdown() {
+fn an_unfinished_line_is_not_a_line_at_shutdown() {
     within_deadline(|| {
         let (ours, theirs) = socketpair();
         let mut reactor = Reactor::new().unwrap();
-        let lines = Rc::new(RefCell::new(Vec::new()));
-        let (seen, closed) = (lines.clone(), lines.clone());
-        Connection::new(ours, move |line, _, _| {
-            seen.borrow_mut().push(String::from_utf8_lossy(line).into_owned())
-        })
-        .unwrap()
-        .on_close(move |conn, _| closed.borrow_mut().push(format!("(closed, open: {})", conn.is_open())))
-        .register(&mut reactor.context())
-        .unwrap();
+        let seen = Rc::new(RefCell::new(Vec::new()));
+        let (lines, rest, closed) = (seen.clone(), seen.clone(), seen.clone());
+        let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
+        Connection::new(ours, move |line, _, _| lines.borrow_mut().push(text(line)))
+            .unwrap()
+            .on_unfinished(move |part, _, _| rest.borrow_mut().push(format!("unfinished: {}", text(part))))
+            .on_close(move |conn, _| closed.borrow_mut().push(format!("closed, open: {}", conn.is_open())))
+            .register(&mut reactor.context())
+            .unwrap();
         util::write(&theirs, b"whole\nhalf a li");
-        run_until(&mut reactor, "the whole line", |_| !lines.borrow().is_empty());
+        run_until(&mut reactor, "the whole line", |_| !seen.borrow().is_empty());
         drop(reactor);
-        assert_eq!(*lines.borrow(), ["whole", "(closed, open: false)"]);
+        assert_eq!(*seen.borrow(), ["whole", "unfinished: half a li", "closed, open: false"]);
     });
 }
 

@@ -34,7 +34,8 @@ type OnError = Box<dyn FnMut(&io::Error, &ConnectionHandle, &mut Context<'_>)>;
 ///   line longer than `max_line` in pieces. A last line without `\n` is
 ///   delivered at end of input. A connection closed before its input ended
 ///   (by [`close`](ConnectionHandle::close), an error, or the reactor's
-///   shutdown) drops an unfinished line: it was never a line.
+///   shutdown) does not deliver an unfinished line as a line: it goes to
+///   [`on_unfinished`](Connection::on_unfinished), or is dropped.
 /// - **Bytes out, coalesced.** [`write`](ConnectionHandle::write) and
 ///   [`write_line`](ConnectionHandle::write_line) only append to the
 ///   connection's buffer; the buffer is written at the end of the round (a
@@ -99,6 +100,7 @@ pub struct Connection {
     /// resume. Empty (no allocation) unless a pause came in mid-read.
     held: Vec<u8>,
     on_line: OnLine,
+    on_unfinished: Option<OnLine>,
     on_close: Option<OnEvent>,
     on_drain: Option<OnEvent>,
     on_error: Option<OnError>,
@@ -216,6 +218,7 @@ impl Connection {
             partial: Vec::new(),
             held: Vec::new(),
             on_line: Box::new(on_line),
+            on_unfinished: None,
             on_close: None,
             on_drain: None,
             on_error: None,
@@ -233,6 +236,17 @@ impl Connection {
     /// come in pieces.
     pub fn max_line(mut self, max_line: usize) -> Connection {
         self.max_line = max_line.max(1);
+        self
+    }
+
+    /// Called with the part of a line held when the connection goes before
+    /// its input ended (closed, failed, shut down), just before `on_close`.
+    /// Without it, that part is dropped.
+    pub fn on_unfinished(
+        mut self,
+        f: impl FnMut(&[u8], &ConnectionHandle, &mut Context<'_>) + 'static,
+    ) -> Connection {
+        self.on_unfinished = Some(Box::new(f));
         self
     }
 
@@ -696,6 +710,9 @@ impl Handler for Connection {
             ctx.cancel(key);
         }
         self.conn.wake_waiters(ctx);
+        if let Some(on_unfinished) = self.on_unfinished.as_mut().filter(|_| !self.partial.is_empty()) {
+            on_unfinished(&self.partial, &self.conn, ctx);
+        }
         if let Some(on_close) = &mut self.on_close {
             on_close(&self.conn, ctx);
         }
