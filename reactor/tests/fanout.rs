@@ -136,3 +136,44 @@ fn pause_slows_the_senders_loses_nothing_and_closes_a_reader_that_never_reads() 
     let got = received_by(outcome.slow_client);
     assert!(got < 2 * TRAFFIC, "the slow reader got everything ({got} bytes)");
 }
+
+/// A line from no member (a timer's announcement) reaches every member;
+/// with `Pause` there is no sender to pause, so a full member misses it
+/// and it is counted, as with `Drop`.
+#[test]
+fn broadcast_reaches_every_member_and_a_full_one_misses_lines_without_pausing_anyone() {
+    const ANNOUNCEMENTS: usize = 5_000; // 600 kB: far past the stuck member's socket and limit
+    let room = Fanout::new(SlowReader::Pause(Duration::from_secs(1)));
+    let mut reactor = Reactor::new().unwrap();
+    let (reading, reader) = socketpair();
+    let (stuck, _never_read) = socketpair();
+    set_send_buffer(stuck.as_fd(), SEND_BUFFER / 2);
+    let reading = Connection::new(reading, |_, _, _| {}).unwrap().limit(1 << 20);
+    let stuck = Connection::new(stuck, |_, _, _| {}).unwrap().limit(16 * 1024);
+    let (reading, stuck) =
+        (reading.register(&mut reactor.context()).unwrap(), stuck.register(&mut reactor.context()).unwrap());
+    room.join(&reading);
+    room.join(&stuck);
+    let announcer = room.clone();
+    reactor.context().after(Duration::ZERO, move |ctx| {
+        for i in 0..ANNOUNCEMENTS {
+            announcer.broadcast(ctx, util::chat_line("server", i, LINE).as_bytes());
+        }
+    });
+    let mut reader = UnixStream::from(reader);
+    reader.set_nonblocking(false).unwrap();
+    let counting = std::thread::spawn(move || {
+        let mut all = Vec::new();
+        reader.read_to_end(&mut all).map(|_| all.len())
+    });
+    let deadline = Instant::now() + DEADLINE;
+    while reading.written() < (ANNOUNCEMENTS * LINE) as u64 {
+        assert!(Instant::now() < deadline, "the reading member did not get every line");
+        reactor.run_once(Some(Duration::from_millis(100))).unwrap();
+    }
+    assert!(reading.is_reading() && stuck.is_reading(), "a broadcast paused a member");
+    assert_eq!(reading.dropped(), 0);
+    assert!(stuck.dropped() > 0, "the member that never reads missed nothing");
+    drop(reactor);
+    assert_eq!(counting.join().unwrap().unwrap(), ANNOUNCEMENTS * LINE);
+}

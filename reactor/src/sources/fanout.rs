@@ -100,18 +100,30 @@ impl Fanout {
     /// Sends `line` (a `\n` is added) to every open member but `from`,
     /// applying the policy to members whose buffer is full.
     pub fn send(&self, ctx: &mut Context<'_>, from: &ConnectionHandle, line: &[u8]) {
+        self.deliver(ctx, Some(from), line);
+    }
+
+    /// Sends `line` (a `\n` is added) to every open member, from no member
+    /// (a timer's announcement, say). With [`SlowReader::Pause`] there is no
+    /// sender to pause: a full member misses the line, as with
+    /// [`SlowReader::Drop`].
+    pub fn broadcast(&self, ctx: &mut Context<'_>, line: &[u8]) {
+        self.deliver(ctx, None, line);
+    }
+
+    fn deliver(&self, ctx: &mut Context<'_>, from: Option<&ConnectionHandle>, line: &[u8]) {
         let mut evicted = None;
         let mut gone = false;
         for member in self.inner.members.borrow().iter() {
-            if member.same(from) {
+            if from.is_some_and(|from| member.same(from)) {
                 continue;
             }
             if !member.is_open() {
                 gone = true;
                 continue;
             }
-            let result = match self.inner.policy {
-                SlowReader::Pause(stall) => {
+            let result = match (self.inner.policy, from) {
+                (SlowReader::Pause(stall), Some(from)) => {
                     let result = member.write_line_or_pause(ctx, line, from);
                     if member.has_waiters() {
                         member.watch_stall(ctx, stall);
@@ -122,14 +134,14 @@ impl Fanout {
             };
             match result {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => match self.inner.policy {
-                    SlowReader::Drop => member.count_dropped(),
-                    // Closed after the loop: closing runs callbacks that may use the group.
-                    _ => evicted.get_or_insert_with(Vec::new).push(member.clone()),
+                    SlowReader::Disconnect => evicted.get_or_insert_with(Vec::new).push(member.clone()),
+                    _ => member.count_dropped(),
                 },
                 Err(e) => log::debug!("fanout: {member:?}: {e}"),
                 Ok(()) => {}
             }
         }
+        // Closed after the loop: closing runs callbacks that may use the group.
         for member in evicted.into_iter().flatten() {
             member.close(ctx);
             gone = true;
