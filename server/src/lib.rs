@@ -29,3 +29,15 @@ pub mod streams;
 /// The signals that stop the server cleanly: SIGINT, SIGTERM, and SIGHUP
 /// (the terminal went away). They also end a wait on a full stdout.
 pub const STOP_SIGNALS: [i32; 3] = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP];
+
+/// `docs/server.md`, compiled here so that any Rust block it holds is a doc
+/// test of this crate (`cargo test -p server --doc`), as `docs/reactor.md`
+/// is of the reactor's.
+#[cfg(doctest)]
+#[doc = include_str!("../../docs/server.md")]
+pub struct ServerGuide;
+
+/// `docs/performance.md`, for the same reason.
+#[cfg(doctest)]
+#[doc = include_str!("../../docs/performance.md")]
+pub struct PerformanceGuide;
