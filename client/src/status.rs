@@ -3,12 +3,17 @@
 use std::fs;
 use std::io;
 
-use crate::queue;
+use crate::{journal, queue};
 
 /// Describes the queue: `mq_getattr`, who owns it, and its file in the
 /// mqueue filesystem where that is mounted.
 pub fn describe(name: &str) -> io::Result<String> {
-    let open = ipc::MessageQueue::open_to_inspect(name)?;
+    let open = ipc::MessageQueue::open_to_inspect(name).inspect_err(|e| {
+        if e.kind() == io::ErrorKind::NotFound {
+            // A server killed while it drained at shutdown leaves a journal and no queue.
+            print!("{}", journal::orphan(name));
+        }
+    })?;
     let attr = open.attributes()?;
     let owner = if queue::held_by_server(&open)? {
         "a running server (it holds the queue's lock)"
@@ -25,6 +30,7 @@ pub fn describe(name: &str) -> io::Result<String> {
          owner             {owner}\n",
         attr.current_messages, attr.max_messages, attr.message_size
     );
+    out += &journal::describe(name, open.info()?.uid);
     out += &match ipc::mqueue_mount() {
         Some(dir) => {
             let file = dir.join(name.trim_start_matches('/'));

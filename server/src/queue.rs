@@ -185,17 +185,12 @@ impl ServerQueue {
     /// Prints up to `limit` messages; returns how many there were. Notes
     /// the queue's depth as last seen, for the statistics.
     ///
-    /// A message taken from the queue exists only in this process until it
-    /// is written: the output is flushed after every queueful, so that a
-    /// `SIGKILL` loses at most one queueful (the queue itself survives the
-    /// server, with whatever it still holds).
+    /// A message taken from the queue goes straight into the output
+    /// journal, which outlives the server: a `SIGKILL` loses at most the
+    /// one message between `mq_receive` and its line (`crate::journal`).
     pub fn drain(&mut self, limit: usize) -> io::Result<usize> {
         let mut output = self.output.borrow_mut();
         for received in 0..limit {
-            if received > 0 && received % self.capacity == 0 {
-                // The error is kept by the output and reported by the round's flush.
-                let _ = output.flush();
-            }
             match self.queue.receive(&mut self.buf) {
                 Ok((len, priority)) => output.queue_line(priority, strip_one_newline(&self.buf[..len])),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
@@ -272,9 +267,6 @@ impl ServerQueue {
         loop {
             let taken = self.drain(self.capacity)?;
             printed += taken;
-            // At most one queueful received and not yet written, here too.
-            // An error is kept by the output and reported by the last flush.
-            let _ = self.output.borrow_mut().flush();
             let now = Instant::now();
             if now >= deadline || self.output.borrow().is_closed() {
                 break;
@@ -286,6 +278,9 @@ impl ServerQueue {
             if taken == 0 && !recent {
                 break;
             }
+            // Written before a wait, as a round's output is. An error is
+            // kept by the output, and ends the drain above.
+            let _ = self.output.borrow_mut().flush();
             let quiet = SHUTDOWN_QUIET.min(deadline - now).as_millis() as libc::c_int;
             let mut pollfd = libc::pollfd { fd: self.queue.as_raw_fd(), events: libc::POLLIN, revents: 0 };
             // SAFETY: `pollfd` is a valid array of one element for the call's duration.
