@@ -88,3 +88,52 @@ fn the_server_grows_its_stdout_pipe_to_the_unprivileged_maximum() {
     assert!(most > 64 * 1024, "pipe-max-size {most}: nothing to grow to");
     assert_eq!(pipe_capacity(&stdout), most);
 }
+
+/// What the shutdown drain takes while stdout stays full is kept in the
+/// journal for the next server, and the log says so: not "printed".
+#[test]
+fn messages_left_at_a_stop_with_stdout_full_are_logged_as_kept() {
+    let queue = TestQueue::new();
+    let mut server = ServerBuilder::on(&queue).raw_stdout().start();
+    let unread = server.take_stdout();
+    // The test fills the pipe itself, so that the idle server has nothing
+    // buffered: the first message it takes then stalls it in its round's
+    // last write, with nothing taken behind it.
+    fill_pipe(&format!("/proc/{}/fd/1", server.pid()));
+    let sender = RawQueue::open(queue.name(), Access::Send).expect("open the queue");
+    sender.send(b"stalls the server", 0);
+    server.wait_for("the server to take the first message", || sender.attributes().current == 0);
+    for n in 0..QUEUE_CAPACITY {
+        sender.send(format!("left {n}").as_bytes(), 0);
+    }
+
+    let status = server.terminate();
+
+    assert_eq!(status.code(), Some(1), "lost output is a failure");
+    let log = server.stderr.snapshot().join("\n");
+    let at_shutdown = |word: &str| log.lines().any(|l| l.contains(word) && l.contains("left at shutdown"));
+    assert!(at_shutdown(&format!("kept {QUEUE_CAPACITY} message(s)")), "stderr: {log}");
+    assert!(!at_shutdown("printed"), "stderr: {log}");
+    drop(unread);
+}
+
+/// Writes into the pipe at `path` until it takes no more.
+fn fill_pipe(path: &str) {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut pipe = std::fs::OpenOptions::new()
+        .write(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .unwrap_or_else(|e| panic!("open {path}: {e}"));
+    let chunk = [b'.'; 4096];
+    loop {
+        match pipe.write(&chunk) {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+            Err(e) => panic!("write {path}: {e}"),
+        }
+    }
+    // A write of a whole page can fail while a smaller one still fits.
+    while pipe.write(b".").is_ok() {}
+}

@@ -256,6 +256,16 @@ impl Output {
         self.counters.lines_dropped += 1;
     }
 
+    /// Lines not written that the journal keeps for the next server: once
+    /// stdout is closed, every line still buffered.
+    pub fn kept_lines(&self) -> u64 {
+        if self.closed.is_some() && self.journal.is_durable() {
+            self.lines
+        } else {
+            0
+        }
+    }
+
     /// Whether output is no longer written (no reader left, or given up).
     pub fn is_closed(&self) -> bool {
         self.closed.is_some()

@@ -254,19 +254,26 @@ impl ServerQueue {
         Ok(())
     }
 
+    /// Lines the output has dropped, and lines it keeps in the journal for
+    /// the next server, so far.
+    fn unprinted(&self) -> (u64, u64) {
+        let output = self.output.borrow();
+        (output.counters.lines_dropped, output.kept_lines())
+    }
+
     /// After the name is gone: drains until the queue has been quiet for
     /// [`SHUTDOWN_QUIET`] (clients that opened it before may still send),
     /// for at most [`SHUTDOWN_LIMIT`]; a queue that was quiet that long
     /// already, and is empty, is not waited for (an idle server stops at
-    /// once). Returns the messages printed, and how many of them arrived
+    /// once). Returns the messages taken, and how many of them arrived
     /// after the stop began.
     fn drain_until_quiet(&mut self) -> io::Result<(usize, usize)> {
         let waiting_at_stop = usize::try_from(self.waiting()).unwrap_or(0);
         let deadline = Instant::now() + SHUTDOWN_LIMIT;
-        let mut printed = 0;
+        let mut total = 0;
         loop {
             let taken = self.drain(self.capacity)?;
-            printed += taken;
+            total += taken;
             let now = Instant::now();
             if now >= deadline || self.output.borrow().is_closed() {
                 break;
@@ -292,7 +299,7 @@ impl ServerQueue {
                 _ => {}
             }
         }
-        Ok((printed, printed.saturating_sub(waiting_at_stop)))
+        Ok((total, total.saturating_sub(waiting_at_stop)))
     }
 }
 
@@ -355,7 +362,8 @@ impl Handler for ServerQueue {
             log::error!("{e}");
             self.lifecycle.mark_failed();
         }
-        let (printed, late) = match self.drain_until_quiet() {
+        let (dropped_before, kept_before) = self.unprinted();
+        let (taken, late) = match self.drain_until_quiet() {
             Ok(figures) => figures,
             Err(e) => {
                 log::error!("{}: {e}", self.label);
@@ -363,11 +371,30 @@ impl Handler for ServerQueue {
                 (0, 0)
             }
         };
-        if printed > 0 {
-            log::info!("{}: printed {printed} message(s) left at shutdown", self.label);
+        // The output keeps or drops its tail: the lines kept or dropped
+        // since are the last ones taken.
+        let (dropped_now, kept_now) = self.unprinted();
+        let since = |now: u64, before: u64| usize::try_from(now.saturating_sub(before)).unwrap_or(usize::MAX);
+        let dropped = since(dropped_now, dropped_before).min(taken);
+        let kept = since(kept_now, kept_before).min(taken - dropped);
+        if taken > dropped + kept {
+            log::info!("{}: printed {} message(s) left at shutdown", self.label, taken - dropped - kept);
+        }
+        if kept > 0 {
+            log::warn!(
+                "{}: kept {kept} message(s) left at shutdown in the journal (stdout closed or full): \
+                 the next server on this queue prints them",
+                self.label
+            );
+        }
+        if dropped > 0 {
+            log::warn!(
+                "{}: dropped {dropped} message(s) left at shutdown (stdout closed or full)",
+                self.label
+            );
         }
         if late > 0 {
-            log::warn!("{}: {late} message(s) arrived after the shutdown began (printed)", self.label);
+            log::warn!("{}: {late} message(s) arrived after the shutdown began", self.label);
         }
         if unlinked.is_ok() && self.started {
             log::info!("{}: removed", self.label);
