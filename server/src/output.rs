@@ -131,25 +131,26 @@ impl Output {
     /// memory, with a warning.
     pub fn open_journal(&mut self, queue: &str, longest: usize) -> io::Result<()> {
         let name = journal_name(queue);
+        let capacity = capacity_for(longest);
+        debug_assert_eq!(self.journal.pending(), 0, "nothing is printed before the journal");
         // SAFETY: plain call, cannot fail.
         let me = unsafe { libc::geteuid() };
         if let Some((old, left)) = inspect(&name, true, me)? {
             if !self.replay(&old, &left) {
-                // stdout took not all of it: the rest stays for the next server.
+                // stdout took not all of it: the rest stays for the next
+                // server, and this one stops at once (its stdout failed).
+                self.journal = Journal::private(capacity);
                 return Ok(());
             }
-            SharedMemory::unlink(&name)?;
-        }
-        let capacity = capacity_for(longest);
-        match Journal::create(&name, capacity) {
-            Ok(journal) => {
-                debug_assert_eq!(self.journal.pending(), 0, "nothing is printed before the journal");
-                self.journal = journal;
-            }
-            Err(e) => {
-                log::warn!("journal {name}: {e}; running without: a SIGKILL loses the lines not yet written")
+            match SharedMemory::unlink(&name) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+                _ => {}
             }
         }
+        self.journal = Journal::create(&name, capacity).unwrap_or_else(|e| {
+            log::warn!("journal {name}: {e}; running without: a SIGKILL loses the lines not yet written");
+            Journal::private(capacity)
+        });
         Ok(())
     }
 
@@ -293,9 +294,14 @@ impl Output {
             }
             match self.stdout.write_some(self.journal.unwritten()) {
                 Ok(n) => self.journal.advance(n),
-                // The pages of a shrunk journal: touched, they are replaced, and the check above sees it.
                 Err(e) if e.raw_os_error() == Some(libc::EFAULT) && self.journal.is_durable() => {
+                    // Pages of a shrunk journal: touched, they fault and are replaced.
                     self.journal.probe();
+                    if !self.journal.check_shrunk() {
+                        break Err(e);
+                    }
+                    self.journal_lost();
+                    start = 0;
                 }
                 Err(e) => break Err(e),
             }
