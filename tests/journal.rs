@@ -123,13 +123,13 @@ fn fifty_sigkills_under_load_lose_at_most_one_message_each_and_print_the_rest_on
 }
 
 /// Runs a server on a queue that holds one message, next to a journal
-/// planted with `plant`; it must refuse to start, saying `why`, and leave
+/// planted by `planting`; it must refuse to start, saying `why`, and leave
 /// the queue with its message, and the journal, as they were.
-fn refused(why: &str, plant: impl FnOnce(&TestQueue)) {
+fn refused(why: &str, planting: impl FnOnce(&TestQueue)) {
     let queue = TestQueue::new();
     let waiting = RawQueue::create(queue.name(), 10, 256, 0o600).expect("make the queue");
     waiting.send(b"waiting", 0);
-    plant(&queue);
+    planting(&queue);
 
     let run = ServerBuilder::on(&queue).run_to_exit();
 
@@ -151,17 +151,15 @@ fn capacity() -> usize {
     server::journal::capacity_for(256)
 }
 
+/// Plants a journal as a server of this user leaves it, holding `data`
+/// unwritten, with `mode`.
+fn plant(queue: &TestQueue, mode: libc::mode_t, data: &[u8]) {
+    plant_journal(queue, mode, &journal_header_for(capacity(), 0, data), data, HEADER_SIZE + capacity());
+}
+
 #[test]
 fn a_journal_of_a_wrong_mode_is_refused() {
-    refused("mode 0644", |queue| {
-        plant_journal(
-            queue,
-            0o644,
-            &journal_header_for(capacity(), 0, PLANTED),
-            PLANTED,
-            HEADER_SIZE + capacity(),
-        )
-    });
+    refused("mode 0644", |queue| plant(queue, 0o644, PLANTED));
 }
 
 #[test]
@@ -195,13 +193,7 @@ fn a_journal_whose_offsets_or_bytes_are_not_the_servers_is_refused() {
     });
     refused("not lines the server prints", |queue| {
         let garbage = b"\x1b[2J\x1b[31mforged\n";
-        plant_journal(
-            queue,
-            0o600,
-            &journal_header_for(capacity(), 0, garbage),
-            garbage,
-            HEADER_SIZE + capacity(),
-        );
+        plant(queue, 0o600, garbage);
     });
 }
 
@@ -215,13 +207,7 @@ fn a_journal_of_another_user_is_refused() {
         return;
     }
     refused("owned by user 65533", |queue| {
-        plant_journal(
-            queue,
-            0o600,
-            &journal_header_for(capacity(), 0, PLANTED),
-            PLANTED,
-            HEADER_SIZE + capacity(),
-        );
+        plant(queue, 0o600, PLANTED);
         let path = shm_paths(&journal_name(queue)).0;
         std::os::unix::fs::chown(&path, Some(65533), Some(65533)).expect("chown the journal");
     });
@@ -294,7 +280,7 @@ fn client_status_shows_the_lines_waiting_in_a_journal() {
     let queue = TestQueue::new();
     let made = RawQueue::create(queue.name(), 10, 256, 0o600).expect("make the queue");
     let data = b"mq[0]: one\nmq[0]: two\n";
-    plant_journal(&queue, 0o600, &journal_header_for(capacity(), 0, data), data, HEADER_SIZE + capacity());
+    plant(&queue, 0o600, data);
 
     let status = client(["--status", "--queue", queue.name()]);
 
