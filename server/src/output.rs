@@ -133,6 +133,12 @@ impl Output {
         let name = journal_name(queue);
         let capacity = capacity_for(longest);
         debug_assert_eq!(self.journal.pending(), 0, "nothing is printed before the journal");
+        if let Some(problem) = ipc::name_problem(&name) {
+            // A queue name near the limit leaves no room for `.journal`.
+            log::warn!("journal {name}: the name {problem}; running without: a SIGKILL loses the lines not yet written");
+            self.journal = Journal::private(capacity);
+            return Ok(());
+        }
         // SAFETY: plain call, cannot fail.
         let me = unsafe { libc::geteuid() };
         if let Some((old, left)) = inspect(&name, true, me)? {
