@@ -328,6 +328,24 @@ fn stats_reader_never_waits_longer_than_its_timeout_and_the_server_takes_back_an
     assert_eq!(SourceFigures::of(&stats_of(&queue), "mq").messages, 1);
 }
 
+#[test]
+fn an_idle_server_takes_back_a_semaphore_left_held_by_a_dead_reader() {
+    let queue = TestQueue::new();
+    let server = start_server(&queue);
+    stats_of(&queue);
+    TestSemaphore::open(&stats_name(&queue)).unwrap().taken_by_a_killed_process();
+
+    // No message, no connection: only the server's own timer can make it look again.
+    wait_until("client --stats to succeed on the idle server", || {
+        client(["--stats", "--timeout", "0.2", "--queue", queue.name()]).code() == 0
+    });
+    assert!(
+        server.stderr.snapshot().iter().any(|l| l.contains("semaphore held for over")),
+        "stderr: {:?}",
+        server.stderr.snapshot()
+    );
+}
+
 /// The bytes of the first `n` lines of `seq`: the digits of 1..=n.
 fn digits_of_1_to(n: u64) -> u64 {
     (1..=n).map(|k| k.to_string().len() as u64).sum()

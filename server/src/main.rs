@@ -18,7 +18,7 @@ use server::layout::SOURCE_NAMES;
 use server::lifecycle::{Lifecycle, SharedLifecycle};
 use server::output::{reader_left, Output, SharedOutput};
 use server::queue::{Origin, QueueSpec, ServerQueue};
-use server::stats::{Counters, StatsShm};
+use server::stats::{Counters, StatsShm, PUBLISH_AT_LEAST_EVERY};
 use server::{streams, STOP_SIGNALS};
 
 fn main() -> ExitCode {
@@ -147,6 +147,10 @@ fn end_rounds_with_output(
     lifecycle: &SharedLifecycle,
     mut stats: Option<StatsShm>,
 ) {
+    if stats.is_some() {
+        // A round that publishes, should nothing else wake the loop.
+        reactor.context().every(PUBLISH_AT_LEAST_EVERY, |_| {});
+    }
     let output = output.clone();
     let lifecycle = lifecycle.clone();
     reactor.before_wait(move |ctx| {

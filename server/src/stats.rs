@@ -18,7 +18,7 @@
 //! its own.
 
 use std::io;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use ipc::{NamedSemaphore, SharedMemory};
 
@@ -29,6 +29,10 @@ use crate::sigbus;
 /// How long the semaphore may stay taken before its holder is presumed
 /// dead: readers hold it for the copy of a few hundred bytes.
 const HOLD_LIMIT_SECS: u64 = 1;
+
+/// How often the loop must publish, even when idle: a semaphore left held
+/// by a dead reader is noticed and taken back only by a publish.
+pub const PUBLISH_AT_LEAST_EVERY: Duration = Duration::from_millis(500);
 
 /// Where a message came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
