@@ -228,9 +228,10 @@ pub fn advance_left(shm: &SharedMemory, written: usize, complete: usize) -> io::
 enum Backing {
     /// The shared object, mapped.
     Shared { shm: SharedMemory, _mapping: Mapping },
-    /// Memory of this process only: no journal (none could be made, or it
-    /// was shrunk), or the benchmark's server.
-    Private(#[allow(dead_code)] Box<[u64]>),
+    /// Memory of this process only: no journal (none could be made), or
+    /// the benchmark's server. (A shrunk journal stays `Shared`: `sigbus`
+    /// put private pages in its mapping's place.)
+    Private { _words: Box<[u64]> },
 }
 
 /// The output buffer, in the journal's data area.
@@ -254,7 +255,14 @@ impl Journal {
     pub fn private(capacity: usize) -> Journal {
         let mut words = vec![0u64; (HEADER_SIZE + capacity).div_ceil(8)].into_boxed_slice();
         let base = NonNull::from(&mut words[0]).cast();
-        Journal { backing: Backing::Private(words), base, capacity, written: 0, len: 0, durable: false }
+        Journal {
+            backing: Backing::Private { _words: words },
+            base,
+            capacity,
+            written: 0,
+            len: 0,
+            durable: false,
+        }
     }
 
     /// Creates the journal `name` (`O_EXCL`, mode 0600) with a data area of
@@ -293,7 +301,7 @@ impl Journal {
     pub fn name(&self) -> Option<&str> {
         match &self.backing {
             Backing::Shared { shm, .. } => Some(shm.name()),
-            Backing::Private(_) => None,
+            Backing::Private { .. } => None,
         }
     }
 
