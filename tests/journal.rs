@@ -321,9 +321,12 @@ fn a_journal_shrunk_under_load_does_not_kill_the_server() {
 #[test]
 fn a_server_killed_during_its_shutdown_drain_leaves_its_lines_to_the_next() {
     let queue = TestQueue::new();
-    let mut server = ServerBuilder::on(&queue).args(["--message-size", "2048"]).raw_stdout().start();
+    let mut server = ServerBuilder::on(&queue).args(["--message-size", "4096"]).raw_stdout().start();
     let mut stdout = server.take_stdout();
+    // The test's own ends of the queue: one to send, and one to take what
+    // is left in it once it is removed.
     let ours = MessageQueue::open_with(queue.name(), Access::Both, true).expect("open the queue");
+    let to_send = MessageQueue::open(queue.name(), Access::Send).expect("open the queue");
 
     // Stdout is read while `reading` holds.
     let reading = Arc::new(AtomicBool::new(true));
@@ -341,9 +344,10 @@ fn a_server_killed_during_its_shutdown_drain_leaves_its_lines_to_the_next() {
             (stdout, bytes)
         })
     };
-    // Messages of 2000 bytes (lines shorter than PIPE_BUF: the server
-    // waits on its stdout only once the pipe is full), numbered, sent until `sending` ends; a full
-    // queue is tried again a millisecond later.
+    // Messages of 4000 bytes (lines shorter than PIPE_BUF: the server
+    // waits on its stdout only once the pipe is full), numbered, sent as
+    // fast as the queue takes them until `sending` ends, so that the drain
+    // never finds the queue quiet.
     let sending = Arc::new(AtomicBool::new(true));
     let sent = Arc::new(AtomicUsize::new(0));
     let sender = {
@@ -351,18 +355,15 @@ fn a_server_killed_during_its_shutdown_drain_leaves_its_lines_to_the_next() {
         thread::spawn(move || {
             while sending.load(Ordering::SeqCst) {
                 let n = sent.load(Ordering::SeqCst);
-                let message = format!("{n} {}", "x".repeat(2000));
-                match ours.send(message.as_bytes(), 0) {
+                let message = format!("{n} {}", "x".repeat(4000));
+                match to_send.send_timeout(message.as_bytes(), 0, std::time::Duration::from_millis(20)) {
                     Ok(()) => {
                         sent.fetch_add(1, Ordering::SeqCst);
                     }
-                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                        thread::sleep(std::time::Duration::from_millis(1))
-                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {}
                     Err(e) => panic!("{e}"),
                 }
             }
-            ours
         })
     };
     server.wait_for("messages sent", || sent.load(Ordering::SeqCst) >= 20);
@@ -372,7 +373,13 @@ fn a_server_killed_during_its_shutdown_drain_leaves_its_lines_to_the_next() {
     reading.store(false, Ordering::SeqCst);
     // Stopped where the journal holds lines not yet written (the pipe fills
     // up: the drain's writes wait for it), and killed there.
+    let stdout_path = format!("/proc/{}/fd/1", server.pid());
     server.wait_for("unwritten lines in the journal", || {
+        assert!(
+            std::path::Path::new(&stdout_path).exists(),
+            "the server ended its drain before its stdout filled up: {:?}",
+            server.stderr.snapshot()
+        );
         if !server.stdout_is_full() {
             return false;
         }
@@ -387,11 +394,11 @@ fn a_server_killed_during_its_shutdown_drain_leaves_its_lines_to_the_next() {
     server.signal(libc::SIGKILL);
     server.wait_exit();
     sending.store(false, Ordering::SeqCst);
-    let ours = sender.join().expect("sender");
+    sender.join().expect("sender");
     let (mut stdout, mut first) = reader.join().expect("reader");
     stdout.read_to_end(&mut first).expect("read the rest of the first server's output");
     let mut left = Vec::new();
-    let mut buf = vec![0u8; 2048];
+    let mut buf = vec![0u8; 4096];
     while let Ok((len, _)) = ours.receive(&mut buf) {
         left.push(String::from_utf8_lossy(&buf[..len]).split(' ').next().unwrap_or("").to_string());
     }
