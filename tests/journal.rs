@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 use std::io::Read;
+use std::os::unix::fs::OpenOptionsExt;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread;
@@ -252,6 +253,20 @@ fn a_stop_with_stdout_gone_keeps_the_lines_for_the_next_server() {
     let queue = TestQueue::new();
     let mut server = ServerBuilder::on(&queue).raw_stdout().start();
     drop(server.take_stdout());
+    // A process that another test forks meanwhile may hold a copy of the
+    // read end until it execs: wait until the pipe has no reader at all (a
+    // byte written into it then fails with EPIPE; one that goes in is
+    // never read by anyone).
+    let path = format!("/proc/{}/fd/1", server.pid());
+    let mut probe = std::fs::OpenOptions::new()
+        .write(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(&path)
+        .unwrap_or_else(|e| panic!("open {path}: {e}"));
+    server.wait_for("no reader of the server's stdout", || {
+        std::io::Write::write(&mut probe, b".").is_err_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+    });
+    drop(probe);
 
     // Sent by the test itself: the server stops at once and removes the queue.
     RawQueue::open(queue.name(), Access::Send).expect("open the queue").send(b"kept for later", 0);
