@@ -122,6 +122,10 @@ pub fn capacity_for(longest: usize) -> usize {
     wanted.next_multiple_of(4096) - HEADER_SIZE
 }
 
+/// The largest data area a server makes: for messages of 16 MiB, the
+/// kernel's ceiling (`HARD_MSGSIZEMAX`). A replay reads at most this much.
+const LARGEST_CAPACITY: usize = HEADER_SIZE + FLUSH_AT + 4 * (16 << 20) + 4096;
+
 /// A journal found under a queue's name, checked: its header, and the
 /// lines it holds that were never written.
 #[derive(Debug)]
@@ -192,6 +196,12 @@ pub fn inspect(name: &str, writable: bool, owner: u32) -> io::Result<Option<(Sha
         return Err(refuse(format!(
             "not a journal of layout version {VERSION} (magic {:#x}, version {}, header {} bytes)",
             header.magic, header.version, header.header_size
+        )));
+    }
+    if header.capacity > LARGEST_CAPACITY as u64 {
+        return Err(refuse(format!(
+            "a data area of {} bytes, more than any server makes ({LARGEST_CAPACITY})",
+            header.capacity
         )));
     }
     if info.size != HEADER_SIZE as u64 + header.capacity {
