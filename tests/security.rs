@@ -93,6 +93,57 @@ fn a_queue_of_another_user_is_not_adopted_and_the_owner_is_named() {
     assert!(queue.exists());
 }
 
+/// A queue planted under `queue`'s name with `mode`, no server; its
+/// attributes through a descriptor of the test's own.
+fn plant(queue: &TestQueue, mode: libc::mode_t) -> RawQueue {
+    RawQueue::create(queue.name(), 10, 256, mode).expect("plant a queue")
+}
+
+#[test]
+fn the_client_sends_nothing_into_a_queue_that_others_may_read() {
+    let queue = TestQueue::new();
+    let planted = plant(&queue, 0o644);
+
+    let run = client(["--queue", queue.name(), "my password is hunter2"]);
+
+    assert_eq!(run.code(), 1, "stderr: {}", run.stderr);
+    assert!(run.stderr.contains("owned by this user with mode 0644"), "stderr: {}", run.stderr);
+    assert!(run.stderr.contains("nothing sent"), "stderr: {}", run.stderr);
+    assert_eq!(planted.attributes().current, 0, "the message must not be in the queue");
+    let status = client(["--status", "--queue", queue.name()]);
+    assert!(status.stdout.contains("client refuses to send into it"), "{}", status.stdout);
+}
+
+#[test]
+fn the_client_sends_nothing_into_a_queue_another_user_made_first_unless_told_to_trust_them() {
+    if !can_switch_users("the_client_sends_nothing_into_a_queue_another_user_made_first") {
+        return;
+    }
+    let Some(mount) = mqueue_mount_or_skip() else { return };
+    let queue = TestQueue::new();
+    let planted = plant(&queue, 0o666);
+    let file = mount.join(queue.name().trim_start_matches('/'));
+    chown(&file, OTHER_UID);
+
+    let run = client(["--queue", queue.name(), "my password is hunter2"]);
+
+    assert_eq!(run.code(), 1, "stderr: {}", run.stderr);
+    let named = format!("owned by user {OTHER_UID} with mode 0666, not by this user");
+    assert!(run.stderr.contains(&named), "stderr: {}", run.stderr);
+    assert_eq!(planted.attributes().current, 0, "the message must not be in the queue");
+    let status = client(["--status", "--queue", queue.name()]);
+    let belongs = status.stdout.lines().find(|l| l.starts_with("belongs to")).unwrap_or_default();
+    assert!(belongs.contains("another user") && belongs.contains(&named), "{}", status.stdout);
+
+    // Trusting that user is not enough while others may read it too...
+    let owner = OTHER_UID.to_string();
+    assert_eq!(client(["--owner", &owner, "--queue", queue.name(), "still no"]).code(), 1);
+    // ...and enough once they alone may.
+    fs::set_permissions(&file, fs::Permissions::from_mode(0o600)).unwrap();
+    client(["--owner", &owner, "--queue", queue.name(), "trusted"]).assert_success();
+    assert_eq!(planted.attributes().current, 1);
+}
+
 #[test]
 fn a_queue_that_cannot_be_removed_at_shutdown_is_an_error_not_removed() {
     if !can_switch_users("a_queue_that_cannot_be_removed_at_shutdown") {
@@ -118,7 +169,7 @@ fn a_queue_that_cannot_be_removed_at_shutdown_is_an_error_not_removed() {
 #[test]
 fn a_shrunk_statistics_object_does_not_kill_the_server() {
     let queue = TestQueue::new();
-    let mut server = ServerBuilder::on(&queue).args(["--mode", "0660"]).start();
+    let mut server = ServerBuilder::on(&queue).args(["--mode", "0620"]).start();
     let shm = SharedMemory::open(&stats_name(&queue), true).expect("open the statistics");
 
     shm.set_len(0).expect("ftruncate to 0");
@@ -134,7 +185,7 @@ fn a_shrunk_statistics_object_does_not_kill_the_server() {
 #[test]
 fn a_shrunk_semaphore_file_does_not_kill_the_server() {
     let queue = TestQueue::new();
-    let mut server = ServerBuilder::on(&queue).args(["--mode", "0660"]).start();
+    let mut server = ServerBuilder::on(&queue).args(["--mode", "0620"]).start();
     let (_, sem) = shm_paths(&stats_name(&queue));
 
     fs::OpenOptions::new().write(true).open(&sem).and_then(|f| f.set_len(0)).expect("truncate the semaphore");

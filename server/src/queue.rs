@@ -474,19 +474,13 @@ fn check_adoptable(queue: &MessageQueue, mode: libc::mode_t) -> io::Result<()> {
 
 /// Why the queue `name`, as `info` describes it, is refused.
 fn not_adoptable(name: &str, info: &ipc::ObjectInfo, mode: libc::mode_t) -> io::Error {
-    // SAFETY: plain call, cannot fail.
-    let owner = if info.uid == unsafe { libc::geteuid() } {
-        "this user".to_string()
-    } else {
-        format!("user {}", info.uid)
-    };
     io::Error::new(
         io::ErrorKind::PermissionDenied,
         format!(
-            "queue {name}: exists, owned by {owner} with mode {:04o}, and is not safe to adopt: \
+            "queue {name}: exists, {}, and is not safe to adopt: \
              another user could receive the messages meant for this server (--mode is {mode:04o}). \
              Remove it (its owner or root: rm /dev/mqueue/{}) or choose another name with --queue",
-            info.mode,
+            info.owner_and_mode(),
             name.trim_start_matches('/'),
         ),
     )
