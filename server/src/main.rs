@@ -75,11 +75,7 @@ fn serve(config: &Config) -> io::Result<()> {
     let output = std::mem::ManuallyDrop::new(output);
     let mut output = output.borrow_mut();
     // What the shutdown printed; a closed stdout was reported already.
-    let _ = output.finish().inspect_err(|e| {
-        if !reader_left(e) {
-            lifecycle.mark_failed();
-        }
-    });
+    let _ = judge(output.finish(), &lifecycle);
     log_summary(&output.counters);
     if lifecycle.has_failed() {
         return Err(io::Error::other("output lost, or the queue failed: see above"));
@@ -159,17 +155,17 @@ fn end_rounds_with_output(
             stats.publish(&out.counters);
         }
         // The error was logged by the flush that met it.
-        if flush(&mut out, &lifecycle).is_err() && !lifecycle.is_stopping() {
+        if judge(out.flush(), &lifecycle).is_err() && !lifecycle.is_stopping() {
             log::info!("no more output: shutting down");
             lifecycle.stop(ctx);
         }
     });
 }
 
-/// Writes what the output holds. A reader that went away is news, not a
-/// failure; any other error fails the run.
-fn flush(output: &mut Output, lifecycle: &Lifecycle) -> io::Result<()> {
-    output.flush().inspect_err(|e| {
+/// How a write of the output went (a round's, or the last one). A reader
+/// that went away is news, not a failure; any other error fails the run.
+fn judge(written: io::Result<()>, lifecycle: &Lifecycle) -> io::Result<()> {
+    written.inspect_err(|e| {
         if !reader_left(e) {
             lifecycle.mark_failed();
         }
