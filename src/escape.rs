@@ -7,9 +7,9 @@
 ///   is not part of valid UTF-8 as `\xNN` in lowercase hex;
 /// - characters that could make a message disguise the lines around it as
 ///   the `\xNN` of each of their bytes: the C1 controls (U+0080 to U+009F),
-///   the bidirectional embeddings and overrides (U+202A to U+202E) and
-///   isolates (U+2066 to U+2069), the line and paragraph separators
-///   (U+2028, U+2029);
+///   Unicode's `Bidi_Control` set (U+061C, U+200E, U+200F, U+202A to
+///   U+202E, U+2066 to U+2069), the invisible U+200B and U+FEFF, the line
+///   and paragraph separators (U+2028, U+2029);
 /// - other valid UTF-8 as it is.
 pub fn escaped(message: &[u8]) -> String {
     let mut out = String::new();
@@ -45,8 +45,19 @@ pub fn escaped(message: &[u8]) -> String {
     out
 }
 
-/// Control characters (C0, DEL, C1), bidirectional embeddings, overrides
-/// and isolates, and the line and paragraph separators.
+/// Control characters (C0, DEL, C1), the bidirectional controls, the zero
+/// width space and the byte order mark, and the line and paragraph separators.
 fn disguises_lines(c: char) -> bool {
-    matches!(c, '\u{0}'..='\u{1f}' | '\u{7f}'..='\u{9f}' | '\u{2028}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    matches!(
+        c,
+        '\u{0}'..='\u{1f}'
+            | '\u{7f}'..='\u{9f}'
+            | '\u{61c}'
+            | '\u{200b}'
+            | '\u{200e}'
+            | '\u{200f}'
+            | '\u{2028}'..='\u{202e}'
+            | '\u{2066}'..='\u{2069}'
+            | '\u{feff}'
+    )
 }

@@ -45,6 +45,31 @@ impl TestSemaphore {
         self.held -= 1;
     }
 
+    /// Makes a child process take the semaphore, then kills it
+    /// (`SIGKILL`): a reader that died holding it. Returns once the child
+    /// is reaped; the token is gone with it.
+    pub fn taken_by_a_killed_process(&self) {
+        // SAFETY: the child only calls `sem_wait` (on a semaphore mapped
+        // before the fork), `pause` and `_exit`: no lock another thread may hold.
+        let child = unsafe { libc::fork() };
+        assert!(child >= 0, "fork: {}", io::Error::last_os_error());
+        if child == 0 {
+            // SAFETY: the semaphore stays mapped in the child; it dies waiting.
+            unsafe {
+                libc::sem_wait(self.sem.as_ptr());
+                loop {
+                    libc::pause();
+                }
+            }
+        }
+        crate::wait_until("the child to take the semaphore", || self.value() == 0);
+        // SAFETY: `child` is our own child, not yet reaped.
+        unsafe {
+            libc::kill(child, libc::SIGKILL);
+            libc::waitpid(child, std::ptr::null_mut(), 0);
+        }
+    }
+
     /// The semaphore's value (`sem_getvalue`).
     pub fn value(&self) -> u32 {
         self.sem.value().unwrap_or_else(|e| panic!("{e}"))

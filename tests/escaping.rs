@@ -1,7 +1,7 @@
 //! One message, one line, whatever its bytes: `\n`, tab and backslash as
 //! `\n`, `\t`, `\\`; other control bytes, invalid UTF-8 and the characters
 //! that could disguise the lines around them (C1 controls, bidirectional
-//! overrides and isolates, line separators) as `\xNN` in lowercase hex,
+//! controls, invisible characters, line separators) as `\xNN` in lowercase hex,
 //! byte by byte; other valid UTF-8 kept; one trailing newline of a queue
 //! message dropped.
 
@@ -34,9 +34,31 @@ fn the_escaping_rule_written_out() {
     assert_eq!(escaped("\u{202a}\u{202e}".as_bytes()), r"\xe2\x80\xaa\xe2\x80\xae", "embeddings, overrides");
     assert_eq!(escaped("\u{2066}\u{2069}".as_bytes()), r"\xe2\x81\xa6\xe2\x81\xa9", "isolates");
     assert_eq!(escaped("\u{2028}\u{2029}".as_bytes()), r"\xe2\x80\xa8\xe2\x80\xa9", "separators");
+    assert_eq!(escaped(REORDERING.as_bytes()), REORDERING_ESCAPED, "marks, zero width space, BOM");
     // Their neighbours are plain text.
     let neighbours = "\u{a0}\u{2027}\u{202f}\u{2065}\u{206a}";
     assert_eq!(escaped(neighbours.as_bytes()), neighbours);
+}
+
+/// The bidirectional controls outside the override and isolate blocks,
+/// and the invisible zero width space and byte order mark (CVE-2021-42574).
+const REORDERING: &str = "a\u{61c}b\u{200e}c\u{200f}d\u{200b}e\u{feff}f";
+const REORDERING_ESCAPED: &str = r"a\xd8\x9cb\xe2\x80\x8ec\xe2\x80\x8fd\xe2\x80\x8be\xef\xbb\xbff";
+
+#[test]
+fn marks_that_reorder_text_and_invisible_characters_are_hex_through_the_queue_and_tcp() {
+    let queue = TestQueue::new();
+    let server = start_server(&queue);
+    let mut stream = TcpStream::connect(server.tcp_addr()).unwrap();
+    let tag = format!("tcp[{}]", stream.local_addr().unwrap());
+    // The joiners beside them join emoji and scripts: kept.
+    let joined = "\u{1f469}\u{200d}\u{1f52c} \u{200c}";
+
+    send(&queue, &format!("{REORDERING} {joined}"));
+    stream.write_all(format!("{REORDERING} {joined}\n").as_bytes()).unwrap();
+
+    server.stdout.wait_exact(&format!("mq[0]: {REORDERING_ESCAPED} {joined}"));
+    server.stdout.wait_exact(&format!("{tag}: {REORDERING_ESCAPED} {joined}"));
 }
 
 #[test]

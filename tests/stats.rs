@@ -205,6 +205,7 @@ fn stats_json_names_the_queue_the_server_and_its_capacity_with_exactly_the_docum
         "queue_capacity",
         "lines_printed",
         "lines_dropped",
+        "lines_replayed",
         "server_running",
         "consistent",
         "sources",
@@ -325,6 +326,24 @@ fn stats_reader_never_waits_longer_than_its_timeout_and_the_server_takes_back_an
     server.stdout.wait_exact("mq[0]: next round");
     assert_eq!(held.value(), 1, "the server should absorb the extra token");
     assert_eq!(SourceFigures::of(&stats_of(&queue), "mq").messages, 1);
+}
+
+#[test]
+fn an_idle_server_takes_back_a_semaphore_left_held_by_a_dead_reader() {
+    let queue = TestQueue::new();
+    let server = start_server(&queue);
+    stats_of(&queue);
+    TestSemaphore::open(&stats_name(&queue)).unwrap().taken_by_a_killed_process();
+
+    // No message, no connection: only the server's own timer can make it look again.
+    wait_until("client --stats to succeed on the idle server", || {
+        client(["--stats", "--timeout", "0.2", "--queue", queue.name()]).code() == 0
+    });
+    assert!(
+        server.stderr.snapshot().iter().any(|l| l.contains("semaphore held for over")),
+        "stderr: {:?}",
+        server.stderr.snapshot()
+    );
 }
 
 /// The bytes of the first `n` lines of `seq`: the digits of 1..=n.
@@ -587,7 +606,8 @@ fn stats_are_not_published_by_a_server_started_with_no_stats() {
     send(&queue, "served all the same");
     server.stdout.wait_exact("mq[0]: served all the same");
 
-    assert!(queue.shared_memory().is_empty(), "published: {:?}", queue.shared_memory());
+    let objects = queue.shared_memory();
+    assert!(!objects.iter().any(|path| path.to_string_lossy().contains(".stats")), "published: {objects:?}");
     let run = client(["--stats", "--queue", queue.name()]);
     assert_eq!(run.code(), 1);
     assert_eq!(run.stdout, "");

@@ -7,6 +7,8 @@ use std::time::Duration;
 pub use server::cli::UsageError;
 use server::cli::{check_queue_name, queue_or_default};
 
+use crate::trust;
+
 pub const HELP: &str = "\
 Usage: client [OPTIONS] [--] [MESSAGE...]
        client --stats [--json] [--timeout SECONDS] [--queue NAME]
@@ -25,12 +27,18 @@ Options:
                        for each message (fractions allowed)
   --nonblock           fail at once if the queue is full
                        [default: wait for room as long as the queue exists]
+  --owner UID|NAME     send only into a queue of this user [default: the
+                       user running the client]. A queue of another user,
+                       or one that other users may read (mode with group
+                       or other read bits), is refused: nothing is sent,
+                       exit 1, and the error names its owner and mode
   --stats              print the server's live statistics (shared memory
                        NAME.stats, semaphore NAME.stats) instead of sending;
                        --timeout bounds the wait for the semaphore [default: 1]
   --json               with --stats: one JSON object instead of a table
-  --status             print the queue's attributes (mq_getattr), its owner,
-                       and its file in the mqueue filesystem if mounted
+  --status             print the queue's attributes (mq_getattr), its owner
+                       and mode, whether a server holds it, and its file in
+                       the mqueue filesystem if mounted
   -h, --help           this text
   -V, --version        the version
 
@@ -38,9 +46,9 @@ Environment:
   POSTBOX_QUEUE        queue name when --queue is not given
 
 Exit status: 0 when every message was sent (or the figures were read); 1
-when one could not be (no such queue, permission denied, message too long,
-queue full; --stats: no server, stale or locked figures); 2 on bad
-arguments.
+when one could not be (no such queue, permission denied, a queue of
+another user or that others may read, message too long, queue full;
+--stats: no server, stale or locked figures); 2 on bad arguments.
 
 Examples:
   client hello world
@@ -56,6 +64,8 @@ pub struct Options {
     pub priority: u32,
     pub timeout: Option<Duration>,
     pub nonblock: bool,
+    /// The user whose queue may be sent into (`--owner`).
+    pub trusted: u32,
     /// The arguments joined by spaces, as bytes; `None` means "read stdin".
     pub message: Option<Vec<u8>>,
 }
@@ -64,7 +74,7 @@ pub struct Options {
 pub enum Command {
     Send(Options),
     Stats { queue: String, json: bool, timeout: Duration },
-    Status { queue: String },
+    Status { queue: String, trusted: u32 },
     Help,
     Version,
 }
@@ -80,6 +90,7 @@ pub fn parse(
         priority: 0,
         timeout: None,
         nonblock: false,
+        trusted: trust::this_user(),
         message: None,
     };
     let (mut stats, mut json, mut status) = (false, false, false);
@@ -111,6 +122,7 @@ pub fn parse(
             "--json" => json = true,
             "--status" => status = true,
             "--queue" => options.queue = value()?,
+            "--owner" => options.trusted = trust::parse_owner(&value()?)?,
             "--priority" => options.priority = parse_priority(&value()?)?,
             "--timeout" => options.timeout = Some(parse_timeout(&value()?)?),
             _ => {
@@ -147,7 +159,7 @@ fn inspect(
         _ if json && !stats => refuse("--json goes with --stats"),
         _ if !words.is_empty() => refuse("--stats and --status send nothing: drop the message"),
         _ if options.nonblock || options.priority != 0 => refuse("--stats and --status send nothing"),
-        _ if status => Ok(Command::Status { queue: options.queue }),
+        _ if status => Ok(Command::Status { queue: options.queue, trusted: options.trusted }),
         _ => {
             let timeout = options.timeout.unwrap_or(Duration::from_secs(1));
             Ok(Command::Stats { queue: options.queue, json, timeout })

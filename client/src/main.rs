@@ -3,9 +3,11 @@
 //! status (`--status`).
 
 mod args;
+mod journal;
 mod queue;
 mod stats;
 mod status;
+mod trust;
 
 use std::io::{self, BufRead};
 use std::process::ExitCode;
@@ -20,7 +22,9 @@ fn main() -> ExitCode {
     let result = match parsed {
         Ok(Command::Send(options)) => send(&options),
         Ok(Command::Stats { queue, json, timeout }) => print_stats(&queue, json, timeout),
-        Ok(Command::Status { queue }) => status::describe(&queue).map(|text| print!("{text}")),
+        Ok(Command::Status { queue, trusted }) => {
+            status::describe(&queue, trusted).map(|text| print!("{text}"))
+        }
         Ok(Command::Help) => {
             print!("{}", args::HELP);
             return ExitCode::SUCCESS;
@@ -57,7 +61,7 @@ fn print_stats(queue: &str, json: bool, timeout: Duration) -> io::Result<()> {
 
 /// Sends the arguments as one message, or else each line of stdin as one.
 fn send(options: &Options) -> io::Result<()> {
-    let queue = Queue::open(&options.queue, options.nonblock)?;
+    let queue = Queue::open(&options.queue, options.nonblock, options.trusted)?;
     send_all(&queue, options)?;
     // A server that stopped meanwhile removed the queue after its last
     // read: what was sent after that is in a queue nobody will read.

@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use ipc::{Access, MessageQueue};
 
+use crate::trust;
+
 /// How long one wait for room lasts before the client checks that the
 /// queue is still there.
 const WAIT_SLICE: Duration = Duration::from_secs(1);
@@ -18,9 +20,18 @@ pub struct Queue {
 }
 
 impl Queue {
-    /// Opens an existing queue for writing; never creates one.
-    pub fn open(name: &str, nonblock: bool) -> io::Result<Queue> {
+    /// Opens an existing queue for writing; never creates one. Refuses
+    /// (`PermissionDenied`) a queue whose owner is not `trusted`, or that
+    /// other users may read: checked on the descriptor, so the queue sent
+    /// into is the queue checked.
+    pub fn open(name: &str, nonblock: bool, trusted: u32) -> io::Result<Queue> {
         let queue = MessageQueue::open_with(name, Access::Send, nonblock)?;
+        if let Some(why) = trust::refusal(&queue.info()?, trusted) {
+            return Err(io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                format!("queue {name}: {why}; nothing sent"),
+            ));
+        }
         let message_size = queue.attributes()?.message_size as usize;
         Ok(Queue { queue, message_size })
     }

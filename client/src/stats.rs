@@ -192,7 +192,10 @@ pub fn table(queue: &str, s: &Snapshot) -> String {
         p.rounds
     );
     out += &format!("queue depth (last seen): {} of {} messages\n", p.queue_depth, p.queue_capacity);
-    out += &format!("lines printed: {}, dropped: {}\n", p.lines_printed, p.lines_dropped);
+    out += &format!(
+        "lines printed: {}, dropped: {}, replayed: {}\n",
+        p.lines_printed, p.lines_dropped, p.lines_replayed
+    );
     out += &format!(
         "{:<8}{:>12}{:>14}{:>8}{:>8}{:>8}\n",
         "source", "messages", "bytes", "open", "total", "errors"
@@ -221,7 +224,7 @@ pub fn json(queue: &str, s: &Snapshot) -> String {
         .collect();
     format!(
         "{{\"queue\":{},\"pid\":{},\"started_unix_ns\":{},\"updated_unix_ns\":{},\"rounds\":{},\
-         \"queue_depth\":{},\"queue_capacity\":{},\"lines_printed\":{},\"lines_dropped\":{},\"server_running\":{},\"consistent\":{},\"sources\":{{{}}}}}",
+         \"queue_depth\":{},\"queue_capacity\":{},\"lines_printed\":{},\"lines_dropped\":{},\"lines_replayed\":{},\"server_running\":{},\"consistent\":{},\"sources\":{{{}}}}}",
         json_string(queue),
         p.pid,
         p.started_ns,
@@ -231,6 +234,7 @@ pub fn json(queue: &str, s: &Snapshot) -> String {
         p.queue_capacity,
         p.lines_printed,
         p.lines_dropped,
+        p.lines_replayed,
         s.server_running,
         s.consistent,
         sources.join(",")

@@ -3,13 +3,26 @@
 use std::fs;
 use std::io;
 
-use crate::queue;
+use crate::{journal, queue, trust};
 
-/// Describes the queue: `mq_getattr`, who owns it, and its file in the
-/// mqueue filesystem where that is mounted.
-pub fn describe(name: &str) -> io::Result<String> {
-    let open = ipc::MessageQueue::open_to_inspect(name)?;
+/// Describes the queue: `mq_getattr`, who owns it and whether this client
+/// (trusting the owner `trusted`) would send into it, whether a server
+/// holds it, and its file in the mqueue filesystem where that is mounted;
+/// then the server's journal.
+pub fn describe(name: &str, trusted: u32) -> io::Result<String> {
+    let open = ipc::MessageQueue::open_to_inspect(name).inspect_err(|e| {
+        if e.kind() == io::ErrorKind::NotFound {
+            // A server killed while it drained at shutdown leaves a journal and no queue.
+            print!("{}", journal::orphan(name));
+        }
+    })?;
     let attr = open.attributes()?;
+    let info = open.info()?;
+    let whose = if info.uid == trust::this_user() { "this user" } else { "another user" };
+    let belongs = match trust::refusal(&info, trusted) {
+        Some(why) => format!("{whose}: {why}; client refuses to send into it"),
+        None => format!("{whose}: {}", info.owner_and_mode()),
+    };
     let owner = if queue::held_by_server(&open)? {
         "a running server (it holds the queue's lock)"
     } else {
@@ -22,9 +35,11 @@ pub fn describe(name: &str) -> io::Result<String> {
          capacity          {} messages\n\
          message size      {} bytes\n\
          flags             {flags} (of this client's descriptor)\n\
+         belongs to        {belongs}\n\
          owner             {owner}\n",
         attr.current_messages, attr.max_messages, attr.message_size
     );
+    out += &journal::describe(name, info.uid);
     out += &match ipc::mqueue_mount() {
         Some(dir) => {
             let file = dir.join(name.trim_start_matches('/'));

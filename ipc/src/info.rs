@@ -47,6 +47,18 @@ impl ObjectInfo {
         }
     }
 
+    /// `owned by this user with mode 0600`, or `owned by user 1001 with
+    /// mode 0666`: how an error names who owns the object and who may use it.
+    pub fn owner_and_mode(&self) -> String {
+        // SAFETY: plain call, cannot fail.
+        let owner = if self.uid == unsafe { libc::geteuid() } {
+            "this user".to_string()
+        } else {
+            format!("user {}", self.uid)
+        };
+        format!("owned by {owner} with mode {:04o}", self.mode)
+    }
+
     /// Whether users other than the owner may read it (group or others).
     pub fn readable_by_others(&self) -> bool {
         self.mode & 0o044 != 0

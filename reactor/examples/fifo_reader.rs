@@ -2,23 +2,42 @@
 //! one after another: `echo hello > PATH`. Creates the FIFO if it is missing
 //! (and then removes it on exit); Ctrl-C or SIGTERM stops it.
 //!
-//! `cargo run -p reactor --example fifo_reader -- /tmp/fifo`
+//! `cargo run -p reactor --example fifo_reader -- [PATH]`
+//!
+//! Without PATH, the FIFO is `fifo_reader.fifo` in `$XDG_RUNTIME_DIR` (a
+//! directory only this user may write), or else in a fresh private
+//! directory made by `mkdtemp` under `/tmp` (removed on exit): a path no
+//! other user can have taken first. A PATH in a directory that others may
+//! write (`/tmp/fifo`) can be: `Fifo::create` then refuses another user's
+//! FIFO, and one of this user that others may read, naming its owner and mode.
 
+use std::ffi::{CString, OsString};
 use std::io::{self, Write};
-use std::path::PathBuf;
+use std::os::unix::ffi::OsStringExt;
+use std::path::{Path, PathBuf};
 
 use reactor::sources::{Fifo, SignalFd};
 use reactor::Reactor;
 
 fn main() -> io::Result<()> {
-    let Some(path) = std::env::args_os().nth(1).map(PathBuf::from) else {
-        return Err(io::Error::new(io::ErrorKind::InvalidInput, "usage: fifo_reader PATH"));
+    let (path, private_dir) = match std::env::args_os().nth(1) {
+        Some(path) => (PathBuf::from(path), None),
+        None => default_path()?,
     };
+    let result = read(&path);
+    // The FIFO is gone with the reactor: its directory can go too.
+    if let Some(dir) = private_dir {
+        std::fs::remove_dir(&dir)?;
+    }
+    result
+}
+
+fn read(path: &Path) -> io::Result<()> {
     let mut reactor = Reactor::new()?;
     reactor.register(SignalFd::new(&[libc::SIGINT, libc::SIGTERM], |_, ctx| ctx.stop())?)?;
     // Writers come and go: the Fifo holds a write end itself, so it never sees end
     // of file, and it removes the FIFO at shutdown if it made it.
-    reactor.register(Fifo::create(&path, 0o600, 64 * 1024, |line, ctx| {
+    reactor.register(Fifo::create(path, 0o600, 64 * 1024, |line, ctx| {
         let mut stdout = io::stdout().lock();
         if let Err(e) = stdout.write_all(line).and_then(|()| stdout.write_all(b"\n")) {
             eprintln!("stdout: {e}");
@@ -27,4 +46,21 @@ fn main() -> io::Result<()> {
     })?)?;
     println!("reading {}", path.display());
     reactor.run()
+}
+
+/// `$XDG_RUNTIME_DIR/fifo_reader.fifo`, or `fifo_reader.fifo` in a new
+/// directory `/tmp/fifo_reader.XXXXXX` (mode 0700), returned to be removed.
+fn default_path() -> io::Result<(PathBuf, Option<PathBuf>)> {
+    if let Some(dir) = std::env::var_os("XDG_RUNTIME_DIR").filter(|dir| !dir.is_empty()) {
+        return Ok((PathBuf::from(dir).join("fifo_reader.fifo"), None));
+    }
+    let template = CString::new("/tmp/fifo_reader.XXXXXX")?;
+    let mut template = template.into_bytes_with_nul();
+    // SAFETY: `template` is a writable NUL-terminated buffer ending in XXXXXX.
+    if unsafe { libc::mkdtemp(template.as_mut_ptr().cast()) }.is_null() {
+        return Err(io::Error::last_os_error());
+    }
+    template.pop(); // the NUL
+    let dir = PathBuf::from(OsString::from_vec(template));
+    Ok((dir.join("fifo_reader.fifo"), Some(dir)))
 }

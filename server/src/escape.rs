@@ -6,9 +6,11 @@
 //! - characters that change how a terminal shows a line, and so could
 //!   make a message disguise the lines around it, are written as the
 //!   `\xNN` of each of their bytes: the C1 controls (U+0080 to U+009F),
-//!   the bidirectional embeddings and overrides (U+202A to U+202E) and
-//!   isolates (U+2066 to U+2069), and the line and paragraph separators
-//!   (U+2028, U+2029);
+//!   the rest of Unicode's `Bidi_Control` set (the Arabic letter mark
+//!   U+061C, the marks U+200E and U+200F, the embeddings and overrides
+//!   U+202A to U+202E, the isolates U+2066 to U+2069), the invisible zero
+//!   width space U+200B and byte order mark U+FEFF, and the line and
+//!   paragraph separators (U+2028, U+2029);
 //! - other valid UTF-8 is kept as it is.
 //!
 //! Every escape stands for bytes (`\n`, `\t`, `\\`, `\xNN`), so the
@@ -17,11 +19,24 @@
 //! This runs on every byte the server receives, so the common case (plain
 //! text, nothing to escape) is found in bulk and copied in one go.
 
+/// Where escaped bytes go: a `Vec`, or the server's output journal (a
+/// buffer in shared memory, `crate::journal`).
+pub trait Sink {
+    /// Appends `bytes`.
+    fn put(&mut self, bytes: &[u8]);
+}
+
+impl Sink for Vec<u8> {
+    fn put(&mut self, bytes: &[u8]) {
+        self.extend_from_slice(bytes);
+    }
+}
+
 /// Appends `message` to `out`, escaped.
-pub fn escape_into(out: &mut Vec<u8>, message: &[u8]) {
+pub fn escape_into(out: &mut impl Sink, message: &[u8]) {
     let (special, non_ascii) = classify(message);
     if !special && (!non_ascii || (std::str::from_utf8(message).is_ok() && !has_disguise(message))) {
-        out.extend_from_slice(message);
+        out.put(message);
         return;
     }
     for chunk in message.utf8_chunks() {
@@ -33,9 +48,15 @@ pub fn escape_into(out: &mut Vec<u8>, message: &[u8]) {
 }
 
 /// Whether valid UTF-8 `text` holds a character that [`disguise_len`]
-/// finds. They all begin with 0xC2 or 0xE2, which plain text rarely has.
+/// finds.
 fn has_disguise(text: &[u8]) -> bool {
-    text.iter().enumerate().any(|(i, &b)| (b == 0xc2 || b == 0xe2) && disguise_len(&text[i..]) > 0)
+    text.iter().enumerate().any(|(i, &b)| may_disguise(b) && disguise_len(&text[i..]) > 0)
+}
+
+/// Whether `b` is the first byte of some character that [`disguise_len`]
+/// finds: 0xC2, 0xD8, 0xE2 or 0xEF, which plain text rarely has (and ASCII never).
+fn may_disguise(b: u8) -> bool {
+    matches!(b, 0xc2 | 0xd8 | 0xe2 | 0xef)
 }
 
 /// The length of the disguising character at the start of valid UTF-8
@@ -44,10 +65,16 @@ fn disguise_len(text: &[u8]) -> usize {
     match *text {
         // U+0080..=U+009F: C2 80..=C2 9F.
         [0xc2, 0x80..=0x9f, ..] => 2,
+        // U+061C: D8 9C.
+        [0xd8, 0x9c, ..] => 2,
+        // U+200B, U+200E, U+200F: E2 80 8B, 8E, 8F (U+200C and U+200D join emoji and scripts: kept).
+        [0xe2, 0x80, 0x8b | 0x8e | 0x8f, ..] => 3,
         // U+2028, U+2029, U+202A..=U+202E: E2 80 A8..=AE.
         [0xe2, 0x80, 0xa8..=0xae, ..] => 3,
         // U+2066..=U+2069: E2 81 A6..=A9.
         [0xe2, 0x81, 0xa6..=0xa9, ..] => 3,
+        // U+FEFF: EF BB BF.
+        [0xef, 0xbb, 0xbf, ..] => 3,
         _ => 0,
     }
 }
@@ -84,19 +111,27 @@ fn special_bytes(word: u64) -> u64 {
     below(0x20, word) | below(1, word ^ (ONES * u64::from(b'\\'))) | below(1, word ^ (ONES * 0x7f))
 }
 
+/// Whether `text` could be lines that [`escape_into`] wrote: no control
+/// byte but the newlines that end them, no delete, no character that
+/// disguises a line. (Bytes read back from the output journal are checked
+/// so before they are printed again.)
+pub fn is_printable(text: &[u8]) -> bool {
+    !text.iter().any(|&b| b != b'\n' && b != b'\\' && needs_escape(b)) && !has_disguise(text)
+}
+
 fn needs_escape(b: u8) -> bool {
     b < 0x20 || b == b'\\' || b == 0x7f
 }
 
 /// Escapes valid UTF-8, copying the runs between special bytes whole.
-fn escape_text(out: &mut Vec<u8>, text: &[u8]) {
+fn escape_text(out: &mut impl Sink, text: &[u8]) {
     let mut start = 0;
     let mut i = 0;
     while i < text.len() {
         let b = text[i];
-        let disguise = if b == 0xc2 || b == 0xe2 { disguise_len(&text[i..]) } else { 0 };
+        let disguise = if may_disguise(b) { disguise_len(&text[i..]) } else { 0 };
         if disguise > 0 {
-            out.extend_from_slice(&text[start..i]);
+            out.put(&text[start..i]);
             for &byte in &text[i..i + disguise] {
                 push_hex(out, byte);
             }
@@ -105,23 +140,23 @@ fn escape_text(out: &mut Vec<u8>, text: &[u8]) {
             continue;
         }
         if needs_escape(b) {
-            out.extend_from_slice(&text[start..i]);
+            out.put(&text[start..i]);
             match b {
-                b'\n' => out.extend_from_slice(b"\\n"),
-                b'\t' => out.extend_from_slice(b"\\t"),
-                b'\\' => out.extend_from_slice(b"\\\\"),
+                b'\n' => out.put(b"\\n"),
+                b'\t' => out.put(b"\\t"),
+                b'\\' => out.put(b"\\\\"),
                 _ => push_hex(out, b),
             }
             start = i + 1;
         }
         i += 1;
     }
-    out.extend_from_slice(&text[start..]);
+    out.put(&text[start..]);
 }
 
-fn push_hex(out: &mut Vec<u8>, b: u8) {
+fn push_hex(out: &mut impl Sink, b: u8) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    out.extend_from_slice(&[b'\\', b'x', HEX[usize::from(b >> 4)], HEX[usize::from(b & 0xf)]]);
+    out.put(&[b'\\', b'x', HEX[usize::from(b >> 4)], HEX[usize::from(b & 0xf)]]);
 }
 
 #[cfg(test)]
@@ -197,14 +232,31 @@ mod tests {
         assert_eq!(escaped("a\u{85}b".as_bytes()), "a\\xc2\\x85b");
         assert_eq!(escaped("\u{202e}evil\u{2069}".as_bytes()), "\\xe2\\x80\\xaeevil\\xe2\\x81\\xa9");
         assert_eq!(escaped("x\u{2028}y\u{2029}".as_bytes()), "x\\xe2\\x80\\xa8y\\xe2\\x80\\xa9");
-        // Their neighbours in the tables are kept: U+00A0, U+2027, U+202F, U+2065, U+206A, U+20AC.
-        for kept in ["\u{a0}", "\u{2027}", "\u{202f}", "\u{2065}", "\u{206a}", "€", "é"] {
+        // Their neighbours in the tables are kept: U+00A0, U+061B, U+061D, U+200A, U+200C, U+200D,
+        // U+2010, U+2027, U+202F, U+2065, U+206A, U+20AC, U+FEFE, U+FF00.
+        let kept = [
+            "\u{a0}", "\u{61b}", "\u{61d}", "\u{200a}", "\u{200c}", "\u{200d}", "\u{2010}", "\u{2027}",
+            "\u{202f}", "\u{2065}", "\u{206a}", "€", "é", "\u{fefe}", "\u{ff00}",
+        ];
+        for kept in kept {
             assert_eq!(escaped(kept.as_bytes()), kept);
         }
-        for c in (0x80..=0x9f).chain(0x202a..=0x202e).chain(0x2066..=0x2069).chain([0x2028, 0x2029]) {
+        let others = [0x61c, 0x200b, 0x200e, 0x200f, 0x2028, 0x2029, 0xfeff];
+        for c in (0x80..=0x9f).chain(0x202a..=0x202e).chain(0x2066..=0x2069).chain(others) {
             let text = char::from_u32(c).unwrap().to_string();
             let hex: String = text.bytes().map(|b| format!("\\x{b:02x}")).collect();
             assert_eq!(escaped(text.as_bytes()), hex, "U+{c:04X}");
+        }
+    }
+
+    #[test]
+    fn escaped_lines_are_printable_and_raw_controls_are_not() {
+        let all: Vec<u8> = (0..=255).collect();
+        let mut lines = escaped(&all).into_bytes();
+        lines.push(b'\n');
+        assert!(super::is_printable(&lines));
+        for raw in [&b"\x1b[2J\n"[..], b"a\rb\n", b"\x7f\n", "\u{202e}\n".as_bytes(), b"\0"] {
+            assert!(!super::is_printable(raw), "{raw:?}");
         }
     }
 

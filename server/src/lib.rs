@@ -1,5 +1,5 @@
 //! The postbox server's parts: the command line, the queue handler, the
-//! stream sources, the output and its escaping rule, the statistics in
+//! stream sources, the output, its journal and its escaping rule, the statistics in
 //! shared memory and their layout, and the server's lifecycle.
 //!
 //! The `server` binary puts them together (`src/main.rs`); the client reads
@@ -18,6 +18,7 @@
 pub mod args;
 pub mod cli;
 pub mod escape;
+pub mod journal;
 pub mod layout;
 pub mod lifecycle;
 pub mod output;

@@ -4,9 +4,9 @@ use std::ffi::CString;
 use std::fmt;
 use std::fs::{self, OpenOptions};
 use std::io;
-use std::os::fd::BorrowedFd;
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{FileTypeExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use crate::sources::LineReader;
@@ -70,9 +70,18 @@ impl Fifo {
     /// Makes a FIFO at `path` with permissions `mode` (set exactly, whatever
     /// the umask), or takes the FIFO already there (its mode untouched; it is
     /// then not removed at shutdown unless [`remove_at_shutdown`](Fifo::remove_at_shutdown)
-    /// says so). Anything else at `path` is an
-    /// error (`AlreadyExists`). Each line (or piece of at most `max_line`
-    /// bytes) goes to `on_line`.
+    /// says so). Each line (or piece of at most `max_line` bytes) goes to
+    /// `on_line`.
+    ///
+    /// The path is acted on once: after `mkfifo`, everything goes through
+    /// the descriptor (`open` with `O_NOFOLLOW`, then `fstat` and
+    /// `fchmod`), so a symbolic link swapped in by another user who may
+    /// write the directory is refused, never followed. Refused, with an
+    /// error that names the owner and the mode: a symbolic link, anything
+    /// but a FIFO (`AlreadyExists`), and a FIFO that another user owns or
+    /// whose mode grants the group or others a permission `mode` does not
+    /// (`PermissionDenied`): its other readers would take lines meant for
+    /// this one.
     pub fn create(
         path: impl AsRef<Path>,
         mode: u32,
@@ -80,9 +89,17 @@ impl Fifo {
         on_line: impl FnMut(&[u8], &mut Context<'_>) + 'static,
     ) -> io::Result<Fifo> {
         let path = path.as_ref();
-        let guard = Unlink { path: path.to_path_buf(), unlink: make_fifo(path, mode)? };
-        // Should the open fail, dropping the guard removes what we made.
-        let fd = open_fifo(path)?;
+        let made = make_fifo(path, mode)?;
+        // Should what follows fail, dropping the guard removes what we made.
+        let mut guard = Unlink { path: path.to_path_buf(), unlink: made };
+        let fd = open_fifo(path)
+            .and_then(|fd| check_fifo(path, &fd, made.then_some(mode), mode).map(|()| fd))
+            .inspect_err(|e| {
+                if is_refusal(e) {
+                    // What is at the path now is not the FIFO we made: not ours to remove.
+                    guard.unlink = false;
+                }
+            })?;
         let reader = LineReader::new(fd, max_line, on_line).named(format!("fifo {}", path.display()));
         Ok(Fifo { reader, guard })
     }
@@ -143,32 +160,74 @@ impl fmt::Debug for Fifo {
     }
 }
 
-/// `mkfifo` with the exact mode; `Ok(false)` if a FIFO was already there.
+/// `mkfifo`; `Ok(false)` if something was already there (it is opened
+/// and checked next, through its descriptor).
 fn make_fifo(path: &Path, mode: u32) -> io::Result<bool> {
     let c_path = CString::new(path.as_os_str().as_bytes())?;
     // SAFETY: `c_path` is a NUL-terminated string that outlives the call.
-    match syscall!(mkfifo(c_path.as_ptr(), mode as libc::mode_t)) {
-        Ok(_) => {
-            // mkfifo applies the umask; the caller asked for this mode.
-            if let Err(e) = fs::set_permissions(path, fs::Permissions::from_mode(mode)) {
-                let _ = fs::remove_file(path);
-                return Err(e);
-            }
-            Ok(true)
-        }
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-            if fs::symlink_metadata(path)?.file_type().is_fifo() {
-                Ok(false)
-            } else {
-                Err(io::Error::new(e.kind(), format!("{} exists and is not a FIFO", path.display())))
-            }
-        }
+    match syscall!(mkfifo(c_path.as_ptr(), (mode & 0o777) as libc::mode_t)) {
+        Ok(_) => Ok(true),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(false),
         Err(e) => Err(io::Error::new(e.kind(), format!("mkfifo {}: {e}", path.display()))),
     }
 }
 
-fn open_fifo(path: &Path) -> io::Result<std::os::fd::OwnedFd> {
-    // std opens with O_CLOEXEC; O_RDWR never blocks on a FIFO.
-    let file = OpenOptions::new().read(true).write(true).custom_flags(libc::O_NONBLOCK).open(path)?;
-    Ok(file.into())
+/// Whether `e` says that what is at the path is not a FIFO this user may
+/// use (as opposed to a failure of the calls themselves).
+fn is_refusal(e: &io::Error) -> bool {
+    matches!(e.kind(), io::ErrorKind::AlreadyExists | io::ErrorKind::PermissionDenied)
+}
+
+/// Opens the FIFO at `path` without following a symbolic link: `O_RDWR`
+/// never blocks on a FIFO, and `O_NONBLOCK` keeps the open of anything
+/// else swapped in from blocking.
+fn open_fifo(path: &Path) -> io::Result<OwnedFd> {
+    let flags = libc::O_NONBLOCK | libc::O_NOFOLLOW;
+    // std adds O_CLOEXEC.
+    match OpenOptions::new().read(true).write(true).custom_flags(flags).open(path) {
+        Ok(file) => Ok(file.into()),
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => Err(io::Error::new(
+            io::ErrorKind::AlreadyExists,
+            format!("{} is a symbolic link, not a FIFO: refused", path.display()),
+        )),
+        Err(e) => Err(io::Error::new(e.kind(), format!("open {}: {e}", path.display()))),
+    }
+}
+
+/// Checks through `fd` that it is a FIFO of this user that grants the
+/// group and others nothing beyond `mode`; then, if `set` is given (we made
+/// the FIFO), sets exactly that mode (`mkfifo` applied the umask).
+fn check_fifo(path: &Path, fd: &OwnedFd, set: Option<u32>, mode: u32) -> io::Result<()> {
+    // SAFETY: all-zero is a valid `stat`, which the call fills in.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: `fd` is open and `st` is writable for the call's duration.
+    syscall!(fstat(fd.as_raw_fd(), &mut st))
+        .map_err(|e| io::Error::other(format!("fstat {}: {e}", path.display())))?;
+    // SAFETY: plain call, cannot fail.
+    let me = unsafe { libc::geteuid() };
+    let (owner, found) = (st.st_uid, st.st_mode & 0o7777);
+    let whose = if owner == me { "this user".to_string() } else { format!("user {owner}") };
+    if st.st_mode & libc::S_IFMT != libc::S_IFIFO {
+        return Err(io::Error::new(
+            io::ErrorKind::AlreadyExists,
+            format!("{} exists and is not a FIFO (owned by {whose} with mode {found:04o})", path.display()),
+        ));
+    }
+    if owner != me || found & !mode & 0o077 != 0 {
+        return Err(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            format!(
+                "FIFO {}: exists, owned by {whose} with mode {found:04o}, and is not safe to use: \
+                 another user could read the lines meant for this reader (the mode asked is {mode:04o}). \
+                 Remove it (its owner or root) or choose another path",
+                path.display()
+            ),
+        ));
+    }
+    if let Some(mode) = set {
+        // SAFETY: `fd` is open; fchmod acts on the FIFO we opened, never on a path.
+        syscall!(fchmod(fd.as_raw_fd(), mode as libc::mode_t))
+            .map_err(|e| io::Error::other(format!("fchmod {}: {e}", path.display())))?;
+    }
+    Ok(())
 }
