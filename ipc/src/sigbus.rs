@@ -1,15 +1,17 @@
 //! Survives a shared mapping whose object another process shrank.
 //!
-//! Two mappings of the server belong to objects that other processes may
-//! `ftruncate`: the statistics' semaphore (glibc maps its file, and every
-//! user who may take it may also shrink it) and the output journal
-//! (`crate::journal`: only the server's own user may open it). An access
-//! past the new end faults with `SIGBUS`, which would kill the server. A
-//! handler for `SIGBUS` checks whether the fault is in one of them; if it
-//! is, it maps private memory of zeros over the whole of it, so that the
-//! access completes harmlessly, and notes the tampering: the statistics
-//! then stop, and the output goes on without a durable journal. Any other
-//! `SIGBUS` kills the process as it would have.
+//! A mapping of an object that another process may `ftruncate` faults with
+//! `SIGBUS` past the new end, which would kill the process. Two such
+//! mappings matter here: a named semaphore's (glibc maps its file,
+//! [`NamedSemaphore::as_ptr`](crate::NamedSemaphore::as_ptr), and every user
+//! who may take the semaphore may also shrink it) and one shared-memory
+//! mapping of the program's (the server's output journal). After
+//! [`watch`], a handler for `SIGBUS` checks whether the fault is in a
+//! watched region; if it is, it maps private memory of zeros over the whole
+//! of it, so that the access completes harmlessly, and notes the tampering
+//! for [`take_tampered`]: the region's contents are useless from then on.
+//! Any other `SIGBUS` kills the process as it would have. The server and
+//! `client --stats` use it.
 
 use std::io;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -30,10 +32,10 @@ impl Watched {
 /// The mappings watched, one of each per process.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Region {
-    /// The page of the statistics' semaphore.
+    /// The page of a named semaphore.
     Semaphore = 0,
-    /// The output journal, header and data.
-    Journal = 1,
+    /// A shared-memory mapping (the server's output journal).
+    Mapping = 1,
 }
 
 static WATCHED: [Watched; 2] = [Watched::new(), Watched::new()];
