@@ -37,8 +37,9 @@ test:
 	RUSTDOCFLAGS='-D warnings' $(CARGO) doc --workspace --no-deps --quiet
 	$(CARGO) test --workspace
 
-# Builds the release binaries, then runs server/benches/postbox: one table of
-# ours against mio, with nproc, kernel and date (docs/performance.md reads it).
+# Builds the release binaries, then runs server/benches/postbox (one table of
+# ours against mio and a C server, with nproc, kernel and date) and the
+# reactor's wake bench; docs/performance.md says how to read them.
 # QUICK=1 does a tenth of the work, once: a smoke test in a few seconds.
 bench: build
 	$(CARGO) bench -p server --bench postbox -- $(if $(filter 1,$(QUICK)),--quick)

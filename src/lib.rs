@@ -8,7 +8,7 @@
 //! leaves behind is cleaned up on drop, also when the test fails:
 //!
 //! - [`TestQueue`] unlinks its queue name, and removes what a killed server
-//!   leaves under that name in `/dev/shm` (its statistics);
+//!   leaves under that name in `/dev/shm` (its statistics and journal);
 //! - [`Server`] and [`Process`] kill (`SIGKILL`) and reap their process if
 //!   it still runs; a server is also killed by the kernel should the test
 //!   process die first;
@@ -35,6 +35,7 @@
 //! | `pipe` | a pipe's capacity, fill and room, what the server buffers |
 //! | `stats` | `client --stats --json`, parsed: [`SourceFigures`] |
 //! | `shm` | [`TestSemaphore`], forged shared memory, `/dev/shm` paths |
+//! | `journal` | the server's output journal: its header, planted ones |
 //! | `mqueue_fs` | the mqueue file system and its fields |
 //! | `escape` | the escaping rule, written down independently |
 //! | `tempdir` | [`TempDir`] |
@@ -49,6 +50,7 @@ use std::time::{Duration, Instant};
 mod binaries;
 mod client;
 mod escape;
+mod journal;
 mod lines;
 mod mqueue_fs;
 mod net;
@@ -64,6 +66,7 @@ pub use binaries::{binary, workspace};
 pub use client::{client, client_command, client_with_input, send, send_with_priority};
 pub use escape::escaped;
 pub use ipc::Access;
+pub use journal::{journal_header, journal_header_for, journal_name, plant_journal, Header, HEADER_SIZE};
 pub use lines::Lines;
 pub use mqueue_fs::{
     field, mqueue_fields, mqueue_file_fields, mqueue_limit, mqueue_mount, mqueue_mount_or_skip,

@@ -1,7 +1,8 @@
 //! A reader that stops reading must not make the server unstoppable: with
 //! stdout a full pipe, a stop signal still ends the server, the queue is
-//! still removed, and the lost output is reported (exit 1). A reader that
-//! only comes late loses nothing.
+//! still removed, and the output not delivered is reported (exit 1) and
+//! kept in the journal for the next server. A reader that only comes late
+//! loses nothing.
 //!
 //! Each test makes the full pipe certain, not likely: it sends more than
 //! the pipe, the server's own buffer and the queue can hold together
@@ -36,7 +37,7 @@ fn sigterm_stops_a_server_whose_stdout_pipe_is_full_and_nobody_reads() {
 
     let status = server.terminate();
 
-    assert_eq!(status.code(), Some(1), "lost output is a failure");
+    assert_eq!(status.code(), Some(1), "output not delivered is a failure");
     assert!(!queue.exists(), "the queue must be removed");
     let log = server.stderr.snapshot().join("\n");
     assert!(log.contains("nobody reads it"), "stderr: {log}");
@@ -89,10 +90,10 @@ fn the_server_grows_its_stdout_pipe_to_the_unprivileged_maximum() {
     assert_eq!(pipe_capacity(&stdout), most);
 }
 
-/// What the shutdown drain takes while stdout stays full is dropped, and
-/// the log says so: not "printed".
+/// What the shutdown drain takes while stdout stays full is kept in the
+/// journal for the next server, and the log says so: not "printed".
 #[test]
-fn messages_left_at_a_stop_with_stdout_full_are_logged_as_dropped() {
+fn messages_left_at_a_stop_with_stdout_full_are_logged_as_kept() {
     let queue = TestQueue::new();
     let mut server = ServerBuilder::on(&queue).raw_stdout().start();
     let unread = server.take_stdout();
@@ -109,10 +110,10 @@ fn messages_left_at_a_stop_with_stdout_full_are_logged_as_dropped() {
 
     let status = server.terminate();
 
-    assert_eq!(status.code(), Some(1), "lost output is a failure");
+    assert_eq!(status.code(), Some(1), "output not delivered is a failure");
     let log = server.stderr.snapshot().join("\n");
     let at_shutdown = |word: &str| log.lines().any(|l| l.contains(word) && l.contains("left at shutdown"));
-    assert!(at_shutdown(&format!("dropped {QUEUE_CAPACITY} message(s)")), "stderr: {log}");
+    assert!(at_shutdown(&format!("kept {QUEUE_CAPACITY} message(s)")), "stderr: {log}");
     assert!(!at_shutdown("printed"), "stderr: {log}");
     drop(unread);
 }

@@ -3,6 +3,7 @@
 //! status (`--status`).
 
 mod args;
+mod journal;
 mod queue;
 mod stats;
 mod status;

@@ -40,9 +40,9 @@ pub fn read(queue: &str, timeout: Duration) -> io::Result<Snapshot> {
     if sem.info()?.size < mem::size_of::<libc::sem_t>() as u64 {
         return Err(shrunk(queue, &sem));
     }
-    sigbus::watch(sem.as_ptr().cast())?;
+    sigbus::watch(sigbus::Region::Semaphore, sem.as_ptr().cast(), 1)?;
     let consistent = sem.wait_timeout(timeout)?;
-    if sigbus::take_tampered() {
+    if sigbus::take_tampered(sigbus::Region::Semaphore) {
         return Err(shrunk(queue, &sem));
     }
     let mut bytes = [0u8; mem::size_of::<StatsPage>()];
@@ -214,7 +214,10 @@ pub fn table(queue: &str, s: &Snapshot) -> String {
         p.rounds
     );
     out += &format!("queue depth (last seen): {} of {} messages\n", p.queue_depth, p.queue_capacity);
-    out += &format!("lines printed: {}, dropped: {}\n", p.lines_printed, p.lines_dropped);
+    out += &format!(
+        "lines printed: {}, dropped: {}, replayed: {}\n",
+        p.lines_printed, p.lines_dropped, p.lines_replayed
+    );
     out += &format!(
         "{:<8}{:>12}{:>14}{:>8}{:>8}{:>8}\n",
         "source", "messages", "bytes", "open", "total", "errors"
@@ -243,7 +246,7 @@ pub fn json(queue: &str, s: &Snapshot) -> String {
         .collect();
     format!(
         "{{\"queue\":{},\"pid\":{},\"started_unix_ns\":{},\"updated_unix_ns\":{},\"rounds\":{},\
-         \"queue_depth\":{},\"queue_capacity\":{},\"lines_printed\":{},\"lines_dropped\":{},\"server_running\":{},\"consistent\":{},\"sources\":{{{}}}}}",
+         \"queue_depth\":{},\"queue_capacity\":{},\"lines_printed\":{},\"lines_dropped\":{},\"lines_replayed\":{},\"server_running\":{},\"consistent\":{},\"sources\":{{{}}}}}",
         json_string(queue),
         p.pid,
         p.started_ns,
@@ -253,6 +256,7 @@ pub fn json(queue: &str, s: &Snapshot) -> String {
         p.queue_capacity,
         p.lines_printed,
         p.lines_dropped,
+        p.lines_replayed,
         s.server_running,
         s.consistent,
         sources.join(",")

@@ -3,13 +3,19 @@
 use std::fs;
 use std::io;
 
-use crate::{queue, trust};
+use crate::{journal, queue, trust};
 
 /// Describes the queue: `mq_getattr`, who owns it and whether this client
 /// (trusting the owner `trusted`) would send into it, whether a server
-/// holds it, and its file in the mqueue filesystem where that is mounted.
+/// holds it, and its file in the mqueue filesystem where that is mounted;
+/// then the server's journal.
 pub fn describe(name: &str, trusted: u32) -> io::Result<String> {
-    let open = ipc::MessageQueue::open_to_inspect(name)?;
+    let open = ipc::MessageQueue::open_to_inspect(name).inspect_err(|e| {
+        if e.kind() == io::ErrorKind::NotFound {
+            // A server killed while it drained at shutdown leaves a journal and no queue.
+            print!("{}", journal::orphan(name));
+        }
+    })?;
     let attr = open.attributes()?;
     let info = open.info()?;
     let whose = if info.uid == trust::this_user() { "this user" } else { "another user" };
@@ -33,6 +39,7 @@ pub fn describe(name: &str, trusted: u32) -> io::Result<String> {
          owner             {owner}\n",
         attr.current_messages, attr.max_messages, attr.message_size
     );
+    out += &journal::describe(name, info.uid);
     out += &match ipc::mqueue_mount() {
         Some(dir) => {
             let file = dir.join(name.trim_start_matches('/'));

@@ -55,3 +55,20 @@ pub use mqueue::{mqueue_mount, Access, MessageQueue, QueueAttributes, QueueOptio
 pub use name::{name_problem, NAME_MAX};
 pub use semaphore::NamedSemaphore;
 pub use shm::{Mapping, Plain, SharedMemory, View};
+
+/// The crate's `README.md`, whose example is a doc test too.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadMe;
+
+/// `docs/ipc.md`, compiled here so that any Rust block it holds is a doc
+/// test of this crate (`cargo test -p ipc --doc`). Only in doc tests: the
+/// page is outside the package.
+#[cfg(doctest)]
+#[doc = include_str!("../../docs/ipc.md")]
+pub struct IpcGuide;
+
+/// `docs/exercise.md`, for the same reason.
+#[cfg(doctest)]
+#[doc = include_str!("../../docs/exercise.md")]
+pub struct ExerciseGuide;

@@ -1,27 +1,55 @@
-//! Survives a semaphore whose file another process shrank.
+//! Survives a shared mapping whose object another process shrank.
 //!
-//! glibc maps a named semaphore's file ([`NamedSemaphore::as_ptr`](crate::NamedSemaphore::as_ptr)),
-//! and every user who may take a semaphore may also `ftruncate` its file:
-//! the next `sem_*` call would then fault with `SIGBUS` and kill the
-//! process. After [`watch`], a handler for `SIGBUS` checks whether the
-//! fault is in the semaphore's page; if it is, it maps a private page of
-//! zeros over it, so that the access completes harmlessly, and notes the
-//! tampering for [`take_tampered`] (the semaphore is useless from then
-//! on). Any other `SIGBUS` kills the process as it would have.
+//! A mapping of an object that another process may `ftruncate` faults with
+//! `SIGBUS` past the new end, which would kill the process. Two such
+//! mappings matter here: a named semaphore's (glibc maps its file,
+//! [`NamedSemaphore::as_ptr`](crate::NamedSemaphore::as_ptr), and every user
+//! who may take the semaphore may also shrink it) and one shared-memory
+//! mapping of the program's (the server's output journal). After
+//! [`watch`], a handler for `SIGBUS` checks whether the fault is in a
+//! watched region; if it is, it maps private memory of zeros over the whole
+//! of it, so that the access completes harmlessly, and notes the tampering
+//! for [`take_tampered`]: the region's contents are useless from then on.
+//! Any other `SIGBUS` kills the process as it would have. The server and
+//! `client --stats` use it.
 
 use std::io;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-/// The page being watched (0: none).
-static WATCHED: AtomicUsize = AtomicUsize::new(0);
+/// A range of addresses watched, and whether a fault hit it.
+struct Watched {
+    start: AtomicUsize,
+    len: AtomicUsize,
+    hit: AtomicBool,
+}
 
-/// A fault in the watched page happened.
-static TAMPERED: AtomicBool = AtomicBool::new(false);
+impl Watched {
+    const fn new() -> Watched {
+        Watched { start: AtomicUsize::new(0), len: AtomicUsize::new(0), hit: AtomicBool::new(false) }
+    }
+}
 
-/// Watches the page that holds `ptr` from now on (one page per process).
-pub fn watch(ptr: *const u8) -> io::Result<()> {
+/// The mappings watched, one of each per process.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Region {
+    /// The page of a named semaphore.
+    Semaphore = 0,
+    /// A shared-memory mapping (the server's output journal).
+    Mapping = 1,
+}
+
+static WATCHED: [Watched; 2] = [Watched::new(), Watched::new()];
+
+/// Watches the pages that hold `len` bytes from `ptr` as `region` from now
+/// on, in place of what `region` watched before.
+pub fn watch(region: Region, ptr: *const u8, len: usize) -> io::Result<()> {
     let page = page_size();
-    WATCHED.store(ptr as usize & !(page - 1), Ordering::SeqCst);
+    let start = ptr as usize & !(page - 1);
+    let end = (ptr as usize + len.max(1)).next_multiple_of(page);
+    let watched = &WATCHED[region as usize];
+    watched.start.store(0, Ordering::SeqCst);
+    watched.len.store(end - start, Ordering::SeqCst);
+    watched.start.store(start, Ordering::SeqCst);
     // SAFETY: `sigaction` is a plain C struct; all-zero is a valid start.
     let mut action: libc::sigaction = unsafe { std::mem::zeroed() };
     let handler: extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void) = on_sigbus;
@@ -34,9 +62,14 @@ pub fn watch(ptr: *const u8) -> io::Result<()> {
     Ok(())
 }
 
-/// Whether the watched page was replaced since the last call.
-pub fn take_tampered() -> bool {
-    TAMPERED.swap(false, Ordering::SeqCst)
+/// Stops watching `region` (its mapping is about to go).
+pub fn unwatch(region: Region) {
+    WATCHED[region as usize].start.store(0, Ordering::SeqCst);
+}
+
+/// Whether `region` was replaced since the last call.
+pub fn take_tampered(region: Region) -> bool {
+    WATCHED[region as usize].hit.swap(false, Ordering::SeqCst)
 }
 
 fn page_size() -> usize {
@@ -48,15 +81,18 @@ fn page_size() -> usize {
 extern "C" fn on_sigbus(signal: libc::c_int, info: *mut libc::siginfo_t, _: *mut libc::c_void) {
     // SAFETY: the kernel passes a valid `siginfo_t` to an SA_SIGINFO handler.
     let address = unsafe { (*info).si_addr() } as usize;
-    let page = page_size();
-    let watched = WATCHED.load(Ordering::SeqCst);
-    if watched != 0 && address & !(page - 1) == watched {
+    for watched in &WATCHED {
+        let start = watched.start.load(Ordering::SeqCst);
+        let len = watched.len.load(Ordering::SeqCst);
+        if start == 0 || !(start..start + len).contains(&address) {
+            continue;
+        }
         let flags = libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED;
         let prot = libc::PROT_READ | libc::PROT_WRITE;
-        // SAFETY: replaces exactly the watched page, which only the semaphore occupies.
-        let mapped = unsafe { libc::mmap(watched as *mut libc::c_void, page, prot, flags, -1, 0) };
+        // SAFETY: replaces exactly the watched pages, which only the watched mapping occupies.
+        let mapped = unsafe { libc::mmap(start as *mut libc::c_void, len, prot, flags, -1, 0) };
         if mapped != libc::MAP_FAILED {
-            TAMPERED.store(true, Ordering::SeqCst);
+            watched.hit.store(true, Ordering::SeqCst);
             return;
         }
     }

@@ -7,8 +7,8 @@ use std::io::{self, ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::os::fd::{AsFd, BorrowedFd};
 
-use reactor::sources::{Listener, SignalFd, Writer, WriterHandle};
-use reactor::{Context, Handler, Interest, Reactor, Readiness};
+use reactor::sources::{Listener, Signal, SignalFd, Writer, WriterHandle};
+use reactor::{Context, Handler, Reactor, Readiness};
 
 /// One client: its socket, and a `Writer` on a `dup` of it for the replies.
 struct Echo(TcpStream, Option<WriterHandle>);
@@ -23,7 +23,8 @@ impl Handler for Echo {
     fn on_start(&mut self, ctx: &mut Context<'_>) -> io::Result<()> {
         let me = ctx.current().ok_or_else(|| io::Error::other("started outside the loop"))?;
         let writer = Writer::new(self.0.try_clone()?, 256 * 1024)?
-            .on_drain(move |ctx| drop(ctx.set_interest(me, Interest::READABLE))); // after a refusal
+            .on_drain(move |ctx| drop(ctx.resume(me))) // after a refusal
+            .on_error(move |_, ctx| _ = ctx.remove(me)); // the client is gone: paused, we would not know
         writer.register(ctx).map(|out| self.1 = Some(out))
     }
     /// Bytes leave the socket only once the writer took them: back-pressure.
@@ -34,7 +35,7 @@ impl Handler for Echo {
             Ok(0) => ctx.remove_self(), // end of file
             Ok(n) => match out.write(ctx, &buf[..n]) {
                 Ok(()) => self.0.read_exact(&mut buf[..n])?, // consume what was taken
-                Err(e) if e.kind() == ErrorKind::WouldBlock => ctx.set_interest(me, Interest::NONE)?,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => ctx.pause(me)?,
                 Err(e) => return Err(e),
             },
             Err(e) if e.kind() == ErrorKind::WouldBlock => {} // readiness is a hint
@@ -52,7 +53,7 @@ fn main() -> io::Result<()> {
     let addr: SocketAddr = arg.parse().map_err(|e| io::Error::other(format!("address {arg:?}: {e}")))?;
     let mut reactor = Reactor::new()?;
     // Before any thread exists: creating it blocks the signals it reads.
-    reactor.register(SignalFd::new(&[libc::SIGINT, libc::SIGTERM], |_, ctx| ctx.stop())?)?;
+    reactor.register(SignalFd::new(&[Signal::Int, Signal::Term], |_, ctx| ctx.stop())?)?;
     let listener = Listener::tcp(addr, |fd, _| Box::new(Echo(TcpStream::from(fd), None)))?;
     writeln!(io::stdout(), "listening on {}", listener.local_addr())?; // line-buffered: sent now
     reactor.register(listener)?;

@@ -5,18 +5,17 @@
 //! `cargo run -p reactor --example fifo_reader -- [PATH]`
 //!
 //! Without PATH, the FIFO is `fifo_reader.fifo` in `$XDG_RUNTIME_DIR` (a
-//! directory only this user may write), or else in a fresh private
-//! directory made by `mkdtemp` under `/tmp` (removed on exit): a path no
+//! directory only this user may write), or else in a new directory of mode
+//! 0700 under `/tmp` (removed on exit; it fails if the name exists): a path no
 //! other user can have taken first. A PATH in a directory that others may
 //! write (`/tmp/fifo`) can be: `Fifo::create` then refuses another user's
 //! FIFO, and one of this user that others may read, naming its owner and mode.
 
-use std::ffi::{CString, OsString};
 use std::io::{self, Write};
-use std::os::unix::ffi::OsStringExt;
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
-use reactor::sources::{Fifo, SignalFd};
+use reactor::sources::{Fifo, Signal, SignalFd};
 use reactor::Reactor;
 
 fn main() -> io::Result<()> {
@@ -34,7 +33,7 @@ fn main() -> io::Result<()> {
 
 fn read(path: &Path) -> io::Result<()> {
     let mut reactor = Reactor::new()?;
-    reactor.register(SignalFd::new(&[libc::SIGINT, libc::SIGTERM], |_, ctx| ctx.stop())?)?;
+    reactor.register(SignalFd::new(&[Signal::Int, Signal::Term], |_, ctx| ctx.stop())?)?;
     // Writers come and go: the Fifo holds a write end itself, so it never sees end
     // of file, and it removes the FIFO at shutdown if it made it.
     reactor.register(Fifo::create(path, 0o600, 64 * 1024, |line, ctx| {
@@ -49,18 +48,13 @@ fn read(path: &Path) -> io::Result<()> {
 }
 
 /// `$XDG_RUNTIME_DIR/fifo_reader.fifo`, or `fifo_reader.fifo` in a new
-/// directory `/tmp/fifo_reader.XXXXXX` (mode 0700), returned to be removed.
+/// directory `/tmp/fifo_reader.PID` (mode 0700), returned to be removed.
 fn default_path() -> io::Result<(PathBuf, Option<PathBuf>)> {
     if let Some(dir) = std::env::var_os("XDG_RUNTIME_DIR").filter(|dir| !dir.is_empty()) {
         return Ok((PathBuf::from(dir).join("fifo_reader.fifo"), None));
     }
-    let template = CString::new("/tmp/fifo_reader.XXXXXX")?;
-    let mut template = template.into_bytes_with_nul();
-    // SAFETY: `template` is a writable NUL-terminated buffer ending in XXXXXX.
-    if unsafe { libc::mkdtemp(template.as_mut_ptr().cast()) }.is_null() {
-        return Err(io::Error::last_os_error());
-    }
-    template.pop(); // the NUL
-    let dir = PathBuf::from(OsString::from_vec(template));
+    // `create` fails on a name that exists: a directory another user made first is never used.
+    let dir = std::env::temp_dir().join(format!("fifo_reader.{}", std::process::id()));
+    std::fs::DirBuilder::new().mode(0o700).create(&dir)?;
     Ok((dir.join("fifo_reader.fifo"), Some(dir)))
 }

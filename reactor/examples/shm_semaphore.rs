@@ -1,58 +1,50 @@
-//! Shared memory + named semaphores ("empty", "full"): a producer thread puts 5
-//! values, one at a time, into a shared slot; a bridge thread blocks in
-//! `sem_wait` (no descriptor to poll) and feeds the loop through a channel; the
-//! loop prints each value, and `tick` to stderr every 100 ms.
+//! Shared memory + named semaphores ("empty", "full"): a producer thread, which
+//! opens its own handles by name as another process would, puts 5 values one at
+//! a time into a shared `u64`. The loop waits for "full" through `Blocking`
+//! (`sem_wait` has no descriptor to poll), prints each value and posts "empty";
+//! meanwhile it writes `tick` to stderr every 100 ms.
 //!
 //! `cargo run -p reactor --example shm_semaphore`
 
 use std::{io, sync::Arc, thread, time::Duration};
 
-use ipc::{NamedSemaphore, Plain, SharedMemory};
-use reactor::sources::channel;
+use ipc::{NamedSemaphore, SharedMemory};
+use reactor::sources::Blocking;
 use reactor::Reactor;
-
-#[repr(C)]
-#[derive(Clone, Copy, Default)]
-struct Slot {
-    value: u64,
-}
-// SAFETY: one integer, no padding: any 8 bytes are a valid `Slot`.
-unsafe impl Plain for Slot {}
 
 fn main() -> io::Result<()> {
     let name = |what: &str| format!("/reactor-example-{what}-{}", std::process::id());
-    let (shm, empty, full) = (name("shm"), name("empty"), name("full"));
-    let memory = SharedMemory::create(&shm, std::mem::size_of::<Slot>(), 0o600)?;
-    let empty = Arc::new(NamedSemaphore::create(&empty, 0o600, 1)?);
-    let full = Arc::new(NamedSemaphore::create(&full, 0o600, 0)?);
-    let theirs = SharedMemory::open(&shm, true)?;
-    let (e, f) = (empty.clone(), full.clone());
+    let view = SharedMemory::create(&name("shm"), 8, 0o600)?.view::<u64>()?;
+    let empty = NamedSemaphore::create(&name("empty"), 0o600, 1)?;
+    let full = Arc::new(NamedSemaphore::create(&name("full"), 0o600, 0)?);
     let producer = thread::spawn(move || -> io::Result<()> {
-        let view = theirs.view::<Slot>()?; // as another process would
+        let slot = SharedMemory::open(&name("shm"), true)?.view::<u64>()?;
+        let (empty, full) = (NamedSemaphore::open(&name("empty"))?, NamedSemaphore::open(&name("full"))?);
         for i in 1..=5 {
-            e.wait()?;
-            view.write(Slot { value: i * 10 });
-            f.post()?;
+            empty.wait()?;
+            slot.write(i * 10);
+            full.post()?;
         }
         Ok(())
     });
-    let (sender, receiver) = channel::<u64>()?;
-    let bridge = thread::spawn(move || -> io::Result<()> {
-        let view = memory.view::<Slot>()?;
-        for _ in 0..5 {
-            full.wait()?;
-            let value = view.read().value;
-            empty.post()?;
-            sender.send(value).map_err(|_| io::Error::other("the loop is gone"))?;
-        }
-        Ok(()) // dropping the sender tells the loop
-    });
     let mut reactor = Reactor::new()?;
     reactor.context().every(Duration::from_millis(100), |_| eprintln!("tick"));
-    reactor.register(receiver.on_message(|v, _| println!("got {v}")).on_closed(|ctx| ctx.stop()))?;
+    let waiter = full.clone();
+    let values = Blocking::repeat(
+        move || waiter.wait(),
+        move |waited, ctx| {
+            waited?;
+            println!("got {}", view.read());
+            if view.read() == 50 {
+                ctx.stop(); // the last one: starts no further wait
+            }
+            empty.post()
+        },
+    );
+    // Stopped from elsewhere, the thread would still be in `sem_wait`: one more post releases it.
+    reactor.register(values?.on_stop(move || drop(full.post())))?;
     reactor.run()?;
-    let joined = [producer.join(), bridge.join()];
-    SharedMemory::unlink(&shm)?;
-    NamedSemaphore::unlink(&name("empty")).and(NamedSemaphore::unlink(&name("full")))?;
-    joined.into_iter().try_for_each(|j| j.map_err(|_| io::Error::other("a thread panicked"))?)
+    let produced = producer.join().map_err(|_| io::Error::other("the producer panicked"))?;
+    SharedMemory::unlink(&name("shm")).and(NamedSemaphore::unlink(&name("empty")))?;
+    NamedSemaphore::unlink(&name("full")).and(produced)
 }

@@ -12,7 +12,7 @@ use std::process::{Command, Stdio};
 use std::rc::Rc;
 
 use reactor::sources::{Child, LineReader};
-use reactor::{Interest, Reactor};
+use reactor::Reactor;
 
 fn main() -> io::Result<()> {
     if std::env::args().nth(1).as_deref() == Some("--child") {
@@ -22,7 +22,8 @@ fn main() -> io::Result<()> {
         return Ok(());
     }
     let mut reactor = Reactor::new()?;
-    // Lines the child's stdin refused (one read of ours at most), sent whole when it drains; our reader.
+    // Lines the child's stdin refused, sent whole when it drains: the rest of one read of ours at
+    // most, as a paused reader reads nothing (whatever stdin's writer does meanwhile); our reader.
     let (held, reader) = (Rc::new(RefCell::new(Vec::new())), Rc::new(Cell::new(None)));
     let (held_d, held_l, held_c, reader_d) = (held.clone(), held.clone(), held, reader.clone());
     let mut command = Command::new(std::env::current_exe()?);
@@ -32,7 +33,7 @@ fn main() -> io::Result<()> {
         .on_stdin_drain(move |to_child, ctx| {
             let _ = to_child.write(ctx, &held_d.take()); // an empty writer takes it whole
             match reader_d.get().filter(|&r| ctx.contains(r)) {
-                Some(r) => drop(ctx.set_interest(r, Interest::READABLE)),
+                Some(r) => drop(ctx.resume(r)),
                 None => to_child.close_when_drained(ctx), // our input ended meanwhile
             }
         })
@@ -47,7 +48,7 @@ fn main() -> io::Result<()> {
             Some(Err(e)) if e.kind() != ErrorKind::WouldBlock => eprintln!("to child: {e}"),
             _ => {
                 // Refused, or lines held already: keep it, stop reading until the drain.
-                let _ = ctx.current().map(|me| ctx.set_interest(me, Interest::NONE));
+                let _ = ctx.current().map(|me| ctx.pause(me));
                 held.extend([line, b"\n"].concat());
             }
         }

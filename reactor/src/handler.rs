@@ -21,9 +21,10 @@ use crate::token::{Interest, Readiness};
 ///   descriptor. Do a bounded amount of work and return: with the default
 ///   level-triggered interest, whatever is left is reported again next round,
 ///   and the other handlers get their turn in between.
-/// - Returning an error from a callback gets the error logged with the
-///   handler's [`name`](Handler::name), the handler shut down and removed;
-///   the loop and the other handlers go on.
+/// - Returning an error from a callback gets the error reported with the
+///   handler's [`name`](Handler::name) (to [`Reactor::on_error`](crate::Reactor::on_error)'s
+///   hook, or logged, or on stderr without a logger), the handler shut down
+///   and removed; the loop and the other handlers go on.
 /// - [`on_start`](Handler::on_start) runs once, when the loop first runs, or
 ///   at registration if it already does.
 /// - [`on_remove`](Handler::on_remove) runs when the handler leaves the
@@ -59,9 +60,10 @@ pub trait Handler {
     /// Called when the handler leaves the reactor (removed by itself or
     /// another, after an error, at shutdown), just before
     /// [`on_shutdown`](Handler::on_shutdown), with a `Context` whose
-    /// [`current`](Context::current) is `None`: the handler is already out
-    /// of the reactor. Not called when a panic unwinds out of the handler's
-    /// own callback.
+    /// [`current`](Context::current) is this handler's token, although the
+    /// handler is already out of the reactor (`contains` is `false`, and
+    /// `remove_self` does nothing). Not called when a panic unwinds out of
+    /// the handler's own callback.
     fn on_remove(&mut self, ctx: &mut Context<'_>) {
         let _ = ctx;
     }

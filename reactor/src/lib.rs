@@ -47,3 +47,21 @@ pub use handler::{Handler, RegisterError};
 pub use reactor::{Context, Reactor};
 pub use timers::TimerKey;
 pub use token::{Interest, Readiness, Token};
+
+/// The crate's `README.md`, whose example is a doc test too.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadMe;
+
+/// `docs/reactor.md`, compiled here so that its Rust blocks are doc tests
+/// (`cargo test -p reactor --doc`) and cannot drift from the code. Only in
+/// doc tests: the page is outside the package.
+#[cfg(doctest)]
+#[doc = include_str!("../../docs/reactor.md")]
+pub struct ReactorGuide;
+
+/// `docs/architecture.md`, for the same reason: any Rust block it holds is
+/// a doc test.
+#[cfg(doctest)]
+#[doc = include_str!("../../docs/architecture.md")]
+pub struct ArchitectureGuide;

@@ -5,6 +5,7 @@ use std::any::Any;
 use std::fmt;
 use std::io;
 use std::os::fd::{AsRawFd, RawFd};
+use std::panic::{self, AssertUnwindSafe};
 use std::time::{Duration, Instant};
 
 use slab::Slab;
@@ -19,6 +20,9 @@ const BATCH: usize = 256;
 
 /// A function run every round, before the loop waits again.
 type Hook = Box<dyn FnMut(&mut Context<'_>)>;
+
+/// What [`Reactor::on_error`] calls with a handler's error.
+type ErrorHook = Box<dyn FnMut(&str, &io::Error, &mut Context<'_>)>;
 
 /// A single-threaded epoll event loop that owns its handlers.
 ///
@@ -51,19 +55,27 @@ struct Core {
     /// Registrations so far. A slot's number in this count orders shutdown
     /// (last first), and its low 32 bits are the generation in its token.
     order: u64,
-    /// Slots registered before this number were in an epoll instance that
-    /// a shutdown closed: their descriptors are in none, nothing to delete.
-    forgotten_below: u64,
+    /// How many slots are `watched`: with none and no timer, nothing can
+    /// wake a wait again.
+    watched: usize,
     started: bool,
     stopping: bool,
     timers: Timers,
+    /// `None`: [`report`] (a log line, or stderr without a logger).
+    on_error: Option<ErrorHook>,
 }
 
 struct Slot {
     order: u64,
     fd: RawFd,
-    /// What epoll watches the descriptor for now.
+    /// What the handler waits for: epoll's interest while it is watched.
     interest: Interest,
+    /// Set by [`Context::pause`]: out of epoll whatever the interest.
+    paused: bool,
+    /// Whether the descriptor is in the epoll instance now: when not paused
+    /// and the interest is not `NONE`, and not after a shutdown closed the
+    /// instance.
+    watched: bool,
     /// `None` while the handler runs: it is out of the slab so that it can
     /// borrow the rest of the reactor through its `Context`.
     handler: Option<Box<dyn Handler>>,
@@ -87,10 +99,11 @@ impl Reactor {
                 epoll: Some(Epoll::new()?),
                 slots: Slab::new(),
                 order: 0,
-                forgotten_below: 0,
+                watched: 0,
                 started: false,
                 stopping: false,
                 timers: Timers::default(),
+                on_error: None,
             },
             hooks: Vec::new(),
             events: Events::with_capacity(BATCH),
@@ -118,6 +131,57 @@ impl Reactor {
     /// Changes what a handler waits for; see [`Context::set_interest`].
     pub fn set_interest(&mut self, token: Token, interest: Interest) -> io::Result<()> {
         self.context().set_interest(token, interest)
+    }
+
+    /// Stops calling a handler until it is resumed; see [`Context::pause`].
+    pub fn pause(&mut self, token: Token) -> io::Result<()> {
+        self.context().pause(token)
+    }
+
+    /// Calls a paused handler again; see [`Context::resume`].
+    pub fn resume(&mut self, token: Token) -> io::Result<()> {
+        self.context().resume(token)
+    }
+
+    /// Whether a handler is paused; see [`Context::is_paused`].
+    pub fn is_paused(&self, token: Token) -> bool {
+        self.core.slot(token).is_some_and(|slot| slot.paused)
+    }
+
+    /// Says what becomes of a handler's error. When a callback of a handler
+    /// (its `on_ready` or `on_start`) returns `Err`, the handler is removed
+    /// and `on_error` is called first, with the handler's
+    /// [`name`](crate::Handler::name), the error, and a `Context` whose
+    /// [`current`](Context::current) is the failing handler's token: to
+    /// stop the loop, count, or write the error where the program wants it.
+    ///
+    /// Without it, the error is never silent: it is logged with
+    /// `log::error!` when a logger is installed (`log::max_level()` is not
+    /// `Off`), and otherwise written to stderr as one line,
+    /// `NAME: ERROR; removing it`.
+    ///
+    /// ```
+    /// use std::os::unix::net::UnixStream;
+    /// use reactor::{sources::Fd, Interest, Reactor};
+    ///
+    /// # fn main() -> std::io::Result<()> {
+    /// let (ours, _theirs) = UnixStream::pair()?;
+    /// let mut reactor = Reactor::new()?;
+    /// let failed = std::rc::Rc::new(std::cell::RefCell::new(None));
+    /// let seen = failed.clone();
+    /// reactor.on_error(move |name, error, ctx| {
+    ///     *seen.borrow_mut() = Some(format!("{name}: {error}"));
+    ///     ctx.stop();
+    /// });
+    /// let fails = Fd::new(ours, Interest::WRITABLE, |_, _, _| Err(std::io::Error::other("boom")));
+    /// reactor.register(fails.named("socket"))?;
+    /// reactor.run()?;
+    /// assert_eq!(failed.borrow().as_deref(), Some("socket: boom"));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn on_error(&mut self, on_error: impl FnMut(&str, &io::Error, &mut Context<'_>) + 'static) {
+        self.core.on_error = Some(Box::new(on_error));
     }
 
     /// Adds a hook that runs at the start of every round, before the loop
@@ -148,17 +212,19 @@ impl Reactor {
         self.core.slots.is_empty()
     }
 
-    /// Runs rounds until a callback or hook asks to stop, or until no
-    /// handler and no timer is left (nothing could ever wake the loop
-    /// again); then shuts every remaining handler down, last registered
+    /// Runs rounds until a callback or hook asks to stop, or until nothing
+    /// could ever wake the loop again: no timer, and no handler, or only
+    /// paused ones (or ones set to [`Interest::NONE`]); then shuts every remaining handler down, last registered
     /// first, and drops the timers.
     ///
-    /// Errors from handlers do not end the loop; only a failure of the
-    /// reactor itself (`epoll_wait` failing with anything but `EINTR`) does.
+    /// Errors from handlers do not end the loop (they go to
+    /// [`on_error`](Reactor::on_error), whose hook may stop it); only a
+    /// failure of the reactor itself (`epoll_wait` failing with anything but
+    /// `EINTR`) does.
     /// The handlers are shut down in that case too.
     pub fn run(&mut self) -> io::Result<()> {
         let result = loop {
-            if self.core.stopping || (self.is_empty() && self.core.timers.is_empty()) {
+            if self.core.stopping || (self.core.watched == 0 && self.core.timers.is_empty()) {
                 break Ok(());
             }
             if let Err(e) = self.run_once(None) {
@@ -174,7 +240,8 @@ impl Reactor {
     /// milliseconds) and never past the earliest timer, the dispatch of what
     /// arrived, and the timers that are due. Returns how many events arrived
     /// (timers not counted). Does not wait if a stop was requested, nor
-    /// without a timeout when no handler and no timer is left; if a callback
+    /// without a timeout when no timer is left and no handler is watched
+    /// (none, or all paused); if a callback
     /// asks to stop, the hooks run once more at the end of the round. The
     /// caller decides when to [`shutdown`](Reactor::shutdown).
     pub fn run_once(&mut self, timeout: Option<Duration>) -> io::Result<usize> {
@@ -183,16 +250,16 @@ impl Reactor {
             self.core.start_all();
         }
         self.run_hooks();
-        // Nothing to wait for: a stop was asked, or no handler is left to
-        // wake a wait without end (every `on_start` may have failed).
+        // Nothing to wait for: a stop was asked, or no handler is watched
+        // to wake a wait without end (every `on_start` may have failed).
         let timeout = self.core.wait_timeout(timeout);
-        if self.core.stopping || (self.is_empty() && timeout.is_none()) {
+        if self.core.stopping || (self.core.watched == 0 && timeout.is_none()) {
             return Ok(0);
         }
         let n = open_epoll(&mut self.core.epoll)?.wait(&mut self.events, timeout)?;
         for i in 0..n {
             let (token, readiness) = self.events.get(i);
-            self.core.call(token, |handler, ctx| handler.on_ready(readiness, ctx));
+            self.core.call(token, Call::Ready, |handler, ctx| handler.on_ready(readiness, ctx));
         }
         if !self.core.timers.is_empty() {
             self.core.fire_timers();
@@ -226,7 +293,8 @@ impl Reactor {
             // one `close` instead of an `EPOLL_CTL_DEL` per handler. A new
             // instance is made only if the reactor is used again.
             self.core.epoll = None;
-            self.core.forgotten_below = self.core.order;
+            self.core.slots.iter_mut().for_each(|(_, slot)| slot.watched = false);
+            self.core.watched = 0;
         }
         // A close callback may register something (a last message, say):
         // that is shut down too, in a few passes at most.
@@ -283,6 +351,9 @@ impl Context<'_> {
     /// If epoll refuses the descriptor, the handler comes back in the error,
     /// still owning its descriptor; [`RegisterError::is_unpollable`] tells
     /// the case of a regular file or `/dev/null`, which is to be read directly.
+    /// A handler whose interest is [`Interest::NONE`] is not given to epoll
+    /// until it asks for more, so such a refusal comes then, from
+    /// [`set_interest`](Context::set_interest).
     pub fn register<H: Handler + 'static>(&mut self, handler: H) -> Result<Token, RegisterError<H>> {
         match self.core.attach(handler.fd().as_raw_fd(), handler.interest()) {
             Ok(token) => Ok(self.install(token, Box::new(handler))),
@@ -306,7 +377,7 @@ impl Context<'_> {
             slot.handler = Some(handler);
         }
         if self.core.started {
-            self.core.call(token, |handler, ctx| handler.on_start(ctx));
+            self.core.call(token, Call::Start, |handler, ctx| handler.on_start(ctx));
         }
         token
     }
@@ -320,9 +391,8 @@ impl Context<'_> {
     pub fn remove(&mut self, token: Token) -> bool {
         match self.core.detach(token) {
             Some(slot) => {
-                if let Some(mut handler) = slot.handler {
-                    handler.on_remove(&mut Context { core: self.core, current: None });
-                    handler.on_shutdown();
+                if let Some(handler) = slot.handler {
+                    self.core.retire(token, handler);
                 }
                 true
             }
@@ -340,8 +410,7 @@ impl Context<'_> {
         slot.handler.as_mut()?.as_any_mut()?.downcast_mut::<H>()?;
         let mut handler = self.core.detach(token)?.handler?;
         let result = handler.as_any_mut().and_then(|any| any.downcast_mut::<H>()).map(f);
-        handler.on_remove(&mut Context { core: self.core, current: None });
-        handler.on_shutdown();
+        self.core.retire(token, handler);
         result
     }
 
@@ -360,27 +429,95 @@ impl Context<'_> {
         }
     }
 
-    /// The token of the handler being called, or `None` in a hook.
+    /// The token of the handler being called: `Some` in every callback the
+    /// reactor makes for a handler (`on_start`, `on_ready`, `on_remove`, the
+    /// error hook of [`Reactor::on_error`]) and in every callback a source
+    /// makes from them (a line, a close, an exit); `None` in a hook, a
+    /// timer of [`after`](Context::after) or [`every`](Context::every), and
+    /// a `Context` lent by [`Reactor::context`]. In `on_remove` and the
+    /// callbacks made from it, the handler has already left:
+    /// [`contains`](Context::contains) is `false` for it.
     pub fn current(&self) -> Option<Token> {
         self.current
     }
 
-    /// Changes what a handler waits for (`EPOLL_CTL_MOD`); re-arms a oneshot.
+    /// Changes what a handler waits for (`EPOLL_CTL_MOD`); re-arms a
+    /// oneshot. [`Interest::NONE`] takes the descriptor out of epoll
+    /// (`EPOLL_CTL_DEL`): the handler is not called at all, even if its peer
+    /// hangs up, until an interest is set again (`EPOLL_CTL_ADD`). A paused
+    /// handler keeps the new interest for its [`resume`](Context::resume).
+    /// `NotFound` for a token not registered.
     pub fn set_interest(&mut self, token: Token, interest: Interest) -> io::Result<()> {
-        let slot = self.core.slots.get(token.key()).filter(|s| generation(s.order) == token.generation());
-        let slot = slot.ok_or_else(|| unknown(token))?;
-        open_epoll(&mut self.core.epoll)?.modify(slot.fd, interest, token)?;
-        if let Some(slot) = self.core.slot_mut(token) {
-            slot.interest = interest;
-        }
-        Ok(())
+        let paused = self.core.slot(token).ok_or_else(|| unknown(token))?.paused;
+        self.core.update(token, interest, paused)
     }
 
-    /// What epoll watches a handler's descriptor for now: the interest it
-    /// was registered with, or the last one [`set_interest`](Context::set_interest)
-    /// gave. `None` for a token not registered.
+    /// What a handler waits for: the interest it was registered with, or the
+    /// last one [`set_interest`](Context::set_interest) gave, paused or not.
+    /// `None` for a token not registered.
     pub fn interest(&self, token: Token) -> Option<Interest> {
         self.core.slot(token).map(|slot| slot.interest)
+    }
+
+    /// Stops calling a handler, whatever happens to its descriptor, until
+    /// [`resume`](Context::resume): its descriptor leaves epoll
+    /// (`EPOLL_CTL_DEL`), and an event for it already fetched in this round
+    /// is dropped. Its interest is kept for the resume. Its peer may close
+    /// meanwhile without the handler hearing of it, so pause a source for a
+    /// reason that ends (a full `Writer` drains, or reports its error).
+    /// Timers of [`Context::after`] are not handlers and are not paused.
+    /// Pausing twice is the same as once; `NotFound` for a token not
+    /// registered.
+    ///
+    /// ```
+    /// use std::io::Write;
+    /// use std::os::unix::net::UnixStream;
+    /// use std::time::Duration;
+    /// use reactor::{sources::LineReader, Reactor};
+    ///
+    /// # fn main() -> std::io::Result<()> {
+    /// let (mut theirs, ours) = UnixStream::pair()?;
+    /// theirs.write_all(b"one\ntwo\n")?;
+    /// drop(theirs); // end of file, reported at once and for ever
+    /// let mut reactor = Reactor::new()?;
+    /// let lines = std::rc::Rc::new(std::cell::Cell::new(0));
+    /// let seen = lines.clone();
+    /// let reader = reactor.register(LineReader::new(ours.into(), 1024, move |_, _| seen.set(seen.get() + 1)))?;
+    /// reactor.pause(reader)?;
+    /// reactor.run_once(Some(Duration::from_millis(10)))?;
+    /// assert_eq!(lines.get(), 0); // not called, not even for the hang-up
+    /// reactor.resume(reader)?;
+    /// reactor.run_once(None)?;
+    /// assert_eq!(lines.get(), 2);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn pause(&mut self, token: Token) -> io::Result<()> {
+        let interest = self.core.slot(token).ok_or_else(|| unknown(token))?.interest;
+        self.core.update(token, interest, true)
+    }
+
+    /// Calls a paused handler again: its descriptor goes back into epoll
+    /// with its interest (`EPOLL_CTL_ADD`), and what happened meanwhile is
+    /// reported, level-triggered, in the next round. Resuming a handler
+    /// that is not paused does nothing; `NotFound` for a token not
+    /// registered.
+    pub fn resume(&mut self, token: Token) -> io::Result<()> {
+        let interest = self.core.slot(token).ok_or_else(|| unknown(token))?.interest;
+        self.core.update(token, interest, false)
+    }
+
+    /// Whether a handler is paused by [`pause`](Context::pause); `false` for
+    /// a token not registered.
+    pub fn is_paused(&self, token: Token) -> bool {
+        self.core.slot(token).is_some_and(|slot| slot.paused)
+    }
+
+    /// Whether the handler being called is still watched: not paused, not
+    /// set to `NONE`, not removed. A source that reads several times per
+    /// call stops when its own callback has paused it.
+    pub(crate) fn current_is_watched(&self) -> bool {
+        self.current.and_then(|token| self.core.slot(token)).is_some_and(|slot| slot.watched)
     }
 
     /// Calls `callback` once, `delay` from now (rounded up to the next
@@ -423,6 +560,11 @@ impl Context<'_> {
         self.core.stopping = true;
     }
 
+    /// Whether a stop was asked and the loop has not shut down yet.
+    pub fn is_stopping(&self) -> bool {
+        self.core.stopping
+    }
+
     /// Whether `token` names a registered handler.
     pub fn contains(&self, token: Token) -> bool {
         self.core.slot(token).is_some()
@@ -447,17 +589,42 @@ impl Core {
             return Err(io::Error::other("too many handlers for a 32-bit slot number"));
         }
         let token = Token::new(entry.key(), generation(self.order));
-        open_epoll(&mut self.epoll)?.add(fd, interest, token)?;
-        entry.insert(Slot { order: self.order, fd, interest, handler: None });
+        let watched = interest.is_watched();
+        if watched {
+            open_epoll(&mut self.epoll)?.add(fd, interest, token)?;
+        }
+        entry.insert(Slot { order: self.order, fd, interest, paused: false, watched, handler: None });
         self.order += 1;
+        self.watched += usize::from(watched);
         Ok(token)
+    }
+
+    /// Gives a slot a new interest and pause state, and epoll what follows
+    /// from them: the descriptor is watched only when not paused and the
+    /// interest is not `NONE`. The slot is unchanged if epoll refuses.
+    fn update(&mut self, token: Token, interest: Interest, paused: bool) -> io::Result<()> {
+        let slot = self.slot(token).ok_or_else(|| unknown(token))?;
+        let (fd, was_watched) = (slot.fd, slot.watched);
+        let watched = !paused && interest.is_watched();
+        match (was_watched, watched) {
+            (true, true) => open_epoll(&mut self.epoll)?.modify(fd, interest, token)?,
+            (false, true) => open_epoll(&mut self.epoll)?.add(fd, interest, token)?,
+            (true, false) => open_epoll(&mut self.epoll)?.delete(fd)?,
+            (false, false) => {}
+        }
+        if let Some(slot) = self.slot_mut(token) {
+            (slot.interest, slot.paused, slot.watched) = (interest, paused, watched);
+        }
+        self.watched = self.watched + usize::from(watched) - usize::from(was_watched);
+        Ok(())
     }
 
     /// Takes a slot out of epoll and the slab.
     fn detach(&mut self, token: Token) -> Option<Slot> {
         self.slot(token)?;
         let slot = self.slots.remove(token.key());
-        let Some(epoll) = self.epoll.as_ref().filter(|_| slot.order >= self.forgotten_below) else {
+        self.watched -= usize::from(slot.watched);
+        let Some(epoll) = self.epoll.as_ref().filter(|_| slot.watched) else {
             return Some(slot);
         };
         if let Err(e) = epoll.delete(slot.fd) {
@@ -501,58 +668,69 @@ impl Core {
 
     fn start_all(&mut self) {
         for token in self.tokens_in_order() {
-            self.call(token, |handler, ctx| handler.on_start(ctx));
+            self.call(token, Call::Start, |handler, ctx| handler.on_start(ctx));
         }
+    }
+
+    /// Hands a handler's error to the user's hook, or to [`report`].
+    fn report(&mut self, token: Token, name: &str, error: &io::Error) {
+        let Some(mut on_error) = self.on_error.take() else {
+            return report(name, error);
+        };
+        on_error(name, error, &mut Context { core: self, current: Some(token) });
+        // Unless the hook set another one meanwhile.
+        self.on_error.get_or_insert(on_error);
     }
 
     /// Calls one handler: takes it out of its slot, lends it a `Context`, and
     /// puts it back unless it was removed meanwhile. A stale token (its
-    /// handler removed, its slot perhaps reused) calls nothing.
-    fn call<F>(&mut self, token: Token, f: F)
+    /// handler removed, its slot perhaps reused) calls nothing, nor does an
+    /// event for a descriptor taken out of epoll since it was fetched.
+    fn call<F>(&mut self, token: Token, why: Call, f: F)
     where
         F: FnOnce(&mut dyn Handler, &mut Context<'_>) -> io::Result<()>,
     {
-        let Some(handler) = self.slot_mut(token).and_then(|slot| slot.handler.take()) else {
+        let slot = self.slot_mut(token).filter(|slot| slot.watched || why == Call::Start);
+        let Some(mut handler) = slot.and_then(|slot| slot.handler.take()) else {
             return;
         };
-        let mut running = Running(Some(handler));
-        let handler = running.handler();
-        let result = f(handler.as_mut(), &mut Context { core: self, current: Some(token) });
+        let ctx = &mut Context { core: self, current: Some(token) };
+        let result = match panic::catch_unwind(AssertUnwindSafe(|| f(handler.as_mut(), ctx))) {
+            Ok(result) => result,
+            Err(panic) => {
+                // Out of epoll while its descriptor is still open, out of the
+                // slab, then dropped: a token kept by anyone names nothing.
+                self.detach(token);
+                handler.on_shutdown();
+                drop(handler);
+                panic::resume_unwind(panic)
+            }
+        };
         if let Err(e) = result {
-            log::error!("{}: {e}; removing it", handler.name());
+            self.report(token, handler.name(), &e);
             self.detach(token);
         }
-        let mut handler = running.finish();
         match self.slot_mut(token) {
             Some(slot) => slot.handler = Some(handler),
-            None => {
-                handler.on_remove(&mut Context { core: self, current: None });
-                handler.on_shutdown();
-            }
+            None => self.retire(token, handler),
         }
+    }
+
+    /// The end of a handler that has left the slab: `on_remove`, with its
+    /// own token as [`current`](Context::current), then `on_shutdown`, then
+    /// the drop that closes its descriptor.
+    fn retire(&mut self, token: Token, mut handler: Box<dyn Handler>) {
+        handler.on_remove(&mut Context { core: self, current: Some(token) });
+        handler.on_shutdown();
     }
 }
 
-/// A handler taken out of its slot. If its callback panics, the handler is
-/// still shut down while the stack unwinds, so it can remove what it created.
-struct Running(Option<Box<dyn Handler>>);
-
-impl Running {
-    fn handler(&mut self) -> &mut Box<dyn Handler> {
-        self.0.as_mut().expect("a running handler is present until finish")
-    }
-
-    fn finish(mut self) -> Box<dyn Handler> {
-        self.0.take().expect("a running handler is present until finish")
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        if let Some(handler) = &mut self.0 {
-            handler.on_shutdown();
-        }
-    }
+/// Why [`Core::call`] calls a handler: an event is for a watched descriptor
+/// only, a start is for every handler.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Call {
+    Start,
+    Ready,
 }
 
 /// The generation that tells apart the handlers that use one slot in turn:
@@ -560,6 +738,16 @@ impl Drop for Running {
 /// wrong handler only if 2^32 registrations happened within one batch.
 fn generation(order: u64) -> u32 {
     order as u32
+}
+
+/// The default for a handler's error: a log line if a logger is installed,
+/// else one line on stderr, so that an error is never silent.
+fn report(name: &str, error: &io::Error) {
+    if log::max_level() == log::LevelFilter::Off {
+        eprintln!("{name}: {error}; removing it");
+    } else {
+        log::error!("{name}: {error}; removing it");
+    }
 }
 
 fn unknown(token: Token) -> io::Error {

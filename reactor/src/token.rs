@@ -50,13 +50,31 @@ impl fmt::Debug for Token {
 /// the loop reports it again. A handler may therefore do a bounded amount of
 /// work per call and return; it will be called again next round. Combine with
 /// `|` and refine with [`edge`](Interest::edge) or [`oneshot`](Interest::oneshot).
+///
+/// [`NONE`](Interest::NONE) takes the descriptor out of epoll: the handler is
+/// not called at all until its interest is set again, whatever its peer did
+/// (epoll reports hang-ups and errors for every descriptor it watches, and
+/// a reported hang-up stays reported, so a descriptor left in epoll with no
+/// interest would wake the loop every round). [`HANGUP`](Interest::HANGUP)
+/// is the other choice: in epoll, told of hang-ups and errors only.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Interest(u32);
 
+/// Not an epoll flag (epoll has no bit for "hang-ups only": it reports them
+/// to every registration): marks [`Interest::HANGUP`], and is taken off
+/// before `epoll_ctl`.
+const HANGUP_ONLY: u32 = 1 << 27;
+
 impl Interest {
-    /// Nothing: the handler stays registered but is not woken, except for
-    /// hang-ups and errors, which epoll always reports.
+    /// Nothing: the descriptor is taken out of epoll and the handler is not
+    /// called at all, as with [`Context::pause`](crate::Context::pause),
+    /// until [`set_interest`](crate::Context::set_interest) asks for more.
     pub const NONE: Interest = Interest(0);
+    /// Only hang-ups and errors (`EPOLLHUP`, `EPOLLERR`): the interest of a
+    /// writer with nothing to write that wants to learn that its reader went
+    /// away. A hang-up is reported every round until the handler changes its
+    /// interest or leaves.
+    pub const HANGUP: Interest = Interest(HANGUP_ONLY);
     /// Data to read, a connection to accept, or end of file.
     pub const READABLE: Interest = Interest(libc::EPOLLIN as u32);
     /// Room to write.
@@ -83,8 +101,14 @@ impl Interest {
         self.0 & libc::EPOLLOUT as u32 != 0
     }
 
+    /// Whether epoll watches the descriptor at all for this interest.
+    pub(crate) const fn is_watched(self) -> bool {
+        self.0 & (libc::EPOLLIN as u32 | libc::EPOLLOUT as u32 | HANGUP_ONLY) != 0
+    }
+
+    /// The bits for `epoll_ctl`.
     pub(crate) const fn bits(self) -> u32 {
-        self.0
+        self.0 & !HANGUP_ONLY
     }
 }
 
@@ -101,6 +125,7 @@ impl fmt::Debug for Interest {
         let names = [
             (libc::EPOLLIN, "READABLE"),
             (libc::EPOLLOUT, "WRITABLE"),
+            (HANGUP_ONLY as libc::c_int, "HANGUP"),
             (libc::EPOLLET, "EDGE"),
             (libc::EPOLLONESHOT, "ONESHOT"),
         ];
@@ -197,5 +222,13 @@ mod tests {
         assert!(i.is_readable() && i.is_writable());
         assert_eq!(format!("{i:?}"), "READABLE | WRITABLE | EDGE | ONESHOT");
         assert_eq!(format!("{:?}", Interest::NONE), "NONE");
+    }
+
+    #[test]
+    fn only_none_is_unwatched_and_hangup_reaches_epoll_as_no_bits() {
+        assert!(!Interest::NONE.is_watched() && !Interest::NONE.edge().is_watched());
+        assert!(Interest::HANGUP.is_watched() && Interest::READABLE.is_watched());
+        assert_eq!(Interest::HANGUP.bits(), 0);
+        assert_eq!(format!("{:?}", Interest::HANGUP), "HANGUP");
     }
 }

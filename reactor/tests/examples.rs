@@ -19,6 +19,11 @@ use std::sync::OnceLock;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use ipc::{Access, MessageQueue};
+use util::{exchange_lines, TestQueue};
+
+mod util;
+
 /// How long any expected output or exit may take before the test fails.
 const TIMEOUT: Duration = Duration::from_secs(20);
 
@@ -127,6 +132,103 @@ fn shm_semaphore_prints_the_five_values_of_its_producer_thread() {
     let (lines, status) = Running::start("shm_semaphore", [""; 0]).finish();
     assert_eq!(lines, ["got 10", "got 20", "got 30", "got 40", "got 50"]);
     assert!(status.success(), "shm_semaphore exited with {status}");
+}
+
+#[test]
+fn chat_gives_two_clients_every_line_while_a_third_never_reads_in_bounded_memory() {
+    const LINES: usize = 10_000;
+    const LINE: usize = 100; // 1 MB each way; 2 MB offered to the one that never reads
+    let path = TempPath::new("chat");
+    let mut server = Running::start("chat", [path.path().as_os_str(), OsStr::new("pause")]);
+    assert_eq!(server.next_line(), format!("listening on unix:{}", path.path().display()));
+    let idle = vm_hwm(&server);
+
+    let connect = || {
+        let stream = std::os::unix::net::UnixStream::connect(path.path()).expect("connect to chat");
+        stream.set_read_timeout(Some(TIMEOUT)).expect("read timeout");
+        stream
+    };
+    // Accepted in this order, so each is in the room before the next speaks.
+    let (never_reads, a, b) = (connect(), connect(), connect());
+    let (mut a_lines, mut b_lines) =
+        (BufReader::new(a.try_clone().unwrap()), BufReader::new(b.try_clone().unwrap()));
+    let mut line = String::new();
+    (&b).write_all(b"ready b\n").unwrap(); // a is in the room: it was accepted first
+    a_lines.read_line(&mut line).unwrap();
+    (&a).write_all(b"ready a\n").unwrap(); // b is in the room: it has spoken
+    b_lines.read_line(&mut line).unwrap();
+    assert_eq!(line, "ready b\nready a\n");
+    drop((a_lines, b_lines));
+
+    let a = exchange_lines(a, "a", "b", LINES, LINE, TIMEOUT);
+    let b = exchange_lines(b, "b", "a", LINES, LINE, TIMEOUT);
+    for (name, client) in [("a", a), ("b", b)] {
+        client.join().unwrap_or_else(|_| panic!("client {name} panicked")).unwrap_or_else(|e| panic!("{e}"));
+    }
+    let busy = vm_hwm(&server);
+    assert!(busy <= idle + 1024, "VmHWM went from {idle} kB idle to {busy} kB");
+    drop(never_reads);
+
+    server.signal(libc::SIGTERM);
+    let (rest, status) = server.finish();
+    assert!(rest.is_empty(), "chat printed {rest:?}");
+    assert!(status.success(), "chat exited with {status} after SIGTERM");
+    assert!(!path.path().exists(), "chat left its socket behind");
+}
+
+#[test]
+fn queue_relay_keeps_each_messages_priority_and_order_under_a_slow_reader() {
+    const MESSAGES: u32 = 2_000;
+    let (from, to) = (TestQueue::new("relay-from"), TestQueue::new("relay-to"));
+    let mut relay = Running::start("queue_relay", [&from.name, &to.name]);
+    assert_eq!(relay.next_line(), format!("relaying {} to {}", from.name, to.name));
+
+    let input = MessageQueue::open(&from.name, Access::Send).expect("open the input queue");
+    let producer = thread::spawn(move || -> io::Result<()> {
+        for seq in 0..MESSAGES {
+            input.send_timeout(format!("{seq}").as_bytes(), seq % 8, TIMEOUT)?;
+        }
+        Ok(())
+    });
+    let output = MessageQueue::open(&to.name, Access::Receive).expect("open the output queue");
+    let mut last_of = [None::<u32>; 8];
+    let mut buf = [0; 256];
+    for n in 0..MESSAGES {
+        if n % 16 == 0 {
+            thread::sleep(Duration::from_millis(1)); // a slow reader: the relay holds meanwhile
+        }
+        let (len, priority) = output.receive_timeout(&mut buf, TIMEOUT).expect("a relayed message");
+        let seq: u32 = std::str::from_utf8(&buf[..len]).unwrap().parse().unwrap();
+        assert_eq!(priority, seq % 8, "message {seq} came with priority {priority}");
+        let last = &mut last_of[priority as usize];
+        assert!(last.is_none_or(|last| last < seq), "message {seq} came after {last:?}, same priority");
+        *last = Some(seq);
+    }
+    producer.join().expect("producer panicked").expect("producer");
+
+    relay.signal(libc::SIGTERM);
+    let (rest, status) = relay.finish();
+    assert!(rest.iter().all(|l| l.starts_with("relayed ")), "queue_relay printed {rest:?}");
+    assert!(status.success(), "queue_relay exited with {status} after SIGTERM");
+}
+
+/// The peak resident size of a running example, in kB (`VmHWM`).
+fn vm_hwm(running: &Running) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{}/status", running.child.id())).expect("status");
+    let line = status.lines().find(|l| l.starts_with("VmHWM:")).expect("a VmHWM line");
+    line.split_whitespace().nth(1).and_then(|kb| kb.parse().ok()).expect("VmHWM in kB")
+}
+
+/// The exercises of the course are to fit in 40 lines of code (blank and
+/// comment lines not counted) with what the library offers.
+#[test]
+fn the_exercise_examples_fit_in_40_lines_of_code() {
+    for name in ["shm_semaphore", "fifo_reader", "child", "chat", "queue_relay"] {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples").join(format!("{name}.rs"));
+        let source = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let code = source.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with("//")).count();
+        assert!(code <= 40, "{name}: {code} lines of code");
+    }
 }
 
 /// One echo client: sends lines (and, for the first four clients, 4 MiB more)

@@ -6,6 +6,7 @@ mod util;
 
 use std::cell::Cell;
 use std::io;
+
 use std::panic::{self, AssertUnwindSafe};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -175,6 +176,35 @@ fn panic_in_a_handler_still_shuts_every_handler_down_once() {
         assert!(outcome.is_err(), "the panic goes through run");
         assert_eq!(journal.ending_with(": shutdown"), ["b: shutdown", "c: shutdown", "a: shutdown"]);
     });
+}
+
+#[test]
+fn after_a_caught_panic_the_panicked_handlers_token_removes_nothing() {
+    let journal = Journal::new();
+    let mut reactor = Reactor::new().unwrap();
+    let (a_fd, a_bell) = doorbell();
+    let a = reactor.register(Probe::new("a", a_fd, &journal).on_ready(|_, _, _| panic!("a fails"))).unwrap();
+    ring(&a_bell);
+    let outcome = panic::catch_unwind(AssertUnwindSafe(|| reactor.run_once(Some(DEADLINE))));
+    assert!(outcome.is_err(), "the panic goes through run_once");
+    assert!(!reactor.contains(a) && reactor.is_empty(), "the panicked handler's slot is gone");
+    assert_eq!(journal.ending_with(": shutdown"), ["a: shutdown"]);
+
+    // The reactor is used again. The next descriptor usually gets a's old
+    // number (the lowest free one; another test's thread may take it first):
+    // a stale slot would then take b out of epoll. Either way a's token
+    // must name nothing.
+    let (b_fd, b_bell) = doorbell();
+    let b = Probe::new("b", b_fd, &journal).on_ready(|fd, _, _| {
+        drain(fd);
+        Ok(())
+    });
+    let b = reactor.register(b).unwrap();
+    assert!(!reactor.remove(a), "a stale token removed a handler");
+    assert!(reactor.contains(b));
+    ring(&b_bell);
+    reactor.run_once(Some(DEADLINE)).unwrap();
+    assert_eq!(journal.count("b: ready"), 1, "b is still in epoll");
 }
 
 #[test]

@@ -83,7 +83,8 @@ fn line_reader_removes_itself_when_the_connection_is_reset() {
     reactor.register(line_journal("conn", ours, 64, &journal)).unwrap();
 
     run_until(&mut reactor, "the reader to remove itself", |reactor| reactor.is_empty());
-    assert_eq!(journal.entries(), ["conn: partial", "conn: closed"]);
+    // A reset is no end of file: the part of a line is not a line.
+    assert_eq!(journal.entries(), ["conn: unfinished partial", "conn: closed"]);
 }
 
 #[test]
@@ -109,6 +110,49 @@ fn line_reader_on_a_hung_up_pipe_removes_itself_and_leaves_the_loop_idle() {
     assert_eq!(reactor.len(), 1, "only the idle pipe is left");
 }
 
+/// How a reader leaves before its stream ends.
+#[derive(Clone, Copy, Debug)]
+enum Leaves {
+    Removed,
+    Shutdown,
+    Dropped,
+}
+
+#[test]
+fn reader_leaving_before_its_stream_ends_hands_the_unfinished_line_apart_with_its_token() {
+    for how in [Leaves::Removed, Leaves::Shutdown, Leaves::Dropped] {
+        let (ours, theirs) = socketpair();
+        write(&theirs, b"whole\nhalf a li"); // and the writer stays: no end of file
+        let mut reactor = Reactor::new().unwrap();
+        let journal = Journal::new();
+        let (lines, rest, closes) = (journal.clone(), journal.clone(), journal.clone());
+        // Every callback unwraps its token, as the docs allow: none may panic,
+        // not even inside `Reactor::drop`.
+        let reader = LineReader::new(ours, 1024, move |line, ctx| {
+            lines.push(format!("line {} {:?}", String::from_utf8_lossy(line), ctx.current().unwrap()));
+        })
+        .on_unfinished(move |part, ctx| {
+            rest.push(format!("unfinished {} {:?}", String::from_utf8_lossy(part), ctx.current().unwrap()));
+        })
+        .on_close(move |ctx| closes.push(format!("closed {:?}", ctx.current().unwrap())));
+        let token = reactor.register(reader).unwrap();
+        run_until(&mut reactor, "the whole line", |_| journal.count(&format!("line whole {token:?}")) == 1);
+        match how {
+            Leaves::Removed => assert!(reactor.remove(token)),
+            Leaves::Shutdown => reactor.shutdown(),
+            Leaves::Dropped => drop(reactor),
+        }
+        let expected = [
+            format!("line whole {token:?}"),
+            format!("unfinished half a li {token:?}"),
+            format!("closed {token:?}"),
+        ];
+        assert_eq!(journal.entries(), expected, "{how:?}");
+    }
+}
+
+// ----------------------------------------------------------------------------
+// Timer
 // ----------------------------------------------------------------------------
 // Timer
 
@@ -276,6 +320,10 @@ impl LineSink for Recorder {
         self.0.push("closed");
     }
 
+    fn unfinished(&mut self, partial: &[u8], _: &mut Context<'_>) {
+        self.0.push(format!("unfinished {}", String::from_utf8_lossy(partial)));
+    }
+
     fn error(&mut self, error: &io::Error, _: &mut Context<'_>) {
         self.0.push(format!("error {:?}", error.kind()));
     }
@@ -299,7 +347,10 @@ fn custom_sink_gets_lines_then_the_ending_error_then_one_close() {
 
     run_until(&mut reactor, "the reader to remove itself", |reactor| reactor.is_empty());
     drop(reactor);
-    assert_eq!(journal.entries(), ["line one", "line two", "error ConnectionReset", "line part", "closed"]);
+    assert_eq!(
+        journal.entries(),
+        ["line one", "line two", "error ConnectionReset", "unfinished part", "closed"]
+    );
 }
 
 /// On a non-blocking descriptor one readiness report takes several full

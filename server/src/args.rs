@@ -47,6 +47,10 @@ Environment:
 Statistics: live counters in shared memory NAME.stats, guarded by the
 semaphore NAME.stats; read them with `client --stats`.
 
+Journal: the output is buffered in shared memory NAME.journal (mode 0600);
+lines a killed server did not write are printed first by the next server
+on the queue; `client --status` shows them.
+
 Output (stdout): `mq[PRIO]: TEXT`, `stdin: TEXT`, `tcp[IP:PORT]: TEXT`,
 `unix[N]: TEXT`; newline, tab and backslash are escaped as \\n \\t \\\\,
 other control bytes, invalid UTF-8, and the characters that change how a

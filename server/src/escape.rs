@@ -19,11 +19,24 @@
 //! This runs on every byte the server receives, so the common case (plain
 //! text, nothing to escape) is found in bulk and copied in one go.
 
+/// Where escaped bytes go: a `Vec`, or the server's output journal (a
+/// buffer in shared memory, `crate::journal`).
+pub trait Sink {
+    /// Appends `bytes`.
+    fn put(&mut self, bytes: &[u8]);
+}
+
+impl Sink for Vec<u8> {
+    fn put(&mut self, bytes: &[u8]) {
+        self.extend_from_slice(bytes);
+    }
+}
+
 /// Appends `message` to `out`, escaped.
-pub fn escape_into(out: &mut Vec<u8>, message: &[u8]) {
+pub fn escape_into(out: &mut impl Sink, message: &[u8]) {
     let (special, non_ascii) = classify(message);
     if !special && (!non_ascii || (std::str::from_utf8(message).is_ok() && !has_disguise(message))) {
-        out.extend_from_slice(message);
+        out.put(message);
         return;
     }
     for chunk in message.utf8_chunks() {
@@ -98,19 +111,27 @@ fn special_bytes(word: u64) -> u64 {
     below(0x20, word) | below(1, word ^ (ONES * u64::from(b'\\'))) | below(1, word ^ (ONES * 0x7f))
 }
 
+/// Whether `text` could be lines that [`escape_into`] wrote: no control
+/// byte but the newlines that end them, no delete, no character that
+/// disguises a line. (Bytes read back from the output journal are checked
+/// so before they are printed again.)
+pub fn is_printable(text: &[u8]) -> bool {
+    !text.iter().any(|&b| b != b'\n' && b != b'\\' && needs_escape(b)) && !has_disguise(text)
+}
+
 fn needs_escape(b: u8) -> bool {
     b < 0x20 || b == b'\\' || b == 0x7f
 }
 
 /// Escapes valid UTF-8, copying the runs between special bytes whole.
-fn escape_text(out: &mut Vec<u8>, text: &[u8]) {
+fn escape_text(out: &mut impl Sink, text: &[u8]) {
     let mut start = 0;
     let mut i = 0;
     while i < text.len() {
         let b = text[i];
         let disguise = if may_disguise(b) { disguise_len(&text[i..]) } else { 0 };
         if disguise > 0 {
-            out.extend_from_slice(&text[start..i]);
+            out.put(&text[start..i]);
             for &byte in &text[i..i + disguise] {
                 push_hex(out, byte);
             }
@@ -119,23 +140,23 @@ fn escape_text(out: &mut Vec<u8>, text: &[u8]) {
             continue;
         }
         if needs_escape(b) {
-            out.extend_from_slice(&text[start..i]);
+            out.put(&text[start..i]);
             match b {
-                b'\n' => out.extend_from_slice(b"\\n"),
-                b'\t' => out.extend_from_slice(b"\\t"),
-                b'\\' => out.extend_from_slice(b"\\\\"),
+                b'\n' => out.put(b"\\n"),
+                b'\t' => out.put(b"\\t"),
+                b'\\' => out.put(b"\\\\"),
                 _ => push_hex(out, b),
             }
             start = i + 1;
         }
         i += 1;
     }
-    out.extend_from_slice(&text[start..]);
+    out.put(&text[start..]);
 }
 
-fn push_hex(out: &mut Vec<u8>, b: u8) {
+fn push_hex(out: &mut impl Sink, b: u8) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    out.extend_from_slice(&[b'\\', b'x', HEX[usize::from(b >> 4)], HEX[usize::from(b & 0xf)]]);
+    out.put(&[b'\\', b'x', HEX[usize::from(b >> 4)], HEX[usize::from(b & 0xf)]]);
 }
 
 #[cfg(test)]
@@ -225,6 +246,17 @@ mod tests {
             let text = char::from_u32(c).unwrap().to_string();
             let hex: String = text.bytes().map(|b| format!("\\x{b:02x}")).collect();
             assert_eq!(escaped(text.as_bytes()), hex, "U+{c:04X}");
+        }
+    }
+
+    #[test]
+    fn escaped_lines_are_printable_and_raw_controls_are_not() {
+        let all: Vec<u8> = (0..=255).collect();
+        let mut lines = escaped(&all).into_bytes();
+        lines.push(b'\n');
+        assert!(super::is_printable(&lines));
+        for raw in [&b"\x1b[2J\n"[..], b"a\rb\n", b"\x7f\n", "\u{202e}\n".as_bytes(), b"\0"] {
+            assert!(!super::is_printable(raw), "{raw:?}");
         }
     }
 

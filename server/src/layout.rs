@@ -13,7 +13,7 @@
 pub const MAGIC: u64 = u64::from_le_bytes(*b"PBSTATS\0");
 
 /// Bumped whenever [`StatsPage`] changes.
-pub const VERSION: u32 = 2;
+pub const VERSION: u32 = 3;
 
 /// The sources, in the order of [`StatsPage::sources`].
 pub const SOURCE_NAMES: [&str; 4] = ["mq", "stdin", "tcp", "unix"];
@@ -61,8 +61,12 @@ pub struct StatsPage {
     pub queue_capacity: i64,
     /// Lines written to stdout, all sources together.
     pub lines_printed: u64,
-    /// Lines received but not printed: stdout closed, or full at a stop.
+    /// Lines received and lost: not printed, and not kept in the journal
+    /// for the next server.
     pub lines_dropped: u64,
+    /// Lines a killed server had left unwritten in the journal, printed by
+    /// this server before its own.
+    pub lines_replayed: u64,
     /// Per source, in the order of [`SOURCE_NAMES`].
     pub sources: [SourceStats; 4],
     /// Publications since the start: grows by one each time.
@@ -74,7 +78,7 @@ pub struct StatsPage {
 // SAFETY: integers only, laid out by `repr(C)` without padding (checked below): any bytes are a page.
 unsafe impl ipc::Plain for StatsPage {}
 
-const _: () = assert!(std::mem::size_of::<StatsPage>() == 8 * 12 + 40 * 4);
+const _: () = assert!(std::mem::size_of::<StatsPage>() == 8 * 13 + 40 * 4);
 
 impl StatsPage {
     /// The page as bytes, for `pwrite`.

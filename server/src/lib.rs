@@ -1,5 +1,5 @@
 //! The postbox server's parts: the command line, the queue handler, the
-//! stream sources, the output and its escaping rule, the statistics in
+//! stream sources, the output, its journal and its escaping rule, the statistics in
 //! shared memory and their layout, and the server's lifecycle.
 //!
 //! The `server` binary puts them together (`src/main.rs`); the client reads
@@ -18,6 +18,7 @@
 pub mod args;
 pub mod cli;
 pub mod escape;
+pub mod journal;
 pub mod layout;
 pub mod lifecycle;
 pub mod output;
@@ -28,3 +29,15 @@ pub mod streams;
 /// The signals that stop the server cleanly: SIGINT, SIGTERM, and SIGHUP
 /// (the terminal went away). They also end a wait on a full stdout.
 pub const STOP_SIGNALS: [i32; 3] = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP];
+
+/// `docs/server.md`, compiled here so that any Rust block it holds is a doc
+/// test of this crate (`cargo test -p server --doc`), as `docs/reactor.md`
+/// is of the reactor's.
+#[cfg(doctest)]
+#[doc = include_str!("../../docs/server.md")]
+pub struct ServerGuide;
+
+/// `docs/performance.md`, for the same reason.
+#[cfg(doctest)]
+#[doc = include_str!("../../docs/performance.md")]
+pub struct PerformanceGuide;

@@ -50,12 +50,14 @@ fn main() -> ExitCode {
 /// Startup, main loop, shutdown.
 fn serve(config: &Config) -> io::Result<()> {
     let lifecycle = Lifecycle::new();
-    let output = Output::stdout(lifecycle.clone(), &STOP_SIGNALS);
     let max_line = config.message_size as usize;
+    let output = Output::stdout(lifecycle.clone(), &STOP_SIGNALS, max_line);
     let mut reactor = Reactor::new()?;
     register_signals(&mut reactor, &lifecycle)?;
     // From here on, however `serve` ends, dropping the reactor removes the queue.
     let (capacity, size) = register_queue(&mut reactor, config, &output, &lifecycle)?;
+    // What a killed server left unwritten is printed before anything else.
+    output.borrow_mut().open_journal(&config.queue, max_line.max(size as usize))?;
     // The queue is ours, so any statistics under its name are stale: replaced now.
     let stats = open_stats(config, capacity, &lifecycle);
     if let Some(listener) = streams::listen(&config.listen, config.mode, &output, max_line)? {
@@ -73,7 +75,7 @@ fn serve(config: &Config) -> io::Result<()> {
     let output = std::mem::ManuallyDrop::new(output);
     let mut output = output.borrow_mut();
     // What the shutdown printed; a closed stdout was reported already.
-    let _ = flush(&mut output, &lifecycle);
+    let _ = judge(output.finish(), &lifecycle);
     log_summary(&output.counters);
     if lifecycle.has_failed() {
         return Err(io::Error::other("output lost, or the queue failed: see above"));
@@ -153,17 +155,17 @@ fn end_rounds_with_output(
             stats.publish(&out.counters);
         }
         // The error was logged by the flush that met it.
-        if flush(&mut out, &lifecycle).is_err() && !lifecycle.is_stopping() {
+        if judge(out.flush(), &lifecycle).is_err() && !lifecycle.is_stopping() {
             log::info!("no more output: shutting down");
             lifecycle.stop(ctx);
         }
     });
 }
 
-/// Writes what the output holds. A reader that went away is news, not a
-/// failure; any other error fails the run.
-fn flush(output: &mut Output, lifecycle: &Lifecycle) -> io::Result<()> {
-    output.flush().inspect_err(|e| {
+/// How a write of the output went (a round's, or the last one). A reader
+/// that went away is news, not a failure; any other error fails the run.
+fn judge(written: io::Result<()>, lifecycle: &Lifecycle) -> io::Result<()> {
+    written.inspect_err(|e| {
         if !reader_left(e) {
             lifecycle.mark_failed();
         }
@@ -179,15 +181,26 @@ fn log_summary(counters: &Counters) {
         .map(|(name, source)| format!("{name} {}", source.messages))
         .collect();
     log::info!("messages received: {}", figures.join(", "));
+    let replayed = match counters.lines_replayed {
+        0 => String::new(),
+        n => format!(", and {n} replayed from the journal"),
+    };
+    let mut unprinted = Vec::new();
+    if counters.lines_kept > 0 {
+        unprinted.push(format!("{} kept in the journal for the next server", counters.lines_kept));
+    }
     if counters.lines_dropped > 0 {
+        unprinted.push(format!("{} dropped", counters.lines_dropped));
+    }
+    if unprinted.is_empty() {
+        log::info!("lines printed: {}{replayed}", counters.lines_printed);
+    } else {
         log::warn!(
-            "lines printed: {} of {} ({} dropped: stdout closed or full at the stop)",
+            "lines printed: {} of {} ({}: stdout closed or full){replayed}",
             counters.lines_printed,
             counters.received(),
-            counters.lines_dropped
+            unprinted.join(", ")
         );
-    } else {
-        log::info!("lines printed: {}", counters.lines_printed);
     }
 }
 

@@ -1,5 +1,7 @@
 //! The one sink for messages: a buffer for stdout, flushed once per loop
-//! round and whenever it holds more than a pipe can take.
+//! round and whenever it holds more than a pipe can take. The buffer is the
+//! output journal (`crate::journal`), which outlives a killed server: its
+//! unwritten lines are printed by the next server on the queue.
 //!
 //! When stdout is a pipe, the server writes through a private, non-blocking
 //! open file of that pipe (`/proc/self/fd/1` opened anew: its flags are its
@@ -11,7 +13,7 @@
 //! Lines are written whole: into a pipe, a write never ends inside a line
 //! (see [`Output::flush`]), so when a stop gives up on a reader that takes
 //! nothing, what was printed ends at a line's end and the lines not printed
-//! are counted as dropped.
+//! stay in the journal, for the next server.
 
 use std::cell::RefCell;
 use std::fs::OpenOptions;
@@ -22,7 +24,10 @@ use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use crate::escape::escape_into;
+use ipc::SharedMemory;
+
+use crate::escape::{escape_into, Sink};
+use crate::journal::{advance_left, capacity_for, count_lines, inspect, journal_name, Journal, Left};
 use crate::lifecycle::SharedLifecycle;
 use crate::stats::{Counters, Source};
 
@@ -38,6 +43,10 @@ const PIPE_BUF: usize = libc::PIPE_BUF;
 /// How long a stopping server waits for a reader that takes nothing.
 const PATIENCE_WHEN_STOPPING: Duration = Duration::from_secs(1);
 
+/// The longest tag a line can have (`tcp[[IPV6%SCOPE]:PORT]: `), with
+/// room to spare: what a line may take besides its escaped message.
+const TAG_ROOM: usize = 96;
+
 /// What stdout is, as far as writing it goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
@@ -49,10 +58,25 @@ enum Kind {
     Other,
 }
 
-/// Buffered lines for stdout, one line per message, and the count of what
-/// went through it.
+/// Lines for stdout, one line per message, buffered in the journal, and
+/// the count of what went through it.
 #[derive(Debug)]
 pub struct Output {
+    stdout: Stdout,
+    journal: Journal,
+    /// Lines in the journal not yet written.
+    lines: u64,
+    /// Why output stopped: set by the first write error, which is logged.
+    closed: Option<io::ErrorKind>,
+    /// The last write was done and the journal removed or kept.
+    finished: bool,
+    /// Per-source figures, published to shared memory once per round.
+    pub counters: Counters,
+}
+
+/// Standard output, and how it is written.
+#[derive(Debug)]
+struct Stdout {
     fd: RawFd,
     /// The private open file behind `fd`, when stdout is a pipe.
     _private: Option<OwnedFd>,
@@ -60,24 +84,19 @@ pub struct Output {
     lifecycle: SharedLifecycle,
     /// Signals that end a wait for a full stdout.
     stop_signals: &'static [i32],
-    buf: Vec<u8>,
-    /// Lines in `buf`.
-    lines: u64,
     /// Pipe slots (pages) our writes may still occupy: every page written
     /// since the pipe was last seen empty. More slots than that cannot be
-    /// in use, whatever the reader took (see [`Output::next_chunk`]).
+    /// in use, whatever the reader took (see [`Stdout::next_chunk`]).
     slots_in_use: usize,
-    /// Why output stopped: set by the first write error, which is logged.
-    closed: Option<io::ErrorKind>,
-    /// Per-source figures, published to shared memory once per round.
-    pub counters: Counters,
 }
 
 impl Output {
-    /// Output to standard output. While stdout is full, one of
-    /// `stop_signals` pending, or a stop under way for a second, ends the
-    /// wait and drops the output.
-    pub fn stdout(lifecycle: SharedLifecycle, stop_signals: &'static [i32]) -> SharedOutput {
+    /// Output to standard output, buffered in private memory until
+    /// [`open_journal`](Output::open_journal) moves it into the journal;
+    /// lines hold messages of up to `longest` bytes. While stdout is full,
+    /// one of `stop_signals` pending, or a stop under way for a second,
+    /// ends the wait and gives up on stdout.
+    pub fn stdout(lifecycle: SharedLifecycle, stop_signals: &'static [i32], longest: usize) -> SharedOutput {
         let file_type = std::fs::metadata("/proc/self/fd/1").map(|m| m.file_type()).ok();
         let private = file_type.filter(|t| t.is_fifo()).and_then(|_| private_pipe_writer());
         let kind = match &private {
@@ -85,45 +104,172 @@ impl Output {
             None if file_type.is_some_and(|t| t.is_socket()) => Kind::Socket,
             None => Kind::Other,
         };
-        Rc::new(RefCell::new(Output {
+        let stdout = Stdout {
             fd: private.as_ref().map_or(libc::STDOUT_FILENO, |fd| fd.as_raw_fd()),
             _private: private,
             kind,
             lifecycle,
             stop_signals,
-            buf: Vec::with_capacity(2 * FLUSH_AT),
-            lines: 0,
             slots_in_use: 0,
+        };
+        Rc::new(RefCell::new(Output {
+            stdout,
+            journal: Journal::private(capacity_for(longest)),
+            lines: 0,
             closed: None,
+            finished: false,
             counters: Counters::default(),
         }))
     }
 
+    /// The journal of `queue`, whose server this process now is (it holds
+    /// the queue's lock). A journal a killed server left is printed first,
+    /// byte for byte, then replaced by this server's own, whose lines hold
+    /// messages of up to `longest` bytes. A journal that is not one this
+    /// user's server left is refused: the error says why, and it is left
+    /// alone. If no journal can be made, the output stays in private
+    /// memory, with a warning.
+    pub fn open_journal(&mut self, queue: &str, longest: usize) -> io::Result<()> {
+        let name = journal_name(queue);
+        let capacity = capacity_for(longest);
+        debug_assert_eq!(self.journal.pending(), 0, "nothing is printed before the journal");
+        if let Some(problem) = ipc::name_problem(&name) {
+            // A queue name near the limit leaves no room for `.journal`.
+            log::warn!("journal {name}: the name {problem}; running without: a SIGKILL loses the lines not yet written");
+            self.journal = Journal::private(capacity);
+            return Ok(());
+        }
+        // SAFETY: plain call, cannot fail.
+        let me = unsafe { libc::geteuid() };
+        if let Some((old, left)) = inspect(&name, true, me)? {
+            if !self.replay(&old, &left) {
+                // stdout took not all of it: the rest stays for the next
+                // server, and this one stops at once (its stdout failed).
+                self.journal = Journal::private(capacity);
+                return Ok(());
+            }
+            match SharedMemory::unlink(&name) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+                _ => {}
+            }
+        }
+        self.journal = Journal::create(&name, capacity).unwrap_or_else(|e| {
+            log::warn!("journal {name}: {e}; running without: a SIGKILL loses the lines not yet written");
+            Journal::private(capacity)
+        });
+        Ok(())
+    }
+
+    /// Prints what `left` holds unwritten, moving its `written` after every
+    /// write, so that a kill now repeats at most the last write. Returns
+    /// whether all of it was printed.
+    fn replay(&mut self, old: &SharedMemory, left: &Left) -> bool {
+        let (mut written, complete) = (left.header.written() as usize, left.header.complete() as usize);
+        let alive = if left.pid_alive() { "still alive, but not holding the queue" } else { "gone" };
+        let mut done = 0;
+        while done < left.unwritten.len() {
+            match self.stdout.write_some(&left.unwritten[done..]) {
+                Ok(n) => {
+                    done += n;
+                    written += n;
+                    if let Err(e) = advance_left(old, written, complete) {
+                        log::warn!("{e}");
+                    }
+                }
+                Err(e) => {
+                    self.close(&e);
+                    let lines = count_lines(&left.unwritten[..done]);
+                    self.counters.lines_replayed += lines;
+                    log::warn!(
+                        "journal {}: replayed {lines} of {} line(s) left by pid {} ({alive}); the rest stays in it for the next server",
+                        left.name,
+                        left.lines(),
+                        left.header.pid
+                    );
+                    return false;
+                }
+            }
+        }
+        let lines = left.lines();
+        self.counters.lines_replayed += lines;
+        if lines > 0 {
+            log::warn!(
+                "journal {}: replayed {lines} line(s) ({} bytes) left by pid {} ({alive})",
+                left.name,
+                left.unwritten.len(),
+                left.header.pid
+            );
+        } else {
+            log::debug!(
+                "journal {}: left by pid {} ({alive}), nothing unwritten",
+                left.name,
+                left.header.pid
+            );
+        }
+        true
+    }
+
     /// Appends `TAG: MESSAGE\n`, the message escaped so that it stays one line.
     pub fn line(&mut self, source: Source, tag: &str, message: &[u8]) {
-        self.buf.extend_from_slice(tag.as_bytes());
-        self.buf.extend_from_slice(b": ");
+        if !self.make_room(tag.len() + 2 + 4 * message.len() + 1) {
+            return self.drop_line(source, message);
+        }
+        self.journal.put(tag.as_bytes());
+        self.journal.put(b": ");
         self.end_line(source, message);
     }
 
     /// Appends a message from the queue: `mq[PRIO]: MESSAGE\n`.
     pub fn queue_line(&mut self, priority: u32, message: &[u8]) {
-        self.buf.extend_from_slice(b"mq[");
-        push_decimal(&mut self.buf, priority);
-        self.buf.extend_from_slice(b"]: ");
+        if !self.make_room(TAG_ROOM + 4 * message.len() + 1) {
+            return self.drop_line(Source::Queue, message);
+        }
+        self.journal.put(b"mq[");
+        push_decimal(&mut self.journal, priority);
+        self.journal.put(b"]: ");
         self.end_line(Source::Queue, message);
+    }
+
+    /// Whether a line of at most `worst` bytes fits in the journal, after
+    /// a write if need be. It always does while stdout takes the output; a
+    /// journal that keeps lines for the next server may fill up.
+    fn make_room(&mut self, worst: usize) -> bool {
+        if !self.journal.fits(worst) && self.closed.is_none() {
+            // An error is kept in `closed` and reported by the next `flush`.
+            let _ = self.flush();
+        }
+        self.journal.fits(worst)
     }
 
     fn end_line(&mut self, source: Source, message: &[u8]) {
         let counts = self.counters.source(source);
         counts.messages += 1;
         counts.bytes += message.len() as u64;
-        escape_into(&mut self.buf, message);
-        self.buf.push(b'\n');
+        escape_into(&mut self.journal, message);
+        self.journal.put(b"\n");
+        self.journal.commit();
         self.lines += 1;
-        if self.buf.len() >= FLUSH_AT {
+        if self.journal.pending() >= FLUSH_AT {
             // An error is kept in `closed` and reported by the next `flush`.
             let _ = self.flush();
+        }
+    }
+
+    /// A line that no longer fits anywhere: counted, and lost.
+    fn drop_line(&mut self, source: Source, message: &[u8]) {
+        let counts = self.counters.source(source);
+        counts.messages += 1;
+        counts.bytes += message.len() as u64;
+        self.counters.lines_dropped += 1;
+    }
+
+    /// Lines not written that the journal keeps for the next server: once
+    /// stdout is closed, every line still buffered.
+    pub fn kept_lines(&self) -> u64 {
+        if self.closed.is_some() && self.journal.is_durable() {
+            self.lines
+        } else {
+            0
         }
     }
 
@@ -133,41 +279,35 @@ impl Output {
     }
 
     /// Writes out everything buffered. An error marks the output closed and
-    /// is logged once: later lines are dropped (and counted so), and every
-    /// flush returns an error of the same kind, so that the caller shuts
-    /// down. [`reader_left`] tells a reader that went away (news, not a
-    /// failure) from output lost.
+    /// is logged once: the lines not written stay in the journal for the
+    /// next server (or are dropped, and counted so, without a journal), and
+    /// every flush returns an error of the same kind, so that the caller
+    /// shuts down. [`reader_left`] tells a reader that went away (news, not
+    /// a failure) from output lost.
     pub fn flush(&mut self) -> io::Result<()> {
         if let Some(kind) = self.closed {
-            self.drop_buffered(0);
+            self.set_aside();
             return Err(io::Error::from(kind));
         }
-        let mut written = 0;
-        // When the current wait for the reader began; progress ends it.
-        let mut waiting_since = None;
+        let mut start = self.journal.written();
         let result = loop {
-            if written == self.buf.len() {
+            if self.journal.check_shrunk() {
+                self.journal_lost();
+                start = 0;
+            }
+            if self.journal.pending() == 0 {
                 break Ok(());
             }
-            let chunk = self.next_chunk(written);
-            let outcome = match chunk {
-                // Not even the next whole line surely fits: wait for room.
-                0 => Err(io::Error::from(io::ErrorKind::WouldBlock)),
-                _ => write(self.fd, &self.buf[written..written + chunk], self.kind == Kind::Socket),
-            };
-            match outcome {
-                Ok(n) => {
-                    written += n;
-                    waiting_since = None;
-                    // A write of n bytes takes at most this many new pages.
-                    self.slots_in_use += n.div_ceil(PAGE);
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    let since = *waiting_since.get_or_insert_with(Instant::now);
-                    if let Err(e) = self.wait_writable(since, chunk == 0) {
+            match self.stdout.write_some(self.journal.unwritten()) {
+                Ok(n) => self.journal.advance(n),
+                Err(e) if e.raw_os_error() == Some(libc::EFAULT) && self.journal.is_durable() => {
+                    // Pages of a shrunk journal: touched, they fault and are replaced.
+                    self.journal.probe();
+                    if !self.journal.check_shrunk() {
                         break Err(e);
                     }
+                    self.journal_lost();
+                    start = 0;
                 }
                 Err(e) => break Err(e),
             }
@@ -176,43 +316,127 @@ impl Output {
             Ok(()) => {
                 self.counters.lines_printed += self.lines;
                 self.lines = 0;
-                self.buf.clear();
                 Ok(())
             }
             Err(e) => {
-                self.closed = Some(e.kind());
-                let printed = count_lines(&self.buf[..written]);
+                let printed = count_lines(&self.journal.bytes_from(start)[..self.journal.written() - start]);
                 self.counters.lines_printed += printed;
                 self.lines -= printed;
-                let dropped = self.lines;
-                self.drop_buffered(written);
-                if reader_left(&e) {
-                    log::info!("stdout closed by its reader");
-                } else {
-                    log::error!("stdout: {e}");
-                }
-                if dropped > 0 {
-                    log::warn!("stdout: {dropped} line(s) not printed");
-                }
+                self.close(&e);
                 Err(e)
             }
         }
     }
 
-    /// Counts what is buffered from `from` on as dropped, and forgets it.
-    fn drop_buffered(&mut self, from: usize) {
-        if from < self.buf.len() {
-            self.counters.lines_dropped += self.lines;
+    /// Marks the output closed by `e`, logs it, and sets aside what was not
+    /// written.
+    fn close(&mut self, e: &io::Error) {
+        self.closed = Some(e.kind());
+        if reader_left(e) {
+            log::info!("stdout closed by its reader");
+        } else {
+            log::error!("stdout: {e}");
         }
-        self.lines = 0;
-        self.buf.clear();
+        if self.journal.skip_partial_line() {
+            // Begun, not finished: a line that can never be printed whole.
+            self.lines -= 1;
+            self.counters.lines_dropped += 1;
+        }
+        if self.lines > 0 {
+            match self.journal.name() {
+                Some(name) if self.journal.is_durable() => log::warn!(
+                    "stdout: {} line(s) not printed, kept in journal {name} for the next server",
+                    self.lines
+                ),
+                _ => log::warn!("stdout: {} line(s) not printed", self.lines),
+            }
+        }
+        self.set_aside();
     }
 
-    /// How much of the buffer, from `from`, the next write may take. Into a
-    /// pipe, a write longer than `PIPE_BUF` may be cut wherever the pipe is
-    /// full, so it is given only whole lines that surely fit; a write of at
-    /// most `PIPE_BUF` is all or nothing. Returns 0 when not even the next
-    /// line surely fits (wait, then ask again).
+    /// After stdout is closed: lines stay in a durable journal, for the
+    /// next server; without one they are dropped, and counted so.
+    fn set_aside(&mut self) {
+        if !self.journal.is_durable() {
+            self.counters.lines_dropped += self.lines;
+            self.lines = 0;
+            self.journal.clear();
+        }
+    }
+
+    /// Another process shrank the journal: what it held is gone.
+    fn journal_lost(&mut self) {
+        let name = self.journal.name().unwrap_or("").to_string();
+        log::warn!(
+            "journal {name}: shrunk by another process; {} line(s) not yet printed are lost, and \
+             the output goes on in private memory: a SIGKILL now loses what is not written",
+            self.lines
+        );
+        self.counters.lines_dropped += self.lines;
+        self.lines = 0;
+        self.journal.clear();
+    }
+
+    /// The last write, at exit. A journal whose lines are all written is
+    /// removed; one that keeps lines stdout did not take stays, for the
+    /// next server on the queue, which prints them first. Once only.
+    pub fn finish(&mut self) -> io::Result<()> {
+        if self.finished {
+            return Ok(());
+        }
+        self.finished = true;
+        let result = self.flush();
+        if self.journal.is_durable() && self.journal.pending() > 0 {
+            self.counters.lines_kept = self.lines;
+            if let Some(name) = self.journal.name() {
+                log::warn!(
+                    "journal {name}: {} line(s) not printed are kept: the next server on this queue prints them first",
+                    self.lines
+                );
+            }
+        } else if let Err(e) = self.journal.remove() {
+            log::error!("{e}");
+            self.stdout.lifecycle.mark_failed();
+        }
+        result
+    }
+}
+
+impl Stdout {
+    /// Hands what `bytes` begins with to one `write`, waiting for room as
+    /// long as it takes (see [`Stdout::wait_writable`]); returns how many
+    /// bytes were written.
+    fn write_some(&mut self, bytes: &[u8]) -> io::Result<usize> {
+        // When the current wait for the reader began.
+        let mut waiting_since = None;
+        loop {
+            let chunk = self.next_chunk(bytes);
+            let outcome = match chunk {
+                // Not even the next whole line surely fits: wait for room.
+                0 => Err(io::Error::from(io::ErrorKind::WouldBlock)),
+                _ => write(self.fd, &bytes[..chunk], self.kind == Kind::Socket),
+            };
+            match outcome {
+                Ok(n) => {
+                    // A write of n bytes takes at most this many new pages.
+                    self.slots_in_use += n.div_ceil(PAGE);
+                    return Ok(n);
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    let since = *waiting_since.get_or_insert_with(Instant::now);
+                    self.wait_writable(since, chunk == 0)?;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// How much of `rest` the next write may take. Into a pipe, a write
+    /// longer than `PIPE_BUF` may be cut wherever the pipe is full, so it
+    /// is given only whole lines that surely fit; a write of at most
+    /// `PIPE_BUF` is all or nothing. Returns 0 when not even the next line
+    /// surely fits (wait, then ask again).
     ///
     /// What surely fits: a pipe is a ring of page-sized slots, and a write
     /// takes at most one new slot per page of it. Bytes waiting
@@ -221,11 +445,10 @@ impl Output {
     /// was last seen empty bound them, as long as the server is the pipe's
     /// only writer. A line longer than the whole pipe cannot be written
     /// whole: it goes when the pipe is empty, in as many writes as it takes.
-    fn next_chunk(&mut self, from: usize) -> usize {
+    fn next_chunk(&mut self, rest: &[u8]) -> usize {
         let Kind::Pipe { capacity } = self.kind else {
-            return self.buf.len() - from;
+            return rest.len();
         };
-        let rest = &self.buf[from..];
         if rest.len() <= PIPE_BUF {
             return rest.len();
         }
@@ -235,7 +458,7 @@ impl Output {
         }
         // What surely fits, or else at most PIPE_BUF, which cannot be cut either.
         let room = capacity.saturating_sub(self.slots_in_use * PAGE).max(PIPE_BUF).min(rest.len());
-        // The buffer ends with a newline, so a cut at `room` finds one unless no line fits.
+        // The bytes end with a newline, so a cut at `room` finds one unless no line fits.
         if let Some(end) = rest[..room].iter().rposition(|&b| b == b'\n') {
             return end + 1;
         }
@@ -284,7 +507,7 @@ impl Output {
 
 /// The digits of `n`: `write!` would cost as much as the rest of a short
 /// message's line (`docs/performance.md`).
-fn push_decimal(buf: &mut Vec<u8>, mut n: u32) {
+fn push_decimal(buf: &mut impl Sink, mut n: u32) {
     let mut digits = [0u8; 10];
     let mut start = digits.len();
     loop {
@@ -295,11 +518,7 @@ fn push_decimal(buf: &mut Vec<u8>, mut n: u32) {
             break;
         }
     }
-    buf.extend_from_slice(&digits[start..]);
-}
-
-fn count_lines(bytes: &[u8]) -> u64 {
-    bytes.iter().filter(|&&b| b == b'\n').count() as u64
+    buf.put(&digits[start..]);
 }
 
 fn write(fd: RawFd, bytes: &[u8], socket: bool) -> io::Result<usize> {
@@ -383,7 +602,7 @@ impl Drop for Output {
     /// Whatever is still buffered when the server ends early (a startup
     /// failure that drained an adopted queue) is written, if it can be.
     fn drop(&mut self) {
-        let _ = self.flush();
+        let _ = self.finish();
     }
 }
 

@@ -185,17 +185,12 @@ impl ServerQueue {
     /// Prints up to `limit` messages; returns how many there were. Notes
     /// the queue's depth as last seen, for the statistics.
     ///
-    /// A message taken from the queue exists only in this process until it
-    /// is written: the output is flushed after every queueful, so that a
-    /// `SIGKILL` loses at most one queueful (the queue itself survives the
-    /// server, with whatever it still holds).
+    /// A message taken from the queue goes straight into the output
+    /// journal, which outlives the server: a `SIGKILL` loses at most the
+    /// one message between `mq_receive` and its line (`crate::journal`).
     pub fn drain(&mut self, limit: usize) -> io::Result<usize> {
         let mut output = self.output.borrow_mut();
         for received in 0..limit {
-            if received > 0 && received % self.capacity == 0 {
-                // The error is kept by the output and reported by the round's flush.
-                let _ = output.flush();
-            }
             match self.queue.receive(&mut self.buf) {
                 Ok((len, priority)) => output.queue_line(priority, strip_one_newline(&self.buf[..len])),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
@@ -259,6 +254,13 @@ impl ServerQueue {
         Ok(())
     }
 
+    /// Lines the output has dropped, and lines it keeps in the journal for
+    /// the next server, so far.
+    fn unprinted(&self) -> (u64, u64) {
+        let output = self.output.borrow();
+        (output.counters.lines_dropped, output.kept_lines())
+    }
+
     /// After the name is gone: drains until the queue has been quiet for
     /// [`SHUTDOWN_QUIET`] (clients that opened it before may still send),
     /// for at most [`SHUTDOWN_LIMIT`]; a queue that was quiet that long
@@ -272,9 +274,6 @@ impl ServerQueue {
         loop {
             let taken = self.drain(self.capacity)?;
             total += taken;
-            // At most one queueful received and not yet written, here too.
-            // An error is kept by the output and reported by the last flush.
-            let _ = self.output.borrow_mut().flush();
             let now = Instant::now();
             if now >= deadline || self.output.borrow().is_closed() {
                 break;
@@ -286,6 +285,9 @@ impl ServerQueue {
             if taken == 0 && !recent {
                 break;
             }
+            // Written before a wait, as a round's output is. An error is
+            // kept by the output, and ends the drain above.
+            let _ = self.output.borrow_mut().flush();
             let quiet = SHUTDOWN_QUIET.min(deadline - now).as_millis() as libc::c_int;
             let mut pollfd = libc::pollfd { fd: self.queue.as_raw_fd(), events: libc::POLLIN, revents: 0 };
             // SAFETY: `pollfd` is a valid array of one element for the call's duration.
@@ -360,7 +362,7 @@ impl Handler for ServerQueue {
             log::error!("{e}");
             self.lifecycle.mark_failed();
         }
-        let dropped_before = self.output.borrow().counters.lines_dropped;
+        let (dropped_before, kept_before) = self.unprinted();
         let (taken, late) = match self.drain_until_quiet() {
             Ok(figures) => figures,
             Err(e) => {
@@ -369,11 +371,21 @@ impl Handler for ServerQueue {
                 (0, 0)
             }
         };
-        // The output drops its tail: the lines dropped since are the last ones taken.
-        let dropped_since = self.output.borrow().counters.lines_dropped - dropped_before;
-        let dropped = usize::try_from(dropped_since).unwrap_or(usize::MAX).min(taken);
-        if taken > dropped {
-            log::info!("{}: printed {} message(s) left at shutdown", self.label, taken - dropped);
+        // The output keeps or drops its tail: the lines kept or dropped
+        // since are the last ones taken.
+        let (dropped_now, kept_now) = self.unprinted();
+        let since = |now: u64, before: u64| usize::try_from(now.saturating_sub(before)).unwrap_or(usize::MAX);
+        let dropped = since(dropped_now, dropped_before).min(taken);
+        let kept = since(kept_now, kept_before).min(taken - dropped);
+        if taken > dropped + kept {
+            log::info!("{}: printed {} message(s) left at shutdown", self.label, taken - dropped - kept);
+        }
+        if kept > 0 {
+            log::warn!(
+                "{}: kept {kept} message(s) left at shutdown in the journal (stdout closed or full): \
+                 the next server on this queue prints them",
+                self.label
+            );
         }
         if dropped > 0 {
             log::warn!(

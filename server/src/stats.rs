@@ -55,8 +55,15 @@ pub struct Counters {
     pub queue_depth: i64,
     /// Lines written to stdout.
     pub lines_printed: u64,
-    /// Lines received but not written (stdout closed, or full at a stop).
+    /// Lines received and lost: not written, and not kept in the journal
+    /// for the next server either (see `crate::journal`).
     pub lines_dropped: u64,
+    /// Lines left unwritten by a server that was killed, printed by this one
+    /// first (from the journal).
+    pub lines_replayed: u64,
+    /// Lines not printed at the end, kept in the journal for the next
+    /// server (counted once, at exit).
+    pub lines_kept: u64,
 }
 
 impl Counters {
@@ -141,7 +148,7 @@ impl StatsShm {
             tampered: false,
             lifecycle,
         };
-        sigbus::watch(stats.sem.as_ptr().cast())?;
+        sigbus::watch(sigbus::Region::Semaphore, stats.sem.as_ptr().cast(), 1)?;
         // Nobody can read the page before the semaphore holds its first token.
         stats.write_page()?;
         stats.sem.post()?;
@@ -162,7 +169,7 @@ impl StatsShm {
             return;
         }
         let taken = self.sem.try_wait().unwrap_or(false);
-        if sigbus::take_tampered() {
+        if sigbus::take_tampered(sigbus::Region::Semaphore) {
             self.tampered = true;
             log::warn!("{}: another process shrank the semaphore's file; statistics stop here", self.name);
             return;
@@ -178,6 +185,7 @@ impl StatsShm {
         self.page.queue_depth = counters.queue_depth;
         self.page.lines_printed = counters.lines_printed;
         self.page.lines_dropped = counters.lines_dropped;
+        self.page.lines_replayed = counters.lines_replayed;
         self.page.sources = counters.sources;
         if let Err(e) = self.write_page() {
             log::warn!("{}: {e}", self.name);

@@ -103,6 +103,11 @@ impl LineSink for Printer {
         self.output.borrow_mut().counters.source(self.source).connections_open -= 1;
     }
 
+    /// A client still connected at shutdown: what it sent is printed.
+    fn unfinished(&mut self, partial: &[u8], ctx: &mut Context<'_>) {
+        self.line(partial, ctx);
+    }
+
     fn error(&mut self, _: &io::Error, _: &mut Context<'_>) {
         self.output.borrow_mut().counters.source(self.source).errors += 1;
     }

@@ -97,6 +97,14 @@ impl<T> fmt::Display for SendError<T> {
 
 impl<T: fmt::Debug> std::error::Error for SendError<T> {}
 
+/// A send to a loop that is gone is a broken pipe, for `?` in functions
+/// that return `io::Result` (the item is dropped).
+impl<T> From<SendError<T>> for io::Error {
+    fn from(_: SendError<T>) -> io::Error {
+        io::Error::new(io::ErrorKind::BrokenPipe, "the receiving loop is gone")
+    }
+}
+
 impl<T> Sender<T> {
     /// Queues `item` and wakes the loop. Never blocks (the lock is held
     /// for a push). Fails, handing the item back, once the receiver is gone.
@@ -180,22 +188,40 @@ impl<T: 'static> Handler for Receiver<T> {
     }
 
     fn on_ready(&mut self, _: Readiness, ctx: &mut Context<'_>) -> io::Result<()> {
-        self.shared.bell.take()?;
-        // Read before the queue: every item sent before the last sender
-        // went is in the queue by then.
-        let closed = self.shared.senders.load(Ordering::Acquire) == 0;
-        std::mem::swap(&mut *self.shared.queue(), &mut self.batch);
-        let Some(on_message) = &mut self.on_message else { return Ok(()) };
-        while let Some(item) = self.batch.pop_front() {
+        let Some(mut on_message) = self.on_message.take() else { return Ok(()) };
+        let closed = self.receive(ctx, |item, ctx| {
             on_message(item, ctx);
-        }
-        if closed {
+            Ok(())
+        });
+        self.on_message = Some(on_message);
+        if closed? {
             if let Some(on_closed) = &mut self.on_closed {
                 on_closed(ctx);
             }
             ctx.remove_self();
         }
         Ok(())
+    }
+}
+
+impl<T> Receiver<T> {
+    /// Takes every item queued so far and hands each to `deliver`, in
+    /// order, until one fails. Returns whether the last sender is gone (and
+    /// so every item it sent has been handed over).
+    pub(crate) fn receive(
+        &mut self,
+        ctx: &mut Context<'_>,
+        mut deliver: impl FnMut(T, &mut Context<'_>) -> io::Result<()>,
+    ) -> io::Result<bool> {
+        self.shared.bell.take()?;
+        // Read before the queue: every item sent before the last sender
+        // went is in the queue by then.
+        let closed = self.shared.senders.load(Ordering::Acquire) == 0;
+        std::mem::swap(&mut *self.shared.queue(), &mut self.batch);
+        while let Some(item) = self.batch.pop_front() {
+            deliver(item, ctx)?;
+        }
+        Ok(closed)
     }
 }
 

@@ -3,13 +3,13 @@
 use std::cell::RefCell;
 use std::fmt;
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 
 use crate::sys::syscall;
 use crate::{Context, Handler, Readiness};
 
 /// How much one read takes: the capacity of a pipe.
-const CHUNK: usize = 64 * 1024;
+pub(crate) const CHUNK: usize = 64 * 1024;
 
 /// How many full reads one readiness report may take from a non-blocking
 /// descriptor: 256 KiB, enough to write output in whole buffers, little
@@ -37,6 +37,15 @@ pub trait LineSink {
     /// reader's own callback (there is no `Context` to lend then).
     fn closed(&mut self, ctx: &mut Context<'_>) {
         let _ = ctx;
+    }
+
+    /// The bytes of a line that never ended: the reader was removed or shut
+    /// down, or the stream failed, after part of a line and before its
+    /// `\n` (at end of file such a last line is a [`line`](LineSink::line)).
+    /// Called before [`closed`](LineSink::closed), and only if there are such
+    /// bytes. By default they are dropped.
+    fn unfinished(&mut self, partial: &[u8], ctx: &mut Context<'_>) {
+        let _ = (partial, ctx);
     }
 
     /// The error that ends the stream (a reset connection included), before
@@ -67,6 +76,7 @@ pub struct Callbacks {
     on_line: OnLine,
     on_close: Option<OnClose>,
     on_error: Option<OnError>,
+    on_unfinished: Option<OnLine>,
 }
 
 impl fmt::Debug for Callbacks {
@@ -90,6 +100,12 @@ impl LineSink for Callbacks {
         }
     }
 
+    fn unfinished(&mut self, partial: &[u8], ctx: &mut Context<'_>) {
+        if let Some(on_unfinished) = &mut self.on_unfinished {
+            on_unfinished(partial, ctx);
+        }
+    }
+
     fn error(&mut self, error: &io::Error, ctx: &mut Context<'_>) {
         if let Some(on_error) = &mut self.on_error {
             on_error(error, ctx);
@@ -105,9 +121,18 @@ impl LineSink for Callbacks {
 ///
 /// - A line longer than `max_line` bytes is delivered in pieces of
 ///   `max_line` bytes, so memory stays bounded whatever the input.
-/// - At end of file, a last line without `\n` is delivered as it is.
+/// - At end of file, a last line without `\n` is delivered as it is. When
+///   the reader goes before its stream ends (removed, shut down with the
+///   loop, or failed), a line it holds in part is not a line: it goes to
+///   [`on_unfinished`](LineReader::on_unfinished), or is dropped.
+/// - Every callback gets the `Context`, whose [`current`](Context::current)
+///   is the reader's token, in `on_close` at shutdown too.
+/// - Paused ([`Context::pause`], or [`Interest::NONE`](crate::Interest::NONE)),
+///   it reads nothing, whatever its peer does, until resumed. A line
+///   callback that pauses its own reader still gets the other lines of the
+///   read in progress (they were read; at most 64 KiB); no read follows.
 /// - On end of file, a reset connection or a read error, the reader removes
-///   itself (errors are logged by the reactor); it never spins on a hang-up.
+///   itself (errors are reported by the reactor); it never spins on a hang-up.
 /// - At most four reads of 64 KiB per readiness on a non-blocking
 ///   descriptor (a short read ends them), one on a blocking one: a chatty
 ///   stream never starves the loop.
@@ -142,6 +167,8 @@ impl LineSink for Callbacks {
 /// ```
 pub struct LineReader<S = Callbacks> {
     fd: OwnedFd,
+    /// End of file was read: a partial line left is the last line.
+    at_end: bool,
     finished: bool,
     /// Reads per readiness: several on a non-blocking descriptor, one on a
     /// blocking one (a second read could block).
@@ -164,6 +191,7 @@ impl LineReader<Callbacks> {
             on_line: Box::new(on_line),
             on_close: None,
             on_error: None,
+            on_unfinished: None,
         };
         LineReader::with_sink(fd, max_line, sink)
     }
@@ -181,6 +209,38 @@ impl LineReader<Callbacks> {
         self
     }
 
+    /// Calls `on_unfinished` with the part of a line the reader holds when
+    /// it goes before its stream ends (removed, shut down, or failed), just
+    /// before `on_close`. Without it, that part is dropped.
+    ///
+    /// ```
+    /// use std::io::Write;
+    /// use std::os::unix::net::UnixStream;
+    /// use reactor::{sources::LineReader, Reactor};
+    ///
+    /// # fn main() -> std::io::Result<()> {
+    /// let (mut theirs, ours) = UnixStream::pair()?;
+    /// theirs.write_all(b"whole\nhalf a li")?; // and the writer stays
+    /// let mut reactor = Reactor::new()?;
+    /// let seen = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+    /// let (lines, rest) = (seen.clone(), seen.clone());
+    /// let reader = LineReader::new(ours.into(), 1024, move |line, _| lines.borrow_mut().push(line.to_vec()))
+    ///     .on_unfinished(move |part, _| rest.borrow_mut().push([b"unfinished: ", part].concat()));
+    /// reactor.register(reader)?;
+    /// reactor.run_once(None)?;
+    /// drop(reactor); // shuts the reader down before its stream ends
+    /// assert_eq!(*seen.borrow(), [&b"whole"[..], b"unfinished: half a li"]);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn on_unfinished(
+        mut self,
+        on_unfinished: impl FnMut(&[u8], &mut Context<'_>) + 'static,
+    ) -> LineReader {
+        self.sink.on_unfinished = Some(Box::new(on_unfinished));
+        self
+    }
+
     /// Calls `on_error` with the error that ends the stream (a reset
     /// connection included), before the reader goes away.
     pub fn on_error(mut self, on_error: impl FnMut(&io::Error, &mut Context<'_>) + 'static) -> LineReader {
@@ -195,6 +255,7 @@ impl<S: LineSink> LineReader<S> {
         let reads_per_ready = if is_nonblocking(&fd) { READS_PER_READY } else { 1 };
         LineReader {
             fd,
+            at_end: false,
             finished: false,
             reads_per_ready,
             max_line: max_line.max(1),
@@ -213,7 +274,8 @@ impl<S: LineSink> LineReader<S> {
 
     /// Reads the stream to its end without the reactor, for descriptors that
     /// epoll refuses (a regular file, `/dev/null`), which never block. The
-    /// last partial line is delivered and the sink closed, as at shutdown.
+    /// last line without `\n` is delivered and the sink closed, as at end
+    /// of file.
     /// Outside the loop, [`Reactor::context`](crate::Reactor::context)
     /// lends the `Context`.
     pub fn read_to_end(&mut self, ctx: &mut Context<'_>) -> io::Result<()> {
@@ -249,25 +311,27 @@ impl<S: LineSink> LineReader<S> {
 
     /// One read, cut into lines. Returns how many bytes came: 0 at end of file.
     fn read_once(&mut self, ctx: &mut Context<'_>) -> io::Result<usize> {
-        SCRATCH.with_borrow_mut(|scratch| {
-            // SAFETY: `scratch` is writable for its whole length.
-            let n = syscall!(read(self.fd.as_raw_fd(), scratch.as_mut_ptr().cast(), scratch.len()))?;
-            let data = &scratch[..n as usize];
-            let sink = &mut self.sink;
-            split_lines(data, &mut self.partial, self.max_line, |line| sink.line(line, ctx));
-            Ok(n as usize)
-        })
+        let (partial, max_line, sink) = (&mut self.partial, self.max_line, &mut self.sink);
+        let n = read_shared(self.fd.as_raw_fd(), |data| {
+            split_lines(data, partial, max_line, |line| sink.line(line, ctx));
+            data.len()
+        })?;
+        self.at_end = n == 0;
+        Ok(n)
     }
 
-    /// Delivers the last partial line and closes the sink, once.
+    /// Delivers what is left of a line (the last line at end of file, else
+    /// an unfinished one) and closes the sink, once.
     fn finish(&mut self, ctx: &mut Context<'_>) {
         if self.finished {
             return;
         }
         self.finished = true;
-        if !self.partial.is_empty() {
-            self.sink.line(&self.partial, ctx);
-            self.partial = Vec::new();
+        let partial = std::mem::take(&mut self.partial);
+        match (partial.is_empty(), self.at_end) {
+            (true, _) => {}
+            (false, true) => self.sink.line(&partial, ctx),
+            (false, false) => self.sink.unfinished(&partial, ctx),
         }
         self.sink.closed(ctx);
     }
@@ -289,8 +353,32 @@ impl<S> fmt::Debug for LineReader<S> {
 /// an unfinished line in it, and delivers lines longer than `max_line` in
 /// pieces of `max_line` bytes. Keeps `partial.len() <= max_line` (a full
 /// piece waits for one more byte: if it is `\n`, the piece is a line).
-pub fn split_lines(mut data: &[u8], partial: &mut Vec<u8>, max_line: usize, mut sink: impl FnMut(&[u8])) {
-    let max_line = max_line.max(1);
+pub fn split_lines(data: &[u8], partial: &mut Vec<u8>, max_line: usize, mut sink: impl FnMut(&[u8])) {
+    split_lines_while(data, partial, max_line, |line| {
+        sink(line);
+        true
+    });
+}
+
+/// Reads once from `fd` into the buffer that every reader of the thread
+/// shares, and hands what came to `f` (nothing at end of file).
+pub(crate) fn read_shared<R>(fd: RawFd, f: impl FnOnce(&[u8]) -> R) -> io::Result<R> {
+    SCRATCH.with_borrow_mut(|scratch| {
+        // SAFETY: `scratch` is writable for its whole length.
+        let n = syscall!(read(fd, scratch.as_mut_ptr().cast(), scratch.len()))?;
+        Ok(f(&scratch[..n as usize]))
+    })
+}
+
+/// [`split_lines`] that stops as soon as `sink` returns `false`; returns how
+/// many bytes of `data` it used (all of them unless it stopped).
+pub(crate) fn split_lines_while(
+    mut data: &[u8],
+    partial: &mut Vec<u8>,
+    max_line: usize,
+    mut sink: impl FnMut(&[u8]) -> bool,
+) -> usize {
+    let (max_line, total) = (max_line.max(1), data.len());
     while !data.is_empty() {
         let room = max_line - partial.len();
         // Look one byte past the room: a line of exactly `max_line` bytes
@@ -301,18 +389,23 @@ pub fn split_lines(mut data: &[u8], partial: &mut Vec<u8>, max_line: usize, mut 
             None if window.len() > room => (room, room),
             None => {
                 partial.extend_from_slice(data);
-                return;
+                return total;
             }
         };
-        if partial.is_empty() {
-            sink(&data[..end]);
+        let go_on = if partial.is_empty() {
+            sink(&data[..end])
         } else {
             partial.extend_from_slice(&data[..end]);
-            sink(partial);
+            let go_on = sink(partial);
             partial.clear();
-        }
+            go_on
+        };
         data = &data[rest..];
+        if !go_on {
+            break;
+        }
     }
+    total - data.len()
 }
 
 fn is_nonblocking(fd: &OwnedFd) -> bool {
@@ -344,7 +437,8 @@ impl<S: LineSink> Handler for LineReader<S> {
         let mut result = self.read_once(ctx);
         for _ in 1..self.reads_per_ready {
             match result {
-                Ok(n) if n == CHUNK => result = self.read_once(ctx),
+                // Not once a line callback paused us: that holds from now.
+                Ok(n) if n == CHUNK && ctx.current_is_watched() => result = self.read_once(ctx),
                 _ => break,
             }
         }

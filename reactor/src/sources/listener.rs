@@ -45,10 +45,16 @@ impl fmt::Display for ListenAddr {
     }
 }
 
-type Factory = Box<dyn FnMut(OwnedFd, Peer) -> Box<dyn Handler>>;
+/// What a listener does with each connection it accepts.
+type OnAccept = Box<dyn FnMut(OwnedFd, Peer, &mut Context<'_>) -> io::Result<()>>;
 
-/// Accepts connections and registers, for each, the handler that its
-/// factory builds from the connection's descriptor (non-blocking, `CLOEXEC`).
+/// Accepts connections and hands each one's descriptor (non-blocking,
+/// `CLOEXEC`) to a closure: with the [`Context`]
+/// ([`tcp_accept`](Listener::tcp_accept), [`unix_accept`](Listener::unix_accept)),
+/// which may register a [`Connection`](crate::sources::Connection) or
+/// anything else; or to a factory whose handler the listener registers
+/// ([`tcp`](Listener::tcp), [`unix`](Listener::unix)). An error for one
+/// connection is logged and closes that connection; the listener goes on.
 ///
 /// The backlog is `SOMAXCONN`. When the process runs out of descriptors
 /// (`EMFILE`, `ENFILE`), a level-triggered listener would be woken for ever
@@ -64,7 +70,7 @@ pub struct Listener {
     addr: ListenAddr,
     name: String,
     spare: Option<File>,
-    factory: Factory,
+    on_accept: OnAccept,
     shed_log: ShedLog,
 }
 
@@ -99,10 +105,20 @@ impl ShedLog {
 }
 
 impl Listener {
-    /// Listens on a TCP address (`SO_REUSEADDR`; port 0 picks a free port).
+    /// Listens on a TCP address (`SO_REUSEADDR`; port 0 picks a free port)
+    /// and registers the handler `factory` makes for each connection.
     pub fn tcp(
         addr: SocketAddr,
         factory: impl FnMut(OwnedFd, Peer) -> Box<dyn Handler> + 'static,
+    ) -> io::Result<Listener> {
+        Listener::tcp_accept(addr, registering(factory))
+    }
+
+    /// Listens on a TCP address (`SO_REUSEADDR`; port 0 picks a free port)
+    /// and calls `on_accept` with each connection and the `Context`.
+    pub fn tcp_accept(
+        addr: SocketAddr,
+        on_accept: impl FnMut(OwnedFd, Peer, &mut Context<'_>) -> io::Result<()> + 'static,
     ) -> io::Result<Listener> {
         let fd = socket(if addr.is_ipv4() { libc::AF_INET } else { libc::AF_INET6 })?;
         let one: libc::c_int = 1;
@@ -118,14 +134,24 @@ impl Listener {
         // SAFETY: `storage` holds an address of `len` bytes.
         syscall!(bind(fd.as_raw_fd(), (&storage as *const libc::sockaddr_storage).cast(), len))?;
         let local = local_inet_addr(fd.as_raw_fd())?;
-        Listener::listen(fd, ListenAddr::Tcp(local), Box::new(factory))
+        Listener::listen(fd, ListenAddr::Tcp(local), Box::new(on_accept))
     }
 
-    /// Listens on a Unix-domain socket file. A socket file left by a dead
+    /// Listens on a Unix-domain socket file and registers the handler
+    /// `factory` makes for each connection. A socket file left by a dead
     /// process (nobody accepts on it) is replaced; a live one is not.
     pub fn unix(
         path: impl AsRef<Path>,
         factory: impl FnMut(OwnedFd, Peer) -> Box<dyn Handler> + 'static,
+    ) -> io::Result<Listener> {
+        Listener::unix_accept(path, registering(factory))
+    }
+
+    /// Listens on a Unix-domain socket file, as [`unix`](Listener::unix),
+    /// and calls `on_accept` with each connection and the `Context`.
+    pub fn unix_accept(
+        path: impl AsRef<Path>,
+        on_accept: impl FnMut(OwnedFd, Peer, &mut Context<'_>) -> io::Result<()> + 'static,
     ) -> io::Result<Listener> {
         let path = path.as_ref();
         let (addr, len) = unix_sockaddr(path)?;
@@ -142,17 +168,17 @@ impl Listener {
             }
         }
         // From here on, dropping the listener removes the file.
-        Listener::listen(fd, ListenAddr::Unix(path.to_path_buf()), Box::new(factory))
+        Listener::listen(fd, ListenAddr::Unix(path.to_path_buf()), Box::new(on_accept))
     }
 
-    fn listen(fd: OwnedFd, addr: ListenAddr, factory: Factory) -> io::Result<Listener> {
+    fn listen(fd: OwnedFd, addr: ListenAddr, on_accept: OnAccept) -> io::Result<Listener> {
         // Built first, so that a failure below drops it: a Unix socket file goes with it.
         let mut listener = Listener {
             name: format!("listener {addr}"),
             spare: None,
             fd,
             addr,
-            factory,
+            on_accept,
             shed_log: ShedLog::default(),
         };
         listener.spare = Some(spare()?);
@@ -161,6 +187,29 @@ impl Listener {
     }
 
     /// The address it listens on (with the actual port for TCP port 0).
+    ///
+    /// ```
+    /// use std::io::Write;
+    /// use std::net::TcpStream;
+    /// use reactor::sources::{ListenAddr, Listener, LineReader};
+    /// use reactor::Reactor;
+    ///
+    /// # fn main() -> std::io::Result<()> {
+    /// let mut reactor = Reactor::new()?;
+    /// // One line reader per connection; the first line stops the loop.
+    /// let listener = Listener::tcp("127.0.0.1:0".parse().unwrap(), |fd, _peer| {
+    ///     Box::new(LineReader::new(fd, 1024, |line, ctx| {
+    ///         assert_eq!(line, b"hello");
+    ///         ctx.stop();
+    ///     }))
+    /// })?;
+    /// let ListenAddr::Tcp(addr) = listener.local_addr().clone() else { unreachable!() };
+    /// reactor.register(listener)?;
+    /// TcpStream::connect(addr)?.write_all(b"hello\n")?;
+    /// reactor.run()?;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn local_addr(&self) -> &ListenAddr {
         &self.addr
     }
@@ -222,9 +271,8 @@ impl Handler for Listener {
             match self.accept() {
                 Ok(Some((fd, peer))) => {
                     self.shed_log.report(&self.name, "was out of file descriptors");
-                    let handler = (self.factory)(fd, peer);
-                    if let Err(e) = ctx.register_boxed(handler) {
-                        log::error!("{}: {}: {e}", self.name, e.handler.name());
+                    if let Err(e) = (self.on_accept)(fd, peer, ctx) {
+                        log::error!("{}: {e}", self.name);
                     }
                 }
                 Ok(None) => break,
@@ -245,6 +293,16 @@ impl Drop for Listener {
                 log::warn!("{}: cannot remove {}: {e}", self.name, path.display());
             }
         }
+    }
+}
+
+/// A factory as an accept closure: registers what it makes.
+fn registering(
+    mut factory: impl FnMut(OwnedFd, Peer) -> Box<dyn Handler> + 'static,
+) -> impl FnMut(OwnedFd, Peer, &mut Context<'_>) -> io::Result<()> + 'static {
+    move |fd, peer, ctx| match ctx.register_boxed(factory(fd, peer)) {
+        Ok(_) => Ok(()),
+        Err(e) => Err(io::Error::new(e.error.kind(), format!("{}: {e}", e.handler.name()))),
     }
 }
 

@@ -4,26 +4,34 @@
 //! and does a bounded amount of work per readiness, so that none of them can
 //! starve the others.
 
+mod blocking;
 mod channel;
 mod child;
+mod connection;
+mod fanout;
 mod fd;
 mod fifo;
 mod idle;
 mod lines;
 mod listener;
+mod mqueue;
 mod signal;
 mod timer;
 mod waker;
 mod writer;
 
+pub use blocking::Blocking;
 pub use channel::{channel, Receiver, SendError, Sender};
 pub use child::{AtShutdown, Child, ChildHandle};
+pub use connection::{Connection, ConnectionHandle};
+pub use fanout::{Fanout, SlowReader};
 pub use fd::Fd;
 pub use fifo::Fifo;
 pub use idle::Idle;
 pub use lines::{split_lines, Callbacks, LineReader, LineSink};
 pub use listener::{ListenAddr, Listener, Peer};
-pub use signal::SignalFd;
+pub use mqueue::{QueueReader, QueueWriter, QueueWriterHandle};
+pub use signal::{Signal, SignalFd};
 pub use timer::Timer;
 pub use waker::{WakeHandle, Waker};
 pub use writer::{Writer, WriterHandle};

@@ -11,6 +11,96 @@ use crate::{Context, Handler, Readiness};
 
 type Callback = Box<dyn FnMut(i32, &mut Context<'_>)>;
 
+/// A signal by name, for [`SignalFd::new`] without `libc`. A raw number
+/// (`libc::SIGRTMIN()`, say) is accepted wherever a `Signal` is, and the
+/// callback's number compares with a `Signal` (`signal == Signal::Term`).
+///
+/// ```
+/// use reactor::sources::Signal;
+///
+/// assert_eq!(Signal::Term.number(), 15);
+/// assert_eq!(Signal::from_number(15), Some(Signal::Term));
+/// assert!(15 == Signal::Term);
+/// assert_eq!(Signal::Int.to_string(), "SIGINT");
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Signal {
+    /// `SIGINT`: Ctrl-C.
+    Int,
+    /// `SIGTERM`: the polite request to end (`kill`'s default).
+    Term,
+    /// `SIGHUP`: the terminal went away; by convention, reload.
+    Hup,
+    /// `SIGQUIT`: Ctrl-\.
+    Quit,
+    /// `SIGUSR1`: the program's own.
+    Usr1,
+    /// `SIGUSR2`: the program's own.
+    Usr2,
+    /// `SIGCHLD`: a child stopped or ended (a `Child` source needs none).
+    Child,
+    /// `SIGPIPE`: a write to a pipe or socket with no reader.
+    Pipe,
+    /// `SIGALRM`: `alarm(2)` expired.
+    Alrm,
+    /// `SIGWINCH`: the terminal's size changed.
+    Winch,
+    /// `SIGCONT`: continued after a stop.
+    Cont,
+    /// `SIGTSTP`: Ctrl-Z.
+    Tstp,
+}
+
+impl Signal {
+    const ALL: [(Signal, libc::c_int, &'static str); 12] = [
+        (Signal::Int, libc::SIGINT, "SIGINT"),
+        (Signal::Term, libc::SIGTERM, "SIGTERM"),
+        (Signal::Hup, libc::SIGHUP, "SIGHUP"),
+        (Signal::Quit, libc::SIGQUIT, "SIGQUIT"),
+        (Signal::Usr1, libc::SIGUSR1, "SIGUSR1"),
+        (Signal::Usr2, libc::SIGUSR2, "SIGUSR2"),
+        (Signal::Child, libc::SIGCHLD, "SIGCHLD"),
+        (Signal::Pipe, libc::SIGPIPE, "SIGPIPE"),
+        (Signal::Alrm, libc::SIGALRM, "SIGALRM"),
+        (Signal::Winch, libc::SIGWINCH, "SIGWINCH"),
+        (Signal::Cont, libc::SIGCONT, "SIGCONT"),
+        (Signal::Tstp, libc::SIGTSTP, "SIGTSTP"),
+    ];
+
+    /// The signal's number on this system.
+    pub fn number(self) -> i32 {
+        Signal::ALL[self as usize].1
+    }
+
+    /// The signal of a number, if it is one of these.
+    pub fn from_number(number: i32) -> Option<Signal> {
+        Signal::ALL.iter().find(|entry| entry.1 == number).map(|entry| entry.0)
+    }
+
+    /// Its C name, such as `"SIGTERM"`.
+    pub fn name(self) -> &'static str {
+        Signal::ALL[self as usize].2
+    }
+}
+
+impl From<Signal> for i32 {
+    fn from(signal: Signal) -> i32 {
+        signal.number()
+    }
+}
+
+impl PartialEq<Signal> for i32 {
+    fn eq(&self, signal: &Signal) -> bool {
+        *self == signal.number()
+    }
+}
+
+impl fmt::Display for Signal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 /// Turns signals into callbacks run by the loop, where any code is safe to
 /// run (unlike in a signal handler).
 ///
@@ -26,8 +116,8 @@ pub struct SignalFd {
 }
 
 impl SignalFd {
-    /// Blocks `signals` and reads them from a new signalfd, calling `callback`
-    /// with each signal number.
+    /// Blocks `signals` ([`Signal`]s, or raw numbers) and reads them from a
+    /// new signalfd, calling `callback` with each signal's number.
     ///
     /// An inherited "ignore" disposition (`cmd &` from a script ignores
     /// `SIGINT`) is reset to the default, which is harmless while the signal
@@ -35,10 +125,29 @@ impl SignalFd {
     /// signal is never treated as ignored), but POSIX lets a system discard
     /// a signal generated while it is ignored, and the pending ones are
     /// discarded whenever something sets "ignore" again.
-    pub fn new(
-        signals: &[i32],
+    ///
+    /// ```
+    /// use reactor::sources::{Signal, SignalFd};
+    /// use reactor::Reactor;
+    ///
+    /// # fn main() -> std::io::Result<()> {
+    /// let mut reactor = Reactor::new()?;
+    /// reactor.register(SignalFd::new(&[Signal::Usr1, Signal::Term], |signal, ctx| {
+    ///     assert!(signal == Signal::Usr1);
+    ///     ctx.stop();
+    /// })?)?;
+    /// // SAFETY: raising a signal the reactor blocked and will read.
+    /// unsafe { libc::raise(Signal::Usr1.number()) };
+    /// reactor.run()?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn new<S: Copy + Into<i32>>(
+        signals: &[S],
         callback: impl FnMut(i32, &mut Context<'_>) + 'static,
     ) -> io::Result<SignalFd> {
+        let signals: Vec<i32> = signals.iter().map(|&s| s.into()).collect();
+        let signals = &signals[..];
         let set = signal_set(signals)?;
         // SAFETY: `set` is an initialised signal set; the old mask is not wanted.
         let err = unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, ptr::null_mut()) };
@@ -126,5 +235,20 @@ impl Handler for SignalFd {
 impl fmt::Debug for SignalFd {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SignalFd").field("fd", &self.fd).finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_signal_is_at_its_own_place_in_the_table() {
+        for (i, &(signal, number, name)) in Signal::ALL.iter().enumerate() {
+            assert_eq!(signal as usize, i, "{name}");
+            assert_eq!((signal.number(), signal.name()), (number, name));
+            assert_eq!(Signal::from_number(number), Some(signal));
+        }
+        assert_eq!(Signal::from_number(libc::SIGRTMIN()), None);
     }
 }

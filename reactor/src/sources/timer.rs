@@ -14,7 +14,25 @@ type Callback = Box<dyn FnMut(u64, &mut Context<'_>)>;
 /// expirations since the last call (more than one if the loop was late).
 ///
 /// A one-shot timer removes itself after its call; a periodic one stays until
-/// it is removed.
+/// it is removed. Each is a descriptor: for many timers, the reactor's own
+/// [`Context::after`] and [`Context::every`] cost none.
+///
+/// ```
+/// use std::time::{Duration, Instant};
+/// use reactor::{sources::Timer, Reactor};
+///
+/// # fn main() -> std::io::Result<()> {
+/// let mut reactor = Reactor::new()?;
+/// let start = Instant::now();
+/// reactor.register(Timer::once(Duration::from_millis(5), |expirations, ctx| {
+///     assert_eq!(expirations, 1);
+///     ctx.stop();
+/// })?)?;
+/// reactor.run()?;
+/// assert!(start.elapsed() >= Duration::from_millis(5));
+/// # Ok(())
+/// # }
+/// ```
 pub struct Timer {
     fd: OwnedFd,
     periodic: bool,

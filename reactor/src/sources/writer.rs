@@ -75,7 +75,9 @@ impl Buffer {
 ///   input, say) and resumes in [`on_drain`](Writer::on_drain), which runs
 ///   when the buffer has emptied after a refusal.
 /// - **Closing.** [`WriterHandle::close_when_drained`] closes the descriptor
-///   once everything is written (the reader then sees end of file).
+///   once everything is written (the reader then sees end of file);
+///   [`WriterHandle::close`] closes it at once, dropping what waits (to
+///   evict a reader that does not keep up).
 /// - **Errors.** `EPIPE` (the reader is gone), a reset connection, or any
 ///   other write error goes to [`on_error`](Writer::on_error), once, and the
 ///   writer removes itself; later writes fail with `BrokenPipe`. Never a
@@ -269,6 +271,19 @@ impl WriterHandle {
     }
 }
 
+impl WriterHandle {
+    /// Closes the descriptor at once, dropping whatever is still queued: to
+    /// evict a reader that does not keep up. Later writes fail with
+    /// `BrokenPipe`; `on_error` is not called (nothing failed). Does nothing
+    /// to a writer already gone.
+    pub fn close(&self, ctx: &mut Context<'_>) {
+        self.state.inner.borrow_mut().closing = true;
+        if let Some(token) = self.state.token.get() {
+            ctx.remove(token);
+        }
+    }
+}
+
 impl Writer {
     /// Writes what the buffer holds, a bounded number of times. `Ok(true)`
     /// when it is empty.
@@ -315,7 +330,7 @@ impl Handler for Writer {
         if buf.armed {
             Interest::WRITABLE
         } else {
-            Interest::NONE
+            Interest::HANGUP
         }
     }
 
@@ -351,7 +366,7 @@ impl Handler for Writer {
         }
         if was_armed {
             if let Some(me) = ctx.current() {
-                ctx.set_interest(me, Interest::NONE)?;
+                ctx.set_interest(me, Interest::HANGUP)?;
             }
         }
         if refused {
@@ -379,7 +394,7 @@ impl Drop for Writer {
     }
 }
 
-fn write_fd(fd: RawFd, socket: bool, bytes: &[u8]) -> io::Result<usize> {
+pub(crate) fn write_fd(fd: RawFd, socket: bool, bytes: &[u8]) -> io::Result<usize> {
     let n = if socket {
         // SAFETY: sends from a live slice of the given length.
         syscall!(send(fd, bytes.as_ptr().cast(), bytes.len(), libc::MSG_NOSIGNAL))?
@@ -390,7 +405,7 @@ fn write_fd(fd: RawFd, socket: bool, bytes: &[u8]) -> io::Result<usize> {
     Ok(n as usize)
 }
 
-fn set_nonblocking(fd: RawFd) -> io::Result<()> {
+pub(crate) fn set_nonblocking(fd: RawFd) -> io::Result<()> {
     // SAFETY: F_GETFL only reads the open file's flags.
     let flags = syscall!(fcntl(fd, libc::F_GETFL))?;
     if flags & libc::O_NONBLOCK == 0 {
@@ -400,7 +415,7 @@ fn set_nonblocking(fd: RawFd) -> io::Result<()> {
     Ok(())
 }
 
-fn is_socket(fd: RawFd) -> io::Result<bool> {
+pub(crate) fn is_socket(fd: RawFd) -> io::Result<bool> {
     // SAFETY: `stat` is a plain C struct; all-zero is valid to be overwritten.
     let mut stat: libc::stat = unsafe { std::mem::zeroed() };
     // SAFETY: `stat` is writable and of the size `fstat` expects.
@@ -412,7 +427,7 @@ fn is_socket(fd: RawFd) -> io::Result<bool> {
 /// killing the process: sets `SIGPIPE` to "ignore" if it is at the default.
 /// A handler someone installed is left alone (it returns, and so does the
 /// write, with `EPIPE`).
-fn ignore_sigpipe() {
+pub(crate) fn ignore_sigpipe() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
         // SAFETY: `sigaction` is a plain C struct; all-zero is valid to be overwritten.

@@ -140,14 +140,17 @@ impl Handler for Probe {
 }
 
 /// A `LineReader` that writes each line into the journal as
-/// `"<name>: <line>"`, and its close as `"<name>: closed"`.
+/// `"<name>: <line>"`, an unfinished one as `"<name>: unfinished <part>"`,
+/// and its close as `"<name>: closed"`.
 pub fn line_journal(name: &str, fd: OwnedFd, max_line: usize, journal: &Journal) -> LineReader {
-    let (lines, closes) = (journal.clone(), journal.clone());
+    let (lines, rest, closes) = (journal.clone(), journal.clone(), journal.clone());
     let (line_prefix, close_entry) = (format!("{name}: "), format!("{name}: closed"));
+    let rest_prefix = format!("{name}: unfinished ");
     LineReader::new(fd, max_line, move |line, _| {
         lines.push(format!("{line_prefix}{}", String::from_utf8_lossy(line)));
     })
     .named(name)
+    .on_unfinished(move |part, _| rest.push(format!("{rest_prefix}{}", String::from_utf8_lossy(part))))
     .on_close(move |_| closes.push(close_entry.clone()))
 }
 
@@ -291,6 +294,100 @@ pub fn run_for(reactor: &mut Reactor, period: Duration) -> usize {
         rounds += 1;
     }
     rounds
+}
+
+// ----------------------------------------------------------------------------
+// Sockets and message queues.
+
+/// Asks for a send buffer of `bytes` (the kernel doubles it).
+pub fn set_send_buffer(fd: BorrowedFd<'_>, bytes: usize) {
+    let bytes = libc::c_int::try_from(bytes).expect("a send buffer size fits in c_int");
+    // SAFETY: `bytes` is a live c_int of the size given.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_SNDBUF,
+            (&bytes as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(rc, 0, "SO_SNDBUF: {}", io::Error::last_os_error());
+}
+
+/// A message queue of 4 messages of 256 bytes, so that "full" is certain,
+/// with a unique name; removed when dropped, even by a failing test.
+pub struct TestQueue {
+    pub name: String,
+}
+
+impl TestQueue {
+    pub fn new(what: &str) -> TestQueue {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let name = format!("/reactor-test-{what}-{}-{n}", std::process::id());
+        let options = ipc::QueueOptions { max_messages: 4, message_size: 256, ..Default::default() };
+        drop(ipc::MessageQueue::create(&name, &options).unwrap_or_else(|e| panic!("{name}: {e}")));
+        TestQueue { name }
+    }
+
+    pub fn open(&self, access: ipc::Access) -> ipc::MessageQueue {
+        ipc::MessageQueue::open(&self.name, access).unwrap_or_else(|e| panic!("{}: {e}", self.name))
+    }
+
+    /// How many messages it holds now.
+    pub fn depth(&self) -> i64 {
+        self.open(ipc::Access::Receive).attributes().expect("mq_getattr").current_messages
+    }
+}
+
+impl Drop for TestQueue {
+    fn drop(&mut self) {
+        let _ = ipc::MessageQueue::unlink(&self.name);
+    }
+}
+
+// ----------------------------------------------------------------------------
+// Chat clients.
+
+/// Line `i` of client `who`: `len` bytes with its `\n`, numbered, so that a
+/// lost, repeated or foreign line shows.
+pub fn chat_line(who: &str, i: usize, len: usize) -> String {
+    let head = format!("{who} {i:05} ");
+    format!("{head}{}", "x".repeat(len - 1 - head.len()))
+}
+
+/// A chat client on a thread: writes `lines` lines of `len` bytes (on a
+/// thread of its own, so that reading never waits for writing) while it
+/// reads as many lines of `other`, then closes. Fails unless every line of
+/// `other` came, in order, within `timeout` of the one before.
+pub fn exchange_lines(
+    stream: std::os::unix::net::UnixStream,
+    me: &'static str,
+    other: &'static str,
+    lines: usize,
+    len: usize,
+    timeout: Duration,
+) -> thread::JoinHandle<io::Result<()>> {
+    use std::io::BufRead;
+    thread::spawn(move || {
+        stream.set_nonblocking(false)?;
+        stream.set_read_timeout(Some(timeout))?;
+        stream.set_write_timeout(Some(timeout))?;
+        let mut out = stream.try_clone()?;
+        let writer = thread::spawn(move || -> io::Result<()> {
+            let all: String = (0..lines).map(|i| chat_line(me, i, len) + "\n").collect();
+            out.write_all(all.as_bytes())
+        });
+        let mut got = io::BufReader::new(stream).lines();
+        for i in 0..lines {
+            let line = got.next().ok_or_else(|| io::Error::other(format!("{me}: end after {i} lines")))??;
+            if line != chat_line(other, i, len) {
+                return Err(io::Error::other(format!("{me}: line {i} of {other} is {line:?}")));
+            }
+        }
+        writer.join().map_err(|_| io::Error::other(format!("{me}: writer panicked")))?
+    })
 }
 
 // ----------------------------------------------------------------------------

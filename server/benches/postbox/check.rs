@@ -80,8 +80,10 @@ fn compare(what: &str, side: Side, ours: &[u8], theirs: &[u8]) {
 /// What `side` prints for `messages`, then for [`AT_STOP`] more at SIGTERM.
 fn queue_output(side: Side, messages: &[(u32, Vec<u8>)]) -> Vec<u8> {
     let queue = QueueName::new();
-    let server =
-        Server::start(side, &ServerSpec { queue: &queue, message_size: MQ_SIZE, tcp: false, extra: &[] });
+    let server = Server::start(
+        side,
+        &ServerSpec { queue: &queue, message_size: MQ_SIZE, tcp: false, extra: &[], program: None },
+    );
     let sender = Queue::open_to_send(queue.as_str()).expect("bench check: opening the queue to send");
     let mut out = Vec::new();
     for (priority, message) in messages {
@@ -100,7 +102,7 @@ fn queue_output(side: Side, messages: &[(u32, Vec<u8>)]) -> Vec<u8> {
 /// replaced by `PORT`.
 fn tcp_output(side: Side, stream: &[u8]) -> Vec<u8> {
     let queue = QueueName::new();
-    let spec = ServerSpec { queue: &queue, message_size: TCP_PIECE, tcp: true, extra: &[] };
+    let spec = ServerSpec { queue: &queue, message_size: TCP_PIECE, tcp: true, extra: &[], program: None };
     let server = Server::start(side, &spec);
     let addr = server.addr.expect("a TCP server says where it listens");
     let mut client = TcpStream::connect(addr).expect("bench check: connecting");

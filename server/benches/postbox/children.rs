@@ -9,6 +9,7 @@ use std::io::{self, BufRead, BufReader, Read};
 use std::net::SocketAddr;
 use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::process::CommandExt;
+use std::path::Path;
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::thread;
@@ -16,7 +17,6 @@ use std::time::{Duration, Instant};
 
 use crate::c_server;
 use crate::cleanup::{self, QueueName};
-use crate::placement::Placement;
 
 /// How long a child may take to say it is ready.
 const READY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -30,12 +30,23 @@ pub struct Proc {
 }
 
 impl Proc {
-    /// Spawns `command`; the child receives `stop_signal` if the conductor dies.
+    /// Spawns `command` with no signal blocked; the child receives
+    /// `stop_signal` if the conductor dies.
     pub fn spawn(command: &mut Command, stop_signal: libc::c_int) -> Proc {
-        // SAFETY: `prctl` is async-signal-safe and touches no memory of ours,
-        // so it may run between `fork` and `exec`.
+        // SAFETY: `sigemptyset`, `pthread_sigmask` and `prctl` are
+        // async-signal-safe and touch only the closure's own set, so they may
+        // run between `fork` and `exec`.
         unsafe {
             command.pre_exec(move || {
+                // The conductor blocks the interrupt signals ([`cleanup`]) and
+                // the mask survives `exec`: a child that does not block its
+                // stop signal itself (perf) would never see it.
+                let mut none: libc::sigset_t = std::mem::zeroed();
+                libc::sigemptyset(&mut none);
+                let err = libc::pthread_sigmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
+                if err != 0 {
+                    return Err(io::Error::from_raw_os_error(err));
+                }
                 if libc::prctl(libc::PR_SET_PDEATHSIG, stop_signal as libc::c_ulong) == -1 {
                     return Err(io::Error::last_os_error());
                 }
@@ -140,6 +151,8 @@ pub struct ServerSpec<'a> {
     /// More arguments for the server (ours: `--notify signal`, `--no-stats`;
     /// the C server implements neither).
     pub extra: &'a [&'a str],
+    /// For [`Side::Ours`]: another build of our server to run instead.
+    pub program: Option<&'a Path>,
 }
 
 /// A server started and ready, its stdout a pipe for the sink.
@@ -158,7 +171,7 @@ impl Server {
     /// get ready is a broken benchmark: this panics.
     pub fn start(side: Side, spec: &ServerSpec<'_>) -> Server {
         let mut command = match side {
-            Side::Ours => Command::new(env!("CARGO_BIN_EXE_server")),
+            Side::Ours => Command::new(spec.program.unwrap_or(Path::new(env!("CARGO_BIN_EXE_server")))),
             Side::Mio => own_role("mio-server"),
             Side::C => Command::new(c_server::binary().expect("the C server runs only when it was built")),
         };
@@ -173,7 +186,6 @@ impl Server {
             .stderr(Stdio::piped());
         let started = Instant::now();
         let mut proc = Proc::spawn(&mut command, libc::SIGTERM);
-        Placement::place_server(proc.pid());
         let log = relay_lines(proc.child.stderr.take().expect("stderr is piped"));
         let stdout = proc.child.stdout.take().expect("stdout is piped");
         let mut addr = None;

@@ -4,7 +4,7 @@
 //!
 //! The conductor blocks those signals in its main thread before it starts any
 //! other thread, so they all inherit the mask; one thread waits for them with
-//! `sigwait`. Children do not inherit the mask: `std::process::Command`
+//! `sigwait`. Children do not inherit the mask: [`crate::children::Proc`]
 //! clears it in the child before `exec`.
 
 use std::ffi::CString;
@@ -83,18 +83,21 @@ fn clean_up_everything() {
     }
 }
 
-/// Removes a queue and the statistics pair a server keeps beside it
-/// (`NAME.stats` in shared memory and as a semaphore). Names that are gone
-/// already (the usual case: their server removed them) are no error.
+/// Removes a queue and what a server keeps beside it: the statistics pair
+/// (`NAME.stats` in shared memory and as a semaphore) and the output
+/// journal (`NAME.journal`, which a server killed with SIGKILL leaves, as
+/// the footprint rows' kernel floor does). Names that are gone already
+/// (the usual case: their server removed them) are no error.
 fn unlink_all(queue: &CString) {
-    let mut stats = queue.as_bytes().to_vec();
-    stats.extend_from_slice(b".stats");
-    let stats = CString::new(stats).expect("queue names have no NUL");
-    // SAFETY: both names are NUL-terminated.
+    let beside =
+        |suffix: &[u8]| CString::new([queue.as_bytes(), suffix].concat()).expect("queue names have no NUL");
+    let (stats, journal) = (beside(b".stats"), beside(b".journal"));
+    // SAFETY: every name is NUL-terminated.
     unsafe {
         libc::mq_unlink(queue.as_ptr());
         libc::shm_unlink(stats.as_ptr());
         libc::sem_unlink(stats.as_ptr());
+        libc::shm_unlink(journal.as_ptr());
     }
 }
 
@@ -104,7 +107,7 @@ fn reaped(pid: libc::pid_t) -> bool {
 }
 
 /// Removes what earlier runs left when they were killed with SIGKILL (the
-/// one signal that cannot be caught): queues and statistics named
+/// one signal that cannot be caught): queues, statistics and journals named
 /// `pbbench-PID-N` whose PID is gone. Needs the mqueue filesystem mounted
 /// on `/dev/mqueue` (and `/dev/shm`) to see them; without it, does nothing.
 pub fn sweep_dead_runs() {
@@ -120,7 +123,7 @@ pub fn sweep_dead_runs() {
         let alive = unsafe { libc::kill(pid, 0) } == 0
             || io::Error::last_os_error().raw_os_error() == Some(libc::EPERM);
         if !alive {
-            let number = number.trim_end_matches(".stats");
+            let number = number.trim_end_matches(".stats").trim_end_matches(".journal");
             let queue = CString::new(format!("/pbbench-{pid}-{number}")).expect("no NUL in a file name");
             unlink_all(&queue);
         }
@@ -138,8 +141,8 @@ pub fn forget_child(pid: u32) {
 }
 
 /// A queue name unique to this run (`/pbbench-PID-N`), unlinked (with the
-/// server's statistics beside it) when it is dropped or the conductor is
-/// interrupted.
+/// server's statistics and journal beside it) when it is dropped or the
+/// conductor is interrupted.
 pub struct QueueName {
     name: String,
     c_name: CString,

@@ -5,7 +5,8 @@
 //! raw limits run in the same rounds. Every ratio thus compares figures
 //! measured side by side.
 
-use crate::c_server;
+use std::path::Path;
+
 use crate::children::{Server, ServerSpec, Side, Worker, SIDES};
 use crate::cleanup::QueueName;
 use crate::clock;
@@ -14,6 +15,7 @@ use crate::procfs;
 use crate::raw::{self, Receive};
 use crate::report::{median, CFigure, Table, Target, Unit};
 use crate::sink;
+use crate::syscalls::{Calls, Counter};
 use crate::Plan;
 
 const MESSAGE_SIZES: [usize; 3] = [16, 1024, 8192];
@@ -41,10 +43,88 @@ impl Observed {
     }
 }
 
-/// One end-to-end run: items per second, and the server's CPU per item.
-struct Run {
+/// How a run's server is started and watched, beyond which side it is.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Setup<'a> {
+    /// More arguments for the server.
+    pub extra: &'a [&'a str],
+    /// Another build of our server, run in place of this one (`--baseline`).
+    pub program: Option<&'a Path>,
+    /// Count the server's system calls ([`crate::syscalls`]).
+    pub count_calls: bool,
+}
+
+/// What a run feeds its server.
+#[derive(Debug, Clone, Copy)]
+pub enum Load {
+    /// `senders` processes send messages of `size` bytes through the queue.
+    Queue { size: usize, senders: u64 },
+    /// One client process writes 64-byte lines over `connections` connections.
+    Tcp { connections: usize },
+}
+
+impl Load {
+    /// The load as a row names it.
+    pub fn label(self) -> String {
+        match self {
+            Load::Queue { size, senders: 1 } => format!("mq {size} B"),
+            Load::Queue { size, senders } => format!("mq {size} B, {senders} senders"),
+            Load::Tcp { connections: 1 } => "tcp 64 B lines, 1 connection".to_string(),
+            Load::Tcp { connections } => format!("tcp 64 B lines, {connections} connections"),
+        }
+    }
+
+    /// What one item of the load is called in a row.
+    pub fn item(self) -> &'static str {
+        match self {
+            Load::Queue { .. } => "message",
+            Load::Tcp { .. } => "line",
+        }
+    }
+
+    /// One run of this load against `side`'s server.
+    pub fn run(self, side: Side, setup: Setup<'_>, plan: Plan, observed: &mut Observed) -> Run {
+        match self {
+            Load::Queue { size, senders } => mq_run_with(side, size, senders, setup, plan, observed),
+            Load::Tcp { connections } => tcp_run(side, connections, setup, plan, observed),
+        }
+    }
+}
+
+/// One end-to-end run: items per second, the server's CPU per item, and
+/// its system calls per item if they were counted.
+pub struct Run {
     rate: f64,
     cpu_ns: f64,
+    pub calls: Option<Calls>,
+}
+
+/// What a run reads from its server over the part it measures, from just
+/// before the go to the last line read by the sink: the server's CPU time,
+/// and its system calls when they are counted.
+struct Meter {
+    pid: u32,
+    cpu_before: u64,
+    calls: Option<Counter>,
+}
+
+impl Meter {
+    /// Call just before the go.
+    fn start(pid: u32, count_calls: bool) -> Meter {
+        let calls = count_calls.then(|| {
+            let mut counter = Counter::attach(pid);
+            counter.start();
+            counter
+        });
+        Meter { pid, cpu_before: procfs::cpu_time_ns(pid), calls }
+    }
+
+    /// Call as soon as the sink has the last of the run's `items`; returns
+    /// the CPU time per item and the calls per item.
+    fn stop(self, items: u64) -> (f64, Option<Calls>) {
+        let cpu = procfs::cpu_time_ns(self.pid) - self.cpu_before;
+        (cpu as f64 / items as f64, self.calls.map(|counter| counter.finish(items)))
+    }
 }
 
 /// The runs of every side, indexed by [`Side`].
@@ -168,95 +248,94 @@ fn mq_size(plan: Plan, size: usize, placement: Placement, table: &mut Table, obs
 /// One server fed by `senders` sender processes; messages per second from
 /// the first send to the last line the sink reads.
 fn mq_run(side: Side, size: usize, senders: u64, plan: Plan, observed: &mut Observed) -> Run {
-    mq_run_with(side, size, senders, &[], plan, observed)
+    mq_run_with(side, size, senders, Setup::default(), plan, observed)
 }
 
-/// [`mq_run`], the server given the `extra` arguments.
+/// [`mq_run`], the server started and watched as `setup` says.
 fn mq_run_with(
     side: Side,
     size: usize,
     senders: u64,
-    extra: &[&str],
+    setup: Setup<'_>,
     plan: Plan,
     observed: &mut Observed,
 ) -> Run {
     let queue = QueueName::new();
-    let server = Server::start(side, &ServerSpec { queue: &queue, message_size: size, tcp: false, extra });
+    let spec = ServerSpec {
+        queue: &queue,
+        message_size: size,
+        tcp: false,
+        extra: setup.extra,
+        program: setup.program,
+    };
+    let server = Server::start(side, &spec);
     let per_sender = plan.mq_messages / senders;
     let args = [queue.as_str().to_string(), per_sender.to_string(), size.to_string()];
     let mut workers: Vec<Worker> = (0..senders).map(|_| Worker::start("sender", &args)).collect();
-    let cpu_before = procfs::cpu_time_ns(server.pid());
+    let messages = per_sender * senders;
+    let meter = Meter::start(server.pid(), setup.count_calls);
     workers.iter_mut().for_each(Worker::go);
-    let last = sink::read_lines(server.output(), per_sender * senders).expect("mq run: sink");
-    let cpu = procfs::cpu_time_ns(server.pid()) - cpu_before;
+    let last = sink::read_lines(server.output(), messages).expect("mq run: sink");
+    let (cpu_ns, calls) = meter.stop(messages);
     let first = workers.into_iter().map(|w| w.finish().0).min().expect("at least one sender");
     if size == 8192 && senders == 1 {
         observed.mq_peak_kib[side as usize].push(procfs::status_kib(server.pid(), "VmHWM") as f64);
     }
     observed.launch(side, server);
-    let messages = per_sender * senders;
-    Run { rate: clock::rate(messages, first, last), cpu_ns: cpu as f64 / messages as f64 }
+    Run { rate: clock::rate(messages, first, last), cpu_ns, calls }
 }
 
 /// Ours with `extra` arguments against ours with none, 16 B, with one
-/// sender and with four, in alternating order. Both columns are ours: the
-/// first with `extra`, the second (in mio's) as it is by default.
+/// sender and with four: both columns are ours, the first with `extra`,
+/// the second (in mio's) as it is by default.
 pub fn variant_workloads(extra: &[&str], plan: Plan, table: &mut Table) {
-    Placement::OneCpu.apply();
     let variant = extra.join(" ");
     for senders in [1, SENDERS] {
-        // `Side::Mio`'s slot holds ours as it is by default.
-        let cast = |side| (Side::Ours, if side == Side::Ours { extra } else { &[][..] });
-        let runs = stand_in_runs(Runs::without_c(), &[Side::Ours, Side::Mio], 16, senders, plan, cast);
-        runs.log(&format!("mq 16 B, {senders} sender(s), {variant} / default"));
-        let workload = format!("mq 16 B, {senders} sender(s): {variant} / default (both ours)");
+        let load = Load::Queue { size: 16, senders };
+        let runs = ours_against_ours(load, Setup { extra, ..Setup::default() }, Setup::default(), plan);
+        let workload = format!("{}: {variant} / default (both ours)", load.label());
+        runs.log(&workload);
         runs.add_rate(table, workload, Unit::PerSecond("msg"), None, Target::None);
-        runs.add_cpu(table, "message");
+        runs.add_cpu(table, load.item());
     }
 }
 
-/// What the SIGKILL window costs, and that it is the whole difference: the
-/// server alone on its CPU, senders and sink on another, 16 B and 1 KiB
-/// from one sender. Three servers: ours (its column), the C server writing
-/// after every queueful as ours does (`--write-every-queueful`, in the mio
-/// column) and the C server as it is (writing once per round, in the C
-/// column). Without the C server there is nothing to compare: no rows.
-pub fn window_workloads(plan: Plan, table: &mut Table) {
-    if c_server::binary().is_none() {
-        return;
+/// This build of our server against another (`--baseline PATH`, say the
+/// commit before a change), on the queue and TCP loads: what a change
+/// costs, measured side by side. The second column (mio's) is the other
+/// build.
+pub fn baseline_workloads(program: &Path, plan: Plan, table: &mut Table) {
+    let other = Setup { program: Some(program), ..Setup::default() };
+    let loads = [
+        Load::Queue { size: 16, senders: 1 },
+        Load::Queue { size: 16, senders: SENDERS },
+        Load::Queue { size: 1024, senders: 1 },
+        Load::Queue { size: 8192, senders: 1 },
+        Load::Tcp { connections: 1 },
+        Load::Tcp { connections: 1000 },
+    ];
+    for load in loads {
+        let runs = ours_against_ours(load, Setup::default(), other, plan);
+        let workload = format!("{}: this build / baseline (both ours)", load.label());
+        runs.log(&workload);
+        let unit = Unit::PerSecond(if load.item() == "line" { "lines" } else { "msg" });
+        runs.add_rate(table, workload, unit, None, Target::None);
+        runs.add_cpu(table, load.item());
     }
-    Placement::Apart.apply();
-    let window: &[&str] = &["--write-every-queueful"];
-    for size in [16, 1024] {
-        // `Side::Mio`'s slot holds the C server with the window.
-        let cast = |side| if side == Side::Mio { (Side::C, window) } else { (side, &[][..]) };
-        let runs = stand_in_runs(Runs::new(), &Side::servers(), size, 1, plan, cast);
-        let label = Placement::Apart.label();
-        runs.log(&format!("mq {size} B{label}: ours, C with the window, C"));
-        let workload = format!("mq {size} B{label}; mio column: C writing every queueful");
-        runs.add_rate(table, workload, Unit::PerSecond("msg"), None, Target::None);
-        runs.add_cpu(table, "message");
-    }
+}
+
+/// Our server in both columns, on one CPU, in alternating order: set up as
+/// `first` in ours, as `second` in mio's. These starts and stops stay out
+/// of the footprint rows, which compare the servers over the same loads.
+fn ours_against_ours(load: Load, first: Setup<'_>, second: Setup<'_>, plan: Plan) -> Runs {
     Placement::OneCpu.apply();
-}
-
-/// Queue runs in which a column may hold another server than its own:
-/// `cast` names the server, and its extra arguments, that runs in each
-/// side's slot. Their starts and stops stay out of the footprint rows,
-/// which compare the servers over the same workloads.
-fn stand_in_runs<'a>(
-    mut runs: Runs,
-    sides: &[Side],
-    size: usize,
-    senders: u64,
-    plan: Plan,
-    cast: impl Fn(Side) -> (Side, &'a [&'a str]),
-) -> Runs {
     let observed = &mut Observed::default();
-    for round in 0..plan.repeats {
-        for side in order(sides, round) {
-            let (server, extra) = cast(side);
-            runs.push(side, mq_run_with(server, size, senders, extra, plan, observed));
+    let mut runs = Runs::without_c();
+    let repeats = if matches!(load, Load::Tcp { .. }) { plan.tcp_repeats } else { plan.repeats };
+    for round in 0..repeats {
+        for side in order(&[Side::Ours, Side::Mio], round) {
+            let setup = if side == Side::Ours { first } else { second };
+            runs.push(side, load.run(Side::Ours, setup, plan, observed));
         }
     }
     runs
@@ -286,7 +365,7 @@ fn tcp_connections(
     let mut runs = Runs::new();
     for round in 0..plan.tcp_repeats {
         for side in order(&Side::servers(), round) {
-            runs.push(side, tcp_run(side, connections, plan, observed));
+            runs.push(side, tcp_run(side, connections, Setup::default(), plan, observed));
         }
     }
     let label = placement.label();
@@ -302,19 +381,21 @@ fn tcp_connections(
 
 /// One server, one client process writing over `connections` connections;
 /// lines per second from the first write to the last line read by the sink.
-fn tcp_run(side: Side, connections: usize, plan: Plan, observed: &mut Observed) -> Run {
+/// The server is started and watched as `setup` says.
+fn tcp_run(side: Side, connections: usize, setup: Setup<'_>, plan: Plan, observed: &mut Observed) -> Run {
     let queue = QueueName::new();
-    let spec = ServerSpec { queue: &queue, message_size: TCP_MESSAGE_SIZE, tcp: true, extra: &[] };
+    let (extra, program) = (setup.extra, setup.program);
+    let spec = ServerSpec { queue: &queue, message_size: TCP_MESSAGE_SIZE, tcp: true, extra, program };
     let server = Server::start(side, &spec);
     let addr = server.addr.expect("a TCP server says where it listens");
     let lines = plan.tcp_lines / connections as u64 * connections as u64;
     let args = [addr.to_string(), connections.to_string(), lines.to_string()];
     let mut client = Worker::start("tcp-client", &args);
-    let cpu_before = procfs::cpu_time_ns(server.pid());
+    let meter = Meter::start(server.pid(), setup.count_calls);
     client.go();
     let last = sink::read_lines(server.output(), lines).expect("tcp run: sink");
-    let cpu = procfs::cpu_time_ns(server.pid()) - cpu_before;
+    let (cpu_ns, calls) = meter.stop(lines);
     let (first, _) = client.finish();
     observed.launch(side, server);
-    Run { rate: clock::rate(lines, first, last), cpu_ns: cpu as f64 / lines as f64 }
+    Run { rate: clock::rate(lines, first, last), cpu_ns, calls }
 }

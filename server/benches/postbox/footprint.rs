@@ -78,8 +78,10 @@ fn idle_servers(plan: Plan, table: &mut Table) {
     for _ in 0..if plan.quick { 1 } else { 7 } {
         for &side in &sides {
             let queue = QueueName::new();
-            let server =
-                Server::start(side, &ServerSpec { queue: &queue, message_size: 1024, tcp: true, extra: &[] });
+            let server = Server::start(
+                side,
+                &ServerSpec { queue: &queue, message_size: 1024, tcp: true, extra: &[], program: None },
+            );
             thread::sleep(Duration::from_millis(200));
             rss[side as usize].push(procfs::status_kib(server.pid(), "VmRSS") as f64);
             stop[side as usize].push(server.stop().as_secs_f64() * 1e3);
@@ -104,8 +106,10 @@ fn medians([ours, mio, c]: &[Vec<f64>; SIDES]) -> Option<(f64, f64, CFigure)> {
 /// connections: our server killed with SIGKILL, so none of its code runs.
 fn kill_floor_ms() -> f64 {
     let queue = QueueName::new();
-    let server =
-        Server::start(Side::Ours, &ServerSpec { queue: &queue, message_size: 1024, tcp: true, extra: &[] });
+    let server = Server::start(
+        Side::Ours,
+        &ServerSpec { queue: &queue, message_size: 1024, tcp: true, extra: &[], program: None },
+    );
     let addr = server.addr.expect("a TCP server says where it listens");
     let holder = Worker::start("tcp-idle", &[addr.to_string(), IDLE_CONNECTIONS.to_string()]);
     sink::read_lines(server.output(), IDLE_CONNECTIONS as u64).expect("idle connections: sink");
@@ -122,7 +126,10 @@ fn idle_side_by_side(plan: Plan) -> Vec<Idle> {
         .iter()
         .zip(&queues)
         .map(|(&side, queue)| {
-            Server::start(side, &ServerSpec { queue, message_size: 1024, tcp: true, extra: &[] })
+            Server::start(
+                side,
+                &ServerSpec { queue, message_size: 1024, tcp: true, extra: &[], program: None },
+            )
         })
         .collect();
     let each = |what: &dyn Fn(u32) -> u64| servers.iter().map(|s| what(s.pid())).collect::<Vec<u64>>();

@@ -20,9 +20,10 @@
 //! fails, or is interrupted ([`cleanup`]).
 //!
 //! Arguments: `--quick` (a tenth of the work, one run each: a smoke test),
-//! `--only mq|notify|stats|window|tcp|dispatch|footprint|check` (one group of
-//! workloads; `check` runs only the check of the output), `--repeats N`
-//! (runs of each side, for a closer look).
+//! `--only GROUP` (one group of workloads, see [`GROUPS`]; `check` runs
+//! only the check of the output), `--repeats N` (runs of each side, for a
+//! closer look), `--baseline PATH` (adds the `baseline` group: this build
+//! of the server against the one at PATH).
 
 mod c_server;
 mod check;
@@ -40,6 +41,7 @@ mod raw;
 mod report;
 mod roles;
 mod sink;
+mod syscalls;
 
 use std::process::ExitCode;
 
@@ -89,6 +91,11 @@ impl Plan {
     }
 }
 
+/// What `--only` accepts: the groups of workloads, and `check` (the output
+/// check alone, which every run makes first).
+const GROUPS: [&str; 9] =
+    ["mq", "notify", "stats", "baseline", "tcp", "syscalls", "dispatch", "footprint", "check"];
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.first().map(String::as_str) == Some("--role") {
@@ -103,6 +110,21 @@ fn main() -> ExitCode {
         plan.dispatch_repeats = plan.repeats;
     }
     let only = value_of("--only");
+    if let Some(group) = only.filter(|group| !GROUPS.contains(&group.as_str())) {
+        eprintln!("bench: no group {group:?}; --only takes one of {}", GROUPS.join(", "));
+        return ExitCode::from(2);
+    }
+    let baseline = value_of("--baseline").map(std::path::PathBuf::from);
+    if only.is_some_and(|only| only == "baseline") && baseline.is_none() {
+        eprintln!("bench: --only baseline needs --baseline PATH (another build of the server)");
+        return ExitCode::from(2);
+    }
+    // Cargo runs the bench in the package's directory (server/), not where
+    // it was called from: a relative path would name the wrong file.
+    if let Some(path) = baseline.as_deref().filter(|path| !path.is_absolute() || !path.is_file()) {
+        eprintln!("bench: --baseline takes the absolute path of a server binary, not {}", path.display());
+        return ExitCode::from(2);
+    }
     let wanted = |group: &str| only.map_or(true, |only| only == group);
     cleanup::catch_interrupts();
     cleanup::sweep_dead_runs();
@@ -120,11 +142,14 @@ fn main() -> ExitCode {
     if wanted("stats") {
         endtoend::variant_workloads(&["--no-stats"], plan, &mut table);
     }
-    if wanted("window") {
-        endtoend::window_workloads(plan, &mut table);
+    if let Some(program) = baseline.as_deref().filter(|_| wanted("baseline")) {
+        endtoend::baseline_workloads(program, plan, &mut table);
     }
     if wanted("tcp") {
         endtoend::tcp_workloads(plan, &mut table, &mut observed);
+    }
+    if wanted("syscalls") {
+        syscalls::workloads(plan, &mut table);
     }
     if wanted("dispatch") {
         dispatch::workloads(plan, &mut table);

@@ -106,7 +106,7 @@ impl MioServer {
         if let Some(listener) = &listener {
             eprintln!("[INFO] listening on {}", listener.local_addr()?);
         }
-        let output = Output::stdout(Lifecycle::new(), &STOP_SIGNALS);
+        let output = Output::stdout(Lifecycle::new(), &STOP_SIGNALS, config.message_size as usize);
         let spec = QueueSpec {
             name: config.queue.clone(),
             max_messages: config.max_messages,

@@ -10,6 +10,8 @@ use crate::Plan;
 #[derive(Debug, Clone, Copy)]
 pub enum Unit {
     PerSecond(&'static str),
+    /// A count per message or line, such as system calls.
+    PerItem(&'static str),
     Nanoseconds,
     Milliseconds,
     Kib,
@@ -21,6 +23,7 @@ impl Unit {
     fn format(self, value: f64) -> String {
         match self {
             Unit::PerSecond(what) => format!("{} {what}/s", thousands(value)),
+            Unit::PerItem(what) => format!("{} per {what}", three_digits(value)),
             Unit::Nanoseconds => format!("{value:.0} ns"),
             Unit::Milliseconds => format!("{value:.2} ms"),
             Unit::Kib => format!("{} KiB", thousands(value)),
@@ -257,9 +260,9 @@ fn push_line(out: &mut String, cells: &[String; COLUMNS], widths: &[usize; COLUM
 }
 
 /// The lowest and highest of the ratios `ours[i] / other[i]`, if there are
-/// at least two.
+/// at least two (a pair whose `other` is zero has none).
 fn spread(ours: &[f64], other: &[f64]) -> Option<(f64, f64)> {
-    let ratios: Vec<f64> = ours.iter().zip(other).map(|(o, m)| o / m).collect();
+    let ratios: Vec<f64> = ours.iter().zip(other).filter(|(_, &m)| m != 0.0).map(|(o, m)| o / m).collect();
     (ratios.len() >= 2).then(|| ratios.iter().fold((f64::MAX, f64::MIN), |(l, h), &r| (l.min(r), h.max(r))))
 }
 
@@ -273,6 +276,16 @@ pub fn median(values: &[f64]) -> f64 {
     } else {
         (sorted[mid - 1] + sorted[mid]) / 2.0
     }
+}
+
+/// A count per item with three decimals, or three significant digits
+/// below 0.1 (0.00123), so that rare calls do not read as none.
+fn three_digits(value: f64) -> String {
+    if value == 0.0 {
+        return "0".to_string();
+    }
+    let decimals = if value > 0.0 && value < 0.1 { (2.0 - value.log10().floor()) as usize } else { 3 };
+    format!("{value:.decimals$}")
 }
 
 /// 1234567.8 as "1 234 568".

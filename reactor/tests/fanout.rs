@@ -1,0 +1,179 @@
+//! `Fanout` with each `SlowReader` policy: two real clients exchange 10 000
+//! lines each (1.2 MB each way) while a third never reads; the two must get
+//! every line, the third must cost no more than its bound.
+
+mod util;
+
+use std::cell::Cell;
+use std::io::Read;
+use std::os::fd::AsFd;
+use std::os::unix::net::UnixStream;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use reactor::sources::{Connection, ConnectionHandle, Fanout, SlowReader};
+use reactor::Reactor;
+use util::{exchange_lines, set_send_buffer, socketpair};
+
+const LINES: usize = 10_000;
+/// Bytes per line, `\n` included.
+const LINE: usize = 120;
+/// Each client's whole traffic: 1.2 MB.
+const TRAFFIC: usize = LINES * LINE;
+/// The send buffer of every server-side socket (the kernel doubles the
+/// 106 496 asked for): Linux's usual default, set so that the sizes below
+/// hold on any machine.
+const SEND_BUFFER: usize = 212_992;
+/// How long a test may take before it fails.
+const DEADLINE: Duration = Duration::from_secs(30);
+
+struct Outcome {
+    /// The most any connection held, seen at the start of each round.
+    max_buffered: usize,
+    /// Whether a sender's reading was seen paused.
+    paused: bool,
+    slow: ConnectionHandle,
+    /// What the slow reader's connection held when the room shut down
+    /// (dropped then, unwritten).
+    slow_buffered: usize,
+    /// The client that never read.
+    slow_client: UnixStream,
+}
+
+/// Runs the room until both exchanging clients have got everything and
+/// left, then shuts it down.
+fn chat(policy: SlowReader, limit: usize) -> Outcome {
+    let room = Fanout::new(policy);
+    let mut reactor = Reactor::new().unwrap();
+    let left = Rc::new(Cell::new(0));
+    let mut servers = Vec::new();
+    let mut clients = Vec::new();
+    for _ in 0..3 {
+        let (server, client) = socketpair();
+        set_send_buffer(server.as_fd(), SEND_BUFFER / 2);
+        let (to_room, gone) = (room.clone(), left.clone());
+        let conn = Connection::new(server, move |line, me, ctx| to_room.send(ctx, me, line))
+            .unwrap()
+            .limit(limit)
+            .on_close(move |_, _| gone.set(gone.get() + 1))
+            .register(&mut reactor.context())
+            .unwrap();
+        room.join(&conn);
+        servers.push(conn);
+        clients.push(client);
+    }
+    let slow_client = UnixStream::from(clients.pop().unwrap());
+    let exchange = |fd, me, other| exchange_lines(UnixStream::from(fd), me, other, LINES, LINE, DEADLINE);
+    let b = exchange(clients.pop().unwrap(), "b", "a");
+    let a = exchange(clients.pop().unwrap(), "a", "b");
+
+    let (max, paused) = (Rc::new(Cell::new(0)), Rc::new(Cell::new(false)));
+    let (seen_max, seen_paused, watched) = (max.clone(), paused.clone(), servers.clone());
+    reactor.before_wait(move |_| {
+        for conn in &watched {
+            seen_max.set(seen_max.get().max(conn.buffered()));
+        }
+        let senders = &watched[..2];
+        seen_paused.set(seen_paused.get() || senders.iter().any(|c| c.is_open() && !c.is_reading()));
+    });
+    let deadline = Instant::now() + DEADLINE;
+    let (a_done, b_done) = (&servers[0], &servers[1]);
+    while a_done.token().is_some_and(|t| reactor.contains(t))
+        || b_done.token().is_some_and(|t| reactor.contains(t))
+    {
+        assert!(Instant::now() < deadline, "the clients did not finish within {DEADLINE:?}");
+        reactor.run_once(Some(Duration::from_millis(100))).unwrap();
+    }
+    for (name, client) in [("a", a), ("b", b)] {
+        client.join().unwrap_or_else(|_| panic!("client {name} panicked")).unwrap_or_else(|e| panic!("{e}"));
+    }
+    let slow = servers.pop().unwrap();
+    let slow_buffered = slow.buffered();
+    drop(reactor);
+    Outcome { max_buffered: max.get(), paused: paused.get(), slow, slow_buffered, slow_client }
+}
+
+fn received_by(mut slow_client: UnixStream) -> usize {
+    slow_client.set_read_timeout(Some(DEADLINE)).unwrap();
+    let mut all = Vec::new();
+    slow_client.read_to_end(&mut all).expect("the room closed the slow client");
+    all.len()
+}
+
+#[test]
+fn drop_loses_lines_for_the_slow_reader_alone_and_keeps_it_within_its_limit() {
+    // A limit that holds a whole client's traffic: a reading client can
+    // never lose a line, whatever the scheduling. The slow one is offered
+    // 2.4 MB, far past its limit plus its socket (1.5 MB).
+    let limit = 1280 * 1024;
+    assert!(limit >= TRAFFIC && 2 * TRAFFIC > limit + SEND_BUFFER + 64 * 1024);
+    let outcome = chat(SlowReader::Drop, limit);
+    assert!(outcome.slow.dropped() > 0, "nothing was dropped for the reader that never reads");
+    assert!(outcome.max_buffered <= limit, "held {} bytes, limit {limit}", outcome.max_buffered);
+    let kept = received_by(outcome.slow_client) + outcome.slow_buffered;
+    assert_eq!(kept, 2 * TRAFFIC - outcome.slow.dropped() as usize * LINE, "lines lost but not counted");
+}
+
+#[test]
+fn disconnect_closes_the_slow_reader_and_the_others_go_on() {
+    let limit = 1280 * 1024;
+    let outcome = chat(SlowReader::Disconnect, limit);
+    assert!(!outcome.slow.is_open(), "the reader that never reads is still connected");
+    assert!(outcome.max_buffered <= limit, "held {} bytes, limit {limit}", outcome.max_buffered);
+    let got = received_by(outcome.slow_client);
+    assert!(got < 2 * TRAFFIC, "the slow reader got everything ({got} bytes)");
+}
+
+#[test]
+fn pause_slows_the_senders_loses_nothing_and_closes_a_reader_that_never_reads() {
+    let limit = 64 * 1024;
+    let outcome = chat(SlowReader::Pause(Duration::from_secs(1)), limit);
+    assert!(outcome.paused, "no sender was ever paused");
+    assert!(!outcome.slow.is_open(), "the reader that never reads was not closed after its stall");
+    // One line past the limit per sender, at most.
+    let bound = limit + 2 * LINE;
+    assert!(outcome.max_buffered <= bound, "held {} bytes, bound {bound}", outcome.max_buffered);
+    let got = received_by(outcome.slow_client);
+    assert!(got < 2 * TRAFFIC, "the slow reader got everything ({got} bytes)");
+}
+
+/// A line from no member (a timer's announcement) reaches every member;
+/// with `Pause` there is no sender to pause, so a full member misses it
+/// and it is counted, as with `Drop`.
+#[test]
+fn broadcast_reaches_every_member_and_a_full_one_misses_lines_without_pausing_anyone() {
+    const ANNOUNCEMENTS: usize = 5_000; // 600 kB: far past the stuck member's socket and limit
+    let room = Fanout::new(SlowReader::Pause(Duration::from_secs(1)));
+    let mut reactor = Reactor::new().unwrap();
+    let (reading, reader) = socketpair();
+    let (stuck, _never_read) = socketpair();
+    set_send_buffer(stuck.as_fd(), SEND_BUFFER / 2);
+    let reading = Connection::new(reading, |_, _, _| {}).unwrap().limit(1 << 20);
+    let stuck = Connection::new(stuck, |_, _, _| {}).unwrap().limit(16 * 1024);
+    let (reading, stuck) =
+        (reading.register(&mut reactor.context()).unwrap(), stuck.register(&mut reactor.context()).unwrap());
+    room.join(&reading);
+    room.join(&stuck);
+    let announcer = room.clone();
+    reactor.context().after(Duration::ZERO, move |ctx| {
+        for i in 0..ANNOUNCEMENTS {
+            announcer.broadcast(ctx, util::chat_line("server", i, LINE).as_bytes());
+        }
+    });
+    let mut reader = UnixStream::from(reader);
+    reader.set_nonblocking(false).unwrap();
+    let counting = std::thread::spawn(move || {
+        let mut all = Vec::new();
+        reader.read_to_end(&mut all).map(|_| all.len())
+    });
+    let deadline = Instant::now() + DEADLINE;
+    while reading.written() < (ANNOUNCEMENTS * LINE) as u64 {
+        assert!(Instant::now() < deadline, "the reading member did not get every line");
+        reactor.run_once(Some(Duration::from_millis(100))).unwrap();
+    }
+    assert!(reading.is_reading() && stuck.is_reading(), "a broadcast paused a member");
+    assert_eq!(reading.dropped(), 0);
+    assert!(stuck.dropped() > 0, "the member that never reads missed nothing");
+    drop(reactor);
+    assert_eq!(counting.join().unwrap().unwrap(), ANNOUNCEMENTS * LINE);
+}

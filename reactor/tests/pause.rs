@@ -1,0 +1,149 @@
+//! A pause that holds: a paused source is not called, not even for the
+//! hang-up of a peer that wrote a lot and left, and the loop does not wake
+//! for it; resumed, it reads everything that waited.
+
+mod util;
+
+use std::cell::Cell;
+use std::io;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::rc::Rc;
+
+use reactor::sources::LineReader;
+use reactor::{Context, Interest, Reactor, Token};
+use util::{expect_no_events, pipe, run_until, write};
+
+/// Lines the peer writes before it leaves: 480 000 bytes, several of the
+/// reader's 64 KiB reads.
+const LINES: usize = 40_000;
+
+/// How a test stops and restarts the reader.
+#[derive(Clone, Copy, Debug)]
+enum Stop {
+    Pause,
+    NoInterest,
+}
+
+impl Stop {
+    fn stop(self, ctx: &mut Context<'_>, token: Token) -> io::Result<()> {
+        match self {
+            Stop::Pause => ctx.pause(token),
+            Stop::NoInterest => ctx.set_interest(token, Interest::NONE),
+        }
+    }
+
+    fn restart(self, reactor: &mut Reactor, token: Token) -> io::Result<()> {
+        match self {
+            Stop::Pause => reactor.resume(token),
+            Stop::NoInterest => reactor.set_interest(token, Interest::READABLE),
+        }
+    }
+}
+
+/// A pipe holding [`LINES`] lines whose writer has closed: its read end is
+/// readable and hung up for good.
+fn written_and_closed() -> OwnedFd {
+    let (ours, theirs) = pipe();
+    // SAFETY: F_SETPIPE_SZ only changes the pipe's capacity.
+    let size = unsafe { libc::fcntl(theirs.as_raw_fd(), libc::F_SETPIPE_SZ, 1 << 20) };
+    assert!(size >= 1 << 20, "F_SETPIPE_SZ: {}", io::Error::last_os_error());
+    let text: String = (0..LINES).map(|i| format!("line {i:06}\n")).collect();
+    write(&theirs, text.as_bytes());
+    ours
+}
+
+fn paused_reader_reads_nothing_after_its_writer_left(how: Stop) {
+    let mut reactor = Reactor::new().unwrap();
+    let (lines, closed) = (Rc::new(Cell::new(0)), Rc::new(Cell::new(false)));
+    let (count, end) = (lines.clone(), closed.clone());
+    let reader = LineReader::new(written_and_closed(), 1024, move |_, ctx| {
+        count.set(count.get() + 1);
+        if count.get() == 1 {
+            let me = ctx.current().expect("a reader's line callback has its token");
+            how.stop(ctx, me).expect("stop reading");
+        }
+    })
+    .on_close(move |_| end.set(true));
+    let token = reactor.register(reader).unwrap();
+
+    run_until(&mut reactor, "the first line", |_| lines.get() > 0);
+    // The read in progress is finished: its lines are delivered, no more.
+    let first_read = lines.get();
+    assert!(first_read < LINES, "{how:?}: read on to {first_read} lines in the round it stopped");
+    for _ in 0..5 {
+        expect_no_events(&mut reactor); // no wake-up for the hang-up: no spin
+        assert_eq!(lines.get(), first_read, "{how:?}: read while stopped");
+    }
+    assert!(!closed.get(), "{how:?}: closed while stopped");
+
+    how.restart(&mut reactor, token).unwrap();
+    run_until(&mut reactor, "the end of the stream", |_| closed.get());
+    assert_eq!(lines.get(), LINES, "{how:?}");
+}
+
+#[test]
+fn paused_reader_reads_nothing_after_its_writer_left_and_everything_once_resumed() {
+    paused_reader_reads_nothing_after_its_writer_left(Stop::Pause);
+}
+
+#[test]
+fn reader_with_no_interest_reads_nothing_after_its_writer_left_and_everything_after() {
+    paused_reader_reads_nothing_after_its_writer_left(Stop::NoInterest);
+}
+
+#[test]
+fn pause_keeps_the_interest_and_set_interest_while_paused_does_not_resume() {
+    let mut reactor = Reactor::new().unwrap();
+    let token = reactor.register(LineReader::new(written_and_closed(), 1024, |_, _| {})).unwrap();
+    assert!(!reactor.is_paused(token));
+    reactor.pause(token).unwrap();
+    reactor.pause(token).unwrap(); // twice is once
+    assert!(reactor.is_paused(token));
+    reactor.set_interest(token, Interest::READABLE).unwrap();
+    expect_no_events(&mut reactor);
+    assert_eq!(reactor.context().interest(token), Some(Interest::READABLE));
+    reactor.resume(token).unwrap();
+    assert!(!reactor.is_paused(token));
+    run_until(&mut reactor, "the reader to leave at end of file", |r| !r.contains(token));
+    assert_eq!(reactor.pause(token).map_err(|e| e.kind()), Err(io::ErrorKind::NotFound));
+    assert!(!reactor.is_paused(token));
+}
+
+#[test]
+fn paused_handler_is_removed_and_shut_down_like_any_other() {
+    let mut reactor = Reactor::new().unwrap();
+    let closed = Rc::new(Cell::new(false));
+    let end = closed.clone();
+    let reader = LineReader::new(written_and_closed(), 1024, |_, _| {}).on_close(move |_| end.set(true));
+    let token = reactor.register(reader).unwrap();
+    reactor.pause(token).unwrap();
+    assert!(reactor.remove(token));
+    assert!(closed.get() && reactor.is_empty());
+}
+
+#[test]
+fn run_returns_when_every_handler_is_paused_and_no_timer_is_left_as_nothing_could_wake_it() {
+    util::within_deadline(|| {
+        let mut reactor = Reactor::new().unwrap();
+        let (ours, _theirs) = pipe(); // never readable: only a resume could matter
+        let token = reactor.register(LineReader::new(ours, 1024, |_, _| {})).unwrap();
+        reactor.pause(token).unwrap();
+        reactor.run().unwrap(); // instead of an epoll_wait on nothing, for ever
+        assert!(reactor.is_empty(), "shut down as at any end of run");
+    });
+}
+
+#[test]
+fn a_timer_keeps_a_loop_of_paused_handlers_going_and_may_resume_them() {
+    util::within_deadline(|| {
+        let mut reactor = Reactor::new().unwrap();
+        let closed = Rc::new(Cell::new(false));
+        let end = closed.clone();
+        let reader = LineReader::new(written_and_closed(), 1024, |_, _| {}).on_close(move |_| end.set(true));
+        let token = reactor.register(reader).unwrap();
+        reactor.pause(token).unwrap();
+        reactor.context().after(std::time::Duration::from_millis(5), move |ctx| ctx.resume(token).unwrap());
+        reactor.run().unwrap(); // the reader reads to its end and leaves
+        assert!(closed.get());
+    });
+}
