@@ -205,8 +205,8 @@ impl WriterHandle {
     /// # fn main() -> std::io::Result<()> {
     /// let (mut input, ours_in) = UnixStream::pair()?;
     /// let (ours_out, mut output) = UnixStream::pair()?;
-    /// input.write_all(&b"a line of input\n".repeat(20_000))?; // 320 000 bytes
-    /// drop(input);
+    /// // 320 000 bytes, more than the sockets and the limit hold together.
+    /// let feeder = std::thread::spawn(move || input.write_all(&b"a line of input\n".repeat(20_000)));
     /// let mut reactor = Reactor::new()?;
     /// let out = Writer::new(ours_out, 16 * 1024)?.register(&mut reactor.context())?;
     /// let end = out.clone();
@@ -220,6 +220,7 @@ impl WriterHandle {
     ///     output.read_to_end(&mut got).map(|_| got.len())
     /// });
     /// reactor.run()?;
+    /// feeder.join().expect("no panic")?;
     /// assert_eq!(reader.join().expect("no panic")?, 320_000);
     /// # Ok(())
     /// # }
