@@ -143,3 +143,46 @@ fn a_reader_that_goes_away_is_reported_to_on_error_once_and_the_writer_leaves() 
         );
     }
 }
+
+#[test]
+fn write_line_or_pause_pauses_the_producer_keeps_the_bound_and_loses_nothing() {
+    within_deadline(|| {
+        // The producer: a socket holding far more lines than the pipe and the limit together.
+        let (mut producer_end, ours_in) = std::os::unix::net::UnixStream::pair().unwrap();
+        let (read_end, write_end) = pipe();
+        let capacity = pipe_size(&read_end);
+        let limit = capacity;
+        let line = [b'x'; 99];
+        let lines = 8 * (capacity + limit) / 100;
+        let feeder = std::thread::spawn(move || {
+            let all: Vec<u8> = (0..lines).flat_map(|_| line.iter().copied().chain([b'\n'])).collect();
+            io::Write::write_all(&mut producer_end, &all).unwrap();
+        });
+        let mut reactor = Reactor::new().unwrap();
+        let out = Writer::new(write_end, limit).unwrap().register(&mut reactor.context()).unwrap();
+        let (to_pipe, peak) = (out.clone(), Rc::new(Cell::new(0)));
+        let seen_peak = peak.clone();
+        let producer = reactor
+            .register(reactor::sources::LineReader::new(ours_in.into(), 1024, move |line, ctx| {
+                let me = ctx.current().expect("a reader's callback has its token");
+                to_pipe.write_line_or_pause(ctx, line, me).unwrap();
+                seen_peak.set(seen_peak.get().max(to_pipe.buffered()));
+            }))
+            .unwrap();
+        // Nobody reads the pipe: the producer must end up paused, and stay so.
+        run_until(&mut reactor, "the producer paused", |r| r.is_paused(producer));
+        util::run_for(&mut reactor, std::time::Duration::from_millis(50));
+        assert!(reactor.is_paused(producer), "still paused while the pipe is full");
+        // The bound: the limit, plus what one read of the producer (64 KiB at most) carried.
+        assert!(peak.get() <= limit + 64 * 1024 + 100, "peak {} over limit {limit}", peak.get());
+        // Now the pipe is read: every line arrives, in order, and the producer ran to its end.
+        let (sink, eof) = (Rc::new(RefCell::new(Vec::new())), Rc::new(Cell::new(false)));
+        reactor.register(collector(read_end, sink.clone(), eof.clone())).unwrap();
+        let expected = lines * 100;
+        run_until(&mut reactor, "every line through the pipe", |_| sink.borrow().len() >= expected);
+        feeder.join().unwrap();
+        assert_eq!(sink.borrow().len(), expected);
+        assert!(sink.borrow().chunks(100).all(|l| l[..99] == line && l[99] == b'\n'));
+        assert!(!reactor.is_paused(producer), "resumed once the buffer drained");
+    });
+}

@@ -43,6 +43,9 @@ struct Buffer {
     broken: bool,
     /// A write was refused for want of room since the buffer last emptied.
     refused: bool,
+    /// Producers paused by [`WriterHandle::write_line_or_pause`], resumed
+    /// when the buffer empties or the writer goes.
+    paused: Vec<Token>,
 }
 
 impl Buffer {
@@ -175,22 +178,72 @@ impl WriterHandle {
     /// buffer past its limit (nothing is queued; wait for `on_drain`),
     /// `BrokenPipe` once the stream failed or is closing.
     pub fn write(&self, ctx: &mut Context<'_>, bytes: &[u8]) -> io::Result<()> {
-        self.write_parts(ctx, &[bytes])
+        self.write_parts(ctx, &[bytes], false)
     }
 
     /// Queues `line` and a `\n`, both or neither, as [`write`](Self::write).
     pub fn write_line(&self, ctx: &mut Context<'_>, line: &[u8]) -> io::Result<()> {
-        self.write_parts(ctx, &[line, b"\n"])
+        self.write_parts(ctx, &[line, b"\n"], false)
     }
 
-    fn write_parts(&self, ctx: &mut Context<'_>, parts: &[&[u8]]) -> io::Result<()> {
+    /// Queues `line` and a `\n` even past the limit, and if the buffer then
+    /// holds its limit or more, pauses the source `producer` (usually
+    /// `ctx.current()`, the reader whose line this is: see
+    /// [`Context::pause`]) until the buffer has emptied, or the writer has
+    /// gone; then resumes it, before [`on_drain`](Writer::on_drain). The
+    /// buffer stays bounded by the limit plus what the producer hands over
+    /// before its pause takes hold (the rest of one read, for a
+    /// [`LineReader`](crate::sources::LineReader)). Nothing is lost and
+    /// nothing is held by hand. `BrokenPipe` once the stream failed or is
+    /// closing.
+    ///
+    /// ```
+    /// use std::io::{Read, Write};
+    /// use std::os::unix::net::UnixStream;
+    /// use reactor::{sources::{LineReader, Writer}, Reactor};
+    ///
+    /// # fn main() -> std::io::Result<()> {
+    /// let (mut input, ours_in) = UnixStream::pair()?;
+    /// let (ours_out, mut output) = UnixStream::pair()?;
+    /// // 320 000 bytes, more than the sockets and the limit hold together.
+    /// let feeder = std::thread::spawn(move || input.write_all(&b"a line of input\n".repeat(20_000)));
+    /// let mut reactor = Reactor::new()?;
+    /// let out = Writer::new(ours_out, 16 * 1024)?.register(&mut reactor.context())?;
+    /// let end = out.clone();
+    /// let copy = LineReader::new(ours_in.into(), 1024, move |line, ctx| {
+    ///     let me = ctx.current().expect("a reader's callback has its token");
+    ///     out.write_line_or_pause(ctx, line, me).expect("the reader reads");
+    /// });
+    /// reactor.register(copy.on_close(move |ctx| end.close_when_drained(ctx)))?;
+    /// let reader = std::thread::spawn(move || {
+    ///     let mut got = Vec::new();
+    ///     output.read_to_end(&mut got).map(|_| got.len())
+    /// });
+    /// reactor.run()?;
+    /// feeder.join().expect("no panic")?;
+    /// assert_eq!(reader.join().expect("no panic")?, 320_000);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn write_line_or_pause(&self, ctx: &mut Context<'_>, line: &[u8], producer: Token) -> io::Result<()> {
+        self.write_parts(ctx, &[line, b"\n"], true)?;
+        let mut buf = self.state.inner.borrow_mut();
+        if buf.len() >= self.state.limit && !buf.paused.contains(&producer) {
+            ctx.pause(producer)?;
+            buf.paused.push(producer);
+            buf.refused = true;
+        }
+        Ok(())
+    }
+
+    fn write_parts(&self, ctx: &mut Context<'_>, parts: &[&[u8]], past_limit: bool) -> io::Result<()> {
         let state = &self.state;
         let mut buf = state.inner.borrow_mut();
         if buf.broken || buf.closing || buf.failed.is_some() || !state.open.get() {
             return Err(io::Error::new(io::ErrorKind::BrokenPipe, "the writer is closed or failed"));
         }
         let size: usize = parts.iter().map(|p| p.len()).sum();
-        if buf.len() > 0 && buf.len() + size > state.limit {
+        if !past_limit && buf.len() > 0 && buf.len() + size > state.limit {
             buf.refused = true;
             return Err(io::Error::new(io::ErrorKind::WouldBlock, "the writer's buffer is full"));
         }
@@ -306,6 +359,19 @@ impl Writer {
         Ok(buf.len() == 0)
     }
 
+    /// Resumes the producers that [`WriterHandle::write_line_or_pause`]
+    /// paused (those still registered).
+    fn resume_producers(&self, ctx: &mut Context<'_>) {
+        let paused = std::mem::take(&mut self.state.inner.borrow_mut().paused);
+        for producer in paused {
+            if ctx.contains(producer) {
+                if let Err(e) = ctx.resume(producer) {
+                    log::warn!("writer: resuming a paused producer: {e}");
+                }
+            }
+        }
+    }
+
     fn fail(&mut self, e: io::Error, ctx: &mut Context<'_>) {
         self.state.inner.borrow_mut().broken = true;
         match self.state.on_error.take() {
@@ -364,6 +430,7 @@ impl Handler for Writer {
             ctx.remove_self();
             return Ok(());
         }
+        self.resume_producers(ctx);
         if was_armed {
             if let Some(me) = ctx.current() {
                 ctx.set_interest(me, Interest::HANGUP)?;
@@ -376,6 +443,11 @@ impl Handler for Writer {
             }
         }
         Ok(())
+    }
+
+    fn on_remove(&mut self, ctx: &mut Context<'_>) {
+        // Closed, evicted or failed: a paused producer is told by its next write.
+        self.resume_producers(ctx);
     }
 
     fn on_shutdown(&mut self) {
