@@ -200,6 +200,21 @@ fn a_shrunk_semaphore_file_does_not_kill_the_server() {
 }
 
 #[test]
+fn client_stats_on_a_shrunk_semaphore_file_exits_1_with_a_message_not_sigbus() {
+    let queue = TestQueue::new();
+    let mut server = start_server(&queue);
+    let (_, sem) = shm_paths(&stats_name(&queue));
+    stats_of(&queue);
+
+    fs::OpenOptions::new().write(true).open(&sem).and_then(|f| f.set_len(0)).expect("truncate the semaphore");
+    let run = client(["--stats", "--queue", queue.name()]);
+
+    assert_eq!(run.code(), 1, "stderr: {}", run.stderr);
+    assert!(run.stderr.contains("was shrunk (truncated) by another process"), "stderr: {}", run.stderr);
+    assert!(server.is_running(), "the server goes on");
+}
+
+#[test]
 fn modes_are_exactly_what_was_asked_whatever_the_umask() {
     let queue = TestQueue::new();
     let dir = TempDir::new();

@@ -10,7 +10,7 @@ use std::io;
 use std::mem;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use ipc::{MessageQueue, NamedSemaphore, ObjectInfo, SharedMemory};
+use ipc::{sigbus, MessageQueue, NamedSemaphore, ObjectInfo, SharedMemory};
 use server::layout::{stats_name, StatsPage, MAGIC, SOURCE_NAMES, VERSION};
 
 use crate::queue;
@@ -34,7 +34,17 @@ pub fn read(queue: &str, timeout: Duration) -> io::Result<Snapshot> {
     let name = stats_name(queue);
     let shm = SharedMemory::open(&name, false).map_err(|e| unreadable(queue, &name, e))?;
     let sem = NamedSemaphore::open(&name).map_err(|e| unreadable(queue, &name, e))?;
+    // Whoever may take the semaphore may also shrink its file, and glibc's
+    // mapping of it would then fault: refuse a short file at once, and
+    // survive one shrunk after this look.
+    if sem.info()?.size < mem::size_of::<libc::sem_t>() as u64 {
+        return Err(shrunk(queue, &sem));
+    }
+    sigbus::watch(sigbus::Region::Semaphore, sem.as_ptr().cast(), 1)?;
     let consistent = sem.wait_timeout(timeout)?;
+    if sigbus::take_tampered(sigbus::Region::Semaphore) {
+        return Err(shrunk(queue, &sem));
+    }
     let mut bytes = [0u8; mem::size_of::<StatsPage>()];
     // `pread`, not a mapping: an object shrunk under us cannot fault.
     let read = shm.read_at(&mut bytes, 0);
@@ -50,6 +60,18 @@ pub fn read(queue: &str, timeout: Duration) -> io::Result<Snapshot> {
     let server_running = open.as_ref().map(queue::held_by_server).transpose()?.unwrap_or(false);
     check_owner(queue, &name, &page, &shm.info()?, open.as_ref(), server_running)?;
     Ok(Snapshot { page, consistent, server_running })
+}
+
+/// Another process shrank the semaphore's file: it guards nothing.
+fn shrunk(queue: &str, sem: &NamedSemaphore) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidData,
+        format!(
+            "statistics of queue {queue}: the semaphore's file {} was shrunk (truncated) by another \
+             process, so it guards nothing: not read (the server goes on without statistics)",
+            sem.path()
+        ),
+    )
 }
 
 /// The object exists but cannot be opened, or does not exist: say which.

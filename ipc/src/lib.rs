@@ -47,6 +47,7 @@ mod mqueue;
 mod name;
 mod semaphore;
 mod shm;
+pub mod sigbus;
 mod sys;
 
 pub use info::ObjectInfo;

@@ -32,7 +32,7 @@ use ipc::{Mapping, SharedMemory};
 
 use crate::escape::{is_printable, Sink};
 use crate::output::FLUSH_AT;
-use crate::sigbus::{self, Region};
+use ipc::sigbus::{self, Region};
 
 /// Identifies a postbox journal: "PBJOURN" and a NUL.
 pub const MAGIC: u64 = u64::from_le_bytes(*b"PBJOURN\0");
@@ -289,7 +289,7 @@ impl Journal {
     fn map(shm: SharedMemory, capacity: usize) -> io::Result<Journal> {
         let mapping = shm.map()?;
         let base = NonNull::new(mapping.as_ptr()).ok_or_else(|| io::Error::other("mapped at 0"))?;
-        sigbus::watch(Region::Journal, base.as_ptr(), mapping.len())?;
+        sigbus::watch(Region::Mapping, base.as_ptr(), mapping.len())?;
         let header = Header {
             magic: MAGIC,
             version: VERSION,
@@ -385,7 +385,7 @@ impl Journal {
     /// pages were replaced by private ones (`sigbus`), whose bytes are
     /// zeros. From then on the buffer is private; what it held is lost.
     pub fn check_shrunk(&mut self) -> bool {
-        if !self.durable || !sigbus::take_tampered(Region::Journal) {
+        if !self.durable || !sigbus::take_tampered(Region::Mapping) {
             return false;
         }
         self.durable = false;
@@ -449,7 +449,7 @@ impl Sink for Journal {
 impl Drop for Journal {
     fn drop(&mut self) {
         if matches!(self.backing, Backing::Shared { .. }) {
-            sigbus::unwatch(Region::Journal);
+            sigbus::unwatch(Region::Mapping);
         }
     }
 }

@@ -23,7 +23,6 @@ pub mod layout;
 pub mod lifecycle;
 pub mod output;
 pub mod queue;
-mod sigbus;
 pub mod stats;
 pub mod streams;
 

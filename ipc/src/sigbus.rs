@@ -1,15 +1,17 @@
 //! Survives a shared mapping whose object another process shrank.
 //!
-//! Two mappings of the server belong to objects that other processes may
-//! `ftruncate`: the statistics' semaphore (glibc maps its file, and every
-//! user who may take it may also shrink it) and the output journal
-//! (`crate::journal`: only the server's own user may open it). An access
-//! past the new end faults with `SIGBUS`, which would kill the server. A
-//! handler for `SIGBUS` checks whether the fault is in one of them; if it
-//! is, it maps private memory of zeros over the whole of it, so that the
-//! access completes harmlessly, and notes the tampering: the statistics
-//! then stop, and the output goes on without a durable journal. Any other
-//! `SIGBUS` kills the process as it would have.
+//! Two kinds of mapping belong to objects that other processes may
+//! `ftruncate`: a named semaphore (glibc maps its file
+//! ([`NamedSemaphore::as_ptr`](crate::NamedSemaphore::as_ptr)), and every
+//! user who may take a semaphore may also shrink it), and a shared-memory
+//! object this process maps (the server's output journal: any process of
+//! its owner may shrink it). An access past the new end faults with
+//! `SIGBUS`, which would kill the process. After [`watch`], a handler for
+//! `SIGBUS` checks whether the fault is in a watched [`Region`]; if it is,
+//! it maps private memory of zeros over the whole of it, so that the access
+//! completes harmlessly, and notes the tampering for [`take_tampered`] (the
+//! semaphore is useless from then on; the mapping is private memory, no
+//! longer shared). Any other `SIGBUS` kills the process as it would have.
 
 use std::io;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -27,13 +29,13 @@ impl Watched {
     }
 }
 
-/// The mappings watched, one of each per process.
+/// What is watched: one of each per process.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Region {
-    /// The page of the statistics' semaphore.
+    /// The page of a named semaphore.
     Semaphore = 0,
-    /// The output journal, header and data.
-    Journal = 1,
+    /// A mapping of a shared-memory object (the server's output journal).
+    Mapping = 1,
 }
 
 static WATCHED: [Watched; 2] = [Watched::new(), Watched::new()];
