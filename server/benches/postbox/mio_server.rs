@@ -4,7 +4,7 @@
 //! event loop is not involved: the command line (`server::args`), the
 //! queue's creation, adoption, locking, drain and shutdown
 //! (`server::queue::ServerQueue`: `open`, `drain`, `on_shutdown`), the output
-//! with its escaping and counters (`server::output`, `server::escape`), and
+//! with its escaping, counters and journal (`server::output`, `server::escape`), and
 //! the statistics published once per round (`server::stats`). What differs
 //! is the loop and what mio asks of its users:
 //!
@@ -117,6 +117,8 @@ impl MioServer {
             return Err(io::Error::other("the mio server only watches the queue with epoll"));
         }
         let (queue, _) = ServerQueue::open(&spec, Notify::Epoll, output.clone(), Lifecycle::new())?;
+        // The journal as ours keeps it, so that ours / mio measures the loop alone.
+        output.borrow_mut().open_journal(&config.queue, config.message_size as usize)?;
         let queue_fd = queue.queue().as_raw_fd();
         poll.registry().register(&mut SourceFd(&queue_fd), QUEUE, Interest::READABLE)?;
         let stats = StatsShm::create(&config.queue, config.mode, queue.max_messages(), Lifecycle::new())?;
@@ -280,7 +282,7 @@ impl MioServer {
             self.close(Token(key));
         }
         self.queue.on_shutdown();
-        let _ = self.output.borrow_mut().flush();
+        let _ = self.output.borrow_mut().finish();
     }
 }
 
