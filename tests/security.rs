@@ -12,7 +12,7 @@ use std::thread;
 use std::time::Duration;
 
 use ipc::{Access, MessageQueue, QueueOptions, SharedMemory};
-use postbox::*;
+use support::*;
 
 /// The user a server runs as, in the tests that need a second user.
 const SERVER_UID: u32 = 65534;

@@ -10,9 +10,10 @@
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-/// The workspace root: the repository, where the `Makefile` is.
+/// The workspace root: the repository, where the `Makefile` is, and the
+/// parent of this crate's directory (`tests/`).
 pub fn workspace() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
+    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
 }
 
 /// The path of the workspace binary `name` (`server` or `client`) built

@@ -11,7 +11,7 @@ use std::process::{Child, ChildStdin, ChildStdout, Command, ExitStatus, Stdio};
 use std::thread;
 use std::time::Instant;
 
-use crate::lines::tail;
+use crate::output_lines::tail;
 use crate::{binary, pipe_is_full, wait_until_or, Finished, Lines, TestQueue, DEADLINE, POLL_INTERVAL};
 
 /// What the server reads as stdin.
