@@ -1,7 +1,7 @@
 /*
  * The postbox server's bench subset, in C: the third column of `make bench`.
  *
- * The conductor (server/benches/postbox/c_server.rs) builds this file with
+ * The conductor (bench/postbox/c_server.rs) builds this file with
  * `cc -std=c11 -O2` when a C compiler is present, and starts it exactly as
  * it starts our server. It prints the same bytes as ours for what it
  * implements:
