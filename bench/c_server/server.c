@@ -147,13 +147,20 @@ static size_t utf8_len(const unsigned char *s, size_t n)
     return len;
 }
 
-/* C1 controls, bidirectional overrides and isolates, U+2028, U+2029. */
+/* What ours escapes as \xNN: C1 controls, Unicode's Bidi_Control set
+ * (U+061C, U+200E, U+200F, U+202A..U+202E, U+2066..U+2069), U+2028, U+2029,
+ * and the invisible U+200B and U+FEFF. */
 static int disguises(const unsigned char *s, size_t len)
 {
     if (len == 2)
-        return s[0] == 0xc2 && s[1] <= 0x9f;
-    return len == 3 && s[0] == 0xe2 &&
-           ((s[1] == 0x80 && s[2] >= 0xa8 && s[2] <= 0xae) || (s[1] == 0x81 && s[2] >= 0xa6 && s[2] <= 0xa9));
+        return (s[0] == 0xc2 && s[1] <= 0x9f) || (s[0] == 0xd8 && s[1] == 0x9c);
+    if (len != 3)
+        return 0;
+    if (s[0] == 0xef)
+        return s[1] == 0xbb && s[2] == 0xbf;
+    return s[0] == 0xe2 &&
+           ((s[1] == 0x80 && (s[2] == 0x8b || s[2] == 0x8e || s[2] == 0x8f || (s[2] >= 0xa8 && s[2] <= 0xae))) ||
+            (s[1] == 0x81 && s[2] >= 0xa6 && s[2] <= 0xa9));
 }
 
 static unsigned char *put_hex(unsigned char *o, unsigned char b)
