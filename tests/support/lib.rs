@@ -26,7 +26,7 @@
 //!
 //! | module | what |
 //! | --- | --- |
-//! | `binaries` | where the `server` and `client` of this build are |
+//! | `binaries` | where the `server` and `client` of this build are; [`SharedBinaries`], copies any user may run |
 //! | `test_queue` | [`TestQueue`], [`RawQueue`]: queues of one test |
 //! | `server_process` | [`ServerBuilder`], [`Server`]: a server process |
 //! | `process` | [`Process`], [`Finished`]: short-lived processes |
@@ -62,8 +62,10 @@ mod tcp_reset;
 mod tempdir;
 mod test_queue;
 
-pub use binaries::{binary, workspace};
-pub use client_run::{client, client_command, client_with_input, send, send_with_priority};
+pub use binaries::{binary, workspace, SharedBinaries};
+pub use client_run::{
+    client, client_command, client_command_at, client_with_input, send, send_with_priority,
+};
 pub use expected_escape::escaped;
 pub use ipc::Access;
 pub use journal_header::{
