@@ -37,13 +37,13 @@ test:
 	RUSTDOCFLAGS='-D warnings' $(CARGO) doc --workspace --no-deps --quiet
 	$(CARGO) test --workspace
 
-# Builds the release binaries, then runs server/benches/postbox (one table of
-# ours against mio and a C server, with nproc, kernel and date) and the
-# reactor's wake bench; docs/performance.md says how to read them.
+# Builds the release binaries, then runs bench/postbox (one table of ours
+# against mio and a C server, with nproc, kernel and date) and bench/wake
+# (the reactor's wake against mio's); docs/performance.md says how to read them.
 # QUICK=1 does a tenth of the work, once: a smoke test in a few seconds.
 bench: build
-	$(CARGO) bench -p server --bench postbox -- $(if $(filter 1,$(QUICK)),--quick)
-	$(CARGO) bench -p reactor --bench wake -- $(if $(filter 1,$(QUICK)),--quick)
+	$(CARGO) bench -p bench --bench postbox -- $(if $(filter 1,$(QUICK)),--quick)
+	$(CARGO) bench -p bench --bench wake -- $(if $(filter 1,$(QUICK)),--quick)
 
 doc:
 	RUSTDOCFLAGS='-D warnings' $(CARGO) doc --workspace --no-deps

@@ -1,7 +1,7 @@
 //! The client: arguments joined into one message, stdin lines as messages
 //! in order, priorities, the queue name from the environment.
 
-use postbox::*;
+use support::*;
 
 #[test]
 fn arguments_joined_by_single_spaces_are_one_message() {

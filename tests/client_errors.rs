@@ -1,7 +1,7 @@
 //! The client's errors: one clear line on stderr and a non-zero exit (2 for
 //! bad arguments, 1 otherwise), and never a queue created.
 
-use postbox::*;
+use support::*;
 
 /// Asserts a bad-arguments exit: status 2, the reason on the first line,
 /// and nothing but the pointer to --help after it.

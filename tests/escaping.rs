@@ -8,7 +8,7 @@
 use std::io::Write;
 use std::net::{Shutdown, TcpStream};
 
-use postbox::*;
+use support::*;
 
 /// Every byte value once, in order.
 fn all_bytes() -> Vec<u8> {

@@ -12,7 +12,7 @@ use std::thread;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use ipc::{MessageQueue, SharedMemory};
-use postbox::*;
+use support::*;
 
 /// The number in `replayed N line(s)`, if the server's log says it.
 fn replayed(log: &[String]) -> usize {

@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use postbox::*;
+use support::*;
 
 /// `make send` with the client of this build: `CARGO=true` turns the
 /// Makefile's build step into a no-op (the binaries are built already, by

@@ -4,7 +4,7 @@
 
 use std::io;
 
-use postbox::*;
+use support::*;
 
 /// A server on `queue` in the given mode (`epoll`, the default, or `signal`).
 fn server_in(mode: &str, queue: &TestQueue) -> ServerBuilder {

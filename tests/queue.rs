@@ -1,7 +1,7 @@
 //! The server's message queue: its name, its attributes, its mode, one
 //! server per queue, adopting a queue a killed server left, priorities.
 
-use postbox::*;
+use support::*;
 
 #[test]
 fn queue_message_is_printed_with_its_priority() {

@@ -8,7 +8,7 @@ use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use postbox::*;
+use support::*;
 
 /// `server < /dev/zero`: epoll refuses the device, and reading it never
 /// ends; the server reads it a chunk per round and still obeys SIGTERM.

@@ -4,6 +4,8 @@
 //!
 //! Tests that need a second user run only as root (they switch to the
 //! unprivileged uids 65534 and 65533); elsewhere they say why they skip.
+//! What they run as that user is a copy of the binaries that any user may
+//! run ([`SharedBinaries`]), wherever the build is.
 
 use std::fs;
 use std::io::Read;
@@ -12,7 +14,7 @@ use std::thread;
 use std::time::Duration;
 
 use ipc::{Access, MessageQueue, QueueOptions, SharedMemory};
-use postbox::*;
+use support::*;
 
 /// The user a server runs as, in the tests that need a second user.
 const SERVER_UID: u32 = 65534;
@@ -151,7 +153,9 @@ fn a_queue_that_cannot_be_removed_at_shutdown_is_an_error_not_removed() {
     }
     let Some(mount) = mqueue_mount_or_skip() else { return };
     let queue = TestQueue::new();
-    let mut server = ServerBuilder::on(&queue).pre_exec_hook(become_server_user).start();
+    let binaries = SharedBinaries::new();
+    let mut server =
+        ServerBuilder::on(&queue).program(binaries.path("server")).pre_exec_hook(become_server_user).start();
     // Someone with the power to (root) gives the queue away under the server.
     chown(&mount.join(queue.name().trim_start_matches('/')), OTHER_UID);
 
@@ -280,7 +284,9 @@ fn statistics_forged_in_advance_by_another_user_are_refused() {
     let (shm, sem) = shm_paths(&name);
     chown(&shm, OTHER_UID);
     chown(&sem, OTHER_UID);
-    let server = ServerBuilder::on(&queue).pre_exec_hook(become_server_user).start();
+    let binaries = SharedBinaries::new();
+    let server =
+        ServerBuilder::on(&queue).program(binaries.path("server")).pre_exec_hook(become_server_user).start();
     server.stderr.wait_containing("running without");
 
     let run = client(["--stats", "--queue", queue.name()]);
@@ -298,7 +304,8 @@ fn statistics_that_exist_but_cannot_be_read_are_not_called_missing() {
     let queue = TestQueue::new();
     let _server = start_server(&queue); // root's, mode 0600
 
-    let mut command = client_command(["--stats", "--queue", queue.name()]);
+    let binaries = SharedBinaries::new();
+    let mut command = client_command_at(&binaries.path("client"), ["--stats", "--queue", queue.name()]);
     // SAFETY: the hook only makes async-signal-safe calls.
     unsafe {
         std::os::unix::process::CommandExt::pre_exec(&mut command, || {

@@ -7,7 +7,7 @@ use std::io::{BufRead, BufReader};
 use std::os::unix::fs::FileTypeExt;
 use std::os::unix::net::UnixStream;
 
-use postbox::*;
+use support::*;
 
 /// Fills the queue while the server is stopped, signals it while still
 /// stopped (the signal waits, blocked, for the loop), lets it go on, and

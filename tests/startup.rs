@@ -4,7 +4,7 @@
 use std::net::TcpListener;
 use std::os::unix::net::UnixListener;
 
-use postbox::*;
+use support::*;
 
 /// Asserts a failed start: the exit code, the reason on the first line of
 /// stderr (a second line may only point to --help), nothing on stdout.

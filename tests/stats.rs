@@ -10,7 +10,7 @@ use std::os::unix::net::UnixStream;
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use postbox::*;
+use support::*;
 
 /// The bound on a `--stats` read: its timeout plus a generous margin for
 /// starting a process on a busy machine.

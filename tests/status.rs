@@ -1,7 +1,7 @@
 //! `client --status`: the queue's attributes (`mq_getattr`), its owner,
 //! and its file in the mqueue filesystem.
 
-use postbox::*;
+use support::*;
 
 /// The value after `label` on the line that starts with it.
 fn value_of<'a>(status: &'a str, label: &str) -> &'a str {

@@ -6,7 +6,7 @@ use std::io::Write;
 use std::thread;
 use std::time::Duration;
 
-use postbox::*;
+use support::*;
 
 /// At 100 ticks per second a spinning server burns about 100 in a second.
 const IDLE_TICKS: u64 = 5;

@@ -8,7 +8,7 @@
 //! the pipe, the server's own buffer and the queue can hold together
 //! ([`messages_to_stall`]), and waits for the pipe to take no more.
 
-use postbox::*;
+use support::*;
 
 /// The queue's capacity: [`ServerBuilder::on`] keeps the default.
 const QUEUE_CAPACITY: usize = 10;

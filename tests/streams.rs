@@ -8,7 +8,7 @@ use std::os::unix::net::UnixStream;
 use std::sync::{Arc, Barrier};
 use std::thread;
 
-use postbox::*;
+use support::*;
 
 fn connect(server: &Server) -> (TcpStream, String) {
     let stream = TcpStream::connect(server.tcp_addr()).expect("connect to the server");

@@ -1,23 +1,28 @@
-//! What `Fifo::create` accepts at its path: its own new FIFO, or a FIFO of
-//! this user that grants others nothing beyond the mode asked; never a
-//! symbolic link (not even one swapped in between `mkfifo` and the rest),
-//! another user's FIFO, or one others may read more than asked.
+//! `Fifo`: it does not spin without writers, serves one writer after
+//! another, and is removed at shutdown unless kept or found there. What
+//! `Fifo::create` accepts at its path: its own new FIFO, or a FIFO of this
+//! user that grants others nothing beyond the mode asked; never a symbolic
+//! link (not even one swapped in between `mkfifo` and the rest), another
+//! user's FIFO, or one others may read more than asked.
 //!
 //! Tests that need a second user run only as root (they switch a child
 //! process to uid 65534); elsewhere they say why they skip.
 
 mod util;
 
+use std::cell::RefCell;
 use std::ffi::CString;
-use std::fs;
-use std::io;
+use std::fs::{self, OpenOptions};
+use std::io::{self, Write};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{symlink, PermissionsExt};
+use std::os::unix::fs::{symlink, FileTypeExt, OpenOptionsExt, PermissionsExt};
 use std::path::Path;
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use reactor::sources::Fifo;
-use util::TempDir;
+use reactor::Reactor;
+use util::{run_for, run_until, within_deadline, CpuClock, TempDir, IDLE_TICKS};
 
 /// The other user, in the tests that need one.
 const OTHER_UID: u32 = 65534;
@@ -179,4 +184,57 @@ impl Drop for Swapper {
             libc::waitpid(self.0, std::ptr::null_mut(), 0);
         }
     }
+}
+
+#[test]
+fn a_fifo_without_writers_does_not_spin_and_serves_successive_writers() {
+    within_deadline(|| {
+        let dir = TempDir::new("fifo");
+        let path = dir.path().join("fifo");
+        let mut reactor = Reactor::new().unwrap();
+        let lines = Rc::new(RefCell::new(Vec::new()));
+        let seen = lines.clone();
+        reactor
+            .register(
+                Fifo::create(&path, 0o640, 1024, move |line, _| seen.borrow_mut().push(line.to_vec()))
+                    .unwrap(),
+            )
+            .unwrap();
+        let meta = fs::symlink_metadata(&path).unwrap();
+        assert!(meta.file_type().is_fifo());
+        assert_eq!(meta.permissions().mode() & 0o777, 0o640, "the mode asked for, whatever the umask");
+        for writer in ["first", "second"] {
+            let mut pipe = OpenOptions::new().write(true).custom_flags(libc::O_NONBLOCK).open(&path).unwrap();
+            writeln!(pipe, "{writer}").unwrap();
+            drop(pipe); // the last writer leaves
+            run_until(&mut reactor, writer, |_| {
+                lines.borrow().last().map(|l| l.as_slice()) == Some(writer.as_bytes())
+            });
+            // No writer now: a second of the loop must cost (almost) no CPU.
+            let cpu = CpuClock::for_this_thread();
+            let before = cpu.ticks();
+            run_for(&mut reactor, Duration::from_secs(1) / 2);
+            let used = cpu.ticks() - before;
+            assert!(used <= IDLE_TICKS / 2 + 1, "{used} ticks in half a second: the reader spins");
+        }
+        reactor.shutdown();
+        assert!(!path.exists(), "removed at shutdown");
+    });
+}
+
+#[test]
+fn a_kept_fifo_stays_and_an_existing_one_is_not_removed() {
+    let dir = TempDir::new("fifo-keep");
+    let path = dir.path().join("fifo");
+    let mut reactor = Reactor::new().unwrap();
+    reactor.register(Fifo::create(&path, 0o600, 64, |_, _| {}).unwrap().keep()).unwrap();
+    reactor.shutdown();
+    assert!(path.exists(), "kept");
+    // Already there: used, and left in place.
+    reactor.register(Fifo::create(&path, 0o600, 64, |_, _| {}).unwrap()).unwrap();
+    reactor.shutdown();
+    assert!(path.exists(), "not ours to remove");
+    let regular = dir.path().join("file");
+    fs::write(&regular, b"").unwrap();
+    assert!(Fifo::create(&regular, 0o600, 64, |_, _| {}).is_err(), "not a FIFO");
 }

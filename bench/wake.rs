@@ -8,7 +8,7 @@
 //!   figure is wakes per second issued while the loop keeps up (wakes
 //!   coalesce, so callbacks are fewer).
 //!
-//! `cargo bench -p reactor --bench wake`
+//! `cargo bench -p bench --bench wake`
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;

@@ -1,4 +1,4 @@
-//! Support for the end-to-end tests in `tests/`.
+//! Support for the end-to-end tests in `tests/` (this crate's test targets).
 //!
 //! The tests run the `server` and `client` binaries as separate processes,
 //! the way a user would: the binaries that `cargo test --workspace` built
@@ -26,20 +26,20 @@
 //!
 //! | module | what |
 //! | --- | --- |
-//! | `binaries` | where the `server` and `client` of this build are |
-//! | `queue` | [`TestQueue`], [`RawQueue`]: queues of one test |
-//! | `server` | [`ServerBuilder`], [`Server`]: a server process |
+//! | `binaries` | where the `server` and `client` of this build are; [`SharedBinaries`], copies any user may run |
+//! | `test_queue` | [`TestQueue`], [`RawQueue`]: queues of one test |
+//! | `server_process` | [`ServerBuilder`], [`Server`]: a server process |
 //! | `process` | [`Process`], [`Finished`]: short-lived processes |
-//! | `client` | running the client: [`client`], [`send`] |
-//! | `lines` | [`Lines`]: output read line by line, waited for |
+//! | `client_run` | running the client: [`client`], [`send`] |
+//! | `output_lines` | [`Lines`]: output read line by line, waited for |
 //! | `pipe` | a pipe's capacity, fill and room, what the server buffers |
-//! | `stats` | `client --stats --json`, parsed: [`SourceFigures`] |
-//! | `shm` | [`TestSemaphore`], forged shared memory, `/dev/shm` paths |
-//! | `journal` | the server's output journal: its header, planted ones |
+//! | `stats_json` | `client --stats --json`, parsed: [`SourceFigures`] |
+//! | `shm_objects` | [`TestSemaphore`], forged shared memory, `/dev/shm` paths |
+//! | `journal_header` | the server's output journal: its header, planted ones |
 //! | `mqueue_fs` | the mqueue file system and its fields |
-//! | `escape` | the escaping rule, written down independently |
+//! | `expected_escape` | the escaping rule, written down independently |
 //! | `tempdir` | [`TempDir`] |
-//! | `net` | a TCP reset |
+//! | `tcp_reset` | a TCP reset |
 
 #![warn(missing_docs, missing_debug_implementations)]
 
@@ -48,37 +48,41 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 mod binaries;
-mod client;
-mod escape;
-mod journal;
-mod lines;
+mod client_run;
+mod expected_escape;
+mod journal_header;
 mod mqueue_fs;
-mod net;
+mod output_lines;
 mod pipe;
 mod process;
-mod queue;
-mod server;
-mod shm;
-mod stats;
+mod server_process;
+mod shm_objects;
+mod stats_json;
+mod tcp_reset;
 mod tempdir;
+mod test_queue;
 
-pub use binaries::{binary, workspace};
-pub use client::{client, client_command, client_with_input, send, send_with_priority};
-pub use escape::escaped;
+pub use binaries::{binary, workspace, SharedBinaries};
+pub use client_run::{
+    client, client_command, client_command_at, client_with_input, send, send_with_priority,
+};
+pub use expected_escape::escaped;
 pub use ipc::Access;
-pub use journal::{journal_header, journal_header_for, journal_name, plant_journal, Header, HEADER_SIZE};
-pub use lines::Lines;
+pub use journal_header::{
+    journal_header, journal_header_for, journal_name, plant_journal, Header, HEADER_SIZE,
+};
 pub use mqueue_fs::{
     field, mqueue_fields, mqueue_file_fields, mqueue_limit, mqueue_mount, mqueue_mount_or_skip,
 };
-pub use net::reset;
+pub use output_lines::Lines;
 pub use pipe::{bytes_waiting, messages_to_stall, pipe_capacity, pipe_is_full, SERVER_OUTPUT_BUFFER};
 pub use process::{run_to_end, Finished, Process};
-pub use queue::{queue_exists, QueueAttr, RawQueue, TestQueue};
-pub use server::{start_server, Input, Server, ServerBuilder};
-pub use shm::{create_shared_memory, shm_paths, TestSemaphore};
-pub use stats::{client_stats, stats_name, stats_of, Json, JsonExt, SourceFigures, SOURCES};
+pub use server_process::{start_server, Input, Server, ServerBuilder};
+pub use shm_objects::{create_shared_memory, shm_paths, TestSemaphore};
+pub use stats_json::{client_stats, stats_name, stats_of, Json, JsonExt, SourceFigures, SOURCES};
+pub use tcp_reset::reset;
 pub use tempdir::TempDir;
+pub use test_queue::{queue_exists, QueueAttr, RawQueue, TestQueue};
 
 /// How long any expected event may take before the test fails.
 pub const DEADLINE: Duration = Duration::from_secs(10);

@@ -7,11 +7,12 @@ use std::io::{self, Write};
 use std::net::SocketAddr;
 use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
 use std::process::{Child, ChildStdin, ChildStdout, Command, ExitStatus, Stdio};
 use std::thread;
 use std::time::Instant;
 
-use crate::lines::tail;
+use crate::output_lines::tail;
 use crate::{binary, pipe_is_full, wait_until_or, Finished, Lines, TestQueue, DEADLINE, POLL_INTERVAL};
 
 /// What the server reads as stdin.
@@ -36,6 +37,7 @@ pub struct ServerBuilder {
     umask: Option<libc::mode_t>,
     ignored: Vec<libc::c_int>,
     pre_exec: Option<fn()>,
+    program: Option<PathBuf>,
 }
 
 impl ServerBuilder {
@@ -51,6 +53,7 @@ impl ServerBuilder {
             umask: None,
             ignored: Vec::new(),
             pre_exec: None,
+            program: None,
         }
     }
 
@@ -112,6 +115,13 @@ impl ServerBuilder {
         self
     }
 
+    /// Runs the server at `program` instead of this build's (a
+    /// [`SharedBinaries`](crate::SharedBinaries) copy, say).
+    pub fn program(mut self, program: PathBuf) -> ServerBuilder {
+        self.program = Some(program);
+        self
+    }
+
     /// Runs `hook` in the child between fork and exec (async-signal-safe
     /// calls only), for example to lower a resource limit.
     pub fn pre_exec_hook(mut self, hook: fn()) -> ServerBuilder {
@@ -128,7 +138,7 @@ impl ServerBuilder {
 
     /// Starts the server without waiting for anything.
     pub fn spawn(self) -> Server {
-        let mut command = Command::new(binary("server"));
+        let mut command = Command::new(self.program.clone().unwrap_or_else(|| binary("server")));
         command.args(&self.args).stdout(Stdio::piped()).stderr(Stdio::piped());
         for (key, value) in &self.env {
             match value {

@@ -1,7 +1,7 @@
 /*
  * The postbox server's bench subset, in C: the third column of `make bench`.
  *
- * The conductor (server/benches/postbox/c_server.rs) builds this file with
+ * The conductor (bench/postbox/c_server.rs) builds this file with
  * `cc -std=c11 -O2` when a C compiler is present, and starts it exactly as
  * it starts our server. It prints the same bytes as ours for what it
  * implements:
@@ -147,15 +147,18 @@ static size_t utf8_len(const unsigned char *s, size_t n)
     return len;
 }
 
-/* C1 controls, U+061C, U+200B, U+200E, U+200F, bidirectional overrides and
-   isolates, U+2028, U+2029, U+FEFF: as server/src/escape.rs. */
+/* What ours escapes as \xNN: C1 controls, Unicode's Bidi_Control set
+ * (U+061C, U+200E, U+200F, U+202A..U+202E, U+2066..U+2069), U+2028, U+2029,
+ * and the invisible U+200B and U+FEFF. */
 static int disguises(const unsigned char *s, size_t len)
 {
     if (len == 2)
         return (s[0] == 0xc2 && s[1] <= 0x9f) || (s[0] == 0xd8 && s[1] == 0x9c);
-    if (len == 3 && s[0] == 0xef)
+    if (len != 3)
+        return 0;
+    if (s[0] == 0xef)
         return s[1] == 0xbb && s[2] == 0xbf;
-    return len == 3 && s[0] == 0xe2 &&
+    return s[0] == 0xe2 &&
            ((s[1] == 0x80 && (s[2] == 0x8b || s[2] == 0x8e || s[2] == 0x8f || (s[2] >= 0xa8 && s[2] <= 0xae))) ||
             (s[1] == 0x81 && s[2] >= 0xa6 && s[2] <= 0xa9));
 }

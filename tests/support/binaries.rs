@@ -7,12 +7,18 @@
 //! this test executable. So the tests find the binaries of the very build
 //! they belong to, whatever `CARGO_TARGET_DIR` or the profile.
 
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::sync::OnceLock;
 
-/// The workspace root: the repository, where the `Makefile` is.
+use crate::TempDir;
+
+/// The workspace root: the repository, where the `Makefile` is, and the
+/// parent of this crate's directory (`tests/`).
 pub fn workspace() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
+    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
 }
 
 /// The path of the workspace binary `name` (`server` or `client`) built
@@ -28,6 +34,50 @@ pub fn binary(name: &str) -> PathBuf {
         path.display()
     );
     path
+}
+
+/// Copies of the `server` and `client` of this build that every user may
+/// run, for the tests that run them as another user: the build's own may lie
+/// under a directory only its owner can enter (a `CARGO_TARGET_DIR` made by
+/// `mktemp -d` has mode 0700). The copies are in a fresh directory of mode
+/// 0755, removed with them on drop.
+#[derive(Debug)]
+pub struct SharedBinaries {
+    dir: TempDir,
+}
+
+impl SharedBinaries {
+    /// Copies both binaries, with mode 0755.
+    pub fn new() -> SharedBinaries {
+        let dir = TempDir::new();
+        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755))
+            .unwrap_or_else(|e| panic!("chmod 0755 {}: {e}", dir.path().display()));
+        for name in ["server", "client"] {
+            // Copied by a child process: a descriptor open for writing in
+            // this process would be inherited by a process another test
+            // thread forks meanwhile, and running the copy would fail with
+            // ETXTBSY until that process calls exec.
+            let status = Command::new("install")
+                .args(["-m", "0755"])
+                .arg(binary(name))
+                .arg(dir.join(name))
+                .status()
+                .unwrap_or_else(|e| panic!("cannot run install: {e}"));
+            assert!(status.success(), "install {name} into {}: {status}", dir.path().display());
+        }
+        SharedBinaries { dir }
+    }
+
+    /// The copy of `name` (`server` or `client`).
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+}
+
+impl Default for SharedBinaries {
+    fn default() -> Self {
+        SharedBinaries::new()
+    }
 }
 
 /// `<target>/<profile>`: the test executable is `<target>/<profile>/deps/<test>-<hash>`.

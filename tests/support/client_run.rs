@@ -1,6 +1,7 @@
 //! Running the client.
 
 use std::ffi::OsStr;
+use std::path::Path;
 use std::process::Command;
 
 use crate::{binary, run_to_end, Finished, TestQueue, DEADLINE};
@@ -8,7 +9,13 @@ use crate::{binary, run_to_end, Finished, TestQueue, DEADLINE};
 /// A `client` command with `args`, and no `POSTBOX_QUEUE` from the
 /// environment of the test run.
 pub fn client_command<S: AsRef<OsStr>>(args: impl IntoIterator<Item = S>) -> Command {
-    let mut command = Command::new(binary("client"));
+    client_command_at(&binary("client"), args)
+}
+
+/// [`client_command`], with the client at `program` (a
+/// [`SharedBinaries`](crate::SharedBinaries) copy, say).
+pub fn client_command_at<S: AsRef<OsStr>>(program: &Path, args: impl IntoIterator<Item = S>) -> Command {
+    let mut command = Command::new(program);
     command.args(args).env_remove("POSTBOX_QUEUE");
     command
 }

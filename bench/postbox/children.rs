@@ -9,9 +9,10 @@ use std::io::{self, BufRead, BufReader, Read};
 use std::net::SocketAddr;
 use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::process::CommandExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::sync::OnceLock;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -120,7 +121,7 @@ impl Drop for Proc {
 /// Which server runs: its index in the per-side arrays is `side as usize`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Side {
-    /// `target/release/server`, on our reactor.
+    /// `target/release/server`, on our reactor ([`our_server`]).
     Ours,
     /// The same server code on mio ([`crate::mio_server`]).
     Mio,
@@ -171,7 +172,7 @@ impl Server {
     /// get ready is a broken benchmark: this panics.
     pub fn start(side: Side, spec: &ServerSpec<'_>) -> Server {
         let mut command = match side {
-            Side::Ours => Command::new(spec.program.unwrap_or(Path::new(env!("CARGO_BIN_EXE_server")))),
+            Side::Ours => Command::new(spec.program.unwrap_or(our_server())),
             Side::Mio => own_role("mio-server"),
             Side::C => Command::new(c_server::binary().expect("the C server runs only when it was built")),
         };
@@ -249,6 +250,25 @@ fn relay_lines(stream: impl Read + Send + 'static) -> Receiver<(Instant, String)
         }
     });
     receive
+}
+
+/// The directory of the release binaries, `<target>/release`: the parent
+/// of the `deps/` directory that holds this bench binary, wherever the
+/// target directory is.
+pub fn release_dir() -> Result<PathBuf, String> {
+    let exe = std::env::current_exe().map_err(|e| format!("cannot find the bench binary: {e}"))?;
+    let dir = exe.parent().ok_or("the bench binary has no directory")?;
+    let dir =
+        if dir.file_name().is_some_and(|name| name == "deps") { dir.parent().unwrap_or(dir) } else { dir };
+    Ok(dir.to_path_buf())
+}
+
+/// Our server, `<target>/release/server`. `make build` builds it: Cargo
+/// builds no binary of another package for a bench target, so a bench run
+/// on its own measures whatever release build is there.
+pub fn our_server() -> &'static Path {
+    static SERVER: OnceLock<PathBuf> = OnceLock::new();
+    SERVER.get_or_init(|| release_dir().expect("bench setup").join("server"))
 }
 
 /// This binary, in another role.

@@ -1,4 +1,4 @@
-//! The third column: a small C server (`server/benches/c_server/server.c`)
+//! The third column: a small C server (`bench/c_server/server.c`)
 //! with the same command line subset and the same output bytes as ours,
 //! built by the conductor at run time when a C compiler is present.
 //!
@@ -13,7 +13,7 @@ use std::process::Command;
 use std::sync::OnceLock;
 
 /// The source, in this crate.
-const SOURCE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/c_server/server.c");
+const SOURCE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/c_server/server.c");
 
 static BINARY: OnceLock<Option<PathBuf>> = OnceLock::new();
 
@@ -37,12 +37,8 @@ pub fn binary() -> Option<&'static Path> {
 }
 
 fn compile() -> Result<PathBuf, String> {
-    let exe = std::env::current_exe().map_err(|e| format!("cannot find the bench binary: {e}"))?;
-    let dir = exe.parent().ok_or("the bench binary has no directory")?;
-    // `<target>/<profile>/deps/postbox-HASH`: the binary goes beside the
-    // release binaries, not among cargo's own files.
-    let dir =
-        if dir.file_name().is_some_and(|name| name == "deps") { dir.parent().unwrap_or(dir) } else { dir };
+    // Beside the release binaries, not among cargo's own files.
+    let dir = crate::children::release_dir()?;
     let target = dir.join("c-server");
     // Built under a name of its own, then renamed: a run beside this one
     // never starts a half-written binary.

@@ -11,7 +11,7 @@
 //! - `tcp-client`, `tcp-idle`: write lines over TCP, or hold idle connections;
 //! - `mio-server`: the postbox server on mio ([`mio_server`]).
 //!
-//! The C server ([`c_server`]) is built from `server/benches/c_server` at
+//! The C server ([`c_server`]) is built from `bench/c_server` at
 //! the start of a run when a C compiler is present (its column says `n/a`
 //! otherwise), and [`check`] makes sure that every server prints exactly the
 //! bytes ours prints before anything is measured.
@@ -119,10 +119,14 @@ fn main() -> ExitCode {
         eprintln!("bench: --only baseline needs --baseline PATH (another build of the server)");
         return ExitCode::from(2);
     }
-    // Cargo runs the bench in the package's directory (server/), not where
+    // Cargo runs the bench in the package's directory (bench/), not where
     // it was called from: a relative path would name the wrong file.
     if let Some(path) = baseline.as_deref().filter(|path| !path.is_absolute() || !path.is_file()) {
         eprintln!("bench: --baseline takes the absolute path of a server binary, not {}", path.display());
+        return ExitCode::from(2);
+    }
+    if !children::our_server().is_file() {
+        eprintln!("bench: {} does not exist: run `make build` first", children::our_server().display());
         return ExitCode::from(2);
     }
     let wanted = |group: &str| only.map_or(true, |only| only == group);
