@@ -4,8 +4,8 @@ use std::ffi::OsString;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::time::Duration;
 
-pub use server::cli::UsageError;
-use server::cli::{check_queue_name, queue_or_default};
+pub use server::queue_name::UsageError;
+use server::queue_name::{check_queue_name, queue_or_default};
 
 use crate::trust;
 

@@ -5,9 +5,9 @@ use std::path::PathBuf;
 
 use log::LevelFilter;
 
-pub use crate::cli::UsageError;
-use crate::cli::{check_queue_name, queue_from_env, queue_or_default};
 use crate::queue::Notify;
+pub use crate::queue_name::UsageError;
+use crate::queue_name::{check_queue_name, queue_from_env, queue_or_default};
 
 /// What `server --help` prints.
 pub const HELP: &str = "\

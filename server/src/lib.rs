@@ -1,6 +1,6 @@
 //! The postbox server's parts: the command line, the queue handler, the
 //! stream sources, the output, its journal and its escaping rule, the statistics in
-//! shared memory and their layout, and the server's lifecycle.
+//! shared memory and their page's layout, and the server's lifecycle.
 //!
 //! The `server` binary puts them together (`src/main.rs`); the client reads
 //! the statistics through [`layout`] and shares [`cli`]; the benchmarks
@@ -16,14 +16,14 @@
 #![warn(missing_docs, missing_debug_implementations)]
 
 pub mod args;
-pub mod cli;
 pub mod escape;
 pub mod journal;
-pub mod layout;
 pub mod lifecycle;
 pub mod output;
 pub mod queue;
+pub mod queue_name;
 pub mod stats;
+pub mod stats_page;
 pub mod streams;
 
 /// The signals that stop the server cleanly: SIGINT, SIGTERM, and SIGHUP
