@@ -17,6 +17,7 @@
 
 pub mod args;
 pub mod escape;
+pub mod flags;
 pub mod journal;
 pub mod lifecycle;
 pub mod output;
