@@ -34,10 +34,7 @@ fn main() -> ExitCode {
             println!("client {}", env!("CARGO_PKG_VERSION"));
             return ExitCode::SUCCESS;
         }
-        Err(e) => {
-            eprintln!("client: {e}\nTry 'client --help' for more information.");
-            return ExitCode::from(2);
-        }
+        Err(e) => return e.report("client"),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

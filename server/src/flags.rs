@@ -29,10 +29,20 @@
 use std::ffi::OsString;
 use std::fmt;
 use std::os::unix::ffi::OsStrExt;
+use std::process::ExitCode;
 
 /// A bad command line, said in one line (exit status 2).
 #[derive(Debug)]
 pub struct UsageError(pub String);
+
+impl UsageError {
+    /// Says the error as `program` and points to its help, on stderr; the
+    /// exit status of a bad command line (2).
+    pub fn report(&self, program: &str) -> ExitCode {
+        eprintln!("{program}: {self}\nTry '{program} --help' for more information.");
+        ExitCode::from(2)
+    }
+}
 
 impl fmt::Display for UsageError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -31,6 +31,12 @@ pub mod streams;
 /// (the terminal went away). They also end a wait on a full stdout.
 pub const STOP_SIGNALS: [i32; 3] = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP];
 
+/// `e`, its message preceded by `what` (`queue /postbox: ...`), its kind
+/// kept: the server's one way to say which object an error is about.
+pub(crate) fn context(what: impl std::fmt::Display, e: std::io::Error) -> std::io::Error {
+    std::io::Error::new(e.kind(), format!("{what}: {e}"))
+}
+
 /// `docs/server.md`, compiled here so that any Rust block it holds is a doc
 /// test of this crate (`cargo test -p server --doc`), as `docs/reactor.md`
 /// is of the reactor's.

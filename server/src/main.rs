@@ -32,10 +32,7 @@ fn main() -> ExitCode {
             println!("server {}", env!("CARGO_PKG_VERSION"));
             return ExitCode::SUCCESS;
         }
-        Err(e) => {
-            eprintln!("server: {e}\nTry 'server --help' for more information.");
-            return ExitCode::from(2);
-        }
+        Err(e) => return e.report("server"),
     };
     init_logging(config.log_level);
     match serve(&config) {
