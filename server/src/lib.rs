@@ -1,10 +1,12 @@
-//! The postbox server's parts: the command line, the queue handler, the
-//! stream sources, the output, its journal and its escaping rule, the statistics in
-//! shared memory and their page's layout, and the server's lifecycle.
+//! The postbox server's parts: the command line and its flag parser, the
+//! queue handler, the stream sources, the output, its journal and its
+//! escaping rule, the statistics in shared memory and their page's layout,
+//! and the server's lifecycle.
 //!
 //! The `server` binary puts them together (`src/main.rs`); the client reads
-//! the statistics through [`layout`] and shares [`cli`]; the benchmarks
-//! build the same server on mio from these parts.
+//! the statistics through [`stats_page`] and shares [`flags`] and
+//! [`queue_name`]; the benchmarks build the same server on mio from these
+//! parts.
 //!
 //! ```
 //! // One message, one line: what the server prints for a message.
