@@ -1,11 +1,12 @@
 //! The command line.
 
 use std::ffi::OsString;
-use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::os::unix::ffi::OsStringExt;
 use std::time::Duration;
 
-pub use server::cli::UsageError;
-use server::cli::{check_queue_name, queue_or_default};
+pub use server::flags::UsageError;
+use server::flags::{self, Arg, Flags};
+use server::queue_name::{check_queue_name, queue_or_default};
 
 use crate::trust;
 
@@ -79,8 +80,8 @@ pub enum Command {
     Version,
 }
 
-/// Parses the arguments after the program name. Options must be UTF-8;
-/// a message may be any bytes.
+/// Parses the arguments after the program name (by the rules of
+/// [`server::flags`]): options must be UTF-8; a message may be any bytes.
 pub fn parse(
     args: impl IntoIterator<Item = OsString>,
     env_queue: Option<String>,
@@ -95,40 +96,29 @@ pub fn parse(
     };
     let (mut stats, mut json, mut status) = (false, false, false);
     let mut words: Vec<Vec<u8>> = Vec::new();
-    let mut args = args.into_iter();
-    while let Some(arg) = args.next() {
-        if arg == "--" {
-            words.extend(args.by_ref().map(OsString::into_vec));
-            break;
-        }
-        if !arg.as_bytes().starts_with(b"-") || arg == "-" {
-            words.push(arg.into_vec());
-            continue;
-        }
-        let arg = utf8(arg)?;
-        let (flag, inline) = match arg.split_once('=') {
-            Some((flag, value)) if flag.starts_with("--") => (flag.to_string(), Some(value.to_string())),
-            _ => (arg.clone(), None),
+    let mut args = Flags::new(args);
+    while let Some(arg) = args.next_arg()? {
+        let option = match arg {
+            Arg::Option(option) => option,
+            Arg::Operand(word) => {
+                words.push(word.into_vec());
+                continue;
+            }
         };
-        let mut value = || match inline.clone() {
-            Some(value) => Ok(value),
-            None => utf8(args.next().ok_or_else(|| UsageError(format!("{flag} needs a value")))?),
-        };
-        match flag.as_str() {
-            "-h" | "--help" => return Ok(Command::Help),
-            "-V" | "--version" => return Ok(Command::Version),
+        match option.as_str() {
+            "-h" | "--help" => return args.no_value().map(|()| Command::Help),
+            "-V" | "--version" => return args.no_value().map(|()| Command::Version),
             "--nonblock" => options.nonblock = true,
             "--stats" => stats = true,
             "--json" => json = true,
             "--status" => status = true,
-            "--queue" => options.queue = value()?,
-            "--owner" => options.trusted = trust::parse_owner(&value()?)?,
-            "--priority" => options.priority = parse_priority(&value()?)?,
-            "--timeout" => options.timeout = Some(parse_timeout(&value()?)?),
+            "--queue" => options.queue = args.value()?,
+            "--owner" => options.trusted = trust::parse_owner(&args.value()?)?,
+            "--priority" => options.priority = parse_priority(&args.value()?)?,
+            "--timeout" => options.timeout = Some(parse_timeout(&args.value()?)?),
             _ => {
-                return Err(UsageError(format!(
-                    "unknown option '{arg}' (use -- before a message that starts with -)"
-                )))
+                let unknown = flags::unknown(&option);
+                return Err(UsageError(format!("{unknown} (use -- before a message that starts with -)")));
             }
         }
     }
@@ -165,10 +155,6 @@ fn inspect(
             Ok(Command::Stats { queue: options.queue, json, timeout })
         }
     }
-}
-
-fn utf8(arg: OsString) -> Result<String, UsageError> {
-    arg.into_string().map_err(|arg| UsageError(format!("'{}' is not valid UTF-8", arg.to_string_lossy())))
 }
 
 fn parse_priority(value: &str) -> Result<u32, UsageError> {
@@ -247,9 +233,14 @@ mod tests {
         let parsed = |args: &[&str]| parse(args.iter().map(OsString::from), None);
         assert!(matches!(parsed(&["--stats", "--json"]), Ok(Command::Stats { json: true, .. })));
         assert!(matches!(parsed(&["--status"]), Ok(Command::Status { .. })));
-        for bad in
-            [&["--stats", "hi"][..], &["--json"], &["--stats", "--status"], &["--status", "--nonblock"]]
-        {
+        for bad in [
+            &["--stats", "hi"][..],
+            &["--json"],
+            &["--stats", "--status"],
+            &["--status", "--nonblock"],
+            &["--stats", "--json=no"],
+            &["--help=x"],
+        ] {
             assert!(parsed(bad).is_err(), "{bad:?}");
         }
     }

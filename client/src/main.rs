@@ -15,10 +15,11 @@ use std::time::Duration;
 
 use args::{Command, Options};
 use queue::Queue;
-use server::cli;
+use server::queue_name;
 
 fn main() -> ExitCode {
-    let parsed = cli::queue_from_env().and_then(|queue| args::parse(std::env::args_os().skip(1), queue));
+    let parsed =
+        queue_name::queue_from_env().and_then(|queue| args::parse(std::env::args_os().skip(1), queue));
     let result = match parsed {
         Ok(Command::Send(options)) => send(&options),
         Ok(Command::Stats { queue, json, timeout }) => print_stats(&queue, json, timeout),
@@ -33,10 +34,7 @@ fn main() -> ExitCode {
             println!("client {}", env!("CARGO_PKG_VERSION"));
             return ExitCode::SUCCESS;
         }
-        Err(e) => {
-            eprintln!("client: {e}\nTry 'client --help' for more information.");
-            return ExitCode::from(2);
-        }
+        Err(e) => return e.report("client"),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -11,7 +11,7 @@ use std::mem;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use ipc::{sigbus, MessageQueue, NamedSemaphore, ObjectInfo, SharedMemory};
-use server::layout::{stats_name, StatsPage, MAGIC, SOURCE_NAMES, VERSION};
+use server::stats_page::{stats_name, StatsPage, MAGIC, SOURCE_NAMES, VERSION};
 
 use crate::queue;
 

@@ -8,7 +8,7 @@ use std::ffi::CString;
 use std::io;
 
 use ipc::ObjectInfo;
-use server::cli::UsageError;
+use server::flags::UsageError;
 
 /// The effective user id of this client.
 pub fn this_user() -> u32 {

@@ -1,13 +1,15 @@
 //! The command line.
 
+use std::ffi::OsString;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 
 use log::LevelFilter;
 
-pub use crate::cli::UsageError;
-use crate::cli::{check_queue_name, queue_from_env, queue_or_default};
+pub use crate::flags::UsageError;
+use crate::flags::{self, Arg, Flags};
 use crate::queue::Notify;
+use crate::queue_name::{check_queue_name, queue_from_env, queue_or_default};
 
 /// What `server --help` prints.
 pub const HELP: &str = "\
@@ -116,18 +118,13 @@ fn usage(message: impl Into<String>) -> UsageError {
 /// Parses this process's arguments and `POSTBOX_QUEUE`; either that is not
 /// UTF-8 is a usage error (never a panic, never a silent default).
 pub fn from_environment() -> Result<Command, UsageError> {
-    let not_utf8 = |what: String| usage(format!("{what} is not valid UTF-8"));
-    let queue = queue_from_env()?;
-    let args = std::env::args_os()
-        .skip(1)
-        .map(|arg| arg.into_string().map_err(|arg| not_utf8(format!("'{}'", arg.to_string_lossy()))))
-        .collect::<Result<Vec<String>, UsageError>>()?;
-    parse(args, queue)
+    parse(std::env::args_os().skip(1), queue_from_env()?)
 }
 
-/// Parses the arguments after the program name.
+/// Parses the arguments after the program name (by the rules of
+/// [`flags`]); the server takes no operands.
 pub fn parse(
-    args: impl IntoIterator<Item = String>,
+    args: impl IntoIterator<Item = impl Into<OsString>>,
     env_queue: Option<String>,
 ) -> Result<Command, UsageError> {
     let mut config = Config {
@@ -140,32 +137,27 @@ pub fn parse(
         stats: true,
         log_level: LevelFilter::Info,
     };
-    let mut args = args.into_iter();
-    while let Some(arg) = args.next() {
-        let (flag, inline) = match arg.split_once('=') {
-            Some((flag, value)) if flag.starts_with("--") => (flag.to_string(), Some(value.to_string())),
-            _ => (arg.clone(), None),
+    let mut args = Flags::new(args);
+    while let Some(arg) = args.next_arg()? {
+        let option = match arg {
+            Arg::Option(option) => option,
+            Arg::Operand(word) => {
+                return Err(usage(format!("unexpected argument '{}'", word.to_string_lossy())))
+            }
         };
-        let mut value =
-            || inline.clone().or_else(|| args.next()).ok_or_else(|| usage(format!("{flag} needs a value")));
-        let takes_no_value =
-            ["-h", "--help", "-V", "--version", "-v", "--verbose", "-q", "--quiet", "--no-stats"];
-        if inline.is_some() && takes_no_value.contains(&flag.as_str()) {
-            return Err(usage(format!("{flag} takes no value")));
-        }
-        match flag.as_str() {
-            "-h" | "--help" => return Ok(Command::Help),
-            "-V" | "--version" => return Ok(Command::Version),
+        match option.as_str() {
+            "-h" | "--help" => return args.no_value().map(|()| Command::Help),
+            "-V" | "--version" => return args.no_value().map(|()| Command::Version),
             "-v" | "--verbose" => config.log_level = LevelFilter::Debug,
             "-q" | "--quiet" => config.log_level = LevelFilter::Error,
             "--no-stats" => config.stats = false,
-            "--queue" => config.queue = value()?,
-            "--listen" => config.listen = parse_listen(&value()?)?,
-            "--max-messages" => config.max_messages = parse_count("--max-messages", &value()?)?,
-            "--message-size" => config.message_size = parse_count("--message-size", &value()?)?,
-            "--mode" => config.mode = parse_mode(&value()?)?,
-            "--notify" => config.notify = parse_notify(&value()?)?,
-            _ => return Err(usage(format!("unknown argument '{arg}'"))),
+            "--queue" => config.queue = args.value()?,
+            "--listen" => config.listen = parse_listen(&args.value()?)?,
+            "--max-messages" => config.max_messages = parse_count("--max-messages", &args.value()?)?,
+            "--message-size" => config.message_size = parse_count("--message-size", &args.value()?)?,
+            "--mode" => config.mode = parse_mode(&args.value()?)?,
+            "--notify" => config.notify = parse_notify(&args.value()?)?,
+            _ => return Err(flags::unknown(&option)),
         }
     }
     check_queue_name(&config.queue)?;
@@ -224,7 +216,7 @@ mod tests {
 
     #[test]
     fn defaults_follow_the_environment() {
-        let Ok(Command::Run(c)) = parse(Vec::new(), Some("/from-env".into())) else { panic!() };
+        let Ok(Command::Run(c)) = parse(Vec::<String>::new(), Some("/from-env".into())) else { panic!() };
         assert_eq!(c.queue, "/from-env");
         let c = run(&[]).unwrap();
         assert_eq!((c.queue.as_str(), c.max_messages, c.message_size, c.mode), ("/postbox", 10, 8192, 0o600));
@@ -235,7 +227,7 @@ mod tests {
         let c = run(&["--queue=/a", "--max-messages", "5", "--message-size=256", "--mode", "0640"]).unwrap();
         assert_eq!((c.queue.as_str(), c.max_messages, c.message_size, c.mode), ("/a", 5, 256, 0o640));
         assert_eq!(run(&["--listen", "unix:/tmp/s"]).unwrap().listen, Listen::Unix("/tmp/s".into()));
-        assert_eq!(run(&["--listen=none"]).unwrap().listen, Listen::None);
+        assert_eq!(run(&["--listen=none", "--"]).unwrap().listen, Listen::None);
         assert_eq!(
             run(&["--listen", "127.0.0.1:0"]).unwrap().listen,
             Listen::Tcp("127.0.0.1:0".parse().unwrap())
@@ -255,6 +247,9 @@ mod tests {
             &["--notify", "poll"],
             &["--help=x"],
             &["--queue", "no-slash"],
+            &["--no-stats=yes"],
+            &["stray"],
+            &["--", "--quiet"],
         ] {
             assert!(run(args).is_err(), "{args:?} should be refused");
         }

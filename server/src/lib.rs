@@ -1,10 +1,12 @@
-//! The postbox server's parts: the command line, the queue handler, the
-//! stream sources, the output, its journal and its escaping rule, the statistics in
-//! shared memory and their layout, and the server's lifecycle.
+//! The postbox server's parts: the command line and its flag parser, the
+//! queue handler, the stream sources, the output, its journal and its
+//! escaping rule, the statistics in shared memory and their page's layout,
+//! and the server's lifecycle.
 //!
 //! The `server` binary puts them together (`src/main.rs`); the client reads
-//! the statistics through [`layout`] and shares [`cli`]; the benchmarks
-//! build the same server on mio from these parts.
+//! the statistics through [`stats_page`] and shares [`flags`] and
+//! [`queue_name`]; the benchmarks build the same server on mio from these
+//! parts.
 //!
 //! ```
 //! // One message, one line: what the server prints for a message.
@@ -16,19 +18,26 @@
 #![warn(missing_docs, missing_debug_implementations)]
 
 pub mod args;
-pub mod cli;
 pub mod escape;
+pub mod flags;
 pub mod journal;
-pub mod layout;
 pub mod lifecycle;
 pub mod output;
 pub mod queue;
+pub mod queue_name;
 pub mod stats;
+pub mod stats_page;
 pub mod streams;
 
 /// The signals that stop the server cleanly: SIGINT, SIGTERM, and SIGHUP
 /// (the terminal went away). They also end a wait on a full stdout.
 pub const STOP_SIGNALS: [i32; 3] = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP];
+
+/// `e`, its message preceded by `what` (`queue /postbox: ...`), its kind
+/// kept: the server's one way to say which object an error is about.
+pub(crate) fn context(what: impl std::fmt::Display, e: std::io::Error) -> std::io::Error {
+    std::io::Error::new(e.kind(), format!("{what}: {e}"))
+}
 
 /// `docs/server.md`, compiled here so that any Rust block it holds is a doc
 /// test of this crate (`cargo test -p server --doc`), as `docs/reactor.md`

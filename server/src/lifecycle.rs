@@ -9,6 +9,12 @@ use reactor::Context;
 /// The loop's control state. Handlers stop the loop through it (not through
 /// the `Context` alone) so that every part can ask whether a stop is under
 /// way: a stopping server waits for a full stdout only briefly.
+///
+/// `stopping` twins the reactor's own flag (`Context::is_stopping`) because
+/// only code holding a `Context` can read that one, and the two readers here
+/// hold none: the output's wait on a full stdout, and the queue's drain in
+/// `on_shutdown`. It also stays set through the shutdown, which the reactor's
+/// does not when `run` ends on an `epoll_wait` failure.
 #[derive(Debug, Default)]
 pub struct Lifecycle {
     stopping: Cell<bool>,

@@ -14,11 +14,11 @@ use reactor::{Handler, Reactor};
 use simplelog::ColorChoice;
 
 use server::args::{self, Command, Config};
-use server::layout::SOURCE_NAMES;
 use server::lifecycle::{Lifecycle, SharedLifecycle};
 use server::output::{reader_left, Output, SharedOutput};
 use server::queue::{Origin, QueueSpec, ServerQueue};
 use server::stats::{Counters, StatsShm, PUBLISH_AT_LEAST_EVERY};
+use server::stats_page::SOURCE_NAMES;
 use server::{streams, STOP_SIGNALS};
 
 fn main() -> ExitCode {
@@ -32,10 +32,7 @@ fn main() -> ExitCode {
             println!("server {}", env!("CARGO_PKG_VERSION"));
             return ExitCode::SUCCESS;
         }
-        Err(e) => {
-            eprintln!("server: {e}\nTry 'server --help' for more information.");
-            return ExitCode::from(2);
-        }
+        Err(e) => return e.report("server"),
     };
     init_logging(config.log_level);
     match serve(&config) {

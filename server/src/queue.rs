@@ -21,6 +21,7 @@ use ipc::{Access, MessageQueue, QueueOptions};
 use reactor::sources::SignalFd;
 use reactor::{Context, Handler, Readiness};
 
+use crate::context;
 use crate::lifecycle::SharedLifecycle;
 use crate::output::SharedOutput;
 use crate::stats::Source;
@@ -545,10 +546,6 @@ fn hard_ceiling_note(file: &str, wanted: i64) -> String {
     } else {
         String::new()
     }
-}
-
-fn context(label: &str, e: io::Error) -> io::Error {
-    io::Error::new(e.kind(), format!("{label}: {e}"))
 }
 
 /// Clients such as `echo` end a message with a newline; one is dropped.

@@ -22,8 +22,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use ipc::{sigbus, NamedSemaphore, SharedMemory};
 
-use crate::layout::{stats_name, SourceStats, StatsPage, MAGIC, VERSION};
 use crate::lifecycle::SharedLifecycle;
+use crate::stats_page::{stats_name, SourceStats, StatsPage, MAGIC, VERSION};
 
 /// How long the semaphore may stay taken before its holder is presumed
 /// dead: readers hold it for the copy of a few hundred bytes.

@@ -9,6 +9,7 @@ use reactor::sources::{Idle, LineReader, LineSink, Listener, Peer};
 use reactor::{Context, Handler, Reactor};
 
 use crate::args::Listen;
+use crate::context;
 use crate::output::SharedOutput;
 use crate::stats::Source;
 
@@ -22,7 +23,7 @@ pub fn register_stdin(reactor: &mut Reactor, output: &SharedOutput, max_line: us
     // A duplicate, so that the reader may close it at end of file while fd 0
     // stays open (and is never switched to non-blocking: the terminal's open
     // file is shared with the shell).
-    let stdin = |e: io::Error| io::Error::new(e.kind(), format!("stdin: {e}"));
+    let stdin = |e| context("stdin", e);
     let fd = io::stdin().as_fd().try_clone_to_owned().map_err(stdin)?;
     let reader =
         line_reader(fd, Source::Stdin, "stdin".to_string(), output, max_line).one_read_per_readiness();
@@ -65,7 +66,7 @@ pub fn listen(
             (bind_unix(path, mode & 0o022 | 0o600, connection), format!("unix:{}", path.display()))
         }
     };
-    listener.map(Some).map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {target}: {e}")))
+    listener.map(Some).map_err(|e| context(format_args!("cannot listen on {target}"), e))
 }
 
 /// Binds a Unix socket whose file has exactly `mode`. The server is one

@@ -50,7 +50,7 @@ impl JsonExt for Value {
 
 /// The source names of the statistics, in the order the server counts them
 /// (the server library's, so the two cannot disagree).
-pub const SOURCES: [&str; 4] = server::layout::SOURCE_NAMES;
+pub const SOURCES: [&str; 4] = server::stats_page::SOURCE_NAMES;
 
 /// What the statistics say about one source.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -115,7 +115,7 @@ pub fn stats_of(queue: &TestQueue) -> Json {
 
 /// The name of the statistics object and semaphore of `queue`: `/Q.stats`.
 pub fn stats_name(queue: &TestQueue) -> String {
-    server::layout::stats_name(queue.name())
+    server::stats_page::stats_name(queue.name())
 }
 
 #[cfg(test)]

@@ -1,4 +1,4 @@
-//! The layout of the live statistics in POSIX shared memory.
+//! The statistics page: the layout of the live statistics in POSIX shared memory.
 //!
 //! One definition for both ends: the server writes it, the client
 //! (`client --stats`) reads it, both through this library. Change the

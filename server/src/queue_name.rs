@@ -1,21 +1,11 @@
-//! What the server's and the client's command lines share: the queue
-//! name's default, `POSTBOX_QUEUE`, the name rule, and the usage error. Both
-//! refuse the same names with the same words.
+//! The queue name, as both command lines take it: its default,
+//! `POSTBOX_QUEUE`, and its rule. The server and the client refuse the same
+//! names with the same words.
 
-use std::fmt;
+use crate::flags::UsageError;
 
 /// The queue name used when neither `--queue` nor `POSTBOX_QUEUE` gives one.
 pub const DEFAULT_QUEUE: &str = "/postbox";
-
-/// A bad command line, said in one line (exit status 2).
-#[derive(Debug)]
-pub struct UsageError(pub String);
-
-impl fmt::Display for UsageError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
 
 /// `POSTBOX_QUEUE`, if set; a value that is not UTF-8 is a usage error,
 /// not a reason to fall back to the default queue.
