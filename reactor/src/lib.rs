@@ -40,12 +40,12 @@ mod handler;
 mod reactor;
 pub mod sources;
 mod sys;
-mod timers;
+mod timer_heap;
 mod token;
 
 pub use handler::{Handler, RegisterError};
 pub use reactor::{Context, Reactor};
-pub use timers::TimerKey;
+pub use timer_heap::TimerKey;
 pub use token::{Interest, Readiness, Token};
 
 /// The crate's `README.md`, whose example is a doc test too.

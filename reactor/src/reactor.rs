@@ -12,7 +12,7 @@ use slab::Slab;
 
 use crate::handler::{Handler, RegisterError};
 use crate::sys::{Epoll, Events};
-use crate::timers::{TimerKey, Timers};
+use crate::timer_heap::{TimerHeap, TimerKey};
 use crate::token::{Interest, Token};
 
 /// How many events one `epoll_wait` may return.
@@ -60,7 +60,7 @@ struct Core {
     watched: usize,
     started: bool,
     stopping: bool,
-    timers: Timers,
+    timers: TimerHeap,
     /// `None`: [`report`] (a log line, or stderr without a logger).
     on_error: Option<ErrorHook>,
 }
@@ -102,7 +102,7 @@ impl Reactor {
                 watched: 0,
                 started: false,
                 stopping: false,
-                timers: Timers::default(),
+                timers: TimerHeap::default(),
                 on_error: None,
             },
             hooks: Vec::new(),
