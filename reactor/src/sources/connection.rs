@@ -10,7 +10,7 @@ use std::rc::{Rc, Weak};
 use std::time::Duration;
 
 use crate::sources::lines::{read_shared, split_lines_while, CHUNK};
-use crate::sources::writer::{ignore_sigpipe, is_socket, set_nonblocking, write_fd};
+use crate::sys::{ignore_sigpipe, is_socket, send_or_write, set_nonblocking};
 use crate::{Context, Handler, Interest, Readiness, TimerKey, Token};
 
 /// How many reads of 64 KiB one readiness report may take, as a `LineReader`.
@@ -185,8 +185,8 @@ impl Connection {
         on_line: impl FnMut(&[u8], &ConnectionHandle, &mut Context<'_>) + 'static,
     ) -> io::Result<Connection> {
         let fd: OwnedFd = fd.into();
-        set_nonblocking(fd.as_raw_fd())?;
-        let socket = is_socket(fd.as_raw_fd())?;
+        set_nonblocking(fd.as_fd())?;
+        let socket = is_socket(fd.as_fd())?;
         if !socket {
             ignore_sigpipe();
         }
@@ -666,7 +666,7 @@ impl State {
             if out.len() == 0 {
                 break;
             }
-            match write_fd(self.fd, self.socket, &out.data[out.start..]) {
+            match send_or_write(self.fd, self.socket, &out.data[out.start..]) {
                 Ok(n) => {
                     out.consume(n);
                     self.written.set(self.written.get() + n as u64);

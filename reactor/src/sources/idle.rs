@@ -51,6 +51,7 @@ pub struct Idle<H> {
 impl<H: Handler> Idle<H> {
     /// Wraps `inner`, to be called every round.
     pub fn new(inner: H) -> io::Result<Idle<H>> {
+        // SAFETY: integer arguments only; returns a new descriptor or -1.
         let raw = syscall!(eventfd(1, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK))?;
         // SAFETY: `eventfd` just returned this descriptor; nobody else owns it.
         let always_ready = unsafe { OwnedFd::from_raw_fd(raw) };

@@ -6,9 +6,8 @@ use std::fmt;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::rc::Rc;
-use std::sync::Once;
 
-use crate::sys::syscall;
+use crate::sys::{ignore_sigpipe, is_socket, send_or_write, set_nonblocking};
 use crate::{Context, Handler, Interest, Readiness, Token};
 
 /// How many `write`s one readiness report may take.
@@ -127,8 +126,8 @@ impl Writer {
     /// documentation for the exact rule). Makes the descriptor non-blocking.
     pub fn new(fd: impl Into<OwnedFd>, limit: usize) -> io::Result<Writer> {
         let fd: OwnedFd = fd.into();
-        set_nonblocking(fd.as_raw_fd())?;
-        let socket = is_socket(fd.as_raw_fd())?;
+        set_nonblocking(fd.as_fd())?;
+        let socket = is_socket(fd.as_fd())?;
         if !socket {
             ignore_sigpipe();
         }
@@ -251,7 +250,7 @@ impl WriterHandle {
             let mut part = *part;
             if buf.len() == 0 && buf.failed.is_none() {
                 // Nothing waits: straight to the descriptor.
-                match write_fd(state.fd, state.socket, part) {
+                match send_or_write(state.fd, state.socket, part) {
                     Ok(n) => part = &part[n..],
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                     Err(e) => {
@@ -349,7 +348,7 @@ impl Writer {
             if buf.len() == 0 {
                 break;
             }
-            match write_fd(self.state.fd, self.state.socket, &buf.data[buf.start..]) {
+            match send_or_write(self.state.fd, self.state.socket, &buf.data[buf.start..]) {
                 Ok(n) => buf.consume(n),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -464,55 +463,6 @@ impl Drop for Writer {
     fn drop(&mut self) {
         self.state.open.set(false);
     }
-}
-
-pub(crate) fn write_fd(fd: RawFd, socket: bool, bytes: &[u8]) -> io::Result<usize> {
-    let n = if socket {
-        // SAFETY: sends from a live slice of the given length.
-        syscall!(send(fd, bytes.as_ptr().cast(), bytes.len(), libc::MSG_NOSIGNAL))?
-    } else {
-        // SAFETY: writes from a live slice of the given length.
-        syscall!(write(fd, bytes.as_ptr().cast(), bytes.len()))?
-    };
-    Ok(n as usize)
-}
-
-pub(crate) fn set_nonblocking(fd: RawFd) -> io::Result<()> {
-    // SAFETY: F_GETFL only reads the open file's flags.
-    let flags = syscall!(fcntl(fd, libc::F_GETFL))?;
-    if flags & libc::O_NONBLOCK == 0 {
-        // SAFETY: F_SETFL with the flags just read plus O_NONBLOCK.
-        syscall!(fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK))?;
-    }
-    Ok(())
-}
-
-pub(crate) fn is_socket(fd: RawFd) -> io::Result<bool> {
-    // SAFETY: `stat` is a plain C struct; all-zero is valid to be overwritten.
-    let mut stat: libc::stat = unsafe { std::mem::zeroed() };
-    // SAFETY: `stat` is writable and of the size `fstat` expects.
-    syscall!(fstat(fd, &mut stat))?;
-    Ok(stat.st_mode & libc::S_IFMT == libc::S_IFSOCK)
-}
-
-/// Makes sure a write to a pipe without reader fails with `EPIPE` instead of
-/// killing the process: sets `SIGPIPE` to "ignore" if it is at the default.
-/// A handler someone installed is left alone (it returns, and so does the
-/// write, with `EPIPE`).
-pub(crate) fn ignore_sigpipe() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        // SAFETY: `sigaction` is a plain C struct; all-zero is valid to be overwritten.
-        let mut old: libc::sigaction = unsafe { std::mem::zeroed() };
-        // SAFETY: a null new action only reads the current one into `old`.
-        if unsafe { libc::sigaction(libc::SIGPIPE, std::ptr::null(), &mut old) } == 0
-            && old.sa_sigaction == libc::SIG_DFL
-        {
-            // SAFETY: setting a disposition to SIG_IGN is async-signal-safe and has no handler.
-            unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
-            log::debug!("SIGPIPE was at its default: now ignored, so writes report EPIPE");
-        }
-    });
 }
 
 impl fmt::Debug for Writer {
