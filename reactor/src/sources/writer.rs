@@ -34,12 +34,7 @@ struct Buffer {
     data: Vec<u8>,
     /// Bytes of `data` already written.
     start: usize,
-    /// Epoll watches for `WRITABLE`.
-    armed: bool,
-    closing: bool,
-    /// Set when a write fails; reported by the handler, then it goes.
-    failed: Option<io::Error>,
-    broken: bool,
+    stream: Stream,
     /// A write was refused for want of room since the buffer last emptied.
     refused: bool,
     /// Producers paused by [`WriterHandle::write_line_or_pause`], resumed
@@ -47,9 +42,64 @@ struct Buffer {
     paused: Vec<Token>,
 }
 
+/// Where the stream is in its life. Only an open stream takes writes.
+#[derive(Debug)]
+enum Stream {
+    /// Takes writes. `armed`: epoll watches for `WRITABLE`, because bytes wait.
+    Open { armed: bool },
+    /// Closes once the buffer is written (`close_when_drained`), or at once
+    /// (`close`).
+    Closing,
+    /// A write into the empty buffer failed: the handler reports the error
+    /// at its next readiness (epoll reports the broken descriptor at once),
+    /// then the writer goes.
+    Failed(io::Error),
+    /// The error was reported; the writer has removed itself.
+    Broken,
+}
+
+impl Default for Stream {
+    fn default() -> Stream {
+        Stream::Open { armed: false }
+    }
+}
+
 impl Buffer {
     fn len(&self) -> usize {
         self.data.len() - self.start
+    }
+
+    fn is_open(&self) -> bool {
+        matches!(self.stream, Stream::Open { .. })
+    }
+
+    fn is_armed(&self) -> bool {
+        matches!(self.stream, Stream::Open { armed: true })
+    }
+
+    /// Whether epoll must watch for `WRITABLE`: bytes wait, or a failure
+    /// does.
+    fn wants_writable(&self) -> bool {
+        self.len() > 0 || matches!(self.stream, Stream::Failed(_))
+    }
+
+    /// No more writes: an open stream starts closing. A failure is still
+    /// reported if the writer gets to run.
+    fn stop_writes(&mut self) {
+        if self.is_open() {
+            self.stream = Stream::Closing;
+        }
+    }
+
+    /// The failure waiting to be reported, if any; the stream is then broken.
+    fn take_failure(&mut self) -> Option<io::Error> {
+        match std::mem::replace(&mut self.stream, Stream::Broken) {
+            Stream::Failed(e) => Some(e),
+            other => {
+                self.stream = other;
+                None
+            }
+        }
     }
 
     fn consume(&mut self, n: usize) {
@@ -238,7 +288,7 @@ impl WriterHandle {
     fn write_parts(&self, ctx: &mut Context<'_>, parts: &[&[u8]], past_limit: bool) -> io::Result<()> {
         let state = &self.state;
         let mut buf = state.inner.borrow_mut();
-        if buf.broken || buf.closing || buf.failed.is_some() || !state.open.get() {
+        if !buf.is_open() || !state.open.get() {
             return Err(io::Error::new(io::ErrorKind::BrokenPipe, "the writer is closed or failed"));
         }
         let size: usize = parts.iter().map(|p| p.len()).sum();
@@ -246,28 +296,30 @@ impl WriterHandle {
             buf.refused = true;
             return Err(io::Error::new(io::ErrorKind::WouldBlock, "the writer's buffer is full"));
         }
+        let was_armed = buf.is_armed();
         for part in parts {
             let mut part = *part;
-            if buf.len() == 0 && buf.failed.is_none() {
+            if buf.len() == 0 && buf.is_open() {
                 // Nothing waits: straight to the descriptor.
                 match send_or_write(state.fd, state.socket, part) {
                     Ok(n) => part = &part[n..],
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                     Err(e) => {
-                        buf.failed = Some(e);
+                        buf.stream = Stream::Failed(e);
                         part = &[];
                     }
                 }
             }
             buf.data.extend_from_slice(part);
         }
-        let want = buf.len() > 0 || buf.failed.is_some();
-        if want && !buf.armed {
+        if buf.wants_writable() && !was_armed {
             // A failure is reported by the handler: epoll reports the
             // broken descriptor as writable (or in error) at once.
             if let Some(token) = state.token.get() {
                 ctx.set_interest(token, Interest::WRITABLE)?;
-                buf.armed = true;
+                if let Stream::Open { armed } = &mut buf.stream {
+                    *armed = true;
+                }
             }
         }
         Ok(())
@@ -298,8 +350,7 @@ impl WriterHandle {
     /// Whether the writer can still take bytes (not closing, not failed,
     /// not removed).
     pub fn is_open(&self) -> bool {
-        let buf = self.state.inner.borrow();
-        self.state.open.get() && !buf.closing && !buf.broken && buf.failed.is_none()
+        self.state.open.get() && self.state.inner.borrow().is_open()
     }
 
     /// The writer's token, once registered.
@@ -312,7 +363,7 @@ impl WriterHandle {
     pub fn close_when_drained(&self, ctx: &mut Context<'_>) {
         let empty = {
             let mut buf = self.state.inner.borrow_mut();
-            buf.closing = true;
+            buf.stop_writes();
             buf.len() == 0
         };
         if empty {
@@ -329,7 +380,7 @@ impl WriterHandle {
     /// `BrokenPipe`; `on_error` is not called (nothing failed). Does nothing
     /// to a writer already gone.
     pub fn close(&self, ctx: &mut Context<'_>) {
-        self.state.inner.borrow_mut().closing = true;
+        self.state.inner.borrow_mut().stop_writes();
         if let Some(token) = self.state.token.get() {
             ctx.remove(token);
         }
@@ -341,7 +392,7 @@ impl Writer {
     /// when it is empty.
     fn flush(&self) -> io::Result<bool> {
         let mut buf = self.state.inner.borrow_mut();
-        if let Some(e) = buf.failed.take() {
+        if let Some(e) = buf.take_failure() {
             return Err(e);
         }
         for _ in 0..WRITES_PER_READY {
@@ -372,7 +423,7 @@ impl Writer {
     }
 
     fn fail(&mut self, e: io::Error, ctx: &mut Context<'_>) {
-        self.state.inner.borrow_mut().broken = true;
+        self.state.inner.borrow_mut().stream = Stream::Broken;
         match self.state.on_error.take() {
             Some(mut on_error) => {
                 on_error(&e, ctx);
@@ -391,8 +442,11 @@ impl Handler for Writer {
 
     fn interest(&self) -> Interest {
         let mut buf = self.state.inner.borrow_mut();
-        buf.armed = buf.len() > 0 || buf.failed.is_some();
-        if buf.armed {
+        let want = buf.wants_writable();
+        if let Stream::Open { armed } = &mut buf.stream {
+            *armed = want;
+        }
+        if want {
             Interest::WRITABLE
         } else {
             Interest::HANGUP
@@ -422,8 +476,12 @@ impl Handler for Writer {
         }
         let (closing, refused, was_armed) = {
             let mut buf = self.state.inner.borrow_mut();
-            let was_armed = std::mem::replace(&mut buf.armed, false);
-            (buf.closing, std::mem::take(&mut buf.refused), was_armed)
+            let closing = matches!(buf.stream, Stream::Closing);
+            let was_armed = match &mut buf.stream {
+                Stream::Open { armed } => std::mem::replace(armed, false),
+                _ => false,
+            };
+            (closing, std::mem::take(&mut buf.refused), was_armed)
         };
         if closing {
             ctx.remove_self();
@@ -478,7 +536,7 @@ impl fmt::Debug for WriterHandle {
             .field("token", &self.state.token.get())
             .field("buffered", &buf.len())
             .field("limit", &self.state.limit)
-            .field("closing", &buf.closing)
+            .field("stream", &buf.stream)
             .field("open", &self.state.open.get())
             .finish()
     }
