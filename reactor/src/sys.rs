@@ -1,6 +1,6 @@
 //! The system calls that more than one module makes: epoll (the only
 //! place that talks to it), and the descriptor helpers the sources share
-//! (`set_nonblocking`, `is_nonblocking`, `fstat`, `is_socket`,
+//! (`eventfd`, `set_nonblocking`, `is_nonblocking`, `fstat`, `is_socket`,
 //! `send_or_write`, `ignore_sigpipe`), each written once.
 //!
 //! Everything above the epoll wrappers speaks in [`Token`]s, [`Interest`]s
@@ -111,6 +111,15 @@ impl Events {
         let event = self.list[i];
         (Token::from_raw(event.u64), Readiness::from_bits(event.events))
     }
+}
+
+/// A new eventfd (non-blocking, close-on-exec) whose counter starts at
+/// `initial`: readable at once if it is not zero.
+pub(crate) fn eventfd(initial: u32) -> io::Result<OwnedFd> {
+    // SAFETY: integer arguments only; returns a new descriptor or -1.
+    let raw = syscall!(eventfd(initial, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC))?;
+    // SAFETY: `eventfd` just returned this descriptor; nobody else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(raw) })
 }
 
 /// Sets `O_NONBLOCK` on the open file (shared with every `dup` of it, and
