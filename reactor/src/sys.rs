@@ -1,7 +1,8 @@
 //! The system calls that more than one module makes: epoll (the only
 //! place that talks to it), and the descriptor helpers the sources share
 //! (`eventfd`, `set_nonblocking`, `is_nonblocking`, `fstat`, `is_socket`,
-//! `send_or_write`, `ignore_sigpipe`), each written once.
+//! `send_or_write`, `ignore_sigpipe`, `replace_disposition`), each written
+//! once.
 //!
 //! Everything above the epoll wrappers speaks in [`Token`]s, [`Interest`]s
 //! and [`Readiness`]; everything below them is `libc`.
@@ -175,15 +176,30 @@ pub(crate) fn send_or_write(fd: RawFd, socket: bool, bytes: &[u8]) -> io::Result
 pub(crate) fn ignore_sigpipe() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
-        // SAFETY: `sigaction` is a plain C struct; all-zero is valid to be overwritten.
-        let mut old: libc::sigaction = unsafe { std::mem::zeroed() };
-        // SAFETY: a null new action only reads the current one into `old`.
-        if unsafe { libc::sigaction(libc::SIGPIPE, std::ptr::null(), &mut old) } == 0
-            && old.sa_sigaction == libc::SIG_DFL
-        {
-            // SAFETY: setting a disposition to SIG_IGN is async-signal-safe and has no handler.
-            unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
+        if let Ok(true) = replace_disposition(libc::SIGPIPE, libc::SIG_DFL, libc::SIG_IGN) {
             log::debug!("SIGPIPE was at its default: now ignored, so writes report EPIPE");
         }
     });
+}
+
+/// Sets `signal`'s disposition to `to` (`SIG_DFL` or `SIG_IGN`) if it is
+/// `from` now; a handler someone installed is left alone. Whether it changed.
+pub(crate) fn replace_disposition(
+    signal: libc::c_int,
+    from: libc::sighandler_t,
+    to: libc::sighandler_t,
+) -> io::Result<bool> {
+    // SAFETY: `sigaction` is a plain C struct; all-zero is valid to be overwritten.
+    let mut old: libc::sigaction = unsafe { std::mem::zeroed() };
+    // SAFETY: a null new action only reads the current one into `old`.
+    syscall!(sigaction(signal, std::ptr::null(), &mut old))?;
+    if old.sa_sigaction != from {
+        return Ok(false);
+    }
+    // SAFETY: as above; no flags, an empty mask.
+    let mut new: libc::sigaction = unsafe { std::mem::zeroed() };
+    new.sa_sigaction = to;
+    // SAFETY: `new` is a valid action that runs no handler; the old one is not wanted.
+    syscall!(sigaction(signal, &new, std::ptr::null_mut()))?;
+    Ok(true)
 }
