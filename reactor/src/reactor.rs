@@ -10,10 +10,10 @@ use std::time::{Duration, Instant};
 
 use slab::Slab;
 
+use crate::event::{Interest, Token};
 use crate::handler::{Handler, RegisterError};
 use crate::sys::{Epoll, Events};
 use crate::timer_heap::{TimerHeap, TimerKey};
-use crate::token::{Interest, Token};
 
 /// How many events one `epoll_wait` may return.
 const BATCH: usize = 256;

@@ -12,7 +12,7 @@ use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::Once;
 use std::time::{Duration, Instant};
 
-use crate::token::{Interest, Readiness, Token};
+use crate::event::{Interest, Readiness, Token};
 
 /// Calls a `libc` function and turns the C convention (`-1` and `errno`)
 /// into an `io::Result` of the return value.
