@@ -34,7 +34,7 @@ struct Buffer {
     data: Vec<u8>,
     /// Bytes of `data` already written.
     start: usize,
-    stream: Stream,
+    life: Life,
     /// A write was refused for want of room since the buffer last emptied.
     refused: bool,
     /// Producers paused by [`WriterHandle::write_line_or_pause`], resumed
@@ -44,7 +44,7 @@ struct Buffer {
 
 /// Where the stream is in its life. Only an open stream takes writes.
 #[derive(Debug)]
-enum Stream {
+enum Life {
     /// Takes writes. `armed`: epoll watches for `WRITABLE`, because bytes wait.
     Open { armed: bool },
     /// Closes once the buffer is written (`close_when_drained`), or at once
@@ -58,9 +58,9 @@ enum Stream {
     Broken,
 }
 
-impl Default for Stream {
-    fn default() -> Stream {
-        Stream::Open { armed: false }
+impl Default for Life {
+    fn default() -> Life {
+        Life::Open { armed: false }
     }
 }
 
@@ -70,33 +70,33 @@ impl Buffer {
     }
 
     fn is_open(&self) -> bool {
-        matches!(self.stream, Stream::Open { .. })
+        matches!(self.life, Life::Open { .. })
     }
 
     fn is_armed(&self) -> bool {
-        matches!(self.stream, Stream::Open { armed: true })
+        matches!(self.life, Life::Open { armed: true })
     }
 
     /// Whether epoll must watch for `WRITABLE`: bytes wait, or a failure
     /// does.
     fn wants_writable(&self) -> bool {
-        self.len() > 0 || matches!(self.stream, Stream::Failed(_))
+        self.len() > 0 || matches!(self.life, Life::Failed(_))
     }
 
     /// No more writes: an open stream starts closing. A failure is still
     /// reported if the writer gets to run.
     fn stop_writes(&mut self) {
         if self.is_open() {
-            self.stream = Stream::Closing;
+            self.life = Life::Closing;
         }
     }
 
     /// The failure waiting to be reported, if any; the stream is then broken.
     fn take_failure(&mut self) -> Option<io::Error> {
-        match std::mem::replace(&mut self.stream, Stream::Broken) {
-            Stream::Failed(e) => Some(e),
+        match std::mem::replace(&mut self.life, Life::Broken) {
+            Life::Failed(e) => Some(e),
             other => {
-                self.stream = other;
+                self.life = other;
                 None
             }
         }
@@ -305,7 +305,7 @@ impl WriterHandle {
                     Ok(n) => part = &part[n..],
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                     Err(e) => {
-                        buf.stream = Stream::Failed(e);
+                        buf.life = Life::Failed(e);
                         part = &[];
                     }
                 }
@@ -317,7 +317,7 @@ impl WriterHandle {
             // broken descriptor as writable (or in error) at once.
             if let Some(token) = state.token.get() {
                 ctx.set_interest(token, Interest::WRITABLE)?;
-                if let Stream::Open { armed } = &mut buf.stream {
+                if let Life::Open { armed } = &mut buf.life {
                     *armed = true;
                 }
             }
@@ -423,7 +423,7 @@ impl Writer {
     }
 
     fn fail(&mut self, e: io::Error, ctx: &mut Context<'_>) {
-        self.state.inner.borrow_mut().stream = Stream::Broken;
+        self.state.inner.borrow_mut().life = Life::Broken;
         match self.state.on_error.take() {
             Some(mut on_error) => {
                 on_error(&e, ctx);
@@ -443,7 +443,7 @@ impl Handler for Writer {
     fn interest(&self) -> Interest {
         let mut buf = self.state.inner.borrow_mut();
         let want = buf.wants_writable();
-        if let Stream::Open { armed } = &mut buf.stream {
+        if let Life::Open { armed } = &mut buf.life {
             *armed = want;
         }
         if want {
@@ -476,9 +476,9 @@ impl Handler for Writer {
         }
         let (closing, refused, was_armed) = {
             let mut buf = self.state.inner.borrow_mut();
-            let closing = matches!(buf.stream, Stream::Closing);
-            let was_armed = match &mut buf.stream {
-                Stream::Open { armed } => std::mem::replace(armed, false),
+            let closing = matches!(buf.life, Life::Closing);
+            let was_armed = match &mut buf.life {
+                Life::Open { armed } => std::mem::replace(armed, false),
                 _ => false,
             };
             (closing, std::mem::take(&mut buf.refused), was_armed)
@@ -536,7 +536,7 @@ impl fmt::Debug for WriterHandle {
             .field("token", &self.state.token.get())
             .field("buffered", &buf.len())
             .field("limit", &self.state.limit)
-            .field("stream", &buf.stream)
+            .field("life", &buf.life)
             .field("open", &self.state.open.get())
             .finish()
     }
