@@ -1,17 +1,17 @@
 //! Survives a shared mapping whose object another process shrank.
 //!
-//! A mapping of an object that another process may `ftruncate` faults with
-//! `SIGBUS` past the new end, which would kill the process. Two such
-//! mappings matter here: a named semaphore's (glibc maps its file,
-//! [`NamedSemaphore::as_ptr`](crate::NamedSemaphore::as_ptr), and every user
-//! who may take the semaphore may also shrink it) and one shared-memory
-//! mapping of the program's (the server's output journal). After
-//! [`watch`], a handler for `SIGBUS` checks whether the fault is in a
-//! watched region; if it is, it maps private memory of zeros over the whole
-//! of it, so that the access completes harmlessly, and notes the tampering
-//! for [`take_tampered`]: the region's contents are useless from then on.
-//! Any other `SIGBUS` kills the process as it would have. The server and
-//! `client --stats` use it.
+//! Two kinds of mapping belong to objects that other processes may
+//! `ftruncate`: a named semaphore (glibc maps its file
+//! ([`NamedSemaphore::as_ptr`](crate::NamedSemaphore::as_ptr)), and every
+//! user who may take a semaphore may also shrink it), and a shared-memory
+//! object this process maps (the server's output journal: any process of
+//! its owner may shrink it). An access past the new end faults with
+//! `SIGBUS`, which would kill the process. After [`watch`], a handler for
+//! `SIGBUS` checks whether the fault is in a watched [`Region`]; if it is,
+//! it maps private memory of zeros over the whole of it, so that the access
+//! completes harmlessly, and notes the tampering for [`take_tampered`] (the
+//! semaphore is useless from then on; the mapping is private memory, no
+//! longer shared). Any other `SIGBUS` kills the process as it would have.
 
 use std::io;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -29,12 +29,12 @@ impl Watched {
     }
 }
 
-/// The mappings watched, one of each per process.
+/// What is watched: one of each per process.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Region {
     /// The page of a named semaphore.
     Semaphore = 0,
-    /// A shared-memory mapping (the server's output journal).
+    /// A mapping of a shared-memory object (the server's output journal).
     Mapping = 1,
 }
 

@@ -189,3 +189,70 @@ fn a_refused_stdin_write_is_followed_by_on_stdin_drain_and_nothing_is_lost() {
         assert_reaped(child.id());
     });
 }
+
+/// The warnings logged on each thread: a test counts only its own, while
+/// the other tests of this file run beside it.
+struct Warnings(std::sync::Mutex<Vec<(std::thread::ThreadId, String)>>);
+
+impl log::Log for Warnings {
+    fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
+        metadata.level() <= log::Level::Warn
+    }
+
+    fn log(&self, record: &log::Record<'_>) {
+        if self.enabled(record.metadata()) {
+            let entry = (std::thread::current().id(), record.args().to_string());
+            self.0.lock().unwrap_or_else(|e| e.into_inner()).push(entry);
+        }
+    }
+
+    fn flush(&self) {}
+}
+
+static WARNINGS: Warnings = Warnings(std::sync::Mutex::new(Vec::new()));
+
+/// The warnings this thread has logged so far.
+fn my_warnings() -> Vec<String> {
+    let me = std::thread::current().id();
+    let all = WARNINGS.0.lock().unwrap_or_else(|e| e.into_inner());
+    all.iter().filter(|(thread, _)| *thread == me).map(|(_, text)| text.clone()).collect()
+}
+
+/// Runs `count` children with a piped stdin that exit without reading it,
+/// until every exit and every stdin error (when hooked) is in.
+fn children_that_leave_their_stdin(count: usize, hooked: bool) -> Vec<String> {
+    let mut reactor = Reactor::new().unwrap();
+    let (exits, errors) = (Rc::new(Cell::new(0)), Rc::new(RefCell::new(Vec::new())));
+    for _ in 0..count {
+        let (exited, failed) = (exits.clone(), errors.clone());
+        let child = Child::spawn(Command::new("true").stdin(Stdio::piped())).expect("spawn");
+        let child = child.on_exit(move |_, _| exited.set(exited.get() + 1));
+        let child = if hooked {
+            child.on_stdin_error(move |e: &io::Error, _: &mut Context<'_>| failed.borrow_mut().push(e.kind()))
+        } else {
+            child
+        };
+        child.register(&mut reactor.context()).expect("register");
+    }
+    let target = if hooked { count } else { 0 };
+    run_until(&mut reactor, "every exit and every stdin error", |_| {
+        exits.get() == count && errors.borrow().len() == target && (hooked || my_warnings().len() == count)
+    });
+    assert!(errors.borrow().iter().all(|&kind| kind == io::ErrorKind::BrokenPipe), "{:?}", errors.borrow());
+    my_warnings()
+}
+
+#[test]
+fn a_stdin_error_taken_by_the_program_is_not_logged() {
+    let _ = log::set_logger(&WARNINGS);
+    log::set_max_level(log::LevelFilter::Warn);
+    within_deadline(|| {
+        // Unhooked, each child's stdin writer warns once: the logger sees it.
+        let unhooked = children_that_leave_their_stdin(10, false);
+        assert!(unhooked.iter().all(|w| w == "writer: Broken pipe (os error 32)"), "{unhooked:?}");
+
+        let before = my_warnings().len();
+        children_that_leave_their_stdin(100, true);
+        assert_eq!(my_warnings()[before..], [] as [String; 0], "hooked errors must not be logged");
+    });
+}

@@ -15,6 +15,7 @@ use crate::{Context, Handler, Readiness, Token};
 type OnLine = Box<dyn FnMut(&[u8], &mut Context<'_>)>;
 type OnExit = Box<dyn FnMut(ExitStatus, &mut Context<'_>)>;
 type OnDrain = Box<dyn FnMut(&WriterHandle, &mut Context<'_>)>;
+type OnError = Box<dyn FnMut(&io::Error, &mut Context<'_>)>;
 
 /// What happens to a child still running when its source leaves the
 /// reactor (the loop stops, the source is removed, the reactor is dropped,
@@ -47,6 +48,9 @@ pub enum AtShutdown {
 ///   [`ChildHandle::stdin`] gives; close it with `close_when_drained`. A
 ///   producer that sees a write refused (`WouldBlock`, the writer is full)
 ///   stops producing and resumes in [`on_stdin_drain`](Child::on_stdin_drain).
+///   A child that exits closes its end, and the writer then fails with
+///   `BrokenPipe`: [`on_stdin_error`](Child::on_stdin_error) takes that
+///   error (otherwise the writer logs it as a warning).
 ///
 /// ```
 /// use std::process::{Command, Stdio};
@@ -78,6 +82,7 @@ pub struct Child {
     stdin: Option<OwnedFd>,
     stdin_limit: usize,
     on_stdin_drain: Option<OnDrain>,
+    on_stdin_error: Option<OnError>,
     on_exit: Option<OnExit>,
 }
 
@@ -128,6 +133,7 @@ impl Child {
             stdin,
             stdin_limit: 64 * 1024,
             on_stdin_drain: None,
+            on_stdin_error: None,
             on_exit: None,
         })
     }
@@ -137,8 +143,9 @@ impl Child {
         self.process.id()
     }
 
-    /// Each line of its stdout (piped, or `register` fails with
-    /// `InvalidInput`), or piece of at most `max_line` bytes.
+    /// Each line of its stdout, or piece of at most `max_line` bytes. Only
+    /// a piped stdout (`Stdio::piped()`) has lines: for any other, the
+    /// callback is dropped unused.
     pub fn on_stdout(
         mut self,
         max_line: usize,
@@ -194,6 +201,17 @@ impl Child {
         self
     }
 
+    /// Called with the error that ends its stdin's [`Writer`] (the writer's
+    /// [`on_error`](Writer::on_error)); then nothing is logged. A child
+    /// that exits, or closes its stdin, makes every later write fail with
+    /// `BrokenPipe`, and the writer learns it as soon as the child's end is
+    /// closed, written to or not. Without this hook, the writer logs
+    /// `writer: Broken pipe` as a warning for every such child.
+    pub fn on_stdin_error(mut self, on_error: impl FnMut(&io::Error, &mut Context<'_>) + 'static) -> Child {
+        self.on_stdin_error = Some(Box::new(on_error));
+        self
+    }
+
     /// Registers the exit watch and a reader per piped output (one without a
     /// callback discards its lines, so the child never blocks on a full
     /// pipe), and a writer for a piped stdin.
@@ -216,7 +234,10 @@ impl Child {
                 });
             readers.push(reader.named(format!("child {pid} output")));
         }
-        let stdin = self.stdin.take().map(|fd| Writer::new(fd, self.stdin_limit)).transpose()?;
+        let mut stdin = self.stdin.take().map(|fd| Writer::new(fd, self.stdin_limit)).transpose()?;
+        if let Some(mut on_error) = self.on_stdin_error.take() {
+            stdin = stdin.map(|writer| writer.on_error(move |e, ctx| on_error(e, ctx)));
+        }
         // The drain callback reaches the handle through a slot that the exit
         // watch empties when it goes: a handle captured for good would make a
         // cycle (the writer's state holds the callback) and never be freed.

@@ -147,13 +147,17 @@ static size_t utf8_len(const unsigned char *s, size_t n)
     return len;
 }
 
-/* C1 controls, bidirectional overrides and isolates, U+2028, U+2029. */
+/* C1 controls, U+061C, U+200B, U+200E, U+200F, bidirectional overrides and
+   isolates, U+2028, U+2029, U+FEFF: as server/src/escape.rs. */
 static int disguises(const unsigned char *s, size_t len)
 {
     if (len == 2)
-        return s[0] == 0xc2 && s[1] <= 0x9f;
+        return (s[0] == 0xc2 && s[1] <= 0x9f) || (s[0] == 0xd8 && s[1] == 0x9c);
+    if (len == 3 && s[0] == 0xef)
+        return s[1] == 0xbb && s[2] == 0xbf;
     return len == 3 && s[0] == 0xe2 &&
-           ((s[1] == 0x80 && s[2] >= 0xa8 && s[2] <= 0xae) || (s[1] == 0x81 && s[2] >= 0xa6 && s[2] <= 0xa9));
+           ((s[1] == 0x80 && (s[2] == 0x8b || s[2] == 0x8e || s[2] == 0x8f || (s[2] >= 0xa8 && s[2] <= 0xae))) ||
+            (s[1] == 0x81 && s[2] >= 0xa6 && s[2] <= 0xa9));
 }
 
 static unsigned char *put_hex(unsigned char *o, unsigned char b)
