@@ -10,31 +10,34 @@ use std::os::fd::{AsFd, BorrowedFd};
 use reactor::sources::{Listener, Signal, SignalFd, Writer, WriterHandle};
 use reactor::{Context, Handler, Reactor, Readiness};
 
-/// One client: its socket, and a `Writer` on a `dup` of it for the replies.
-struct Echo(TcpStream, Option<WriterHandle>);
+/// One client, and a `Writer` on a `dup` of its socket for the replies.
+struct Echo {
+    client: TcpStream,
+    replies: Option<WriterHandle>,
+}
 
 impl Handler for Echo {
     fn fd(&self) -> BorrowedFd<'_> {
-        self.0.as_fd()
+        self.client.as_fd()
     }
     fn name(&self) -> &str {
         "echo"
     }
     fn on_start(&mut self, ctx: &mut Context<'_>) -> io::Result<()> {
         let me = ctx.current().ok_or_else(|| io::Error::other("started outside the loop"))?;
-        let writer = Writer::new(self.0.try_clone()?, 256 * 1024)?
+        let writer = Writer::new(self.client.try_clone()?, 256 * 1024)?
             .on_drain(move |ctx| drop(ctx.resume(me))) // after a refusal
             .on_error(move |_, ctx| _ = ctx.remove(me)); // the client is gone: paused, we would not know
-        writer.register(ctx).map(|out| self.1 = Some(out))
+        writer.register(ctx).map(|out| self.replies = Some(out))
     }
     /// Bytes leave the socket only once the writer took them: back-pressure.
     fn on_ready(&mut self, _: Readiness, ctx: &mut Context<'_>) -> io::Result<()> {
-        let (Some(out), Some(me)) = (&self.1, ctx.current()) else { return Ok(()) };
+        let (Some(out), Some(me)) = (&self.replies, ctx.current()) else { return Ok(()) };
         let mut buf = [0; 16 * 1024];
-        match self.0.peek(&mut buf) {
+        match self.client.peek(&mut buf) {
             Ok(0) => ctx.remove_self(), // end of file
             Ok(n) => match out.write(ctx, &buf[..n]) {
-                Ok(()) => self.0.read_exact(&mut buf[..n])?, // consume what was taken
+                Ok(()) => self.client.read_exact(&mut buf[..n])?, // consume what was taken
                 Err(e) if e.kind() == ErrorKind::WouldBlock => ctx.pause(me)?,
                 Err(e) => return Err(e),
             },
@@ -44,7 +47,7 @@ impl Handler for Echo {
         Ok(())
     }
     fn on_remove(&mut self, ctx: &mut Context<'_>) {
-        self.1.take().inspect(|out| out.close_when_drained(ctx)); // then the client sees EOF
+        self.replies.take().inspect(|out| out.close_when_drained(ctx)); // then the client sees EOF
     }
 }
 
@@ -54,7 +57,8 @@ fn main() -> io::Result<()> {
     let mut reactor = Reactor::new()?;
     // Before any thread exists: creating it blocks the signals it reads.
     reactor.register(SignalFd::new(&[Signal::Int, Signal::Term], |_, ctx| ctx.stop())?)?;
-    let listener = Listener::tcp(addr, |fd, _| Box::new(Echo(TcpStream::from(fd), None)))?;
+    let listener =
+        Listener::tcp(addr, |fd, _| Box::new(Echo { client: TcpStream::from(fd), replies: None }))?;
     writeln!(io::stdout(), "listening on {}", listener.local_addr())?; // line-buffered: sent now
     reactor.register(listener)?;
     reactor.run()

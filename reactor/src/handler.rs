@@ -6,8 +6,8 @@ use std::fmt;
 use std::io;
 use std::os::fd::BorrowedFd;
 
+use crate::event::{Interest, Readiness};
 use crate::reactor::Context;
-use crate::token::{Interest, Readiness};
 
 /// A source of events: owns one file descriptor and reacts when it is ready.
 ///

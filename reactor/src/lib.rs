@@ -36,17 +36,17 @@
 
 #![warn(missing_docs, missing_debug_implementations)]
 
+mod event;
 mod handler;
 mod reactor;
 pub mod sources;
 mod sys;
-mod timers;
-mod token;
+mod timer_heap;
 
+pub use event::{Interest, Readiness, Token};
 pub use handler::{Handler, RegisterError};
 pub use reactor::{Context, Reactor};
-pub use timers::TimerKey;
-pub use token::{Interest, Readiness, Token};
+pub use timer_heap::TimerKey;
 
 /// The crate's `README.md`, whose example is a doc test too.
 #[cfg(doctest)]

@@ -10,10 +10,10 @@ use std::time::{Duration, Instant};
 
 use slab::Slab;
 
+use crate::event::{Interest, Token};
 use crate::handler::{Handler, RegisterError};
 use crate::sys::{Epoll, Events};
-use crate::timers::{TimerKey, Timers};
-use crate::token::{Interest, Token};
+use crate::timer_heap::{TimerHeap, TimerKey};
 
 /// How many events one `epoll_wait` may return.
 const BATCH: usize = 256;
@@ -60,7 +60,7 @@ struct Core {
     watched: usize,
     started: bool,
     stopping: bool,
-    timers: Timers,
+    timers: TimerHeap,
     /// `None`: [`report`] (a log line, or stderr without a logger).
     on_error: Option<ErrorHook>,
 }
@@ -102,7 +102,7 @@ impl Reactor {
                 watched: 0,
                 started: false,
                 stopping: false,
-                timers: Timers::default(),
+                timers: TimerHeap::default(),
                 on_error: None,
             },
             hooks: Vec::new(),

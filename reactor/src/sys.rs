@@ -1,13 +1,18 @@
-//! The only place that talks to epoll: six thin wrappers over the system calls.
+//! The system calls that more than one module makes: epoll (the only
+//! place that talks to it), and the descriptor helpers the sources share
+//! (`eventfd`, `set_nonblocking`, `is_nonblocking`, `fstat`, `is_socket`,
+//! `send_or_write`, `ignore_sigpipe`, `replace_disposition`), each written
+//! once.
 //!
-//! Everything above this module speaks in [`Token`]s, [`Interest`]s and
-//! [`Readiness`]; everything below it is `libc`.
+//! Everything above the epoll wrappers speaks in [`Token`]s, [`Interest`]s
+//! and [`Readiness`]; everything below them is `libc`.
 
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::Once;
 use std::time::{Duration, Instant};
 
-use crate::token::{Interest, Readiness, Token};
+use crate::event::{Interest, Readiness, Token};
 
 /// Calls a `libc` function and turns the C convention (`-1` and `errno`)
 /// into an `io::Result` of the return value.
@@ -33,6 +38,7 @@ pub(crate) struct Epoll {
 
 impl Epoll {
     pub(crate) fn new() -> io::Result<Epoll> {
+        // SAFETY: integer flags only; returns a new descriptor or -1.
         let fd = syscall!(epoll_create1(libc::EPOLL_CLOEXEC))?;
         // SAFETY: `epoll_create1` just returned this descriptor; nobody else owns it.
         Ok(Epoll { fd: unsafe { OwnedFd::from_raw_fd(fd) } })
@@ -106,4 +112,94 @@ impl Events {
         let event = self.list[i];
         (Token::from_raw(event.u64), Readiness::from_bits(event.events))
     }
+}
+
+/// A new eventfd (non-blocking, close-on-exec) whose counter starts at
+/// `initial`: readable at once if it is not zero.
+pub(crate) fn eventfd(initial: u32) -> io::Result<OwnedFd> {
+    // SAFETY: integer arguments only; returns a new descriptor or -1.
+    let raw = syscall!(eventfd(initial, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC))?;
+    // SAFETY: `eventfd` just returned this descriptor; nobody else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(raw) })
+}
+
+/// Sets `O_NONBLOCK` on the open file (shared with every `dup` of it, and
+/// with the shell for stdout); nothing to do if it is set already.
+pub(crate) fn set_nonblocking(fd: BorrowedFd<'_>) -> io::Result<()> {
+    // SAFETY: F_GETFL only reads the open file's flags.
+    let flags = syscall!(fcntl(fd.as_raw_fd(), libc::F_GETFL))?;
+    if flags & libc::O_NONBLOCK == 0 {
+        // SAFETY: F_SETFL with the flags just read plus O_NONBLOCK.
+        syscall!(fcntl(fd.as_raw_fd(), libc::F_SETFL, flags | libc::O_NONBLOCK))?;
+    }
+    Ok(())
+}
+
+/// Whether the open file has `O_NONBLOCK` (`false` if that cannot be read).
+pub(crate) fn is_nonblocking(fd: BorrowedFd<'_>) -> bool {
+    // SAFETY: F_GETFL only reads the open file's flags.
+    syscall!(fcntl(fd.as_raw_fd(), libc::F_GETFL)).is_ok_and(|flags| flags & libc::O_NONBLOCK != 0)
+}
+
+/// The descriptor's `stat`: type, owner, mode.
+pub(crate) fn fstat(fd: BorrowedFd<'_>) -> io::Result<libc::stat> {
+    // SAFETY: `stat` is a plain C struct; all-zero is valid to be overwritten.
+    let mut stat: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: `stat` is writable and of the size `fstat` expects.
+    syscall!(fstat(fd.as_raw_fd(), &mut stat))?;
+    Ok(stat)
+}
+
+/// Whether the descriptor is a socket (written with `send`, not `write`).
+pub(crate) fn is_socket(fd: BorrowedFd<'_>) -> io::Result<bool> {
+    Ok(fstat(fd)?.st_mode & libc::S_IFMT == libc::S_IFSOCK)
+}
+
+/// One write of `bytes`: `send` with `MSG_NOSIGNAL` to a socket (a peer gone
+/// is `EPIPE`, never a `SIGPIPE`), `write` to anything else (see
+/// [`ignore_sigpipe`]). Returns how many bytes were taken.
+pub(crate) fn send_or_write(fd: RawFd, socket: bool, bytes: &[u8]) -> io::Result<usize> {
+    let n = if socket {
+        // SAFETY: sends from a live slice of the given length.
+        syscall!(send(fd, bytes.as_ptr().cast(), bytes.len(), libc::MSG_NOSIGNAL))?
+    } else {
+        // SAFETY: writes from a live slice of the given length.
+        syscall!(write(fd, bytes.as_ptr().cast(), bytes.len()))?
+    };
+    Ok(n as usize)
+}
+
+/// Makes sure a write to a pipe without reader fails with `EPIPE` instead of
+/// killing the process: sets `SIGPIPE` to "ignore" if it is at the default.
+/// A handler someone installed is left alone (it returns, and so does the
+/// write, with `EPIPE`).
+pub(crate) fn ignore_sigpipe() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        if let Ok(true) = replace_disposition(libc::SIGPIPE, libc::SIG_DFL, libc::SIG_IGN) {
+            log::debug!("SIGPIPE was at its default: now ignored, so writes report EPIPE");
+        }
+    });
+}
+
+/// Sets `signal`'s disposition to `to` (`SIG_DFL` or `SIG_IGN`) if it is
+/// `from` now; a handler someone installed is left alone. Whether it changed.
+pub(crate) fn replace_disposition(
+    signal: libc::c_int,
+    from: libc::sighandler_t,
+    to: libc::sighandler_t,
+) -> io::Result<bool> {
+    // SAFETY: `sigaction` is a plain C struct; all-zero is valid to be overwritten.
+    let mut old: libc::sigaction = unsafe { std::mem::zeroed() };
+    // SAFETY: a null new action only reads the current one into `old`.
+    syscall!(sigaction(signal, std::ptr::null(), &mut old))?;
+    if old.sa_sigaction != from {
+        return Ok(false);
+    }
+    // SAFETY: as above; no flags, an empty mask.
+    let mut new: libc::sigaction = unsafe { std::mem::zeroed() };
+    new.sa_sigaction = to;
+    // SAFETY: `new` is a valid action that runs no handler; the old one is not wanted.
+    syscall!(sigaction(signal, &new, std::ptr::null_mut()))?;
+    Ok(true)
 }

@@ -4,11 +4,12 @@
 use std::cell::RefCell;
 use std::fmt;
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::process::{Command, ExitStatus};
 use std::rc::Rc;
 
 use crate::sources::{LineReader, Writer, WriterHandle};
+use crate::sys::set_nonblocking;
 use crate::{Context, Handler, Readiness, Token};
 
 type OnLine = Box<dyn FnMut(&[u8], &mut Context<'_>)>;
@@ -223,7 +224,7 @@ impl Child {
         ];
         let mut readers = Vec::new();
         for (fd, max_line, mut on_line) in outputs.into_iter().flatten() {
-            set_nonblocking(&fd)?;
+            set_nonblocking(fd.as_fd())?;
             state.borrow_mut().open += 1;
             let exit = state.clone();
             let reader =
@@ -388,14 +389,4 @@ fn pidfd_open(pid: u32) -> io::Result<OwnedFd> {
     }
     // SAFETY: `pidfd_open` just returned this descriptor (close-on-exec); nobody else owns it.
     Ok(unsafe { OwnedFd::from_raw_fd(raw as libc::c_int) })
-}
-
-fn set_nonblocking(fd: &OwnedFd) -> io::Result<()> {
-    // SAFETY: F_GETFL only reads the open file's flags.
-    let flags = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GETFL) };
-    // SAFETY: F_SETFL with the flags just read plus O_NONBLOCK, on our own pipe end.
-    if flags == -1 || unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, flags | libc::O_NONBLOCK) } == -1 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
 }

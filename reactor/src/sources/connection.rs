@@ -10,7 +10,7 @@ use std::rc::{Rc, Weak};
 use std::time::Duration;
 
 use crate::sources::lines::{read_shared, split_lines_while, CHUNK};
-use crate::sources::writer::{ignore_sigpipe, is_socket, set_nonblocking, write_fd};
+use crate::sys::{ignore_sigpipe, is_socket, send_or_write, set_nonblocking};
 use crate::{Context, Handler, Interest, Readiness, TimerKey, Token};
 
 /// How many reads of 64 KiB one readiness report may take, as a `LineReader`.
@@ -121,17 +121,13 @@ struct State {
     token: Cell<Option<Token>>,
     /// The descriptor is open: the handler exists and was not shut down.
     open: Cell<bool>,
-    /// Closed or closing at once: no more lines, no more writes.
-    closed: Cell<bool>,
-    /// Close once the buffer is written (asked, or the input ended).
-    closing: Cell<bool>,
+    life: RefCell<Life>,
+    /// The peer's input ended: nothing more to read.
     ended: Cell<bool>,
     reading: Cell<bool>,
     /// The handler keeps lines read before a pause.
     holds_input: Cell<bool>,
     out: RefCell<Outbox>,
-    /// A write failure met by the round's flush, for the handler to report.
-    failed: RefCell<Option<io::Error>>,
     /// A write was refused since the buffer last emptied.
     refused: Cell<bool>,
     /// The round's flush, while one is due.
@@ -142,6 +138,74 @@ struct State {
     stall: Cell<Option<TimerKey>>,
     written: Cell<u64>,
     dropped: Cell<u64>,
+}
+
+/// Where the connection is in its life. Only an open one takes writes.
+#[derive(Debug)]
+enum Life {
+    /// Reads (unless paused or ended) and takes writes.
+    Open,
+    /// Takes no more writes; closes once the buffer is written (asked by
+    /// `close_when_drained`, or the input ended).
+    Closing,
+    /// A write failed outside the handler (in the round's flush, or a write
+    /// that flushed first): the handler reports it, then the connection
+    /// closes.
+    Failed(io::Error),
+    /// Closed at once (`close`, an error) or removed: no more lines, no more
+    /// writes.
+    Closed,
+}
+
+impl State {
+    fn is_open(&self) -> bool {
+        matches!(*self.life.borrow(), Life::Open)
+    }
+
+    fn is_closing(&self) -> bool {
+        matches!(*self.life.borrow(), Life::Closing)
+    }
+
+    fn has_failed(&self) -> bool {
+        matches!(*self.life.borrow(), Life::Failed(_))
+    }
+
+    fn is_closed(&self) -> bool {
+        matches!(*self.life.borrow(), Life::Closed)
+    }
+
+    fn set_life(&self, life: Life) {
+        *self.life.borrow_mut() = life;
+    }
+
+    /// No more writes: an open connection starts closing. A failure is still
+    /// reported, and a closed connection stays closed.
+    fn stop_writes(&self) {
+        if self.is_open() {
+            self.set_life(Life::Closing);
+        }
+    }
+
+    /// Keeps a write failure for the handler to report (a closed connection
+    /// has nobody left to report it).
+    fn keep_failure(&self, e: io::Error) {
+        if !self.is_closed() {
+            self.set_life(Life::Failed(e));
+        }
+    }
+
+    /// The failure waiting to be reported, if any; the connection is then
+    /// closed.
+    fn take_failure(&self) -> Option<io::Error> {
+        let mut life = self.life.borrow_mut();
+        match std::mem::replace(&mut *life, Life::Closed) {
+            Life::Failed(e) => Some(e),
+            other => {
+                *life = other;
+                None
+            }
+        }
+    }
 }
 
 /// The bytes queued for the socket: `data[start..]`.
@@ -185,8 +249,8 @@ impl Connection {
         on_line: impl FnMut(&[u8], &ConnectionHandle, &mut Context<'_>) + 'static,
     ) -> io::Result<Connection> {
         let fd: OwnedFd = fd.into();
-        set_nonblocking(fd.as_raw_fd())?;
-        let socket = is_socket(fd.as_raw_fd())?;
+        set_nonblocking(fd.as_fd())?;
+        let socket = is_socket(fd.as_fd())?;
         if !socket {
             ignore_sigpipe();
         }
@@ -196,13 +260,11 @@ impl Connection {
             limit: Cell::new(256 * 1024),
             token: Cell::new(None),
             open: Cell::new(true),
-            closed: Cell::new(false),
-            closing: Cell::new(false),
+            life: RefCell::new(Life::Open),
             ended: Cell::new(false),
             reading: Cell::new(true),
             holds_input: Cell::new(false),
             out: RefCell::new(Outbox::default()),
-            failed: RefCell::new(None),
             refused: Cell::new(false),
             flush: Cell::new(None),
             flush_due: Cell::new(false),
@@ -298,15 +360,14 @@ impl Connection {
     /// once the connection is closing: nothing more to do.
     fn output(&mut self, ctx: &mut Context<'_>) -> io::Result<bool> {
         let state = &self.conn.state;
-        let failed = state.failed.borrow_mut().take();
-        let result = match failed {
+        let result = match state.take_failure() {
             Some(e) => Err(e),
             None => state.write_out(),
         };
         match result {
             Err(e) => self.fail(e, ctx).map(|()| false),
             Ok(false) => Ok(true),
-            Ok(true) if state.closing.get() || state.closed.get() => {
+            Ok(true) if !state.is_open() => {
                 ctx.remove_self();
                 Ok(false)
             }
@@ -364,8 +425,8 @@ impl Connection {
             let last = std::mem::take(&mut self.partial);
             (self.on_line)(&last, &self.conn, ctx);
         }
-        state.closing.set(true);
-        if state.out.borrow().len() == 0 && state.failed.borrow().is_none() {
+        state.stop_writes();
+        if state.out.borrow().len() == 0 && !state.has_failed() {
             ctx.remove_self();
         }
         Ok(())
@@ -374,7 +435,7 @@ impl Connection {
     /// Closes after an error: reported to `on_error`, or returned to the
     /// reactor if nobody listens and it is not a peer going away.
     fn fail(&mut self, e: io::Error, ctx: &mut Context<'_>) -> io::Result<()> {
-        self.conn.state.closed.set(true);
+        self.conn.state.set_life(Life::Closed);
         ctx.remove_self();
         match &mut self.on_error {
             Some(on_error) => on_error(&e, &self.conn, ctx),
@@ -452,7 +513,7 @@ impl ConnectionHandle {
             // Full before the round ends: write out now, as a `BufWriter`
             // does, and refuse only what the socket does not take either.
             if let Err(e) = state.write_out() {
-                *state.failed.borrow_mut() = Some(e);
+                state.keep_failure(e);
                 self.update_interest(ctx)?;
                 return Err(io::Error::new(io::ErrorKind::BrokenPipe, "the connection failed"));
             }
@@ -489,11 +550,11 @@ impl ConnectionHandle {
     fn round_flush(&self, ctx: &mut Context<'_>) {
         let state = &self.state;
         state.flush_due.set(false);
-        if !state.open.get() || state.failed.borrow().is_some() {
+        if !state.open.get() || state.has_failed() {
             return;
         }
         if let Err(e) = state.write_out() {
-            *state.failed.borrow_mut() = Some(e);
+            state.keep_failure(e);
         }
         if let Err(e) = self.update_interest(ctx) {
             log::debug!("connection: {e}");
@@ -509,8 +570,8 @@ impl ConnectionHandle {
         let waiting = state.out.borrow().len();
         let read = self.listening() && !state.ended.get();
         let write = (waiting > 0 && !state.flush_due.get())
-            || state.failed.borrow().is_some()
-            || (waiting == 0 && (state.refused.get() || state.closing.get()))
+            || state.has_failed()
+            || (waiting == 0 && (state.refused.get() || state.is_closing()))
             || (read && state.holds_input.get());
         let interest = match (read, write) {
             (true, true) => Interest::READABLE | Interest::WRITABLE,
@@ -547,13 +608,13 @@ impl ConnectionHandle {
     }
 
     fn listening(&self) -> bool {
-        self.state.reading.get() && !self.state.closed.get() && self.state.open.get()
+        self.state.reading.get() && !self.state.is_closed() && self.state.open.get()
     }
 
     /// Closes at once, dropping what is buffered: to evict a peer that does
     /// not keep up. `on_close` runs; later writes fail with `BrokenPipe`.
     pub fn close(&self, ctx: &mut Context<'_>) {
-        self.state.closed.set(true);
+        self.state.set_life(Life::Closed);
         if let Some(token) = self.state.token.get() {
             ctx.remove(token);
         }
@@ -562,7 +623,7 @@ impl ConnectionHandle {
     /// Closes once everything buffered is written: at once if nothing is.
     /// Reading stops; later writes fail with `BrokenPipe`.
     pub fn close_when_drained(&self, ctx: &mut Context<'_>) {
-        self.state.closing.set(true);
+        self.state.stop_writes();
         self.state.reading.set(false);
         if let Err(e) = self.update_interest(ctx) {
             log::debug!("connection: {e}");
@@ -572,7 +633,7 @@ impl ConnectionHandle {
     /// Whether writes are still taken (open, not closing).
     pub fn is_open(&self) -> bool {
         let state = &self.state;
-        state.open.get() && !state.closed.get() && !state.closing.get() && state.failed.borrow().is_none()
+        state.open.get() && state.is_open()
     }
 
     /// Bytes buffered and not yet written.
@@ -666,7 +727,7 @@ impl State {
             if out.len() == 0 {
                 break;
             }
-            match write_fd(self.fd, self.socket, &out.data[out.start..]) {
+            match send_or_write(self.fd, self.socket, &out.data[out.start..]) {
                 Ok(n) => {
                     out.consume(n);
                     self.written.set(self.written.get() + n as u64);
@@ -692,9 +753,8 @@ impl Handler for Connection {
     fn on_ready(&mut self, readiness: Readiness, ctx: &mut Context<'_>) -> io::Result<()> {
         let state = &self.conn.state;
         let output_due = readiness.is_writable() || readiness.is_error() || readiness.is_hangup();
-        let has_output =
-            state.out.borrow().len() > 0 || state.failed.borrow().is_some() || state.refused.get();
-        if (output_due && has_output || state.closing.get()) && !self.output(ctx)? {
+        let has_output = state.out.borrow().len() > 0 || state.has_failed() || state.refused.get();
+        if (output_due && has_output || state.is_closing()) && !self.output(ctx)? {
             return Ok(());
         }
         if self.conn.listening() && !self.conn.state.ended.get() {
@@ -705,7 +765,7 @@ impl Handler for Connection {
 
     fn on_remove(&mut self, ctx: &mut Context<'_>) {
         let state = &self.conn.state;
-        state.closed.set(true);
+        state.set_life(Life::Closed);
         for key in [state.flush.take(), state.stall.take()].into_iter().flatten() {
             ctx.cancel(key);
         }

@@ -58,10 +58,10 @@ pub enum SlowReader {
 /// ```
 #[derive(Clone)]
 pub struct Fanout {
-    inner: Rc<Inner>,
+    group: Rc<Group>,
 }
 
-struct Inner {
+struct Group {
     policy: SlowReader,
     members: RefCell<Vec<ConnectionHandle>>,
 }
@@ -69,22 +69,22 @@ struct Inner {
 impl Fanout {
     /// An empty group with `policy` for its slow members.
     pub fn new(policy: SlowReader) -> Fanout {
-        Fanout { inner: Rc::new(Inner { policy, members: RefCell::new(Vec::new()) }) }
+        Fanout { group: Rc::new(Group { policy, members: RefCell::new(Vec::new()) }) }
     }
 
     /// Adds a connection to the group.
     pub fn join(&self, conn: &ConnectionHandle) {
-        self.inner.members.borrow_mut().push(conn.clone());
+        self.group.members.borrow_mut().push(conn.clone());
     }
 
     /// Takes a connection out of the group (closing it does too).
     pub fn leave(&self, conn: &ConnectionHandle) {
-        self.inner.members.borrow_mut().retain(|m| !m.same(conn));
+        self.group.members.borrow_mut().retain(|m| !m.same(conn));
     }
 
     /// The open members.
     pub fn len(&self) -> usize {
-        self.inner.members.borrow().iter().filter(|m| m.is_open()).count()
+        self.group.members.borrow().iter().filter(|m| m.is_open()).count()
     }
 
     /// Whether no member is open.
@@ -94,7 +94,7 @@ impl Fanout {
 
     /// The policy given to [`new`](Fanout::new).
     pub fn policy(&self) -> SlowReader {
-        self.inner.policy
+        self.group.policy
     }
 
     /// Sends `line` (a `\n` is added) to every open member but `from`,
@@ -114,7 +114,7 @@ impl Fanout {
     fn deliver(&self, ctx: &mut Context<'_>, from: Option<&ConnectionHandle>, line: &[u8]) {
         let mut evicted = None;
         let mut gone = false;
-        for member in self.inner.members.borrow().iter() {
+        for member in self.group.members.borrow().iter() {
             if from.is_some_and(|from| member.same(from)) {
                 continue;
             }
@@ -122,7 +122,7 @@ impl Fanout {
                 gone = true;
                 continue;
             }
-            let result = match (self.inner.policy, from) {
+            let result = match (self.group.policy, from) {
                 (SlowReader::Pause(stall), Some(from)) => {
                     let result = member.write_line_or_pause(ctx, line, from);
                     if member.has_waiters() {
@@ -133,7 +133,7 @@ impl Fanout {
                 _ => member.write_line(ctx, line),
             };
             match result {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => match self.inner.policy {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => match self.group.policy {
                     SlowReader::Disconnect => evicted.get_or_insert_with(Vec::new).push(member.clone()),
                     _ => member.count_dropped(),
                 },
@@ -147,7 +147,7 @@ impl Fanout {
             gone = true;
         }
         if gone {
-            self.inner.members.borrow_mut().retain(ConnectionHandle::is_open);
+            self.group.members.borrow_mut().retain(ConnectionHandle::is_open);
         }
     }
 }
@@ -155,8 +155,8 @@ impl Fanout {
 impl fmt::Debug for Fanout {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Fanout")
-            .field("policy", &self.inner.policy)
-            .field("members", &self.inner.members.borrow().len())
+            .field("policy", &self.group.policy)
+            .field("members", &self.group.members.borrow().len())
             .finish()
     }
 }

@@ -4,13 +4,13 @@ use std::ffi::CString;
 use std::fmt;
 use std::fs::{self, OpenOptions};
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use crate::sources::LineReader;
-use crate::sys::syscall;
+use crate::sys::{self, syscall};
 use crate::{Context, Handler, Readiness};
 
 /// Creates a FIFO (or uses the one already at its path), reads it as lines,
@@ -198,11 +198,8 @@ fn open_fifo(path: &Path) -> io::Result<OwnedFd> {
 /// group and others nothing beyond `mode`; then, if `set` is given (we made
 /// the FIFO), sets exactly that mode (`mkfifo` applied the umask).
 fn check_fifo(path: &Path, fd: &OwnedFd, set: Option<u32>, mode: u32) -> io::Result<()> {
-    // SAFETY: all-zero is a valid `stat`, which the call fills in.
-    let mut st: libc::stat = unsafe { std::mem::zeroed() };
-    // SAFETY: `fd` is open and `st` is writable for the call's duration.
-    syscall!(fstat(fd.as_raw_fd(), &mut st))
-        .map_err(|e| io::Error::other(format!("fstat {}: {e}", path.display())))?;
+    let st =
+        sys::fstat(fd.as_fd()).map_err(|e| io::Error::other(format!("fstat {}: {e}", path.display())))?;
     // SAFETY: plain call, cannot fail.
     let me = unsafe { libc::geteuid() };
     let (owner, found) = (st.st_uid, st.st_mode & 0o7777);

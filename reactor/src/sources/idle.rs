@@ -3,9 +3,9 @@
 use std::any::Any;
 use std::fmt;
 use std::io;
-use std::os::fd::{AsFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
-use crate::sys::syscall;
+use crate::sys;
 use crate::{Context, Handler, Readiness};
 
 /// Runs the handler it wraps once every round, as if its descriptor were
@@ -51,9 +51,7 @@ pub struct Idle<H> {
 impl<H: Handler> Idle<H> {
     /// Wraps `inner`, to be called every round.
     pub fn new(inner: H) -> io::Result<Idle<H>> {
-        let raw = syscall!(eventfd(1, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK))?;
-        // SAFETY: `eventfd` just returned this descriptor; nobody else owns it.
-        let always_ready = unsafe { OwnedFd::from_raw_fd(raw) };
+        let always_ready = sys::eventfd(1)?;
         Ok(Idle { inner, always_ready })
     }
 

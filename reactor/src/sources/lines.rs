@@ -5,7 +5,7 @@ use std::fmt;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 
-use crate::sys::syscall;
+use crate::sys::{is_nonblocking, syscall};
 use crate::{Context, Handler, Readiness};
 
 /// How much one read takes: the capacity of a pipe.
@@ -252,7 +252,7 @@ impl LineReader<Callbacks> {
 impl<S: LineSink> LineReader<S> {
     /// A reader of `fd` that delivers to `sink`.
     pub fn with_sink(fd: OwnedFd, max_line: usize, sink: S) -> LineReader<S> {
-        let reads_per_ready = if is_nonblocking(&fd) { READS_PER_READY } else { 1 };
+        let reads_per_ready = if is_nonblocking(fd.as_fd()) { READS_PER_READY } else { 1 };
         LineReader {
             fd,
             at_end: false,
@@ -406,12 +406,6 @@ pub(crate) fn split_lines_while(
         }
     }
     total - data.len()
-}
-
-fn is_nonblocking(fd: &OwnedFd) -> bool {
-    // SAFETY: F_GETFL only reads the open file's flags.
-    let flags = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GETFL) };
-    flags != -1 && flags & libc::O_NONBLOCK != 0
 }
 
 /// The first `\n`, found by the C library's vectorised `memchr`.

@@ -182,6 +182,7 @@ impl Listener {
             shed_log: ShedLog::default(),
         };
         listener.spare = Some(spare()?);
+        // SAFETY: integer arguments only, on the socket we own.
         syscall!(listen(listener.fd.as_raw_fd(), libc::SOMAXCONN))?;
         Ok(listener)
     }
@@ -337,6 +338,7 @@ fn spare() -> io::Result<File> {
 }
 
 fn socket(domain: libc::c_int) -> io::Result<OwnedFd> {
+    // SAFETY: integer arguments only; returns a new descriptor or -1.
     let raw = syscall!(socket(domain, libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC, 0))?;
     // SAFETY: `socket` just returned this descriptor; nobody else owns it.
     Ok(unsafe { OwnedFd::from_raw_fd(raw) })

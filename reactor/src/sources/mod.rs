@@ -16,7 +16,7 @@ mod lines;
 mod listener;
 mod mqueue;
 mod signal;
-mod timer;
+mod timerfd;
 mod waker;
 mod writer;
 
@@ -32,6 +32,6 @@ pub use lines::{split_lines, Callbacks, LineReader, LineSink};
 pub use listener::{ListenAddr, Listener, Peer};
 pub use mqueue::{QueueReader, QueueWriter, QueueWriterHandle};
 pub use signal::{Signal, SignalFd};
-pub use timer::Timer;
+pub use timerfd::Timer;
 pub use waker::{WakeHandle, Waker};
 pub use writer::{Writer, WriterHandle};

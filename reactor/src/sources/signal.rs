@@ -6,7 +6,7 @@ use std::mem;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::ptr;
 
-use crate::sys::syscall;
+use crate::sys::{self, syscall};
 use crate::{Context, Handler, Readiness};
 
 type Callback = Box<dyn FnMut(i32, &mut Context<'_>)>;
@@ -155,7 +155,7 @@ impl SignalFd {
             return Err(io::Error::from_raw_os_error(err));
         }
         for &signal in signals {
-            stop_ignoring(signal)?;
+            sys::replace_disposition(signal, libc::SIG_IGN, libc::SIG_DFL)?;
         }
         // SAFETY: `set` is an initialised signal set.
         let raw = syscall!(signalfd(-1, &set, libc::SFD_NONBLOCK | libc::SFD_CLOEXEC))?;
@@ -175,21 +175,6 @@ fn signal_set(signals: &[i32]) -> io::Result<libc::sigset_t> {
         syscall!(sigaddset(&mut set, signal))?;
     }
     Ok(set)
-}
-
-fn stop_ignoring(signal: i32) -> io::Result<()> {
-    // SAFETY: `sigaction` is a plain C struct; all-zero is a valid value to be overwritten.
-    let mut old: libc::sigaction = unsafe { mem::zeroed() };
-    // SAFETY: a null new action only reads the old one into `old`.
-    syscall!(sigaction(signal, ptr::null(), &mut old))?;
-    if old.sa_sigaction == libc::SIG_IGN {
-        // SAFETY: as above; the zeroed action with `SIG_DFL` (0) restores the default.
-        let mut default: libc::sigaction = unsafe { mem::zeroed() };
-        default.sa_sigaction = libc::SIG_DFL;
-        // SAFETY: `default` is a valid action; the old one is not wanted.
-        syscall!(sigaction(signal, &default, ptr::null_mut()))?;
-    }
-    Ok(())
 }
 
 impl SignalFd {

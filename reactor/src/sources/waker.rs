@@ -2,11 +2,11 @@
 
 use std::fmt;
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use crate::sys::syscall;
+use crate::sys::{self, syscall};
 use crate::{Context, Handler, Readiness};
 
 /// An eventfd with a "pending" flag in front of it: only the first wake
@@ -18,9 +18,7 @@ pub(crate) struct Bell {
 
 impl Bell {
     pub(crate) fn new() -> io::Result<Bell> {
-        let raw = syscall!(eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC))?;
-        // SAFETY: `eventfd` just returned this descriptor; nobody else owns it.
-        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        let fd = sys::eventfd(0)?;
         Ok(Bell { fd, pending: AtomicBool::new(false) })
     }
 

@@ -6,9 +6,8 @@ use std::fmt;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::rc::Rc;
-use std::sync::Once;
 
-use crate::sys::syscall;
+use crate::sys::{ignore_sigpipe, is_socket, send_or_write, set_nonblocking};
 use crate::{Context, Handler, Interest, Readiness, Token};
 
 /// How many `write`s one readiness report may take.
@@ -35,12 +34,7 @@ struct Buffer {
     data: Vec<u8>,
     /// Bytes of `data` already written.
     start: usize,
-    /// Epoll watches for `WRITABLE`.
-    armed: bool,
-    closing: bool,
-    /// Set when a write fails; reported by the handler, then it goes.
-    failed: Option<io::Error>,
-    broken: bool,
+    life: Life,
     /// A write was refused for want of room since the buffer last emptied.
     refused: bool,
     /// Producers paused by [`WriterHandle::write_line_or_pause`], resumed
@@ -48,9 +42,64 @@ struct Buffer {
     paused: Vec<Token>,
 }
 
+/// Where the stream is in its life. Only an open stream takes writes.
+#[derive(Debug)]
+enum Life {
+    /// Takes writes. `armed`: epoll watches for `WRITABLE`, because bytes wait.
+    Open { armed: bool },
+    /// Closes once the buffer is written (`close_when_drained`), or at once
+    /// (`close`).
+    Closing,
+    /// A write into the empty buffer failed: the handler reports the error
+    /// at its next readiness (epoll reports the broken descriptor at once),
+    /// then the writer goes.
+    Failed(io::Error),
+    /// The error was reported; the writer has removed itself.
+    Broken,
+}
+
+impl Default for Life {
+    fn default() -> Life {
+        Life::Open { armed: false }
+    }
+}
+
 impl Buffer {
     fn len(&self) -> usize {
         self.data.len() - self.start
+    }
+
+    fn is_open(&self) -> bool {
+        matches!(self.life, Life::Open { .. })
+    }
+
+    fn is_armed(&self) -> bool {
+        matches!(self.life, Life::Open { armed: true })
+    }
+
+    /// Whether epoll must watch for `WRITABLE`: bytes wait, or a failure
+    /// does.
+    fn wants_writable(&self) -> bool {
+        self.len() > 0 || matches!(self.life, Life::Failed(_))
+    }
+
+    /// No more writes: an open stream starts closing. A failure is still
+    /// reported if the writer gets to run.
+    fn stop_writes(&mut self) {
+        if self.is_open() {
+            self.life = Life::Closing;
+        }
+    }
+
+    /// The failure waiting to be reported, if any; the stream is then broken.
+    fn take_failure(&mut self) -> Option<io::Error> {
+        match std::mem::replace(&mut self.life, Life::Broken) {
+            Life::Failed(e) => Some(e),
+            other => {
+                self.life = other;
+                None
+            }
+        }
     }
 
     fn consume(&mut self, n: usize) {
@@ -127,8 +176,8 @@ impl Writer {
     /// documentation for the exact rule). Makes the descriptor non-blocking.
     pub fn new(fd: impl Into<OwnedFd>, limit: usize) -> io::Result<Writer> {
         let fd: OwnedFd = fd.into();
-        set_nonblocking(fd.as_raw_fd())?;
-        let socket = is_socket(fd.as_raw_fd())?;
+        set_nonblocking(fd.as_fd())?;
+        let socket = is_socket(fd.as_fd())?;
         if !socket {
             ignore_sigpipe();
         }
@@ -239,7 +288,7 @@ impl WriterHandle {
     fn write_parts(&self, ctx: &mut Context<'_>, parts: &[&[u8]], past_limit: bool) -> io::Result<()> {
         let state = &self.state;
         let mut buf = state.inner.borrow_mut();
-        if buf.broken || buf.closing || buf.failed.is_some() || !state.open.get() {
+        if !buf.is_open() || !state.open.get() {
             return Err(io::Error::new(io::ErrorKind::BrokenPipe, "the writer is closed or failed"));
         }
         let size: usize = parts.iter().map(|p| p.len()).sum();
@@ -247,28 +296,30 @@ impl WriterHandle {
             buf.refused = true;
             return Err(io::Error::new(io::ErrorKind::WouldBlock, "the writer's buffer is full"));
         }
+        let was_armed = buf.is_armed();
         for part in parts {
             let mut part = *part;
-            if buf.len() == 0 && buf.failed.is_none() {
+            if buf.len() == 0 && buf.is_open() {
                 // Nothing waits: straight to the descriptor.
-                match write_fd(state.fd, state.socket, part) {
+                match send_or_write(state.fd, state.socket, part) {
                     Ok(n) => part = &part[n..],
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                     Err(e) => {
-                        buf.failed = Some(e);
+                        buf.life = Life::Failed(e);
                         part = &[];
                     }
                 }
             }
             buf.data.extend_from_slice(part);
         }
-        let want = buf.len() > 0 || buf.failed.is_some();
-        if want && !buf.armed {
+        if buf.wants_writable() && !was_armed {
             // A failure is reported by the handler: epoll reports the
             // broken descriptor as writable (or in error) at once.
             if let Some(token) = state.token.get() {
                 ctx.set_interest(token, Interest::WRITABLE)?;
-                buf.armed = true;
+                if let Life::Open { armed } = &mut buf.life {
+                    *armed = true;
+                }
             }
         }
         Ok(())
@@ -299,8 +350,7 @@ impl WriterHandle {
     /// Whether the writer can still take bytes (not closing, not failed,
     /// not removed).
     pub fn is_open(&self) -> bool {
-        let buf = self.state.inner.borrow();
-        self.state.open.get() && !buf.closing && !buf.broken && buf.failed.is_none()
+        self.state.open.get() && self.state.inner.borrow().is_open()
     }
 
     /// The writer's token, once registered.
@@ -313,7 +363,7 @@ impl WriterHandle {
     pub fn close_when_drained(&self, ctx: &mut Context<'_>) {
         let empty = {
             let mut buf = self.state.inner.borrow_mut();
-            buf.closing = true;
+            buf.stop_writes();
             buf.len() == 0
         };
         if empty {
@@ -330,7 +380,7 @@ impl WriterHandle {
     /// `BrokenPipe`; `on_error` is not called (nothing failed). Does nothing
     /// to a writer already gone.
     pub fn close(&self, ctx: &mut Context<'_>) {
-        self.state.inner.borrow_mut().closing = true;
+        self.state.inner.borrow_mut().stop_writes();
         if let Some(token) = self.state.token.get() {
             ctx.remove(token);
         }
@@ -342,14 +392,14 @@ impl Writer {
     /// when it is empty.
     fn flush(&self) -> io::Result<bool> {
         let mut buf = self.state.inner.borrow_mut();
-        if let Some(e) = buf.failed.take() {
+        if let Some(e) = buf.take_failure() {
             return Err(e);
         }
         for _ in 0..WRITES_PER_READY {
             if buf.len() == 0 {
                 break;
             }
-            match write_fd(self.state.fd, self.state.socket, &buf.data[buf.start..]) {
+            match send_or_write(self.state.fd, self.state.socket, &buf.data[buf.start..]) {
                 Ok(n) => buf.consume(n),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -373,7 +423,7 @@ impl Writer {
     }
 
     fn fail(&mut self, e: io::Error, ctx: &mut Context<'_>) {
-        self.state.inner.borrow_mut().broken = true;
+        self.state.inner.borrow_mut().life = Life::Broken;
         match self.state.on_error.take() {
             Some(mut on_error) => {
                 on_error(&e, ctx);
@@ -392,8 +442,11 @@ impl Handler for Writer {
 
     fn interest(&self) -> Interest {
         let mut buf = self.state.inner.borrow_mut();
-        buf.armed = buf.len() > 0 || buf.failed.is_some();
-        if buf.armed {
+        let want = buf.wants_writable();
+        if let Life::Open { armed } = &mut buf.life {
+            *armed = want;
+        }
+        if want {
             Interest::WRITABLE
         } else {
             Interest::HANGUP
@@ -423,8 +476,12 @@ impl Handler for Writer {
         }
         let (closing, refused, was_armed) = {
             let mut buf = self.state.inner.borrow_mut();
-            let was_armed = std::mem::replace(&mut buf.armed, false);
-            (buf.closing, std::mem::take(&mut buf.refused), was_armed)
+            let closing = matches!(buf.life, Life::Closing);
+            let was_armed = match &mut buf.life {
+                Life::Open { armed } => std::mem::replace(armed, false),
+                _ => false,
+            };
+            (closing, std::mem::take(&mut buf.refused), was_armed)
         };
         if closing {
             ctx.remove_self();
@@ -466,55 +523,6 @@ impl Drop for Writer {
     }
 }
 
-pub(crate) fn write_fd(fd: RawFd, socket: bool, bytes: &[u8]) -> io::Result<usize> {
-    let n = if socket {
-        // SAFETY: sends from a live slice of the given length.
-        syscall!(send(fd, bytes.as_ptr().cast(), bytes.len(), libc::MSG_NOSIGNAL))?
-    } else {
-        // SAFETY: writes from a live slice of the given length.
-        syscall!(write(fd, bytes.as_ptr().cast(), bytes.len()))?
-    };
-    Ok(n as usize)
-}
-
-pub(crate) fn set_nonblocking(fd: RawFd) -> io::Result<()> {
-    // SAFETY: F_GETFL only reads the open file's flags.
-    let flags = syscall!(fcntl(fd, libc::F_GETFL))?;
-    if flags & libc::O_NONBLOCK == 0 {
-        // SAFETY: F_SETFL with the flags just read plus O_NONBLOCK.
-        syscall!(fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK))?;
-    }
-    Ok(())
-}
-
-pub(crate) fn is_socket(fd: RawFd) -> io::Result<bool> {
-    // SAFETY: `stat` is a plain C struct; all-zero is valid to be overwritten.
-    let mut stat: libc::stat = unsafe { std::mem::zeroed() };
-    // SAFETY: `stat` is writable and of the size `fstat` expects.
-    syscall!(fstat(fd, &mut stat))?;
-    Ok(stat.st_mode & libc::S_IFMT == libc::S_IFSOCK)
-}
-
-/// Makes sure a write to a pipe without reader fails with `EPIPE` instead of
-/// killing the process: sets `SIGPIPE` to "ignore" if it is at the default.
-/// A handler someone installed is left alone (it returns, and so does the
-/// write, with `EPIPE`).
-pub(crate) fn ignore_sigpipe() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        // SAFETY: `sigaction` is a plain C struct; all-zero is valid to be overwritten.
-        let mut old: libc::sigaction = unsafe { std::mem::zeroed() };
-        // SAFETY: a null new action only reads the current one into `old`.
-        if unsafe { libc::sigaction(libc::SIGPIPE, std::ptr::null(), &mut old) } == 0
-            && old.sa_sigaction == libc::SIG_DFL
-        {
-            // SAFETY: setting a disposition to SIG_IGN is async-signal-safe and has no handler.
-            unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
-            log::debug!("SIGPIPE was at its default: now ignored, so writes report EPIPE");
-        }
-    });
-}
-
 impl fmt::Debug for Writer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Writer").field("fd", &self.fd).field("handle", &self.handle()).finish()
@@ -528,7 +536,7 @@ impl fmt::Debug for WriterHandle {
             .field("token", &self.state.token.get())
             .field("buffered", &buf.len())
             .field("limit", &self.state.limit)
-            .field("closing", &buf.closing)
+            .field("life", &buf.life)
             .field("open", &self.state.open.get())
             .finish()
     }

@@ -1,5 +1,6 @@
-//! Small newtypes over epoll's raw integers: who an event is for ([`Token`]),
-//! what a handler waits for ([`Interest`]) and what happened ([`Readiness`]).
+//! The parts of an epoll event, as small newtypes over its raw integers: who
+//! an event is for ([`Token`]), what a handler waits for ([`Interest`]) and
+//! what happened ([`Readiness`]).
 
 use std::fmt;
 use std::ops::BitOr;

@@ -47,14 +47,14 @@ struct Entry {
 }
 
 #[derive(Default)]
-pub(crate) struct Timers {
+pub(crate) struct TimerHeap {
     entries: Slab<Entry>,
     heap: BinaryHeap<Reverse<(Instant, u64, usize)>>,
     seq: u64,
     generations: u32,
 }
 
-impl Timers {
+impl TimerHeap {
     pub(crate) fn add(
         &mut self,
         delay: Duration,
@@ -207,7 +207,7 @@ mod tests {
 
     #[test]
     fn rearming_many_times_keeps_the_heap_small() {
-        let mut timers = Timers::default();
+        let mut timers = TimerHeap::default();
         let key = timers.add(Duration::from_secs(60), None, nothing());
         for _ in 0..10_000 {
             assert!(timers.rearm(key, Duration::from_secs(60)));
@@ -217,7 +217,7 @@ mod tests {
 
     #[test]
     fn a_cancelled_timer_is_never_due_and_its_key_is_dead() {
-        let mut timers = Timers::default();
+        let mut timers = TimerHeap::default();
         let key = timers.add(Duration::ZERO, None, nothing());
         assert!(timers.cancel(key));
         assert!(!timers.cancel(key));
@@ -228,7 +228,7 @@ mod tests {
 
     #[test]
     fn due_timers_come_in_deadline_order() {
-        let mut timers = Timers::default();
+        let mut timers = TimerHeap::default();
         let late = timers.add(Duration::from_millis(2), None, nothing());
         let early = timers.add(Duration::from_millis(1), None, nothing());
         let at = Instant::now() + Duration::from_secs(1);

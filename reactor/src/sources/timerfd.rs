@@ -61,6 +61,7 @@ impl Timer {
     }
 
     fn new(first: Duration, period: Option<Duration>, callback: Callback) -> io::Result<Timer> {
+        // SAFETY: integer arguments only; returns a new descriptor or -1.
         let raw = syscall!(timerfd_create(libc::CLOCK_MONOTONIC, libc::TFD_NONBLOCK | libc::TFD_CLOEXEC))?;
         // SAFETY: `timerfd_create` just returned this descriptor; nobody else owns it.
         let fd = unsafe { OwnedFd::from_raw_fd(raw) };
