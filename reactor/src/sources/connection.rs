@@ -135,6 +135,11 @@ struct State {
     flush_due: Cell<bool>,
     /// Producers paused until this buffer drains (or the connection goes).
     waiters: RefCell<Vec<ConnectionHandle>>,
+    /// As a producer: how many buffers this connection waits on. It is
+    /// resumed when the last of them drains, not the first: resumed by one
+    /// while another is still full, it would add a line to that one each
+    /// time, and the full buffer would grow past its bound.
+    waiting_on: Cell<usize>,
     stall: Cell<Option<TimerKey>>,
     written: Cell<u64>,
     dropped: Cell<u64>,
@@ -269,6 +274,7 @@ impl Connection {
             flush: Cell::new(None),
             flush_due: Cell::new(false),
             waiters: RefCell::new(Vec::new()),
+            waiting_on: Cell::new(0),
             stall: Cell::new(None),
             written: Cell::new(0),
             dropped: Cell::new(0),
@@ -498,6 +504,7 @@ impl ConnectionHandle {
             let mut waiters = self.state.waiters.borrow_mut();
             if !waiters.iter().any(|w| w.same(producer)) {
                 waiters.push(producer.clone());
+                producer.state.waiting_on.set(producer.state.waiting_on.get() + 1);
             }
         }
         Ok(())
@@ -682,10 +689,16 @@ impl ConnectionHandle {
         !self.state.waiters.borrow().is_empty()
     }
 
-    /// Resumes the producers paused by [`write_line_or_pause`](Self::write_line_or_pause).
+    /// Resumes the producers paused by [`write_line_or_pause`](Self::write_line_or_pause)
+    /// that wait on no other buffer.
     fn wake_waiters(&self, ctx: &mut Context<'_>) {
         let waiters = std::mem::take(&mut *self.state.waiters.borrow_mut());
         for waiter in waiters {
+            let waiting_on = waiter.state.waiting_on.get().saturating_sub(1);
+            waiter.state.waiting_on.set(waiting_on);
+            if waiting_on > 0 {
+                continue;
+            }
             if let Err(e) = waiter.resume_reading(ctx) {
                 log::debug!("connection: resuming a producer: {e}");
             }
