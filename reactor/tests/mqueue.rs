@@ -173,3 +173,32 @@ fn a_relay_pauses_its_reader_at_the_bound_and_resumes_it_at_the_drain() {
         assert_eq!(got, sent, "messages lost, repeated, or with another priority");
     });
 }
+
+/// A writer removed while it holds messages must not leave the producers it
+/// paused paused for ever: they are resumed when it goes.
+#[test]
+fn a_queue_writer_removed_while_holding_resumes_the_producers_it_paused() {
+    within_deadline(|| {
+        let (input, output) = (TestQueue::new("removed-in"), TestQueue::new("removed-out"));
+        let mut reactor = Reactor::new().unwrap();
+        let out =
+            QueueWriter::new(output.open(Access::Send), 1).unwrap().register(&mut reactor.context()).unwrap();
+        let relay = out.clone();
+        let reader = QueueReader::new(input.open(Access::Receive), move |message, priority, ctx| {
+            relay.send(ctx, message, priority).expect("a message that fits");
+        })
+        .unwrap();
+        let reader = reactor.register(reader).unwrap();
+        let sender = MessageQueue::open_with(&input.name, Access::Send, true).unwrap();
+        // Nobody reads the output queue: it fills (4), one more is held, and the reader pauses.
+        let mut next = 0;
+        while !reactor.is_paused(reader) {
+            while sender.send(format!("m{next}").as_bytes(), 0).is_ok() {
+                next += 1;
+            }
+            reactor.run_once(Some(Duration::from_millis(10))).unwrap();
+        }
+        assert!(reactor.remove(out.token().expect("registered")));
+        assert!(reactor.contains(reader) && !reactor.is_paused(reader), "the reader reads again");
+    });
+}

@@ -15,6 +15,7 @@ mod idle;
 mod lines;
 mod listener;
 mod mqueue;
+mod paused;
 mod signal;
 mod timerfd;
 mod waker;

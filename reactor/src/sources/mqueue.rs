@@ -15,6 +15,7 @@ use std::mem;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::rc::Rc;
 
+use super::paused::PausedProducers;
 use crate::sys::syscall;
 use crate::{Context, Handler, Interest, Readiness, Token};
 
@@ -152,7 +153,7 @@ struct Outgoing {
     held: RefCell<BinaryHeap<Held>>,
     seq: Cell<u64>,
     /// Sources paused because they sent while `limit` messages were held.
-    paused: RefCell<Vec<Token>>,
+    paused: PausedProducers,
     on_drain: Cell<Option<OnDrain>>,
 }
 
@@ -221,7 +222,7 @@ impl<Q: AsFd + 'static> QueueWriter<Q> {
             message_size: usize::try_from(attr.mq_msgsize).unwrap_or(0),
             held: RefCell::new(BinaryHeap::new()),
             seq: Cell::new(0),
-            paused: RefCell::new(Vec::new()),
+            paused: PausedProducers::default(),
             on_drain: Cell::new(None),
         };
         Ok(QueueWriter { queue, out: Rc::new(out), batch: BATCH })
@@ -275,8 +276,7 @@ impl QueueWriterHandle {
         };
         if held >= out.limit {
             if let Some(producer) = ctx.current().filter(|&p| Some(p) != out.token.get()) {
-                ctx.pause(producer)?;
-                out.paused.borrow_mut().push(producer);
+                out.paused.pause(ctx, producer)?;
             }
         }
         self.arm(ctx)
@@ -334,17 +334,20 @@ impl<Q: AsFd> Handler for QueueWriter<Q> {
         }
         let handle = QueueWriterHandle { out: self.out.clone() };
         if handle.held() == 0 {
-            for producer in mem::take(&mut *out.paused.borrow_mut()) {
-                if ctx.contains(producer) {
-                    ctx.resume(producer)?;
-                }
-            }
+            out.paused.resume_all(ctx)?;
             if let Some(mut on_drain) = out.on_drain.take() {
                 on_drain(ctx);
                 out.on_drain.set(Some(on_drain));
             }
         }
         handle.arm(ctx)
+    }
+
+    fn on_remove(&mut self, ctx: &mut Context<'_>) {
+        // Removed with messages held: the producers it paused must not stay paused.
+        if let Err(e) = self.out.paused.resume_all(ctx) {
+            log::warn!("queue writer: resuming a paused producer: {e}");
+        }
     }
 
     fn on_shutdown(&mut self) {

@@ -7,6 +7,7 @@ use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::rc::Rc;
 
+use super::paused::PausedProducers;
 use crate::sys::{ignore_sigpipe, is_socket, send_or_write, set_nonblocking};
 use crate::{Context, Handler, Interest, Readiness, Token};
 
@@ -27,6 +28,9 @@ struct State {
     inner: RefCell<Buffer>,
     on_error: Cell<Option<OnError>>,
     on_drain: Cell<Option<OnDrain>>,
+    /// Producers paused by [`WriterHandle::write_line_or_pause`], resumed
+    /// when the buffer empties or the writer goes.
+    paused: PausedProducers,
 }
 
 #[derive(Default)]
@@ -37,9 +41,6 @@ struct Buffer {
     life: Life,
     /// A write was refused for want of room since the buffer last emptied.
     refused: bool,
-    /// Producers paused by [`WriterHandle::write_line_or_pause`], resumed
-    /// when the buffer empties or the writer goes.
-    paused: Vec<Token>,
 }
 
 /// Where the stream is in its life. Only an open stream takes writes.
@@ -190,6 +191,7 @@ impl Writer {
             inner: RefCell::new(Buffer::default()),
             on_error: Cell::new(None),
             on_drain: Cell::new(None),
+            paused: PausedProducers::default(),
         });
         Ok(Writer { fd, state })
     }
@@ -276,11 +278,9 @@ impl WriterHandle {
     /// ```
     pub fn write_line_or_pause(&self, ctx: &mut Context<'_>, line: &[u8], producer: Token) -> io::Result<()> {
         self.write_parts(ctx, &[line, b"\n"], true)?;
-        let mut buf = self.state.inner.borrow_mut();
-        if buf.len() >= self.state.limit && !buf.paused.contains(&producer) {
-            ctx.pause(producer)?;
-            buf.paused.push(producer);
-            buf.refused = true;
+        if self.buffered() >= self.state.limit {
+            self.state.inner.borrow_mut().refused = true;
+            self.state.paused.pause(ctx, producer)?;
         }
         Ok(())
     }
@@ -412,13 +412,8 @@ impl Writer {
     /// Resumes the producers that [`WriterHandle::write_line_or_pause`]
     /// paused (those still registered).
     fn resume_producers(&self, ctx: &mut Context<'_>) {
-        let paused = std::mem::take(&mut self.state.inner.borrow_mut().paused);
-        for producer in paused {
-            if ctx.contains(producer) {
-                if let Err(e) = ctx.resume(producer) {
-                    log::warn!("writer: resuming a paused producer: {e}");
-                }
-            }
+        if let Err(e) = self.state.paused.resume_all(ctx) {
+            log::warn!("writer: resuming a paused producer: {e}");
         }
     }
 
