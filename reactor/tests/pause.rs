@@ -52,6 +52,17 @@ fn written_and_closed() -> OwnedFd {
     ours
 }
 
+/// A reader of `written_and_closed`, registered and paused at once, and
+/// whether its close callback ran.
+fn paused_reader_of_a_closed_pipe(reactor: &mut Reactor) -> (Token, Rc<Cell<bool>>) {
+    let closed = Rc::new(Cell::new(false));
+    let end = closed.clone();
+    let reader = LineReader::new(written_and_closed(), 1024, |_, _| {}).on_close(move |_| end.set(true));
+    let token = reactor.register(reader).unwrap();
+    reactor.pause(token).unwrap();
+    (token, closed)
+}
+
 fn paused_reader_reads_nothing_after_its_writer_left(how: Stop) {
     let mut reactor = Reactor::new().unwrap();
     let (lines, closed) = (Rc::new(Cell::new(0)), Rc::new(Cell::new(false)));
@@ -112,11 +123,7 @@ fn pause_keeps_the_interest_and_set_interest_while_paused_does_not_resume() {
 #[test]
 fn paused_handler_is_removed_and_shut_down_like_any_other() {
     let mut reactor = Reactor::new().unwrap();
-    let closed = Rc::new(Cell::new(false));
-    let end = closed.clone();
-    let reader = LineReader::new(written_and_closed(), 1024, |_, _| {}).on_close(move |_| end.set(true));
-    let token = reactor.register(reader).unwrap();
-    reactor.pause(token).unwrap();
+    let (token, closed) = paused_reader_of_a_closed_pipe(&mut reactor);
     assert!(reactor.remove(token));
     assert!(closed.get() && reactor.is_empty());
 }
@@ -137,11 +144,7 @@ fn run_returns_when_every_handler_is_paused_and_no_timer_is_left_as_nothing_coul
 fn a_timer_keeps_a_loop_of_paused_handlers_going_and_may_resume_them() {
     util::within_deadline(|| {
         let mut reactor = Reactor::new().unwrap();
-        let closed = Rc::new(Cell::new(false));
-        let end = closed.clone();
-        let reader = LineReader::new(written_and_closed(), 1024, |_, _| {}).on_close(move |_| end.set(true));
-        let token = reactor.register(reader).unwrap();
-        reactor.pause(token).unwrap();
+        let (token, closed) = paused_reader_of_a_closed_pipe(&mut reactor);
         reactor.context().after(std::time::Duration::from_millis(5), move |ctx| ctx.resume(token).unwrap());
         reactor.run().unwrap(); // the reader reads to its end and leaves
         assert!(closed.get());
