@@ -444,6 +444,14 @@ impl Sink for Journal {
         self.data_mut()[at..end].copy_from_slice(bytes);
         self.len = end;
     }
+
+    /// Lends the room after the bytes appended; the caller made sure `max`
+    /// more fit ([`Journal::fits`]).
+    fn put_with(&mut self, max: usize, fill: impl FnOnce(&mut [u8]) -> usize) {
+        let at = self.len;
+        let n = fill(&mut self.data_mut()[at..at + max]);
+        self.len = at + n.min(max);
+    }
 }
 
 impl Drop for Journal {

@@ -449,7 +449,8 @@ impl Stdout {
         let Kind::Pipe { capacity } = self.kind else {
             return rest.len();
         };
-        if rest.len() <= PIPE_BUF {
+        if rest.len() <= PIPE_BUF || capacity.saturating_sub(self.slots_in_use * PAGE) >= rest.len() {
+            // Cannot be cut, or surely fits: no need to ask the pipe.
             return rest.len();
         }
         let empty = pipe_is_empty(self.fd);
