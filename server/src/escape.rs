@@ -45,18 +45,29 @@ impl Sink for Vec<u8> {
 
 /// Appends `message` to `out`, escaped.
 pub fn escape_into(out: &mut impl Sink, message: &[u8]) {
+    escape_then(out, message, b"");
+}
+
+/// Appends `message` to `out`, escaped, and a newline: one line of output.
+pub fn escape_line_into(out: &mut impl Sink, message: &[u8]) {
+    escape_then(out, message, b"\n");
+}
+
+/// Appends `message` escaped, then `end`.
+fn escape_then(out: &mut impl Sink, message: &[u8], end: &[u8]) {
     // The common case, plain ASCII, in one pass: checked as it is copied.
     let mut plain = false;
-    out.put_with(message.len(), |room| {
+    out.put_with(message.len() + end.len(), |room| {
         plain = copy_if_plain(message, room);
-        if plain {
-            message.len()
-        } else {
-            0
+        if !plain {
+            return 0;
         }
+        room[message.len()..message.len() + end.len()].copy_from_slice(end);
+        message.len() + end.len()
     });
     if !plain {
         escape_other(out, message);
+        out.put(end);
     }
 }
 
@@ -301,6 +312,9 @@ mod tests {
                     let mut out = b"before".to_vec();
                     escape_into(&mut out, &bytes);
                     assert_eq!(out[6..], general(&bytes), "{bytes:?}");
+                    let mut line = b"before".to_vec();
+                    super::escape_line_into(&mut line, &bytes);
+                    assert_eq!(line[6..], [general(&bytes), b"\n".to_vec()].concat(), "{bytes:?}");
                 }
             }
         }

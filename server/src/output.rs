@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 
 use ipc::SharedMemory;
 
-use crate::escape::{escape_into, Sink};
+use crate::escape::{escape_line_into, Sink};
 use crate::journal::{advance_left, capacity_for, count_lines, inspect, journal_name, Journal, Left};
 use crate::lifecycle::SharedLifecycle;
 use crate::stats::{Counters, Source};
@@ -224,9 +224,7 @@ impl Output {
         if !self.make_room(TAG_ROOM + 4 * message.len() + 1) {
             return self.drop_line(Source::Queue, message);
         }
-        self.journal.put(b"mq[");
-        push_decimal(&mut self.journal, priority);
-        self.journal.put(b"]: ");
+        self.journal.put_with(TAG_ROOM, |room| queue_tag(room, priority));
         self.end_line(Source::Queue, message);
     }
 
@@ -245,8 +243,7 @@ impl Output {
         let counts = self.counters.source(source);
         counts.messages += 1;
         counts.bytes += message.len() as u64;
-        escape_into(&mut self.journal, message);
-        self.journal.put(b"\n");
+        escape_line_into(&mut self.journal, message);
         self.journal.commit();
         self.lines += 1;
         if self.journal.pending() >= FLUSH_AT {
@@ -506,20 +503,19 @@ impl Stdout {
     }
 }
 
-/// The digits of `n`: `write!` would cost as much as the rest of a short
-/// message's line (`docs/performance.md`).
-fn push_decimal(buf: &mut impl Sink, mut n: u32) {
-    let mut digits = [0u8; 10];
-    let mut start = digits.len();
-    loop {
-        start -= 1;
-        digits[start] = b'0' + (n % 10) as u8;
+/// Writes `mq[PRIORITY]: ` at the start of `room` and returns its length,
+/// in byte stores: `write!`, or a copy of a variable length, would cost as
+/// much as the rest of a short message's line (`docs/performance.md`).
+fn queue_tag(room: &mut [u8], priority: u32) -> usize {
+    let digits = priority.checked_ilog10().map_or(1, |log| log as usize + 1);
+    room[..3].copy_from_slice(b"mq[");
+    let mut n = priority;
+    for at in (3..3 + digits).rev() {
+        room[at] = b'0' + (n % 10) as u8;
         n /= 10;
-        if n == 0 {
-            break;
-        }
     }
-    buf.put(&digits[start..]);
+    room[3 + digits..6 + digits].copy_from_slice(b"]: ");
+    6 + digits
 }
 
 fn write(fd: RawFd, bytes: &[u8], socket: bool) -> io::Result<usize> {
@@ -610,11 +606,11 @@ impl Drop for Output {
 #[cfg(test)]
 mod tests {
     #[test]
-    fn decimals_are_plain_digits() {
-        for n in [0, 7, 10, 32767, u32::MAX] {
-            let mut buf = Vec::new();
-            super::push_decimal(&mut buf, n);
-            assert_eq!(buf, n.to_string().as_bytes());
+    fn queue_tags_are_plain_digits() {
+        for n in [0, 7, 9, 10, 99, 100, 32767, u32::MAX] {
+            let mut room = [0; super::TAG_ROOM];
+            let len = super::queue_tag(&mut room, n);
+            assert_eq!(room[..len], *format!("mq[{n}]: ").as_bytes());
         }
     }
 }
