@@ -98,12 +98,14 @@ pub struct Context<'a> {
 /// Where a reactor's run is in its end: what its [`StopFlag`]s read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
-    /// No stop asked since the reactor was made or its last shutdown ended.
+    /// No stop asked since the reactor was made, or since the first round
+    /// that followed its last shutdown.
     Running,
     /// A stop asked, or the shutdown under way: the loop ends its round,
     /// runs no further one, and shuts its handlers down.
     Stopping,
-    /// Shut down. The next run of the reactor is [`Phase::Running`] again.
+    /// Shut down. The next round of the reactor starts a new run:
+    /// [`Phase::Running`] again.
     Stopped,
 }
 
@@ -119,9 +121,10 @@ enum Phase {
 /// there: [`run`](Reactor::run) ending after a stop, with nothing left to
 /// wait for, or on an `epoll_wait` failure, or the reactor being dropped.
 /// It stays raised through the shutdown and after it, also once the reactor
-/// is gone. Only a new run lowers it: the first [`run`](Reactor::run) or
-/// [`run_once`](Reactor::run_once) of the same reactor after a shutdown,
-/// unless a stop was asked since.
+/// is gone. Only a new run lowers it, when its first round begins (the
+/// first [`run_once`](Reactor::run_once) of the same reactor after a
+/// shutdown, or the first that [`run`](Reactor::run) makes), unless a stop
+/// was asked since.
 ///
 /// [`Reactor::is_stopping`] differs after a shutdown: it says whether the
 /// loop is stopping, which it no longer is; the flag says the run is over.
@@ -157,7 +160,7 @@ impl StopFlag {
     }
 
     /// Whether the reactor's run is ending or has ended: a stop was asked,
-    /// or a shutdown has begun, and no new run has begun since.
+    /// or a shutdown has begun, and no round of a new run has begun since.
     pub fn is_raised(&self) -> bool {
         self.0.get() != Phase::Running
     }
