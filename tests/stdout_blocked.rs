@@ -118,6 +118,47 @@ fn messages_left_at_a_stop_with_stdout_full_are_logged_as_kept() {
     drop(unread);
 }
 
+/// A stop the loop has already read leaves no signal pending to end a wait
+/// on a full stdout; the server still knows a stop is under way (the
+/// reactor's stop flag), so the round's last write gives the reader a
+/// second, not for ever: then the lines stay in the journal, and the
+/// server exits.
+#[test]
+fn a_stop_already_read_waits_for_a_full_stdout_about_a_second() {
+    let queue = TestQueue::new();
+    let mut server = ServerBuilder::on(&queue).raw_stdout().start();
+    let unread = server.take_stdout();
+    let sender = RawQueue::open(queue.name(), Access::Send).expect("open the queue");
+    // A first line written shows the loop past its first round's start,
+    // where the queue is drained before any signal is read.
+    sender.send(b"first", 0);
+    server.wait_for("the first line on stdout", || bytes_waiting(&unread) > 0);
+    fill_pipe(&format!("/proc/{}/fd/1", server.pid()));
+    // Frozen, the server finds the messages and the stop signal ready at
+    // once: one round takes both, reading the signal before its last write.
+    server.pause();
+    for n in 0..QUEUE_CAPACITY {
+        sender.send(format!("stalled {n}").as_bytes(), 0);
+    }
+    server.signal(libc::SIGTERM);
+    let resumed = std::time::Instant::now();
+    server.resume();
+
+    let status = server.wait_exit();
+
+    let waited = resumed.elapsed();
+    let log = server.stderr.snapshot().join("\n");
+    assert_eq!(status.code(), Some(1), "output not delivered is a failure; stderr: {log}");
+    assert!(log.contains("SIGTERM: shutting down"), "the loop read the signal; stderr: {log}");
+    assert!(log.contains("a stop was asked: output dropped"), "stderr: {log}");
+    assert!(
+        waited >= std::time::Duration::from_secs(1),
+        "gave up after {waited:?}, before the second a stopping server gives its reader; stderr: {log}"
+    );
+    assert!(!queue.exists(), "the queue must be removed");
+    drop(unread);
+}
+
 /// Writes into the pipe at `path` until it takes no more.
 fn fill_pipe(path: &str) {
     use std::io::Write;

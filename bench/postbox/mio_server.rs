@@ -31,7 +31,7 @@ use mio::net::{TcpListener, TcpStream};
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
 use reactor::sources::split_lines;
-use reactor::Handler;
+use reactor::{Handler, StopFlag};
 use slab::Slab;
 
 use server::args::{self, Command, Config, Listen};
@@ -106,7 +106,10 @@ impl MioServer {
         if let Some(listener) = &listener {
             eprintln!("[INFO] listening on {}", listener.local_addr()?);
         }
-        let output = Output::stdout(Lifecycle::new(), &STOP_SIGNALS, config.message_size as usize);
+        // No reactor here, so no stop flag that a stop raises: the output
+        // waits for a full stdout as long as a server that is not stopping.
+        let output =
+            Output::stdout(Lifecycle::new(StopFlag::never()), &STOP_SIGNALS, config.message_size as usize);
         let spec = QueueSpec {
             name: config.queue.clone(),
             max_messages: config.max_messages,
@@ -116,12 +119,18 @@ impl MioServer {
         if config.notify != Notify::Epoll {
             return Err(io::Error::other("the mio server only watches the queue with epoll"));
         }
-        let (queue, _) = ServerQueue::open(&spec, Notify::Epoll, output.clone(), Lifecycle::new())?;
+        let (queue, _) =
+            ServerQueue::open(&spec, Notify::Epoll, output.clone(), Lifecycle::new(StopFlag::never()))?;
         // The journal as ours keeps it, so that ours / mio measures the loop alone.
         output.borrow_mut().open_journal(&config.queue, config.message_size as usize)?;
         let queue_fd = queue.queue().as_raw_fd();
         poll.registry().register(&mut SourceFd(&queue_fd), QUEUE, Interest::READABLE)?;
-        let stats = StatsShm::create(&config.queue, config.mode, queue.max_messages(), Lifecycle::new())?;
+        let stats = StatsShm::create(
+            &config.queue,
+            config.mode,
+            queue.max_messages(),
+            Lifecycle::new(StopFlag::never()),
+        )?;
         let mut server = MioServer {
             poll,
             output,

@@ -45,7 +45,7 @@ mod timer_heap;
 
 pub use event::{Interest, Readiness, Token};
 pub use handler::{Handler, RegisterError};
-pub use reactor::{Context, Reactor};
+pub use reactor::{Context, Reactor, StopFlag};
 pub use timer_heap::TimerKey;
 
 /// The crate's `README.md`, whose example is a doc test too.

@@ -2,10 +2,12 @@
 //! they asked for, and repeat until one of them asks to stop.
 
 use std::any::Any;
+use std::cell::Cell;
 use std::fmt;
 use std::io;
 use std::os::fd::{AsRawFd, RawFd};
 use std::panic::{self, AssertUnwindSafe};
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use slab::Slab;
@@ -40,6 +42,7 @@ type ErrorHook = Box<dyn FnMut(&str, &io::Error, &mut Context<'_>)>;
 ///
 /// When a handler asks to [`stop`](Context::stop), the loop finishes the
 /// round, then shuts every remaining handler down, last registered first.
+/// Whether that is under way, or done, is the reactor's [`StopFlag`].
 pub struct Reactor {
     core: Core,
     hooks: Vec<Hook>,
@@ -59,7 +62,8 @@ struct Core {
     /// wake a wait again.
     watched: usize,
     started: bool,
-    stopping: bool,
+    /// Where the run is in its end; shared with every [`StopFlag`].
+    phase: Rc<Cell<Phase>>,
     timers: TimerHeap,
     /// `None`: [`report`] (a log line, or stderr without a logger).
     on_error: Option<ErrorHook>,
@@ -91,6 +95,83 @@ pub struct Context<'a> {
     current: Option<Token>,
 }
 
+/// Where a reactor's run is in its end: what its [`StopFlag`]s read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// No stop asked since the reactor was made, or since the first round
+    /// that followed its last shutdown.
+    Running,
+    /// A stop asked, or the shutdown under way: the loop ends its round,
+    /// runs no further one, and shuts its handlers down.
+    Stopping,
+    /// Shut down. The next round of the reactor starts a new run:
+    /// [`Phase::Running`] again.
+    Stopped,
+}
+
+/// A read-only view of a reactor's stop flag: whether its run is ending or
+/// has ended. Cheap to clone (an `Rc`), for code that holds no [`Context`]
+/// when it needs to know: a handler's [`on_shutdown`](Handler::on_shutdown),
+/// a write that waits on its own, code that runs after the loop. Got from
+/// [`Reactor::stop_flag`] or [`Context::stop_flag`]; every handle of one
+/// reactor reads the same flag.
+///
+/// The flag is raised by [`Context::stop`], at once (the loop still
+/// finishes its round), and when [`Reactor::shutdown`] begins, whatever led
+/// there: [`run`](Reactor::run) ending after a stop, with nothing left to
+/// wait for, or on an `epoll_wait` failure, or the reactor being dropped.
+/// It stays raised through the shutdown and after it, also once the reactor
+/// is gone. Only a new run lowers it, when its first round begins (the
+/// first [`run_once`](Reactor::run_once) of the same reactor after a
+/// shutdown, or the first that [`run`](Reactor::run) makes), unless a stop
+/// was asked since.
+///
+/// [`Reactor::is_stopping`] differs after a shutdown: it says whether the
+/// loop is stopping, which it no longer is; the flag says the run is over.
+///
+/// ```
+/// use std::time::Duration;
+/// use reactor::{sources::Timer, Reactor};
+///
+/// # fn main() -> std::io::Result<()> {
+/// let mut reactor = Reactor::new()?;
+/// let flag = reactor.stop_flag();
+/// let seen = flag.clone();
+/// reactor.register(Timer::once(Duration::from_millis(1), move |_, ctx| {
+///     assert!(!seen.is_raised());
+///     ctx.stop(); // the round goes on, then the shutdown
+///     assert!(seen.is_raised());
+/// })?)?;
+/// assert!(!flag.is_raised());
+/// reactor.run()?;
+/// assert!(flag.is_raised()); // and stays so: the run is over
+/// assert!(!reactor.is_stopping()); // while the reactor may run again
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct StopFlag(Rc<Cell<Phase>>);
+
+impl StopFlag {
+    /// A flag that no reactor holds: never raised. For code that takes a
+    /// reactor's flag but runs without a reactor (a benchmark's own loop).
+    pub fn never() -> StopFlag {
+        StopFlag(Rc::new(Cell::new(Phase::Running)))
+    }
+
+    /// Whether the reactor's run is ending or has ended: a stop was asked,
+    /// or a shutdown has begun, and no round of a new run has begun since.
+    pub fn is_raised(&self) -> bool {
+        self.0.get() != Phase::Running
+    }
+}
+
+impl fmt::Debug for StopFlag {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StopFlag").field("raised", &self.is_raised()).finish()
+    }
+}
+
 impl Reactor {
     /// Creates an empty reactor with its own epoll instance (`EPOLL_CLOEXEC`).
     pub fn new() -> io::Result<Reactor> {
@@ -101,7 +182,7 @@ impl Reactor {
                 order: 0,
                 watched: 0,
                 started: false,
-                stopping: false,
+                phase: Rc::new(Cell::new(Phase::Running)),
                 timers: TimerHeap::default(),
                 on_error: None,
             },
@@ -214,8 +295,10 @@ impl Reactor {
 
     /// Runs rounds until a callback or hook asks to stop, or until nothing
     /// could ever wake the loop again: no timer, and no handler, or only
-    /// paused ones (or ones set to [`Interest::NONE`]); then shuts every remaining handler down, last registered
-    /// first, and drops the timers.
+    /// paused ones (or ones set to [`Interest::NONE`]); then
+    /// [`shutdown`](Reactor::shutdown)s every remaining handler, last
+    /// registered first, and drops the timers. However it ends, the
+    /// [`StopFlag`] is raised before the first handler is shut down.
     ///
     /// Errors from handlers do not end the loop (they go to
     /// [`on_error`](Reactor::on_error), whose hook may stop it); only a
@@ -224,7 +307,7 @@ impl Reactor {
     /// The handlers are shut down in that case too.
     pub fn run(&mut self) -> io::Result<()> {
         let result = loop {
-            if self.core.stopping || (self.core.watched == 0 && self.core.timers.is_empty()) {
+            if self.core.stopping() || (self.core.watched == 0 && self.core.timers.is_empty()) {
                 break Ok(());
             }
             if let Err(e) = self.run_once(None) {
@@ -247,13 +330,17 @@ impl Reactor {
     pub fn run_once(&mut self, timeout: Option<Duration>) -> io::Result<usize> {
         if !self.core.started {
             self.core.started = true;
+            if self.core.phase.get() == Phase::Stopped {
+                // A new run of a reactor shut down before.
+                self.core.phase.set(Phase::Running);
+            }
             self.core.start_all();
         }
         self.run_hooks();
         // Nothing to wait for: a stop was asked, or no handler is watched
         // to wake a wait without end (every `on_start` may have failed).
         let timeout = self.core.wait_timeout(timeout);
-        if self.core.stopping || (self.core.watched == 0 && timeout.is_none()) {
+        if self.core.stopping() || (self.core.watched == 0 && timeout.is_none()) {
             return Ok(0);
         }
         let n = open_epoll(&mut self.core.epoll)?.wait(&mut self.events, timeout)?;
@@ -264,7 +351,7 @@ impl Reactor {
         if !self.core.timers.is_empty() {
             self.core.fire_timers();
         }
-        if self.core.stopping {
+        if self.core.stopping() {
             // The last round ends with the hooks, so that what it produced
             // is flushed before the handlers shut down.
             self.run_hooks();
@@ -278,16 +365,31 @@ impl Reactor {
         }
     }
 
-    /// Whether a stop was requested and the handlers not yet shut down.
+    /// Whether the loop is stopping: a stop was requested, or a
+    /// [`shutdown`](Reactor::shutdown) is under way, and the shutdown has
+    /// not finished. `false` again once it has, so that the reactor may run
+    /// again; the [`StopFlag`] stays raised.
     pub fn is_stopping(&self) -> bool {
-        self.core.stopping
+        self.core.stopping()
+    }
+
+    /// A handle on this reactor's stop flag, for code that holds no
+    /// `Context`: see [`StopFlag`].
+    pub fn stop_flag(&self) -> StopFlag {
+        self.core.stop_flag()
     }
 
     /// Removes every handler, last registered first, running each shutdown
     /// hook once, and drops every timer. Handlers registered by an
     /// [`on_remove`](Handler::on_remove) meanwhile are removed too. The
     /// reactor is empty afterwards and may be used again.
+    ///
+    /// The [`StopFlag`] is raised first, whatever led here (a stop, a loop
+    /// with nothing left to wait for, an `epoll_wait` failure, a drop), and
+    /// stays raised afterwards; [`is_stopping`](Reactor::is_stopping) is
+    /// `true` during the shutdown and `false` after it.
     pub fn shutdown(&mut self) {
+        self.core.phase.set(Phase::Stopping);
         if !self.is_empty() {
             // Closing the epoll instance forgets every registration at once:
             // one `close` instead of an `EPOLL_CTL_DEL` per handler. A new
@@ -308,7 +410,7 @@ impl Reactor {
             }
         }
         self.core.timers.clear();
-        self.core.stopping = false;
+        self.core.phase.set(Phase::Stopped);
         self.core.started = false;
     }
 }
@@ -319,7 +421,7 @@ impl fmt::Debug for Reactor {
             .field("handlers", &self.core.slots.len())
             .field("timers", &!self.core.timers.is_empty())
             .field("hooks", &self.hooks.len())
-            .field("stopping", &self.core.stopping)
+            .field("stopping", &self.core.stopping())
             .finish()
     }
 }
@@ -329,7 +431,7 @@ impl fmt::Debug for Context<'_> {
         f.debug_struct("Context")
             .field("current", &self.current)
             .field("handlers", &self.core.slots.len())
-            .field("stopping", &self.core.stopping)
+            .field("stopping", &self.core.stopping())
             .finish()
     }
 }
@@ -555,14 +657,24 @@ impl Context<'_> {
         self.core.timers.contains(timer)
     }
 
-    /// Asks the loop to stop once the current round is done.
+    /// Asks the loop to stop once the current round is done; raises the
+    /// [`StopFlag`]. Asked before the loop runs (or between a shutdown and
+    /// the next run), the next `run` shuts down at once.
     pub fn stop(&mut self) {
-        self.core.stopping = true;
+        self.core.phase.set(Phase::Stopping);
     }
 
-    /// Whether a stop was asked and the loop has not shut down yet.
+    /// Whether the loop is stopping: a stop was asked, or the shutdown is
+    /// under way, and it has not finished; see [`Reactor::is_stopping`].
     pub fn is_stopping(&self) -> bool {
-        self.core.stopping
+        self.core.stopping()
+    }
+
+    /// A handle on the reactor's stop flag, to keep where no `Context`
+    /// will be at hand (a shutdown hook, code run after the loop): see
+    /// [`StopFlag`].
+    pub fn stop_flag(&self) -> StopFlag {
+        self.core.stop_flag()
     }
 
     /// Whether `token` names a registered handler.
@@ -581,6 +693,15 @@ fn open_epoll(epoll: &mut Option<Epoll>) -> io::Result<&Epoll> {
 }
 
 impl Core {
+    /// Whether the loop is stopping: asked to, or shutting down.
+    fn stopping(&self) -> bool {
+        self.phase.get() == Phase::Stopping
+    }
+
+    fn stop_flag(&self) -> StopFlag {
+        StopFlag(self.phase.clone())
+    }
+
     /// Reserves a slot and adds `fd` to epoll under its token. The slot stays
     /// empty until the caller installs the handler.
     fn attach(&mut self, fd: RawFd, interest: Interest) -> io::Result<Token> {

@@ -1,23 +1,27 @@
-//! Where the server is in its life: running, stopping, and whether the run
-//! has failed. One place, shared by the handlers, the hooks and `main`.
+//! Where the server is in its life: whether it is stopping, and whether the
+//! run has failed. One place, shared by the handlers, the hooks and `main`.
+//!
+//! Stopping is the reactor's own stop flag, seen through a
+//! [`reactor::StopFlag`]: handlers stop the loop with `ctx.stop()` (or
+//! [`Lifecycle::fail`]), and the reactor raises the flag then, and when its
+//! shutdown begins however the run ended (a stop, or an `epoll_wait`
+//! failure), and keeps it raised through the shutdown and after it. The
+//! handle is for the code that holds no `Context` when it asks: the
+//! output's wait on a full stdout, in a round, in the queue's drain at
+//! shutdown (`ServerQueue::on_shutdown`), and in the last write after the
+//! loop (`Output::finish`). A stopping server waits for a full stdout only
+//! briefly.
 
 use std::cell::Cell;
 use std::rc::Rc;
 
-use reactor::Context;
+use reactor::{Context, StopFlag};
 
-/// The loop's control state. Handlers stop the loop through it (not through
-/// the `Context` alone) so that every part can ask whether a stop is under
-/// way: a stopping server waits for a full stdout only briefly.
-///
-/// `stopping` twins the reactor's own flag (`Context::is_stopping`) because
-/// only code holding a `Context` can read that one, and the two readers here
-/// hold none: the output's wait on a full stdout, and the queue's drain in
-/// `on_shutdown`. It also stays set through the shutdown, which the reactor's
-/// does not when `run` ends on an `epoll_wait` failure.
-#[derive(Debug, Default)]
+/// The loop's control state: the reactor's stop flag, and whether the run
+/// has failed (exit status 1).
+#[derive(Debug)]
 pub struct Lifecycle {
-    stopping: Cell<bool>,
+    stop: StopFlag,
     failed: Cell<bool>,
 }
 
@@ -25,21 +29,17 @@ pub struct Lifecycle {
 pub type SharedLifecycle = Rc<Lifecycle>;
 
 impl Lifecycle {
-    /// A server that runs and has not failed.
-    pub fn new() -> SharedLifecycle {
-        Rc::new(Lifecycle::default())
-    }
-
-    /// Asks the loop to stop after this round: a clean shutdown.
-    pub fn stop(&self, ctx: &mut Context<'_>) {
-        self.stopping.set(true);
-        ctx.stop();
+    /// A server that has not failed, and is stopping when the reactor
+    /// behind `stop` (its [`Reactor::stop_flag`](reactor::Reactor::stop_flag))
+    /// says so.
+    pub fn new(stop: StopFlag) -> SharedLifecycle {
+        Rc::new(Lifecycle { stop, failed: Cell::new(false) })
     }
 
     /// Records a failure (exit status 1) and stops the loop.
     pub fn fail(&self, ctx: &mut Context<'_>) {
         self.mark_failed();
-        self.stop(ctx);
+        ctx.stop();
     }
 
     /// Records a failure found outside the loop (during shutdown).
@@ -47,15 +47,9 @@ impl Lifecycle {
         self.failed.set(true);
     }
 
-    /// Marks the stop begun, where no `Context` is at hand (the reactor's
-    /// own shutdown).
-    pub fn mark_stopping(&self) {
-        self.stopping.set(true);
-    }
-
-    /// Whether a stop is under way.
+    /// Whether a stop is under way, or done: the reactor's stop flag.
     pub fn is_stopping(&self) -> bool {
-        self.stopping.get()
+        self.stop.is_raised()
     }
 
     /// Whether something failed: the exit status is 1.

@@ -46,11 +46,13 @@ fn main() -> ExitCode {
 
 /// Startup, main loop, shutdown.
 fn serve(config: &Config) -> io::Result<()> {
-    let lifecycle = Lifecycle::new();
+    let mut reactor = Reactor::new()?;
+    // Stopping is the reactor's stop flag, which stays raised after the
+    // loop: the last write below waits for a full stdout only briefly.
+    let lifecycle = Lifecycle::new(reactor.stop_flag());
     let max_line = config.message_size as usize;
     let output = Output::stdout(lifecycle.clone(), &STOP_SIGNALS, max_line);
-    let mut reactor = Reactor::new()?;
-    register_signals(&mut reactor, &lifecycle)?;
+    register_signals(&mut reactor)?;
     // From here on, however `serve` ends, dropping the reactor removes the queue.
     let (capacity, size) = register_queue(&mut reactor, config, &output, &lifecycle)?;
     // What a killed server left unwritten is printed before anything else.
@@ -82,11 +84,10 @@ fn serve(config: &Config) -> io::Result<()> {
 
 /// The stop signals wait for the loop, which shuts down cleanly. Done
 /// first, so that no signal can kill the server halfway through startup.
-fn register_signals(reactor: &mut Reactor, lifecycle: &SharedLifecycle) -> io::Result<()> {
-    let lifecycle = lifecycle.clone();
-    reactor.register(SignalFd::new(&STOP_SIGNALS, move |signal, ctx| {
+fn register_signals(reactor: &mut Reactor) -> io::Result<()> {
+    reactor.register(SignalFd::new(&STOP_SIGNALS, |signal, ctx| {
         log::info!("{}: shutting down", signal_name(signal));
-        lifecycle.stop(ctx);
+        ctx.stop();
     })?)?;
     Ok(())
 }
@@ -114,6 +115,9 @@ fn register_queue(
     }
     let sizes = (queue.max_messages(), queue.message_size());
     reactor.register(queue).map_err(|mut e| {
+        // The server stops: its queue's drain, like any shutdown's, waits
+        // for a full stdout only briefly.
+        reactor.context().stop();
         e.handler.on_shutdown();
         e.error
     })?;
@@ -152,9 +156,9 @@ fn end_rounds_with_output(
             stats.publish(&out.counters);
         }
         // The error was logged by the flush that met it.
-        if judge(out.flush(), &lifecycle).is_err() && !lifecycle.is_stopping() {
+        if judge(out.flush(), &lifecycle).is_err() && !ctx.is_stopping() {
             log::info!("no more output: shutting down");
-            lifecycle.stop(ctx);
+            ctx.stop();
         }
     });
 }

@@ -352,7 +352,6 @@ impl Handler for ServerQueue {
     /// left, and what clients that opened it before still send. The
     /// descriptor is closed (`mq_close`) when the handler drops.
     fn on_shutdown(&mut self) {
-        self.lifecycle.mark_stopping();
         if !self.started && self.origin != Origin::Created {
             // A startup that failed after adopting: the queue stays, with
             // its messages, for the next server.
