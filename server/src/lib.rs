@@ -1,5 +1,5 @@
 //! The postbox server's parts: the command line and its flag parser, the
-//! queue handler, the stream sources, the output, its journal and its
+//! queue handler, the stream sources, the output, the room in its pipe, its journal and its
 //! escaping rule, the statistics in shared memory and their page's layout,
 //! and the server's lifecycle.
 //!
@@ -23,6 +23,7 @@ pub mod flags;
 pub mod journal;
 pub mod lifecycle;
 pub mod output;
+pub mod pipe_room;
 pub mod queue;
 pub mod queue_name;
 pub mod stats;

@@ -29,6 +29,7 @@ use ipc::SharedMemory;
 use crate::escape::{escape_line_into, Sink};
 use crate::journal::{advance_left, capacity_for, count_lines, inspect, journal_name, Journal, Left};
 use crate::lifecycle::SharedLifecycle;
+use crate::pipe_room::PipeRoom;
 use crate::stats::{Counters, Source};
 
 /// The output, as the handlers share it.
@@ -48,10 +49,10 @@ const PATIENCE_WHEN_STOPPING: Duration = Duration::from_secs(1);
 const TAG_ROOM: usize = 96;
 
 /// What stdout is, as far as writing it goes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug)]
 enum Kind {
     /// A pipe: written through a private non-blocking open file, line-whole.
-    Pipe { capacity: usize },
+    Pipe(PipeRoom),
     /// A socket: `send(MSG_DONTWAIT)`.
     Socket,
     /// A terminal or a file: plain blocking writes.
@@ -84,10 +85,6 @@ struct Stdout {
     lifecycle: SharedLifecycle,
     /// Signals that end a wait for a full stdout.
     stop_signals: &'static [i32],
-    /// Pipe slots (pages) our writes may still occupy: every page written
-    /// since the pipe was last seen empty. More slots than that cannot be
-    /// in use, whatever the reader took (see [`Stdout::next_chunk`]).
-    slots_in_use: usize,
 }
 
 impl Output {
@@ -100,7 +97,7 @@ impl Output {
         let file_type = std::fs::metadata("/proc/self/fd/1").map(|m| m.file_type()).ok();
         let private = file_type.filter(|t| t.is_fifo()).and_then(|_| private_pipe_writer());
         let kind = match &private {
-            Some(fd) => Kind::Pipe { capacity: grow_pipe(fd.as_raw_fd()) },
+            Some(fd) => Kind::Pipe(PipeRoom::new(grow_pipe(fd.as_raw_fd()))),
             None if file_type.is_some_and(|t| t.is_socket()) => Kind::Socket,
             None => Kind::Other,
         };
@@ -110,7 +107,6 @@ impl Output {
             kind,
             lifecycle,
             stop_signals,
-            slots_in_use: 0,
         };
         Rc::new(RefCell::new(Output {
             stdout,
@@ -411,12 +407,13 @@ impl Stdout {
             let outcome = match chunk {
                 // Not even the next whole line surely fits: wait for room.
                 0 => Err(io::Error::from(io::ErrorKind::WouldBlock)),
-                _ => write(self.fd, &bytes[..chunk], self.kind == Kind::Socket),
+                _ => write(self.fd, &bytes[..chunk], matches!(self.kind, Kind::Socket)),
             };
             match outcome {
                 Ok(n) => {
-                    // A write of n bytes takes at most this many new pages.
-                    self.slots_in_use += n.div_ceil(PAGE);
+                    if let Kind::Pipe(room) = &mut self.kind {
+                        room.wrote(n);
+                    }
                     return Ok(n);
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -431,37 +428,28 @@ impl Stdout {
 
     /// How much of `rest` the next write may take. Into a pipe, a write
     /// longer than `PIPE_BUF` may be cut wherever the pipe is full, so it
-    /// is given only whole lines that surely fit; a write of at most
-    /// `PIPE_BUF` is all or nothing. Returns 0 when not even the next line
-    /// surely fits (wait, then ask again).
-    ///
-    /// What surely fits: a pipe is a ring of page-sized slots, and a write
-    /// takes at most one new slot per page of it. Bytes waiting
-    /// (`FIONREAD`) do not say how many slots they fill (a short write may
-    /// have a page to itself), but the slots our writes took since the pipe
-    /// was last seen empty bound them, as long as the server is the pipe's
-    /// only writer. A line longer than the whole pipe cannot be written
-    /// whole: it goes when the pipe is empty, in as many writes as it takes.
+    /// is given only whole lines that surely fit (`crate::pipe_room`); a
+    /// write of at most `PIPE_BUF` is all or nothing. Returns 0 when not
+    /// even the next line surely fits (wait, then ask again). A line longer
+    /// than the whole pipe cannot be written whole: it goes when the pipe
+    /// is empty, in as many writes as it takes.
     fn next_chunk(&mut self, rest: &[u8]) -> usize {
-        let Kind::Pipe { capacity } = self.kind else {
+        let Kind::Pipe(room) = &mut self.kind else {
             return rest.len();
         };
-        if rest.len() <= PIPE_BUF || capacity.saturating_sub(self.slots_in_use * PAGE) >= rest.len() {
+        if rest.len() <= PIPE_BUF || room.surely_free() >= rest.len() {
             // Cannot be cut, or surely fits: no need to ask the pipe.
             return rest.len();
         }
-        let empty = pipe_is_empty(self.fd);
-        if empty {
-            self.slots_in_use = 0;
-        }
+        let empty = room.ask(self.fd);
         // What surely fits, or else at most PIPE_BUF, which cannot be cut either.
-        let room = capacity.saturating_sub(self.slots_in_use * PAGE).max(PIPE_BUF).min(rest.len());
-        // The bytes end with a newline, so a cut at `room` finds one unless no line fits.
-        if let Some(end) = rest[..room].iter().rposition(|&b| b == b'\n') {
+        let free = room.surely_free().max(PIPE_BUF).min(rest.len());
+        // The bytes end with a newline, so a cut at `free` finds one unless no line fits.
+        if let Some(end) = rest[..free].iter().rposition(|&b| b == b'\n') {
             return end + 1;
         }
         let first = rest.iter().position(|&b| b == b'\n').map_or(rest.len(), |end| end + 1);
-        if first > capacity && empty {
+        if first > room.capacity() && empty {
             first
         } else {
             0
@@ -565,17 +553,6 @@ fn pipe_capacity(fd: RawFd) -> usize {
     // SAFETY: plain call on an open descriptor.
     let size = unsafe { libc::fcntl(fd, libc::F_GETPIPE_SZ) };
     usize::try_from(size).unwrap_or(FLUSH_AT)
-}
-
-/// A pipe's slots are pages.
-const PAGE: usize = 4096;
-
-/// Whether nothing waits in the pipe (`FIONREAD` says 0 bytes): then every
-/// slot is free. An error counts as "not empty", the careful answer.
-fn pipe_is_empty(fd: RawFd) -> bool {
-    let mut unread: libc::c_int = 0;
-    // SAFETY: FIONREAD writes one int; `unread` is writable.
-    (unsafe { libc::ioctl(fd, libc::FIONREAD, &mut unread) }) == 0 && unread == 0
 }
 
 /// The reader went away: a pipe's (`EPIPE`) or a socket's, which resets
