@@ -1,7 +1,7 @@
 //! The postbox server's parts: the command line and its flag parser, the
-//! queue handler, the stream sources, the output, the room in its pipe, its journal and its
-//! escaping rule, the statistics in shared memory and their page's layout,
-//! and the server's lifecycle.
+//! queue handler, the stream sources, the output, the room in its pipe,
+//! its journal and its escaping rule, the statistics in shared memory and
+//! their page's layout, and the server's lifecycle.
 //!
 //! The `server` binary puts them together (`src/main.rs`); the client reads
 //! the statistics through [`stats_page`] and shares [`flags`] and
