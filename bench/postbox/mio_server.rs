@@ -86,10 +86,10 @@ struct MioServer {
     stopping: bool,
 }
 
-/// A client connection: its stream, its output tag and a partial line.
+/// A client connection: its stream, its output prefix `tcp[PEER]: ` and a partial line.
 struct Connection {
     stream: TcpStream,
-    tag: String,
+    prefix: String,
     partial: Vec<u8>,
 }
 
@@ -224,7 +224,7 @@ impl MioServer {
     fn read_connection(&mut self, token: Token) {
         let Some(conn) = self.connections.get_mut(token.0) else { return };
         let mut output = self.output.borrow_mut();
-        let mut on_line = |line: &[u8]| output.line(Source::Tcp, &conn.tag, line);
+        let mut on_line = |line: &[u8]| output.line(Source::Tcp, &conn.prefix, line);
         let mut on_error = false;
         let open = loop {
             match conn.stream.read(&mut self.scratch) {
@@ -234,7 +234,7 @@ impl MioServer {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
                     if e.kind() != io::ErrorKind::ConnectionReset {
-                        eprintln!("[ERROR] {}: {e}", conn.tag);
+                        eprintln!("[ERROR] {}{e}", conn.prefix);
                     }
                     on_error = true;
                     break false;
@@ -254,12 +254,12 @@ impl MioServer {
         let mut conn = self.connections.remove(token.0);
         let mut output = self.output.borrow_mut();
         if !conn.partial.is_empty() {
-            output.line(Source::Tcp, &conn.tag, &conn.partial);
+            output.line(Source::Tcp, &conn.prefix, &conn.partial);
         }
         output.counters.source(Source::Tcp).connections_open -= 1;
         drop(output);
         if let Err(e) = self.poll.registry().deregister(&mut conn.stream) {
-            eprintln!("[WARN] {}: deregister: {e}", conn.tag);
+            eprintln!("[WARN] {}deregister: {e}", conn.prefix);
         }
     }
 
@@ -303,7 +303,7 @@ fn add_connection(
 ) -> io::Result<()> {
     let entry = connections.vacant_entry();
     poll.registry().register(&mut stream, Token(entry.key()), Interest::READABLE)?;
-    entry.insert(Connection { stream, tag: format!("tcp[{peer}]"), partial: Vec::new() });
+    entry.insert(Connection { stream, prefix: format!("tcp[{peer}]: "), partial: Vec::new() });
     Ok(())
 }
 

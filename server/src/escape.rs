@@ -45,27 +45,32 @@ impl Sink for Vec<u8> {
 
 /// Appends `message` to `out`, escaped.
 pub fn escape_into(out: &mut impl Sink, message: &[u8]) {
-    escape_then(out, message, b"");
+    escape_between(out, b"", message, b"");
 }
 
-/// Appends `message` to `out`, escaped, and a newline: one line of output.
-pub fn escape_line_into(out: &mut impl Sink, message: &[u8]) {
-    escape_then(out, message, b"\n");
+/// Appends one line of output to `out`: `prefix` as it is, `message`
+/// escaped, and a newline.
+pub fn escape_line_into(out: &mut impl Sink, prefix: &[u8], message: &[u8]) {
+    escape_between(out, prefix, message, b"\n");
 }
 
-/// Appends `message` escaped, then `end`.
-fn escape_then(out: &mut impl Sink, message: &[u8], end: &[u8]) {
+/// Appends `prefix`, `message` escaped, then `end`.
+fn escape_between(out: &mut impl Sink, prefix: &[u8], message: &[u8], end: &[u8]) {
     // The common case, plain ASCII, in one pass: checked as it is copied.
     let mut plain = false;
-    out.put_with(message.len() + end.len(), |room| {
-        plain = copy_if_plain(message, room);
+    let whole = prefix.len() + message.len() + end.len();
+    out.put_with(whole, |room| {
+        let (head, rest) = room.split_at_mut(prefix.len());
+        plain = copy_if_plain(message, rest);
         if !plain {
             return 0;
         }
-        room[message.len()..message.len() + end.len()].copy_from_slice(end);
-        message.len() + end.len()
+        head.copy_from_slice(prefix);
+        rest[message.len()..message.len() + end.len()].copy_from_slice(end);
+        whole
     });
     if !plain {
+        out.put(prefix);
         escape_other(out, message);
         out.put(end);
     }
@@ -321,8 +326,12 @@ mod tests {
                     escape_into(&mut out, &bytes);
                     assert_eq!(out[6..], general(&bytes), "{bytes:?}");
                     let mut line = b"before".to_vec();
-                    super::escape_line_into(&mut line, &bytes);
-                    assert_eq!(line[6..], [general(&bytes), b"\n".to_vec()].concat(), "{bytes:?}");
+                    super::escape_line_into(&mut line, b"tag: ", &bytes);
+                    assert_eq!(
+                        line[6..],
+                        [b"tag: ".to_vec(), general(&bytes), b"\n".to_vec()].concat(),
+                        "{bytes:?}"
+                    );
                 }
             }
         }

@@ -205,14 +205,13 @@ impl Output {
         true
     }
 
-    /// Appends `TAG: MESSAGE\n`, the message escaped so that it stays one line.
-    pub fn line(&mut self, source: Source, tag: &str, message: &[u8]) {
-        if !self.make_room(tag.len() + 2 + 4 * message.len() + 1) {
+    /// Appends `PREFIX MESSAGE\n`: `prefix` is the source's `TAG: `, the
+    /// message is escaped so that it stays one line.
+    pub fn line(&mut self, source: Source, prefix: &str, message: &[u8]) {
+        if !self.make_room(prefix.len() + 4 * message.len() + 1) {
             return self.drop_line(source, message);
         }
-        self.journal.put(tag.as_bytes());
-        self.journal.put(b": ");
-        self.end_line(source, message);
+        self.end_line(source, prefix.as_bytes(), message);
     }
 
     /// Appends a message from the queue: `mq[PRIO]: MESSAGE\n`.
@@ -221,7 +220,7 @@ impl Output {
             return self.drop_line(Source::Queue, message);
         }
         self.journal.put_with(TAG_ROOM, |room| queue_tag(room, priority));
-        self.end_line(Source::Queue, message);
+        self.end_line(Source::Queue, b"", message);
     }
 
     /// Whether a line of at most `worst` bytes fits in the journal, after
@@ -235,11 +234,11 @@ impl Output {
         self.journal.fits(worst)
     }
 
-    fn end_line(&mut self, source: Source, message: &[u8]) {
+    fn end_line(&mut self, source: Source, prefix: &[u8], message: &[u8]) {
         let counts = self.counters.source(source);
         counts.messages += 1;
         counts.bytes += message.len() as u64;
-        escape_line_into(&mut self.journal, message);
+        escape_line_into(&mut self.journal, prefix, message);
         self.journal.commit();
         self.lines += 1;
         if self.journal.pending() >= FLUSH_AT {

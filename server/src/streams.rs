@@ -88,16 +88,16 @@ fn bind_unix(
 }
 
 /// Where a stream's lines go: printed as `TAG: LINE`, and counted. One
-/// object per connection, the tag allocated once.
+/// object per connection, its prefix `TAG: ` allocated once.
 struct Printer {
     output: SharedOutput,
     source: Source,
-    tag: Box<str>,
+    prefix: Box<str>,
 }
 
 impl LineSink for Printer {
     fn line(&mut self, line: &[u8], _: &mut Context<'_>) {
-        self.output.borrow_mut().line(self.source, &self.tag, line);
+        self.output.borrow_mut().line(self.source, &self.prefix, line);
     }
 
     fn closed(&mut self, _: &mut Context<'_>) {
@@ -113,8 +113,9 @@ impl LineSink for Printer {
         self.output.borrow_mut().counters.source(self.source).errors += 1;
     }
 
+    /// The tag: the prefix without its `: `.
     fn name(&self) -> &str {
-        &self.tag
+        &self.prefix[..self.prefix.len() - 2]
     }
 }
 
@@ -133,6 +134,6 @@ fn line_reader(
         counts.connections_open += 1;
         counts.connections_total += 1;
     }
-    let printer = Printer { output: output.clone(), source, tag: tag.into_boxed_str() };
+    let printer = Printer { output: output.clone(), source, prefix: format!("{tag}: ").into_boxed_str() };
     LineReader::with_sink(fd, max_line, printer)
 }
