@@ -317,7 +317,8 @@ mod tests {
             super::escape_other(&mut out, bytes);
             out
         };
-        for len in 0..20 {
+        // Up to three sixteen-byte steps, and every tail.
+        for len in 0..=48 {
             for byte in 0..=255u8 {
                 for at in 0..len {
                     let mut bytes = vec![b'a'; len];
