@@ -10,7 +10,7 @@
 //!
 //! - mio is edge-triggered only, so a source must be read until `WouldBlock`
 //!   or it is never reported again. Connections are read that way. The queue
-//!   keeps the server's bound of 256 messages per turn; when a turn ends
+//!   keeps the server's bounds per turn (`TURN_MESSAGES`, `TURN_BYTES`); when a turn ends
 //!   before `EAGAIN`, the next poll does not wait and the queue gets another
 //!   turn, which is what level-triggering gives our reactor for free.
 //! - The listener is bound with std and then given the `SOMAXCONN` backlog
@@ -37,7 +37,7 @@ use slab::Slab;
 use server::args::{self, Command, Config, Listen};
 use server::lifecycle::Lifecycle;
 use server::output::{Output, SharedOutput};
-use server::queue::{Notify, QueueSpec, ServerQueue};
+use server::queue::{Notify, QueueSpec, ServerQueue, TURN_MESSAGES};
 use server::stats::{Source, StatsShm};
 use server::STOP_SIGNALS;
 
@@ -45,9 +45,9 @@ const SIGNALS: Token = Token(usize::MAX);
 const QUEUE: Token = Token(usize::MAX - 1);
 const LISTENER: Token = Token(usize::MAX - 2);
 
-/// Events per poll, and messages per queue turn: the same as ours.
+/// Events per poll: the same as ours. (A queue turn is bounded by the
+/// server's own `drain`, [`TURN_MESSAGES`] and its byte bound.)
 const EVENTS: usize = 256;
-const QUEUE_BATCH: usize = 256;
 
 /// One read buffer for every connection, as in ours: a pipe's capacity.
 const CHUNK: usize = 64 * 1024;
@@ -185,9 +185,9 @@ impl MioServer {
         Ok(())
     }
 
-    /// Up to [`QUEUE_BATCH`] messages, with the server's own drain.
+    /// One turn at the queue, with the server's own drain and bounds.
     fn drain_queue(&mut self) -> io::Result<()> {
-        if self.queue.drain(QUEUE_BATCH)? == QUEUE_BATCH {
+        if self.queue.drain(TURN_MESSAGES)?.more {
             // Stopped at the bound: more may wait, and no new edge will say so.
             self.queue_pending = true;
         }

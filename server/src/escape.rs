@@ -155,10 +155,10 @@ fn disguise_len(text: &[u8]) -> usize {
 /// says whether it is plain ASCII, which needs no escape. (What it copies
 /// of a message that is not is left unfinished, for the caller to drop.)
 ///
-/// On x86-64 a message of sixteen bytes or more is checked sixteen at a
-/// time with SSE2 (part of every x86-64 CPU): the bytes to escape are
-/// gathered in one vector and looked at once, at the end. Elsewhere, and
-/// for shorter messages, eight at a time as words.
+/// On x86-64 a message of sixteen bytes or more is copied and checked
+/// sixteen bytes at a time with SSE2 (part of every x86-64 CPU), and the
+/// copy stops at the first sixteen that hold a byte to escape. Elsewhere,
+/// and for shorter messages, eight at a time as words.
 #[cfg(target_arch = "x86_64")]
 fn copy_if_plain(text: &[u8], room: &mut [u8]) -> bool {
     use std::arch::x86_64::{

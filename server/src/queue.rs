@@ -26,9 +26,25 @@ use crate::lifecycle::SharedLifecycle;
 use crate::output::SharedOutput;
 use crate::stats::Source;
 
-/// How many messages one readiness report may take: enough to empty a
-/// default queue several times, few enough to keep other sources served.
-const BATCH: usize = 256;
+/// How many messages one turn at the queue may take: enough that a queue
+/// refilled as fast as it is read rarely ends a round early (each round
+/// ends with a write to stdout, which wakes its reader), few enough to keep
+/// other sources served: about a millisecond of 16-byte messages.
+pub const TURN_MESSAGES: usize = 1024;
+
+/// How many bytes of messages one turn may take, so that a turn of large
+/// messages is no longer than one of small ones.
+pub const TURN_BYTES: usize = 1 << 20;
+
+/// What one turn at the queue took.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Turn {
+    /// Messages printed.
+    pub taken: usize,
+    /// Whether the turn stopped at a bound, not at an empty queue: more
+    /// may wait.
+    pub more: bool,
+}
 
 /// At shutdown, after the name is gone, clients that opened the queue
 /// before may still send: a queue that had messages this recently is
@@ -183,23 +199,35 @@ impl ServerQueue {
         self.queue.attributes().map_or(0, |a| a.current_messages)
     }
 
-    /// Prints up to `limit` messages; returns how many there were. Notes
-    /// the queue's depth as last seen, for the statistics.
+    /// Prints up to `limit` messages, or [`TURN_BYTES`] of them, and says
+    /// how many and whether more may wait. Notes the queue's depth as last
+    /// seen, for the statistics.
     ///
     /// A message taken from the queue goes straight into the output
     /// journal, which outlives the server: a `SIGKILL` loses at most the
     /// one message between `mq_receive` and its line (`crate::journal`).
-    pub fn drain(&mut self, limit: usize) -> io::Result<usize> {
+    pub fn drain(&mut self, limit: usize) -> io::Result<Turn> {
+        self.drain_within(limit, TURN_BYTES)
+    }
+
+    /// [`drain`](ServerQueue::drain) with a bound in bytes of one's own.
+    fn drain_within(&mut self, limit: usize, limit_bytes: usize) -> io::Result<Turn> {
         let mut output = self.output.borrow_mut();
-        for received in 0..limit {
+        let mut bytes = 0;
+        let mut taken = 0;
+        while taken < limit && bytes < limit_bytes {
             match self.queue.receive(&mut self.buf) {
-                Ok((len, priority)) => output.queue_line(priority, strip_one_newline(&self.buf[..len])),
+                Ok((len, priority)) => {
+                    output.queue_line(priority, strip_one_newline(&self.buf[..len]));
+                    taken += 1;
+                    bytes += len;
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     output.counters.queue_depth = 0;
-                    if received > 0 {
+                    if taken > 0 {
                         self.last_message = Some(Instant::now());
                     }
-                    return Ok(received);
+                    return Ok(Turn { taken, more: false });
                 }
                 Err(e) => {
                     output.counters.source(Source::Queue).errors += 1;
@@ -207,10 +235,10 @@ impl ServerQueue {
                 }
             }
         }
-        // Stopped at the limit: something may be left. One look, not one per message.
+        // Stopped at a bound: something may be left. One look, not one per message.
         self.last_message = Some(Instant::now());
         output.counters.queue_depth = self.queue.attributes()?.current_messages;
-        Ok(limit)
+        Ok(Turn { taken, more: true })
     }
 
     /// A server without its queue has no reason to run: an error stops it,
@@ -246,7 +274,7 @@ impl ServerQueue {
                 ),
             )
         })?;
-        if self.drain(BATCH)? == BATCH {
+        if self.drain(TURN_MESSAGES)?.more {
             // More may wait, and the queue will not notify while it is not
             // empty: come back next round, as level-triggered epoll would.
             // SAFETY: plain call; the signal is blocked, so it only becomes pending.
@@ -273,17 +301,17 @@ impl ServerQueue {
         let deadline = Instant::now() + SHUTDOWN_LIMIT;
         let mut total = 0;
         loop {
-            let taken = self.drain(self.capacity)?;
-            total += taken;
+            let turn = self.drain(self.capacity)?;
+            total += turn.taken;
             let now = Instant::now();
             if now >= deadline || self.output.borrow().is_closed() {
                 break;
             }
-            if taken == self.capacity {
+            if turn.more {
                 continue;
             }
             let recent = self.last_message.is_some_and(|at| at.elapsed() < SHUTDOWN_QUIET);
-            if taken == 0 && !recent {
+            if turn.taken == 0 && !recent {
                 break;
             }
             // Written before a wait, as a round's output is. An error is
@@ -341,7 +369,7 @@ impl Handler for ServerQueue {
 
     fn on_ready(&mut self, _: Readiness, ctx: &mut Context<'_>) -> io::Result<()> {
         let result = match self.wakeup {
-            Wakeup::Epoll => self.drain(BATCH).map(drop),
+            Wakeup::Epoll => self.drain(TURN_MESSAGES).map(drop),
             Wakeup::Signal { .. } => self.on_signal(),
         };
         self.fail_on_error(result, ctx)
@@ -561,6 +589,40 @@ mod tests {
         assert_eq!(strip_one_newline(b"hi\n"), b"hi");
         assert_eq!(strip_one_newline(b"hi\n\n"), b"hi\n");
         assert_eq!(strip_one_newline(b"hi"), b"hi");
+    }
+
+    #[test]
+    fn a_turn_stops_at_its_bounds_and_says_whether_more_may_wait() {
+        use crate::lifecycle::Lifecycle;
+        use crate::output::Output;
+        use ipc::Access;
+
+        /// Removes the queue even when the test fails.
+        struct Unlink(String);
+        impl Drop for Unlink {
+            fn drop(&mut self) {
+                let _ = MessageQueue::unlink(&self.0);
+            }
+        }
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let name = format!("/pbtest-turn-{}-{n}", std::process::id());
+        let _unlink = Unlink(name.clone());
+        let spec = QueueSpec { name: name.clone(), max_messages: 10, message_size: 100, mode: 0o600 };
+        let lifecycle = Lifecycle::new(reactor::StopFlag::never());
+        // Ten lines of 100 bytes stay in the output's buffer: nothing is written to stdout.
+        let output = Output::stdout(lifecycle.clone(), &[], 100);
+        let (mut queue, _) =
+            ServerQueue::open(&spec, Notify::Epoll, output, lifecycle).expect("create the queue");
+        let sender = MessageQueue::open_with(&name, Access::Send, true).expect("open it to send");
+        for _ in 0..10 {
+            sender.send(&[b'm'; 100], 0).expect("send");
+        }
+        assert_eq!(queue.drain_within(3, usize::MAX).unwrap(), Turn { taken: 3, more: true });
+        // 300 bytes reach a bound of 250: a third message, then a stop.
+        assert_eq!(queue.drain_within(10, 250).unwrap(), Turn { taken: 3, more: true });
+        assert_eq!(queue.drain_within(10, usize::MAX).unwrap(), Turn { taken: 4, more: false });
+        assert_eq!(queue.drain_within(10, usize::MAX).unwrap(), Turn { taken: 0, more: false });
     }
 
     #[test]
