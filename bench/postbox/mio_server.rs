@@ -10,9 +10,10 @@
 //!
 //! - mio is edge-triggered only, so a source must be read until `WouldBlock`
 //!   or it is never reported again. Connections are read that way. The queue
-//!   keeps the server's bounds per turn (`TURN_MESSAGES`, `TURN_BYTES`); when a turn ends
-//!   before `EAGAIN`, the next poll does not wait and the queue gets another
-//!   turn, which is what level-triggering gives our reactor for free.
+//!   keeps the server's bounds per turn (`TURN_MESSAGES`, `TURN_BYTES`);
+//!   when a turn ends before `EAGAIN`, the next poll does not wait and the
+//!   queue gets another turn, which is what level-triggering gives our
+//!   reactor for free.
 //! - The listener is bound with std and then given the `SOMAXCONN` backlog
 //!   (mio's `TcpListener::bind` asks for 128, which drops SYNs when a
 //!   thousand clients connect at once).
