@@ -402,21 +402,25 @@ mod tests {
             out
         };
         // Up to three sixteen-byte steps, and every tail.
-        for len in 0..=48 {
+        each_with_one_byte_of_every_value(48, |bytes| {
+            let mut out = b"before".to_vec();
+            escape_into(&mut out, bytes);
+            assert_eq!(out[6..], general(bytes), "{bytes:?}");
+            let mut line = b"before".to_vec();
+            super::escape_line_into(&mut line, b"tag: ", bytes);
+            assert_eq!(line[6..], [b"tag: ".to_vec(), general(bytes), b"\n".to_vec()].concat(), "{bytes:?}");
+        });
+    }
+
+    /// Calls `check` with every message of `a`s up to `max_len` bytes
+    /// long in which one byte, at every place in turn, takes every value.
+    fn each_with_one_byte_of_every_value(max_len: usize, mut check: impl FnMut(&[u8])) {
+        for len in 0..=max_len {
             for byte in 0..=255u8 {
                 for at in 0..len {
                     let mut bytes = vec![b'a'; len];
                     bytes[at] = byte;
-                    let mut out = b"before".to_vec();
-                    escape_into(&mut out, &bytes);
-                    assert_eq!(out[6..], general(&bytes), "{bytes:?}");
-                    let mut line = b"before".to_vec();
-                    super::escape_line_into(&mut line, b"tag: ", &bytes);
-                    assert_eq!(
-                        line[6..],
-                        [b"tag: ".to_vec(), general(&bytes), b"\n".to_vec()].concat(),
-                        "{bytes:?}"
-                    );
+                    check(&bytes);
                 }
             }
         }
@@ -437,22 +441,17 @@ mod tests {
     fn the_vector_and_word_checks_agree_on_every_byte_at_every_place() {
         let plain = |bytes: &[u8]| bytes.iter().all(|&b| (0x20..0x7f).contains(&b) && b != b'\\');
         // Two thirty-two-byte turns, a sixteen-byte step, and every tail.
-        for len in 0..=80 {
-            for byte in 0..=255u8 {
-                for at in 0..len {
-                    let mut bytes = vec![b'a'; len];
-                    bytes[at] = byte;
-                    let (mut vector, mut words) = (vec![0; len + 3], vec![0; len + 3]);
-                    assert_eq!(super::copy_if_plain(&bytes, &mut vector), plain(&bytes), "{bytes:?}");
-                    assert_eq!(super::copy_if_plain_words(&bytes, &mut words), plain(&bytes), "{bytes:?}");
-                    if plain(&bytes) {
-                        assert_eq!(vector[..len], bytes[..]);
-                        assert_eq!(words[..len], bytes[..]);
-                    }
-                    assert_eq!(vector[len..], [0; 3], "no byte past the message is written");
-                }
+        each_with_one_byte_of_every_value(80, |bytes| {
+            let len = bytes.len();
+            let (mut vector, mut words) = (vec![0; len + 3], vec![0; len + 3]);
+            assert_eq!(super::copy_if_plain(bytes, &mut vector), plain(bytes), "{bytes:?}");
+            assert_eq!(super::copy_if_plain_words(bytes, &mut words), plain(bytes), "{bytes:?}");
+            if plain(bytes) {
+                assert_eq!(vector[..len], bytes[..]);
+                assert_eq!(words[..len], bytes[..]);
             }
-        }
+            assert_eq!(vector[len..], [0; 3], "no byte past the message is written");
+        });
     }
 
     #[test]
