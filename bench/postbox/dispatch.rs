@@ -65,7 +65,7 @@ impl Handler for Ticker {
         "ticker"
     }
 
-    fn on_ready(&mut self, _: Readiness, _: &mut Context<'_>) -> io::Result<()> {
+    fn on_ready(&mut self, _: Readiness, _: &mut Context) -> io::Result<()> {
         poke(self.fd.as_raw_fd());
         self.calls.set(self.calls.get() + 1);
         Ok(())

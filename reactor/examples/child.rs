@@ -21,7 +21,7 @@ fn main() -> io::Result<ExitCode> {
     let mut reactor = Reactor::new()?;
     let code = Rc::new(Cell::new(1u8));
     let exit_code = code.clone();
-    let tick = reactor.context().every(Duration::from_millis(100), |_| eprintln!("tick"));
+    let tick = reactor.every(Duration::from_millis(100), |_| eprintln!("tick"));
     Child::spawn(Command::new(program).args(rest).stdout(Stdio::piped()))?
         .on_stdout(64 * 1024, |line, _| println!("{}", String::from_utf8_lossy(line)))
         // After the exit and the last line, whatever order they came in.
@@ -32,7 +32,7 @@ fn main() -> io::Result<ExitCode> {
             ctx.cancel(tick);
             ctx.stop();
         })
-        .register(&mut reactor.context())?;
+        .register(&mut reactor)?;
     reactor.run()?;
     Ok(ExitCode::from(code.get()))
 }

@@ -23,7 +23,7 @@ impl Handler for Echo {
     fn name(&self) -> &str {
         "echo"
     }
-    fn on_start(&mut self, ctx: &mut Context<'_>) -> io::Result<()> {
+    fn on_start(&mut self, ctx: &mut Context) -> io::Result<()> {
         let me = ctx.current().ok_or_else(|| io::Error::other("started outside the loop"))?;
         let writer = Writer::new(self.client.try_clone()?, 256 * 1024)?
             .on_drain(move |ctx| drop(ctx.resume(me))) // after a refusal
@@ -31,7 +31,7 @@ impl Handler for Echo {
         writer.register(ctx).map(|out| self.replies = Some(out))
     }
     /// Bytes leave the socket only once the writer took them: back-pressure.
-    fn on_ready(&mut self, _: Readiness, ctx: &mut Context<'_>) -> io::Result<()> {
+    fn on_ready(&mut self, _: Readiness, ctx: &mut Context) -> io::Result<()> {
         let (Some(out), Some(me)) = (&self.replies, ctx.current()) else { return Ok(()) };
         let mut buf = [0; 16 * 1024];
         match self.client.peek(&mut buf) {
@@ -46,7 +46,7 @@ impl Handler for Echo {
         }
         Ok(())
     }
-    fn on_remove(&mut self, ctx: &mut Context<'_>) {
+    fn on_remove(&mut self, ctx: &mut Context) {
         self.replies.take().inspect(|out| out.close_when_drained(ctx)); // then the client sees EOF
     }
 }

@@ -21,8 +21,7 @@ fn main() -> io::Result<()> {
         <[String; 2]>::try_from(args).map_err(|_| io::Error::other("usage: queue_relay FROM TO"))?;
     let mut reactor = Reactor::new()?;
     reactor.register(SignalFd::new(&[Signal::Int, Signal::Term], |_, ctx| ctx.stop())?)?;
-    let out =
-        QueueWriter::new(MessageQueue::open(&to, Access::Send)?, 16)?.register(&mut reactor.context())?;
+    let out = QueueWriter::new(MessageQueue::open(&to, Access::Send)?, 16)?.register(&mut reactor)?;
     let (relayed, count) = (Rc::new(Cell::new(0u64)), Rc::new(Cell::new(0u64)));
     let (counted, name) = (count.clone(), to.clone());
     let input = MessageQueue::open(&from, Access::Receive)?;
@@ -32,7 +31,7 @@ fn main() -> io::Result<()> {
             Err(e) => eprintln!("{name}: {e}"),
         }
     })?)?;
-    reactor.context().every(Duration::from_secs(1), move |_| {
+    reactor.every(Duration::from_secs(1), move |_| {
         if relayed.replace(count.get()) != count.get() {
             println!("relayed {}", count.get()); // only when it changed
         }

@@ -28,7 +28,7 @@ fn main() -> io::Result<()> {
         Ok(())
     });
     let mut reactor = Reactor::new()?;
-    reactor.context().every(Duration::from_millis(100), |_| eprintln!("tick"));
+    reactor.every(Duration::from_millis(100), |_| eprintln!("tick"));
     let waiter = full.clone();
     let values = Blocking::repeat(
         move || waiter.wait(),

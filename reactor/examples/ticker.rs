@@ -22,13 +22,13 @@ fn main() -> io::Result<()> {
     let mut reactor = Reactor::new()?;
     let (sink, mut ticks) = (out.clone(), 0);
     // A late loop skips missed ticks rather than bunching them.
-    reactor.context().every(PERIOD, move |_| {
+    reactor.every(PERIOD, move |_| {
         ticks += 1;
         sink.borrow_mut().extend_from_slice(format!("tick {ticks}\n").as_bytes());
     });
     // Half a period after the n-th tick; the timers run in deadline order.
     let sink = out.clone();
-    reactor.context().after(PERIOD * n + PERIOD / 2, move |ctx| {
+    reactor.after(PERIOD * n + PERIOD / 2, move |ctx| {
         sink.borrow_mut().extend_from_slice(format!("stopping after {n} ticks\n").as_bytes());
         ctx.stop(); // the loop finishes this round, then shuts every handler down
     });

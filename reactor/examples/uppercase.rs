@@ -25,7 +25,7 @@ fn main() -> io::Result<()> {
     let child = Child::spawn(&mut command)?
         .on_stdout(64 * 1024, |reply, _| println!("{}", String::from_utf8_lossy(reply)))
         .on_exit(|_, ctx| ctx.stop())
-        .register(&mut reactor.context())?;
+        .register(&mut reactor)?;
     let to_child = child.stdin().cloned().ok_or(ErrorKind::BrokenPipe)?;
     let end = to_child.clone();
     let stdin: OwnedFd = io::stdin().as_fd().try_clone_to_owned()?; // a dup: closing it leaves fd 0 alone

@@ -102,6 +102,11 @@ impl Interest {
         self.0 & libc::EPOLLOUT as u32 != 0
     }
 
+    /// This interest less readability: what a paused handler waits for.
+    pub(crate) const fn without_input(self) -> Interest {
+        Interest(self.0 & !(libc::EPOLLIN as u32))
+    }
+
     /// Whether epoll watches the descriptor at all for this interest.
     pub(crate) const fn is_watched(self) -> bool {
         self.0 & (libc::EPOLLIN as u32 | libc::EPOLLOUT as u32 | HANGUP_ONLY) != 0
@@ -145,6 +150,16 @@ pub struct Readiness(u32);
 impl Readiness {
     pub(crate) fn from_bits(bits: u32) -> Readiness {
         Readiness(bits)
+    }
+
+    /// This readiness less what a paused handler must not hear of: input.
+    pub(crate) fn without_input(self) -> Readiness {
+        Readiness(self.0 & !((libc::EPOLLIN | libc::EPOLLPRI | libc::EPOLLRDHUP) as u32))
+    }
+
+    /// Whether nothing is reported.
+    pub(crate) fn is_empty(self) -> bool {
+        self.0 == 0
     }
 
     /// There is something to read (or accept), or the peer closed its end

@@ -49,10 +49,10 @@ pub trait Handler {
     fn name(&self) -> &str;
 
     /// Called with what epoll reported.
-    fn on_ready(&mut self, readiness: Readiness, ctx: &mut Context<'_>) -> io::Result<()>;
+    fn on_ready(&mut self, readiness: Readiness, ctx: &mut Context) -> io::Result<()>;
 
     /// Called once when the handler starts to run.
-    fn on_start(&mut self, ctx: &mut Context<'_>) -> io::Result<()> {
+    fn on_start(&mut self, ctx: &mut Context) -> io::Result<()> {
         let _ = ctx;
         Ok(())
     }
@@ -64,7 +64,7 @@ pub trait Handler {
     /// handler is already out of the reactor (`contains` is `false`, and
     /// `remove_self` does nothing). Not called when a panic unwinds out of
     /// the handler's own callback.
-    fn on_remove(&mut self, ctx: &mut Context<'_>) {
+    fn on_remove(&mut self, ctx: &mut Context) {
         let _ = ctx;
     }
 

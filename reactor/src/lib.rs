@@ -36,6 +36,7 @@
 
 #![warn(missing_docs, missing_debug_implementations)]
 
+mod callback;
 mod event;
 mod handler;
 mod reactor;

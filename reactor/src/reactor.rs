@@ -5,6 +5,7 @@ use std::any::Any;
 use std::cell::Cell;
 use std::fmt;
 use std::io;
+use std::ops::{Deref, DerefMut};
 use std::os::fd::{AsRawFd, RawFd};
 use std::panic::{self, AssertUnwindSafe};
 use std::rc::Rc;
@@ -12,7 +13,8 @@ use std::time::{Duration, Instant};
 
 use slab::Slab;
 
-use crate::event::{Interest, Token};
+use crate::callback::OnEvent;
+use crate::event::{Interest, Readiness, Token};
 use crate::handler::{Handler, RegisterError};
 use crate::sys::{Epoll, Events};
 use crate::timer_heap::{TimerHeap, TimerKey};
@@ -20,11 +22,8 @@ use crate::timer_heap::{TimerHeap, TimerKey};
 /// How many events one `epoll_wait` may return.
 const BATCH: usize = 256;
 
-/// A function run every round, before the loop waits again.
-type Hook = Box<dyn FnMut(&mut Context<'_>)>;
-
 /// What [`Reactor::on_error`] calls with a handler's error.
-type ErrorHook = Box<dyn FnMut(&str, &io::Error, &mut Context<'_>)>;
+type ErrorHook = Box<dyn FnMut(&str, &io::Error, &mut Context)>;
 
 /// A single-threaded epoll event loop that owns its handlers.
 ///
@@ -44,14 +43,19 @@ type ErrorHook = Box<dyn FnMut(&str, &io::Error, &mut Context<'_>)>;
 /// round, then shuts every remaining handler down, last registered first.
 /// Whether that is under way, or done, is the reactor's [`StopFlag`].
 pub struct Reactor {
-    core: Core,
-    hooks: Vec<Hook>,
+    ctx: Context,
+    hooks: Vec<OnEvent>,
     events: Events,
 }
 
-/// What handlers may touch while the loop runs: everything but the hooks and
-/// the event batch being dispatched.
-struct Core {
+/// The loop's state, and the one door to it: register, remove, change
+/// interest, pause and resume, set timers, stop.
+///
+/// Every callback the reactor or a source calls gets `&mut Context`.
+/// Outside the loop, a [`Reactor`] is one: it dereferences to its
+/// `Context`, so `reactor.register(..)` and `Writer::new(..)?.register(&mut
+/// reactor)` work before [`run`](Reactor::run) as inside a callback.
+pub struct Context {
     /// `None` after a shutdown closed it; made again when next needed.
     epoll: Option<Epoll>,
     slots: Slab<Slot>,
@@ -67,6 +71,10 @@ struct Core {
     timers: TimerHeap,
     /// `None`: [`report`] (a log line, or stderr without a logger).
     on_error: Option<ErrorHook>,
+    /// The handler being called: see [`Context::current`].
+    current: Option<Token>,
+    /// The code given to [`Context::exit`] in this run.
+    exit_code: Option<i32>,
 }
 
 struct Slot {
@@ -83,16 +91,6 @@ struct Slot {
     /// `None` while the handler runs: it is out of the slab so that it can
     /// borrow the rest of the reactor through its `Context`.
     handler: Option<Box<dyn Handler>>,
-}
-
-/// What a callback can ask of the reactor: register, remove, change
-/// interest, read the current interest, set timers, stop.
-///
-/// Every callback the reactor or a source calls gets one. Outside the loop,
-/// [`Reactor::context`] lends one.
-pub struct Context<'a> {
-    core: &'a mut Core,
-    current: Option<Token>,
 }
 
 /// Where a reactor's run is in its end: what its [`StopFlag`]s read.
@@ -113,7 +111,7 @@ enum Phase {
 /// has ended. Cheap to clone (an `Rc`), for code that holds no [`Context`]
 /// when it needs to know: a handler's [`on_shutdown`](Handler::on_shutdown),
 /// a write that waits on its own, code that runs after the loop. Got from
-/// [`Reactor::stop_flag`] or [`Context::stop_flag`]; every handle of one
+/// [`Context::stop_flag`] (a [`Reactor`] is a `Context` too); every handle of one
 /// reactor reads the same flag.
 ///
 /// The flag is raised by [`Context::stop`], at once (the loop still
@@ -126,8 +124,8 @@ enum Phase {
 /// shutdown, or the first that [`run`](Reactor::run) makes), unless a stop
 /// was asked since.
 ///
-/// [`Reactor::is_stopping`] differs after a shutdown: it says whether the
-/// loop is stopping, which it no longer is; the flag says the run is over.
+/// [`Context::is_stopping`] reads the same flag, where a `Context` is at
+/// hand.
 ///
 /// ```
 /// use std::time::Duration;
@@ -145,7 +143,7 @@ enum Phase {
 /// assert!(!flag.is_raised());
 /// reactor.run()?;
 /// assert!(flag.is_raised()); // and stays so: the run is over
-/// assert!(!reactor.is_stopping()); // while the reactor may run again
+/// assert!(reactor.is_stopping()); // the same flag, read through the reactor
 /// # Ok(())
 /// # }
 /// ```
@@ -176,7 +174,7 @@ impl Reactor {
     /// Creates an empty reactor with its own epoll instance (`EPOLL_CLOEXEC`).
     pub fn new() -> io::Result<Reactor> {
         Ok(Reactor {
-            core: Core {
+            ctx: Context {
                 epoll: Some(Epoll::new()?),
                 slots: Slab::new(),
                 order: 0,
@@ -185,48 +183,12 @@ impl Reactor {
                 phase: Rc::new(Cell::new(Phase::Running)),
                 timers: TimerHeap::default(),
                 on_error: None,
+                current: None,
+                exit_code: None,
             },
             hooks: Vec::new(),
             events: Events::with_capacity(BATCH),
         })
-    }
-
-    /// Registers a handler; see [`Context::register`].
-    pub fn register<H: Handler + 'static>(&mut self, handler: H) -> Result<Token, RegisterError<H>> {
-        self.context().register(handler)
-    }
-
-    /// Registers a handler that is already boxed; see [`Context::register`].
-    pub fn register_boxed(
-        &mut self,
-        handler: Box<dyn Handler>,
-    ) -> Result<Token, RegisterError<Box<dyn Handler>>> {
-        self.context().register_boxed(handler)
-    }
-
-    /// Removes a handler and runs its shutdown hook; see [`Context::remove`].
-    pub fn remove(&mut self, token: Token) -> bool {
-        self.context().remove(token)
-    }
-
-    /// Changes what a handler waits for; see [`Context::set_interest`].
-    pub fn set_interest(&mut self, token: Token, interest: Interest) -> io::Result<()> {
-        self.context().set_interest(token, interest)
-    }
-
-    /// Stops calling a handler until it is resumed; see [`Context::pause`].
-    pub fn pause(&mut self, token: Token) -> io::Result<()> {
-        self.context().pause(token)
-    }
-
-    /// Calls a paused handler again; see [`Context::resume`].
-    pub fn resume(&mut self, token: Token) -> io::Result<()> {
-        self.context().resume(token)
-    }
-
-    /// Whether a handler is paused; see [`Context::is_paused`].
-    pub fn is_paused(&self, token: Token) -> bool {
-        self.core.slot(token).is_some_and(|slot| slot.paused)
     }
 
     /// Says what becomes of a handler's error. When a callback of a handler
@@ -261,36 +223,14 @@ impl Reactor {
     /// # Ok(())
     /// # }
     /// ```
-    pub fn on_error(&mut self, on_error: impl FnMut(&str, &io::Error, &mut Context<'_>) + 'static) {
-        self.core.on_error = Some(Box::new(on_error));
+    pub fn on_error(&mut self, on_error: impl FnMut(&str, &io::Error, &mut Context) + 'static) {
+        self.ctx.on_error = Some(Box::new(on_error));
     }
 
     /// Adds a hook that runs at the start of every round, before the loop
     /// waits. Hooks run in the order they were added.
-    pub fn before_wait(&mut self, hook: impl FnMut(&mut Context<'_>) + 'static) {
+    pub fn before_wait(&mut self, hook: impl FnMut(&mut Context) + 'static) {
         self.hooks.push(Box::new(hook));
-    }
-
-    /// Whether `token` names a registered handler.
-    pub fn contains(&self, token: Token) -> bool {
-        self.core.slot(token).is_some()
-    }
-
-    /// A `Context` for use outside the loop: to register with a source's
-    /// helper that wants one, to set timers before [`run`](Reactor::run),
-    /// or to borrow a handler. Its [`current`](Context::current) is `None`.
-    pub fn context(&mut self) -> Context<'_> {
-        Context { core: &mut self.core, current: None }
-    }
-
-    /// How many handlers are registered.
-    pub fn len(&self) -> usize {
-        self.core.slots.len()
-    }
-
-    /// Whether no handler is registered.
-    pub fn is_empty(&self) -> bool {
-        self.core.slots.is_empty()
     }
 
     /// Runs rounds until a callback or hook asks to stop, or until nothing
@@ -303,11 +243,12 @@ impl Reactor {
     /// Errors from handlers do not end the loop (they go to
     /// [`on_error`](Reactor::on_error), whose hook may stop it); only a
     /// failure of the reactor itself (`epoll_wait` failing with anything but
-    /// `EINTR`) does.
-    /// The handlers are shut down in that case too.
+    /// `EINTR`) does. The handlers are shut down in that case too. What the
+    /// program should exit with, a callback says with
+    /// [`Context::exit`]; [`exit_code`](Reactor::exit_code) reads it after.
     pub fn run(&mut self) -> io::Result<()> {
         let result = loop {
-            if self.core.stopping() || (self.core.watched == 0 && self.core.timers.is_empty()) {
+            if self.ctx.stop_asked() || (self.ctx.watched == 0 && self.ctx.timers.is_empty()) {
                 break Ok(());
             }
             if let Err(e) = self.run_once(None) {
@@ -324,34 +265,31 @@ impl Reactor {
     /// arrived, and the timers that are due. Returns how many events arrived
     /// (timers not counted). Does not wait if a stop was requested, nor
     /// without a timeout when no timer is left and no handler is watched
-    /// (none, or all paused); if a callback
-    /// asks to stop, the hooks run once more at the end of the round. The
-    /// caller decides when to [`shutdown`](Reactor::shutdown).
+    /// (none, or all paused); if a callback asks to stop, the hooks run once
+    /// more at the end of the round. The caller decides when to
+    /// [`shutdown`](Reactor::shutdown).
     pub fn run_once(&mut self, timeout: Option<Duration>) -> io::Result<usize> {
-        if !self.core.started {
-            self.core.started = true;
-            if self.core.phase.get() == Phase::Stopped {
-                // A new run of a reactor shut down before.
-                self.core.phase.set(Phase::Running);
-            }
-            self.core.start_all();
+        if !self.ctx.started {
+            self.ctx.begin_run();
         }
         self.run_hooks();
         // Nothing to wait for: a stop was asked, or no handler is watched
         // to wake a wait without end (every `on_start` may have failed).
-        let timeout = self.core.wait_timeout(timeout);
-        if self.core.stopping() || (self.core.watched == 0 && timeout.is_none()) {
+        let timeout = self.ctx.wait_timeout(timeout);
+        if self.ctx.stop_asked() || (self.ctx.watched == 0 && timeout.is_none()) {
             return Ok(0);
         }
-        let n = open_epoll(&mut self.core.epoll)?.wait(&mut self.events, timeout)?;
+        let n = open_epoll(&mut self.ctx.epoll)?.wait(&mut self.events, timeout)?;
         for i in 0..n {
             let (token, readiness) = self.events.get(i);
-            self.core.call(token, Call::Ready, |handler, ctx| handler.on_ready(readiness, ctx));
+            if let Some(readiness) = self.ctx.deliverable(token, readiness) {
+                self.ctx.call(token, |handler, ctx| handler.on_ready(readiness, ctx));
+            }
         }
-        if !self.core.timers.is_empty() {
-            self.core.fire_timers();
+        if !self.ctx.timers.is_empty() {
+            self.ctx.fire_timers();
         }
-        if self.core.stopping() {
+        if self.ctx.stop_asked() {
             // The last round ends with the hooks, so that what it produced
             // is flushed before the handlers shut down.
             self.run_hooks();
@@ -361,22 +299,27 @@ impl Reactor {
 
     fn run_hooks(&mut self) {
         for hook in &mut self.hooks {
-            hook(&mut Context { core: &mut self.core, current: None });
+            self.ctx.with_current(None, |ctx| hook(ctx));
         }
     }
 
-    /// Whether the loop is stopping: a stop was requested, or a
-    /// [`shutdown`](Reactor::shutdown) is under way, and the shutdown has
-    /// not finished. `false` again once it has, so that the reactor may run
-    /// again; the [`StopFlag`] stays raised.
-    pub fn is_stopping(&self) -> bool {
-        self.core.stopping()
-    }
-
-    /// A handle on this reactor's stop flag, for code that holds no
-    /// `Context`: see [`StopFlag`].
-    pub fn stop_flag(&self) -> StopFlag {
-        self.core.stop_flag()
+    /// The code a callback gave to [`Context::exit`] in the last run (kept
+    /// after it, until the next run begins); `None` if none did.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use reactor::Reactor;
+    ///
+    /// # fn main() -> std::io::Result<()> {
+    /// let mut reactor = Reactor::new()?;
+    /// reactor.after(Duration::from_millis(1), |ctx| ctx.exit(3));
+    /// reactor.run()?;
+    /// assert_eq!(reactor.exit_code(), Some(3)); // std::process::exit(3) in a program
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn exit_code(&self) -> Option<i32> {
+        self.ctx.exit_code
     }
 
     /// Removes every handler, last registered first, running each shutdown
@@ -386,52 +329,62 @@ impl Reactor {
     ///
     /// The [`StopFlag`] is raised first, whatever led here (a stop, a loop
     /// with nothing left to wait for, an `epoll_wait` failure, a drop), and
-    /// stays raised afterwards; [`is_stopping`](Reactor::is_stopping) is
-    /// `true` during the shutdown and `false` after it.
+    /// stays raised afterwards, until a new run begins.
     pub fn shutdown(&mut self) {
-        self.core.phase.set(Phase::Stopping);
-        if !self.is_empty() {
+        let ctx = &mut self.ctx;
+        ctx.phase.set(Phase::Stopping);
+        if !ctx.is_empty() {
             // Closing the epoll instance forgets every registration at once:
             // one `close` instead of an `EPOLL_CTL_DEL` per handler. A new
             // instance is made only if the reactor is used again.
-            self.core.epoll = None;
-            self.core.slots.iter_mut().for_each(|(_, slot)| slot.watched = false);
-            self.core.watched = 0;
+            ctx.epoll = None;
+            ctx.slots.iter_mut().for_each(|(_, slot)| slot.watched = false);
+            ctx.watched = 0;
         }
         // A close callback may register something (a last message, say):
         // that is shut down too, in a few passes at most.
         for _ in 0..8 {
-            let tokens = self.core.tokens_in_order();
+            let tokens = ctx.tokens_in_order();
             if tokens.is_empty() {
                 break;
             }
             for token in tokens.into_iter().rev() {
-                self.remove(token);
+                ctx.remove(token);
             }
         }
-        self.core.timers.clear();
-        self.core.phase.set(Phase::Stopped);
-        self.core.started = false;
+        ctx.timers.clear();
+        ctx.phase.set(Phase::Stopped);
+        ctx.started = false;
+    }
+}
+
+impl Deref for Reactor {
+    type Target = Context;
+
+    fn deref(&self) -> &Context {
+        &self.ctx
+    }
+}
+
+impl DerefMut for Reactor {
+    fn deref_mut(&mut self) -> &mut Context {
+        &mut self.ctx
     }
 }
 
 impl fmt::Debug for Reactor {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Reactor")
-            .field("handlers", &self.core.slots.len())
-            .field("timers", &!self.core.timers.is_empty())
-            .field("hooks", &self.hooks.len())
-            .field("stopping", &self.core.stopping())
-            .finish()
+        f.debug_struct("Reactor").field("ctx", &self.ctx).field("hooks", &self.hooks.len()).finish()
     }
 }
 
-impl fmt::Debug for Context<'_> {
+impl fmt::Debug for Context {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Context")
             .field("current", &self.current)
-            .field("handlers", &self.core.slots.len())
-            .field("stopping", &self.core.stopping())
+            .field("handlers", &self.slots.len())
+            .field("timers", &!self.timers.is_empty())
+            .field("stopping", &self.is_stopping())
             .finish()
     }
 }
@@ -444,7 +397,7 @@ impl Drop for Reactor {
     }
 }
 
-impl Context<'_> {
+impl Context {
     /// Registers a handler for the interest it states. If the loop already
     /// runs, its [`on_start`](Handler::on_start) runs now; if that fails, the
     /// handler is removed at once and the returned token is no longer
@@ -457,7 +410,7 @@ impl Context<'_> {
     /// until it asks for more, so such a refusal comes then, from
     /// [`set_interest`](Context::set_interest).
     pub fn register<H: Handler + 'static>(&mut self, handler: H) -> Result<Token, RegisterError<H>> {
-        match self.core.attach(handler.fd().as_raw_fd(), handler.interest()) {
+        match self.attach(handler.fd().as_raw_fd(), handler.interest()) {
             Ok(token) => Ok(self.install(token, Box::new(handler))),
             Err(error) => Err(RegisterError { error, handler }),
         }
@@ -468,18 +421,18 @@ impl Context<'_> {
         &mut self,
         handler: Box<dyn Handler>,
     ) -> Result<Token, RegisterError<Box<dyn Handler>>> {
-        match self.core.attach(handler.fd().as_raw_fd(), handler.interest()) {
+        match self.attach(handler.fd().as_raw_fd(), handler.interest()) {
             Ok(token) => Ok(self.install(token, handler)),
             Err(error) => Err(RegisterError { error, handler }),
         }
     }
 
     fn install(&mut self, token: Token, handler: Box<dyn Handler>) -> Token {
-        if let Some(slot) = self.core.slot_mut(token) {
+        if let Some(slot) = self.slot_mut(token) {
             slot.handler = Some(handler);
         }
-        if self.core.started {
-            self.core.call(token, Call::Start, |handler, ctx| handler.on_start(ctx));
+        if self.started {
+            self.call(token, |handler, ctx| handler.on_start(ctx));
         }
         token
     }
@@ -491,10 +444,10 @@ impl Context<'_> {
     /// The handler being called may remove itself; it is shut down as soon as
     /// its callback returns. Returns `false` if the token was not registered.
     pub fn remove(&mut self, token: Token) -> bool {
-        match self.core.detach(token) {
+        match self.detach(token) {
             Some(slot) => {
                 if let Some(handler) = slot.handler {
-                    self.core.retire(token, handler);
+                    self.retire(token, handler);
                 }
                 true
             }
@@ -508,11 +461,11 @@ impl Context<'_> {
     /// [`remove`](Context::remove) does. This is how [`Fd::take`](crate::sources::Fd::take)
     /// hands its object back.
     pub(crate) fn remove_with<H: Any, R>(&mut self, token: Token, f: impl FnOnce(&mut H) -> R) -> Option<R> {
-        let slot = self.core.slot_mut(token)?;
+        let slot = self.slot_mut(token)?;
         slot.handler.as_mut()?.as_any_mut()?.downcast_mut::<H>()?;
-        let mut handler = self.core.detach(token)?.handler?;
+        let mut handler = self.detach(token)?.handler?;
         let result = handler.as_any_mut().and_then(|any| any.downcast_mut::<H>()).map(f);
-        self.core.retire(token, handler);
+        self.retire(token, handler);
         result
     }
 
@@ -521,7 +474,7 @@ impl Context<'_> {
     /// [`Fd`](crate::sources::Fd) does). `None` for a stale token, another type,
     /// or the handler being called (it is out of its slot while it runs).
     pub fn handler_mut<H: Any>(&mut self, token: Token) -> Option<&mut H> {
-        self.core.slot_mut(token)?.handler.as_mut()?.as_any_mut()?.downcast_mut::<H>()
+        self.slot_mut(token)?.handler.as_mut()?.as_any_mut()?.downcast_mut::<H>()
     }
 
     /// Removes the handler being called; nothing happens in a hook.
@@ -536,7 +489,7 @@ impl Context<'_> {
     /// error hook of [`Reactor::on_error`]) and in every callback a source
     /// makes from them (a line, a close, an exit); `None` in a hook, a
     /// timer of [`after`](Context::after) or [`every`](Context::every), and
-    /// a `Context` lent by [`Reactor::context`]. In `on_remove` and the
+    /// the [`Reactor`] itself outside the loop. In `on_remove` and the
     /// callbacks made from it, the handler has already left:
     /// [`contains`](Context::contains) is `false` for it.
     pub fn current(&self) -> Option<Token> {
@@ -550,15 +503,15 @@ impl Context<'_> {
     /// handler keeps the new interest for its [`resume`](Context::resume).
     /// `NotFound` for a token not registered.
     pub fn set_interest(&mut self, token: Token, interest: Interest) -> io::Result<()> {
-        let paused = self.core.slot(token).ok_or_else(|| unknown(token))?.paused;
-        self.core.update(token, interest, paused)
+        let paused = self.slot(token).ok_or_else(|| unknown(token))?.paused;
+        self.update(token, interest, paused)
     }
 
     /// What a handler waits for: the interest it was registered with, or the
     /// last one [`set_interest`](Context::set_interest) gave, paused or not.
     /// `None` for a token not registered.
     pub fn interest(&self, token: Token) -> Option<Interest> {
-        self.core.slot(token).map(|slot| slot.interest)
+        self.slot(token).map(|slot| slot.interest)
     }
 
     /// Stops calling a handler, whatever happens to its descriptor, until
@@ -595,8 +548,8 @@ impl Context<'_> {
     /// # }
     /// ```
     pub fn pause(&mut self, token: Token) -> io::Result<()> {
-        let interest = self.core.slot(token).ok_or_else(|| unknown(token))?.interest;
-        self.core.update(token, interest, true)
+        let interest = self.slot(token).ok_or_else(|| unknown(token))?.interest;
+        self.update(token, interest, true)
     }
 
     /// Calls a paused handler again: its descriptor goes back into epoll
@@ -605,21 +558,22 @@ impl Context<'_> {
     /// that is not paused does nothing; `NotFound` for a token not
     /// registered.
     pub fn resume(&mut self, token: Token) -> io::Result<()> {
-        let interest = self.core.slot(token).ok_or_else(|| unknown(token))?.interest;
-        self.core.update(token, interest, false)
+        let interest = self.slot(token).ok_or_else(|| unknown(token))?.interest;
+        self.update(token, interest, false)
     }
 
     /// Whether a handler is paused by [`pause`](Context::pause); `false` for
     /// a token not registered.
     pub fn is_paused(&self, token: Token) -> bool {
-        self.core.slot(token).is_some_and(|slot| slot.paused)
+        self.slot(token).is_some_and(|slot| slot.paused)
     }
 
     /// Whether the handler being called is still watched: not paused, not
     /// set to `NONE`, not removed. A source that reads several times per
     /// call stops when its own callback has paused it.
     pub(crate) fn current_is_watched(&self) -> bool {
-        self.current.and_then(|token| self.core.slot(token)).is_some_and(|slot| slot.watched)
+        let slot = self.current.and_then(|token| self.slot(token));
+        slot.is_some_and(|slot| slot.watched && !slot.paused)
     }
 
     /// Calls `callback` once, `delay` from now (rounded up to the next
@@ -627,59 +581,79 @@ impl Context<'_> {
     /// descriptor. Re-arm it with [`rearm`](Context::rearm) (from its own
     /// callback too, which keeps it for another call), cancel it with
     /// [`cancel`](Context::cancel).
-    pub fn after(&mut self, delay: Duration, callback: impl FnMut(&mut Context<'_>) + 'static) -> TimerKey {
-        self.core.timers.add(delay, None, Box::new(callback))
+    pub fn after(&mut self, delay: Duration, callback: impl FnMut(&mut Context) + 'static) -> TimerKey {
+        self.timers.add(delay, None, Box::new(callback))
     }
 
     /// Calls `callback` every `period`, the first time one period from now,
     /// until it is cancelled. Ticks missed while the loop was busy are
     /// skipped, not delivered in a burst. A zero period is taken as 1 ms.
-    pub fn every(&mut self, period: Duration, callback: impl FnMut(&mut Context<'_>) + 'static) -> TimerKey {
+    pub fn every(&mut self, period: Duration, callback: impl FnMut(&mut Context) + 'static) -> TimerKey {
         let period = period.max(Duration::from_millis(1));
-        self.core.timers.add(period, Some(period), Box::new(callback))
+        self.timers.add(period, Some(period), Box::new(callback))
     }
 
     /// Moves a timer's next call to `delay` from now. Returns `false` if the
     /// timer is gone (fired once, or cancelled). From the timer's own
     /// callback, a one-shot timer is kept for one more call.
     pub fn rearm(&mut self, timer: TimerKey, delay: Duration) -> bool {
-        self.core.timers.rearm(timer, delay)
+        self.timers.rearm(timer, delay)
     }
 
     /// Cancels a timer, from any callback (its own included); its callback
     /// is dropped. Returns `false` if it was gone already.
     pub fn cancel(&mut self, timer: TimerKey) -> bool {
-        self.core.timers.cancel(timer)
+        self.timers.cancel(timer)
     }
 
     /// Whether a timer is still to be called.
     pub fn is_armed(&self, timer: TimerKey) -> bool {
-        self.core.timers.contains(timer)
+        self.timers.contains(timer)
     }
 
     /// Asks the loop to stop once the current round is done; raises the
     /// [`StopFlag`]. Asked before the loop runs (or between a shutdown and
     /// the next run), the next `run` shuts down at once.
     pub fn stop(&mut self) {
-        self.core.phase.set(Phase::Stopping);
+        self.phase.set(Phase::Stopping);
     }
 
-    /// Whether the loop is stopping: a stop was asked, or the shutdown is
-    /// under way, and it has not finished; see [`Reactor::is_stopping`].
+    /// Stops the loop as [`stop`](Context::stop) does, and records `code`
+    /// as what the program should exit with: [`Reactor::exit_code`] returns
+    /// it after `run`. A later `exit` in the same run replaces it.
+    pub fn exit(&mut self, code: i32) {
+        self.exit_code = Some(code);
+        self.stop();
+    }
+
+    /// Whether the run is ending or has ended: a stop was asked, or a
+    /// shutdown has begun (after a stop, with nothing left to wait for, on
+    /// an `epoll_wait` failure, or at a drop), and no new run has begun
+    /// since. The same flag as [`StopFlag::is_raised`], read here.
     pub fn is_stopping(&self) -> bool {
-        self.core.stopping()
+        self.phase.get() != Phase::Running
     }
 
     /// A handle on the reactor's stop flag, to keep where no `Context`
     /// will be at hand (a shutdown hook, code run after the loop): see
     /// [`StopFlag`].
     pub fn stop_flag(&self) -> StopFlag {
-        self.core.stop_flag()
+        StopFlag(self.phase.clone())
+    }
+
+    /// How many handlers are registered.
+    pub fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// Whether no handler is registered.
+    pub fn is_empty(&self) -> bool {
+        self.slots.is_empty()
     }
 
     /// Whether `token` names a registered handler.
     pub fn contains(&self, token: Token) -> bool {
-        self.core.slot(token).is_some()
+        self.slot(token).is_some()
     }
 }
 
@@ -692,14 +666,33 @@ fn open_epoll(epoll: &mut Option<Epoll>) -> io::Result<&Epoll> {
     }
 }
 
-impl Core {
-    /// Whether the loop is stopping: asked to, or shutting down.
-    fn stopping(&self) -> bool {
+impl Context {
+    /// Whether a stop was asked, or a shutdown is under way: the loop runs
+    /// no further round.
+    fn stop_asked(&self) -> bool {
         self.phase.get() == Phase::Stopping
     }
 
-    fn stop_flag(&self) -> StopFlag {
-        StopFlag(self.phase.clone())
+    /// The first round of a run: a reactor shut down before starts a new
+    /// run (its flag lowered, its exit code forgotten), then every handler
+    /// starts.
+    fn begin_run(&mut self) {
+        self.started = true;
+        if self.phase.get() == Phase::Stopped {
+            self.phase.set(Phase::Running);
+            self.exit_code = None;
+        }
+        self.start_all();
+    }
+
+    /// Runs `f` with `current` as [`Context::current`], then puts back
+    /// the one it replaces (calls nest: a callback removes another handler,
+    /// whose `on_remove` runs as its own).
+    fn with_current<R>(&mut self, current: Option<Token>, f: impl FnOnce(&mut Context) -> R) -> R {
+        let outer = std::mem::replace(&mut self.current, current);
+        let result = f(self);
+        self.current = outer;
+        result
     }
 
     /// Reserves a slot and adds `fd` to epoll under its token. The slot stays
@@ -721,15 +714,16 @@ impl Core {
     }
 
     /// Gives a slot a new interest and pause state, and epoll what follows
-    /// from them: the descriptor is watched only when not paused and the
-    /// interest is not `NONE`. The slot is unchanged if epoll refuses.
+    /// from them: the interest, less input while paused; out of epoll when
+    /// that leaves nothing to watch. The slot is unchanged if epoll refuses.
     fn update(&mut self, token: Token, interest: Interest, paused: bool) -> io::Result<()> {
         let slot = self.slot(token).ok_or_else(|| unknown(token))?;
         let (fd, was_watched) = (slot.fd, slot.watched);
-        let watched = !paused && interest.is_watched();
+        let effective = if paused { interest.without_input() } else { interest };
+        let watched = effective.is_watched();
         match (was_watched, watched) {
-            (true, true) => open_epoll(&mut self.epoll)?.modify(fd, interest, token)?,
-            (false, true) => open_epoll(&mut self.epoll)?.add(fd, interest, token)?,
+            (true, true) => open_epoll(&mut self.epoll)?.modify(fd, effective, token)?,
+            (false, true) => open_epoll(&mut self.epoll)?.add(fd, effective, token)?,
             (true, false) => open_epoll(&mut self.epoll)?.delete(fd)?,
             (false, false) => {}
         }
@@ -782,14 +776,14 @@ impl Core {
     fn fire_timers(&mut self) {
         let now = Instant::now();
         while let Some((key, seq, mut callback)) = self.timers.pop_due(now) {
-            callback(&mut Context { core: self, current: None });
+            self.with_current(None, |ctx| callback(ctx));
             self.timers.restore(key, seq, callback);
         }
     }
 
     fn start_all(&mut self) {
         for token in self.tokens_in_order() {
-            self.call(token, Call::Start, |handler, ctx| handler.on_start(ctx));
+            self.call(token, |handler, ctx| handler.on_start(ctx));
         }
     }
 
@@ -798,25 +792,35 @@ impl Core {
         let Some(mut on_error) = self.on_error.take() else {
             return report(name, error);
         };
-        on_error(name, error, &mut Context { core: self, current: Some(token) });
+        self.with_current(Some(token), |ctx| on_error(name, error, ctx));
         // Unless the hook set another one meanwhile.
         self.on_error.get_or_insert(on_error);
     }
 
-    /// Calls one handler: takes it out of its slot, lends it a `Context`, and
-    /// puts it back unless it was removed meanwhile. A stale token (its
-    /// handler removed, its slot perhaps reused) calls nothing, nor does an
-    /// event for a descriptor taken out of epoll since it was fetched.
-    fn call<F>(&mut self, token: Token, why: Call, f: F)
+    /// What of `readiness` goes to the handler of `token`: nothing for a
+    /// stale token (its handler removed, its slot perhaps reused) or a
+    /// descriptor taken out of epoll since the event was fetched, and no
+    /// input for a paused handler.
+    fn deliverable(&self, token: Token, readiness: Readiness) -> Option<Readiness> {
+        let slot = self.slot(token).filter(|slot| slot.watched)?;
+        let readiness = if slot.paused { readiness.without_input() } else { readiness };
+        (!readiness.is_empty()).then_some(readiness)
+    }
+
+    /// Calls one handler: takes it out of its slot, lends it the `Context`
+    /// with its token as [`current`](Context::current), and puts it back
+    /// unless it was removed meanwhile.
+    fn call<F>(&mut self, token: Token, f: F)
     where
-        F: FnOnce(&mut dyn Handler, &mut Context<'_>) -> io::Result<()>,
+        F: FnOnce(&mut dyn Handler, &mut Context) -> io::Result<()>,
     {
-        let slot = self.slot_mut(token).filter(|slot| slot.watched || why == Call::Start);
-        let Some(mut handler) = slot.and_then(|slot| slot.handler.take()) else {
+        let Some(mut handler) = self.slot_mut(token).and_then(|slot| slot.handler.take()) else {
             return;
         };
-        let ctx = &mut Context { core: self, current: Some(token) };
-        let result = match panic::catch_unwind(AssertUnwindSafe(|| f(handler.as_mut(), ctx))) {
+        let result = self.with_current(Some(token), |ctx| {
+            panic::catch_unwind(AssertUnwindSafe(|| f(handler.as_mut(), ctx)))
+        });
+        let result = match result {
             Ok(result) => result,
             Err(panic) => {
                 // Out of epoll while its descriptor is still open, out of the
@@ -841,17 +845,9 @@ impl Core {
     /// own token as [`current`](Context::current), then `on_shutdown`, then
     /// the drop that closes its descriptor.
     fn retire(&mut self, token: Token, mut handler: Box<dyn Handler>) {
-        handler.on_remove(&mut Context { core: self, current: Some(token) });
+        self.with_current(Some(token), |ctx| handler.on_remove(ctx));
         handler.on_shutdown();
     }
-}
-
-/// Why [`Core::call`] calls a handler: an event is for a watched descriptor
-/// only, a start is for every handler.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Call {
-    Start,
-    Ready,
 }
 
 /// The generation that tells apart the handlers that use one slot in turn:

@@ -16,12 +16,9 @@ use std::time::{Duration, Instant};
 
 use slab::Slab;
 
-use crate::reactor::Context;
+use crate::callback::OnEvent;
 
-/// What a timer calls: the reactor's `Context`, like every callback.
-pub(crate) type TimerCallback = Box<dyn FnMut(&mut Context<'_>)>;
-
-/// Names a timer made with [`Context::after`] or [`Context::every`], to
+/// Names a timer made with [`Context::after`](crate::Context::after) or [`Context::every`](crate::Context::every), to
 /// re-arm or cancel it. Like a [`Token`](crate::Token), it carries a
 /// generation: a key kept after its timer is gone never reaches another.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
@@ -43,7 +40,7 @@ struct Entry {
     deadline: Instant,
     period: Option<Duration>,
     /// `None` while the callback runs.
-    callback: Option<TimerCallback>,
+    callback: Option<OnEvent>,
 }
 
 #[derive(Default)]
@@ -55,12 +52,7 @@ pub(crate) struct TimerHeap {
 }
 
 impl TimerHeap {
-    pub(crate) fn add(
-        &mut self,
-        delay: Duration,
-        period: Option<Duration>,
-        callback: TimerCallback,
-    ) -> TimerKey {
+    pub(crate) fn add(&mut self, delay: Duration, period: Option<Duration>, callback: OnEvent) -> TimerKey {
         let deadline = deadline_after(delay);
         self.seq += 1;
         self.generations = self.generations.wrapping_add(1);
@@ -124,7 +116,7 @@ impl TimerHeap {
 
     /// Takes out the callback of one timer due at `now`, with what is needed
     /// to put it back.
-    pub(crate) fn pop_due(&mut self, now: Instant) -> Option<(TimerKey, u64, TimerCallback)> {
+    pub(crate) fn pop_due(&mut self, now: Instant) -> Option<(TimerKey, u64, OnEvent)> {
         while let Some(&Reverse((deadline, seq, key))) = self.heap.peek() {
             if deadline > now {
                 return None;
@@ -143,7 +135,7 @@ impl TimerHeap {
 
     /// Puts a callback back after it ran: a timer re-armed meanwhile keeps its
     /// new deadline, a periodic one gets its next, a one-shot one goes.
-    pub(crate) fn restore(&mut self, key: TimerKey, fired_seq: u64, callback: TimerCallback) {
+    pub(crate) fn restore(&mut self, key: TimerKey, fired_seq: u64, callback: OnEvent) {
         let now = Instant::now();
         let Some(entry) = self.entry_mut(key) else { return };
         entry.callback = Some(callback);
@@ -201,7 +193,7 @@ fn deadline_after(delay: Duration) -> Instant {
 mod tests {
     use super::*;
 
-    fn nothing() -> TimerCallback {
+    fn nothing() -> OnEvent {
         Box::new(|_| {})
     }
 

@@ -55,7 +55,7 @@ fn a_child_killed_by_a_signal_reports_it_and_is_reaped() {
     within_deadline(|| {
         let log = Log::default();
         let mut reactor = Reactor::new().unwrap();
-        let child = watched(&mut sh("exec sleep 30"), &log).register(&mut reactor.context()).unwrap();
+        let child = watched(&mut sh("exec sleep 30"), &log).register(&mut reactor).unwrap();
         // SAFETY: plain system call; the pid is our unreaped child, so it cannot be reused.
         assert_eq!(unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGKILL) }, 0);
         run_until(&mut reactor, "the exit", |_| !log.borrow().is_empty());
@@ -72,13 +72,13 @@ fn exit_before_end_of_file_still_gives_every_line_then_the_status() {
         // The shell exits at once; a background job keeps its stdout open
         // until it has read a line from the test.
         let script = "echo first; exec 3<&0; (read x <&3; echo \"late $x\") & exit 5";
-        let child = watched(&mut sh(script), &log).register(&mut reactor.context()).unwrap();
+        let child = watched(&mut sh(script), &log).register(&mut reactor).unwrap();
         run_until(&mut reactor, "the exit to be seen", |r| !r.contains(child.token()));
         assert_reaped(child.id());
         assert_eq!(*log.borrow(), ["out first"], "no status before the end of file");
         let stdin = child.stdin().expect("piped");
-        stdin.write_line(&mut reactor.context(), b"go").unwrap();
-        stdin.close_when_drained(&mut reactor.context());
+        stdin.write_line(&mut reactor, b"go").unwrap();
+        stdin.close_when_drained(&mut reactor);
         run_until(&mut reactor, "the status", |_| log.borrow().len() == 3);
         assert_eq!(
             *log.borrow(),
@@ -94,14 +94,14 @@ fn end_of_file_before_exit_gives_every_line_then_the_status() {
         let mut reactor = Reactor::new().unwrap();
         // Closes both outputs, then waits for a line before it exits.
         let script = "echo out; echo err >&2; exec >&- 2>&-; read x; exit 7";
-        let child = watched(&mut sh(script), &log).register(&mut reactor.context()).unwrap();
+        let child = watched(&mut sh(script), &log).register(&mut reactor).unwrap();
         // Left: the exit watch and the stdin writer; both readers saw end of file.
         run_until(&mut reactor, "both ends of file", |r| r.len() == 2);
         assert!(reactor.contains(child.token()), "still running");
         let mut lines = log.borrow().clone();
         lines.sort();
         assert_eq!(lines, ["err err", "out out"]);
-        child.stdin().expect("piped").write_line(&mut reactor.context(), b"now").unwrap();
+        child.stdin().expect("piped").write_line(&mut reactor, b"now").unwrap();
         run_until(&mut reactor, "the status", |_| log.borrow().len() == 3);
         let status = log.borrow()[2].clone();
         assert_eq!(status, describe(ExitStatus::from_raw(7 << 8)));
@@ -113,7 +113,7 @@ fn end_of_file_before_exit_gives_every_line_then_the_status() {
 fn a_running_child_is_killed_and_reaped_at_shutdown_by_default() {
     let log = Log::default();
     let mut reactor = Reactor::new().unwrap();
-    let child = watched(&mut sh("exec sleep 30"), &log).register(&mut reactor.context()).unwrap();
+    let child = watched(&mut sh("exec sleep 30"), &log).register(&mut reactor).unwrap();
     reactor.shutdown();
     assert_reaped(child.id());
     assert!(log.borrow().iter().all(|e| !e.starts_with("exit")), "{:?}", log.borrow());
@@ -127,7 +127,7 @@ fn a_child_that_is_waited_for_at_shutdown_finishes_its_work() {
     let script = format!("read x; echo done > '{}'", marker.display());
     let mut command = sh(&script);
     let child = Child::spawn(&mut command).unwrap().at_shutdown(AtShutdown::Wait);
-    let child = child.register(&mut reactor.context()).unwrap();
+    let child = child.register(&mut reactor).unwrap();
     // Its stdin closes with the reactor, so `read` returns and it finishes.
     reactor.shutdown();
     assert!(marker.exists(), "waited for, not killed");
@@ -144,7 +144,7 @@ fn an_unregistered_child_is_killed_and_reaped_when_dropped() {
 
 /// Writes 4 KiB chunks to the child's stdin until a write is refused or all
 /// of `TOTAL` is queued; then closes it once drained.
-fn produce(stdin: &WriterHandle, sent: &Cell<usize>, ctx: &mut Context<'_>) {
+fn produce(stdin: &WriterHandle, sent: &Cell<usize>, ctx: &mut Context) {
     const TOTAL: usize = 1 << 20;
     while sent.get() < TOTAL {
         match stdin.write(ctx, &[b'x'; 4096]) {
@@ -178,10 +178,10 @@ fn a_refused_stdin_write_is_followed_by_on_stdin_drain_and_nothing_is_lost() {
                 assert!(status.success(), "wc: {status}");
                 ctx.stop();
             })
-            .register(&mut reactor.context())
+            .register(&mut reactor)
             .unwrap();
         let stdin = child.stdin().cloned().expect("stdin is piped");
-        produce(&stdin, &sent, &mut reactor.context());
+        produce(&stdin, &sent, &mut reactor);
         assert!(sent.get() < 1 << 20, "nothing was refused: the test proves nothing");
         reactor.run().unwrap();
         assert!(drains.get() >= 1, "on_stdin_drain never ran");
@@ -228,11 +228,11 @@ fn children_that_leave_their_stdin(count: usize, hooked: bool) -> Vec<String> {
         let child = Child::spawn(Command::new("true").stdin(Stdio::piped())).expect("spawn");
         let child = child.on_exit(move |_, _| exited.set(exited.get() + 1));
         let child = if hooked {
-            child.on_stdin_error(move |e: &io::Error, _: &mut Context<'_>| failed.borrow_mut().push(e.kind()))
+            child.on_stdin_error(move |e: &io::Error, _: &mut Context| failed.borrow_mut().push(e.kind()))
         } else {
             child
         };
-        child.register(&mut reactor.context()).expect("register");
+        child.register(&mut reactor).expect("register");
     }
     let target = if hooked { count } else { 0 };
     run_until(&mut reactor, "every exit and every stdin error", |_| {

@@ -47,10 +47,10 @@ fn a_burst_of_short_lines_in_one_round_is_coalesced_and_none_is_refused() {
         set_send_buffer(ours.as_fd(), 212_992 / 2); // the kernel doubles it: Linux's usual default
         let mut reactor = Reactor::new().unwrap();
         let conn = Connection::new(ours, |_, _, _| {}).unwrap().limit(16 * 1024);
-        let conn = conn.register(&mut reactor.context()).unwrap();
+        let conn = conn.register(&mut reactor).unwrap();
         let refused = Rc::new(Cell::new(0));
         let (out, count) = (conn.clone(), refused.clone());
-        reactor.context().after(Duration::ZERO, move |ctx| {
+        reactor.after(Duration::ZERO, move |ctx| {
             for i in 0..LINES {
                 if out.write_line(ctx, numbered(i).as_bytes()).is_err() {
                     count.set(count.get() + 1);
@@ -64,7 +64,7 @@ fn a_burst_of_short_lines_in_one_round_is_coalesced_and_none_is_refused() {
         assert_eq!(conn.buffered(), 0, "the socket did not take the rest");
 
         let reader = read_all_on_a_thread(theirs);
-        conn.close_when_drained(&mut reactor.context());
+        conn.close_when_drained(&mut reactor);
         run_until(&mut reactor, "the connection to close", |r| r.is_empty());
         let got = String::from_utf8(reader.join().unwrap()).unwrap();
         let expected: Vec<String> = (0..LINES).map(numbered).collect();
@@ -76,7 +76,7 @@ fn a_burst_of_short_lines_in_one_round_is_coalesced_and_none_is_refused() {
 fn stuffed(reactor: &mut Reactor, conn: &ConnectionHandle) -> usize {
     let chunk = vec![b'x'; 64 * 1024];
     let mut queued = 0;
-    while conn.write(&mut reactor.context(), &chunk).is_ok() {
+    while conn.write(reactor, &chunk).is_ok() {
         queued += chunk.len();
         reactor.run_once(Some(Duration::ZERO)).unwrap();
     }
@@ -95,14 +95,14 @@ fn close_evicts_at_once_dropping_what_is_buffered() {
             .unwrap()
             .limit(256 * 1024)
             .on_close(move |_, _| count.set(count.get() + 1))
-            .register(&mut reactor.context())
+            .register(&mut reactor)
             .unwrap();
         let queued = stuffed(&mut reactor, &conn);
 
-        conn.close(&mut reactor.context());
+        conn.close(&mut reactor);
         assert_eq!(closes.get(), 1, "on_close once, at once");
         assert!(!conn.is_open() && reactor.is_empty());
-        let err = conn.write_line(&mut reactor.context(), b"more").unwrap_err();
+        let err = conn.write_line(&mut reactor, b"more").unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::BrokenPipe);
         reactor.run().unwrap(); // returns at once: no handler, and no timer left behind
         let got = read_all_on_a_thread(theirs).join().unwrap();
@@ -116,16 +116,16 @@ fn a_writer_handle_closes_at_once_dropping_what_is_buffered() {
     within_deadline(|| {
         let (ours, theirs) = socketpair();
         let mut reactor = Reactor::new().unwrap();
-        let out = Writer::new(ours, 1 << 20).unwrap().register(&mut reactor.context()).unwrap();
+        let out = Writer::new(ours, 1 << 20).unwrap().register(&mut reactor).unwrap();
         let chunk = vec![b'x'; 64 * 1024];
         let mut queued = 0;
         while out.buffered() == 0 {
-            out.write(&mut reactor.context(), &chunk).unwrap();
+            out.write(&mut reactor, &chunk).unwrap();
             queued += chunk.len();
         }
-        out.close(&mut reactor.context());
+        out.close(&mut reactor);
         assert!(!out.is_open() && reactor.is_empty());
-        assert_eq!(out.write(&mut reactor.context(), b"x").unwrap_err().kind(), io::ErrorKind::BrokenPipe);
+        assert_eq!(out.write(&mut reactor, b"x").unwrap_err().kind(), io::ErrorKind::BrokenPipe);
         let got = read_all_on_a_thread(theirs).join().unwrap();
         assert!(got.len() < queued, "the buffer was written, not dropped");
     });
@@ -150,7 +150,7 @@ fn a_paused_connection_reads_nothing_even_after_its_peer_hung_up() {
         })
         .unwrap()
         .on_close(move |_, _| closed.borrow_mut().push("(closed)".into()))
-        .register(&mut reactor.context())
+        .register(&mut reactor)
         .unwrap();
         util::write(&theirs, b"one\npause\ntwo\n");
         run_until(&mut reactor, "the pause", |_| !conn.is_reading());
@@ -159,9 +159,9 @@ fn a_paused_connection_reads_nothing_even_after_its_peer_hung_up() {
         let rounds = run_for(&mut reactor, Duration::from_millis(200));
         assert!(rounds <= 2, "{rounds} rounds in 200 ms: the paused connection spins");
         assert_eq!(*lines.borrow(), ["one", "pause"]);
-        assert_eq!(reactor.context().interest(conn.token().unwrap()), Some(Interest::NONE));
+        assert_eq!(reactor.interest(conn.token().unwrap()), Some(Interest::NONE));
 
-        conn.resume_reading(&mut reactor.context()).unwrap();
+        conn.resume_reading(&mut reactor).unwrap();
         run_until(&mut reactor, "the close", |r| r.is_empty());
         assert_eq!(*lines.borrow(), ["one", "pause", "two", "three", "four", "(closed)"]);
     });
@@ -181,7 +181,7 @@ fn an_unfinished_line_is_not_a_line_at_shutdown() {
             .unwrap()
             .on_unfinished(move |part, _, _| rest.borrow_mut().push(format!("unfinished: {}", text(part))))
             .on_close(move |conn, _| closed.borrow_mut().push(format!("closed, open: {}", conn.is_open())))
-            .register(&mut reactor.context())
+            .register(&mut reactor)
             .unwrap();
         util::write(&theirs, b"whole\nhalf a li");
         run_until(&mut reactor, "the whole line", |_| !seen.borrow().is_empty());
@@ -271,7 +271,7 @@ fn on_drain_runs_once_the_buffer_empties_after_a_refusal() {
                 assert_eq!(conn.buffered(), 0);
                 count.set(count.get() + 1);
             })
-            .register(&mut reactor.context())
+            .register(&mut reactor)
             .unwrap();
         let queued = stuffed(&mut reactor, &conn);
         run_for(&mut reactor, Duration::from_millis(50));
@@ -280,7 +280,7 @@ fn on_drain_runs_once_the_buffer_empties_after_a_refusal() {
         let reader = read_all_on_a_thread(theirs);
         run_until(&mut reactor, "the drain", |_| drains.get() > 0);
         assert_eq!((drains.get(), conn.buffered()), (1, 0));
-        conn.close_when_drained(&mut reactor.context());
+        conn.close_when_drained(&mut reactor);
         run_until(&mut reactor, "the close", |r| r.is_empty());
         assert_eq!(reader.join().unwrap().len(), queued, "bytes lost");
     });

@@ -229,7 +229,7 @@ fn regular_file_is_refused_as_unpollable_and_handed_back_still_open() {
     assert!(reactor.is_empty());
 
     let mut reader = err.handler;
-    reader.read_to_end(&mut reactor.context()).expect("the descriptor is still open");
+    reader.read_to_end(&mut reactor).expect("the descriptor is still open");
     assert_eq!(journal.entries(), ["file: one", "file: two", "file: closed"]);
 }
 
@@ -244,6 +244,6 @@ fn dev_null_is_refused_as_unpollable_and_handed_back_still_open() {
     assert!(reactor.is_empty());
 
     let mut reader = err.handler;
-    reader.read_to_end(&mut reactor.context()).expect("the descriptor is still open");
+    reader.read_to_end(&mut reactor).expect("the descriptor is still open");
     assert_eq!(journal.entries(), ["null: closed"]);
 }

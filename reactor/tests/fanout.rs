@@ -56,7 +56,7 @@ fn chat(policy: SlowReader, limit: usize) -> Outcome {
             .unwrap()
             .limit(limit)
             .on_close(move |_, _| gone.set(gone.get() + 1))
-            .register(&mut reactor.context())
+            .register(&mut reactor)
             .unwrap();
         room.join(&conn);
         servers.push(conn);
@@ -150,12 +150,11 @@ fn broadcast_reaches_every_member_and_a_full_one_misses_lines_without_pausing_an
     set_send_buffer(stuck.as_fd(), SEND_BUFFER / 2);
     let reading = Connection::new(reading, |_, _, _| {}).unwrap().limit(1 << 20);
     let stuck = Connection::new(stuck, |_, _, _| {}).unwrap().limit(16 * 1024);
-    let (reading, stuck) =
-        (reading.register(&mut reactor.context()).unwrap(), stuck.register(&mut reactor.context()).unwrap());
+    let (reading, stuck) = (reading.register(&mut reactor).unwrap(), stuck.register(&mut reactor).unwrap());
     room.join(&reading);
     room.join(&stuck);
     let announcer = room.clone();
-    reactor.context().after(Duration::ZERO, move |ctx| {
+    reactor.after(Duration::ZERO, move |ctx| {
         for i in 0..ANNOUNCEMENTS {
             announcer.broadcast(ctx, util::chat_line("server", i, LINE).as_bytes());
         }

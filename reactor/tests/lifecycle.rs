@@ -118,7 +118,7 @@ fn stop_from_a_hook_ends_the_round_before_waiting() {
     assert_eq!(journal.count("a: ready"), 1);
 
     reactor.shutdown();
-    assert!(!reactor.is_stopping());
+    assert!(reactor.is_stopping(), "the run is over until a new one begins");
     assert!(reactor.is_empty());
     assert_eq!(journal.count("a: shutdown"), 1);
 }
@@ -334,11 +334,11 @@ impl reactor::Handler for Refuses {
         "refuses"
     }
 
-    fn on_ready(&mut self, _: reactor::Readiness, _: &mut reactor::Context<'_>) -> io::Result<()> {
+    fn on_ready(&mut self, _: reactor::Readiness, _: &mut reactor::Context) -> io::Result<()> {
         Ok(())
     }
 
-    fn on_start(&mut self, _: &mut reactor::Context<'_>) -> io::Result<()> {
+    fn on_start(&mut self, _: &mut reactor::Context) -> io::Result<()> {
         Err(io::Error::other("cannot start"))
     }
 }

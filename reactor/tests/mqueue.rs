@@ -17,7 +17,7 @@ use util::{expect_no_events, run_until, within_deadline, TestQueue};
 
 type Got = Rc<RefCell<Vec<(String, u32)>>>;
 
-fn recorder(got: &Got) -> impl FnMut(&[u8], u32, &mut reactor::Context<'_>) + 'static {
+fn recorder(got: &Got) -> impl FnMut(&[u8], u32, &mut reactor::Context) + 'static {
     let got = got.clone();
     move |message, priority, _| {
         got.borrow_mut().push((String::from_utf8_lossy(message).into_owned(), priority))
@@ -56,15 +56,14 @@ fn a_writer_holds_while_the_queue_is_full_and_watches_writable_only_while_holdin
     within_deadline(|| {
         let queue = TestQueue::new("hold");
         let mut reactor = Reactor::new().unwrap();
-        let out =
-            QueueWriter::new(queue.open(Access::Send), 16).unwrap().register(&mut reactor.context()).unwrap();
+        let out = QueueWriter::new(queue.open(Access::Send), 16).unwrap().register(&mut reactor).unwrap();
         let token = out.token().unwrap();
-        assert_eq!(reactor.context().interest(token), Some(Interest::NONE));
+        assert_eq!(reactor.interest(token), Some(Interest::NONE));
         for i in 0..10u32 {
-            out.send(&mut reactor.context(), format!("m{i}").as_bytes(), i % 3).unwrap();
+            out.send(&mut reactor, format!("m{i}").as_bytes(), i % 3).unwrap();
         }
         assert_eq!((queue.depth(), out.held()), (4, 6));
-        assert_eq!(reactor.context().interest(token), Some(Interest::WRITABLE));
+        assert_eq!(reactor.interest(token), Some(Interest::WRITABLE));
         expect_no_events(&mut reactor); // a full queue does not wake the writer
 
         let receiver = queue.open(Access::Receive);
@@ -74,13 +73,13 @@ fn a_writer_holds_while_the_queue_is_full_and_watches_writable_only_while_holdin
             run_until(&mut reactor, "room taken", |_| out.held() == 0 || queue.depth() == 4);
         }
         assert_eq!(out.held(), 0);
-        assert_eq!(reactor.context().interest(token), Some(Interest::NONE), "WRITABLE with nothing held");
+        assert_eq!(reactor.interest(token), Some(Interest::NONE), "WRITABLE with nothing held");
         // Every message once, with its priority.
         got.sort();
         let mut sent: Vec<(String, u32)> = (0..10).map(|i| (format!("m{i}"), i % 3)).collect();
         sent.sort();
         assert_eq!(got, sent);
-        let too_big = out.send(&mut reactor.context(), &[0; 257], 0).unwrap_err();
+        let too_big = out.send(&mut reactor, &[0; 257], 0).unwrap_err();
         assert_eq!(too_big.kind(), std::io::ErrorKind::InvalidInput);
     });
 }
@@ -94,12 +93,11 @@ fn held_messages_go_out_highest_priority_first() {
     within_deadline(|| {
         let queue = TestQueue::new("order");
         let mut reactor = Reactor::new().unwrap();
-        let out =
-            QueueWriter::new(queue.open(Access::Send), 16).unwrap().register(&mut reactor.context()).unwrap();
+        let out = QueueWriter::new(queue.open(Access::Send), 16).unwrap().register(&mut reactor).unwrap();
         for (message, priority) in
             [("q1", 0), ("q2", 0), ("q3", 0), ("q4", 0), ("p1", 1), ("p5", 5), ("p3", 3), ("p9", 9)]
         {
-            out.send(&mut reactor.context(), message.as_bytes(), priority).unwrap();
+            out.send(&mut reactor, message.as_bytes(), priority).unwrap();
         }
         assert_eq!(out.held(), 4);
         let receiver = queue.open(Access::Receive);
@@ -123,10 +121,7 @@ fn a_relay_pauses_its_reader_at_the_bound_and_resumes_it_at_the_drain() {
         let (input, output) = (TestQueue::new("relay-in"), TestQueue::new("relay-out"));
         let mut reactor = Reactor::new().unwrap();
         let limit = 3;
-        let out = QueueWriter::new(output.open(Access::Send), limit)
-            .unwrap()
-            .register(&mut reactor.context())
-            .unwrap();
+        let out = QueueWriter::new(output.open(Access::Send), limit).unwrap().register(&mut reactor).unwrap();
         let relay = out.clone();
         let reader = QueueReader::new(input.open(Access::Receive), move |message, priority, ctx| {
             relay.send(ctx, message, priority).expect("a message that fits");
@@ -181,8 +176,7 @@ fn a_queue_writer_removed_while_holding_resumes_the_producers_it_paused() {
     within_deadline(|| {
         let (input, output) = (TestQueue::new("removed-in"), TestQueue::new("removed-out"));
         let mut reactor = Reactor::new().unwrap();
-        let out =
-            QueueWriter::new(output.open(Access::Send), 1).unwrap().register(&mut reactor.context()).unwrap();
+        let out = QueueWriter::new(output.open(Access::Send), 1).unwrap().register(&mut reactor).unwrap();
         let relay = out.clone();
         let reader = QueueReader::new(input.open(Access::Receive), move |message, priority, ctx| {
             relay.send(ctx, message, priority).expect("a message that fits");

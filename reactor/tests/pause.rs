@@ -25,7 +25,7 @@ enum Stop {
 }
 
 impl Stop {
-    fn stop(self, ctx: &mut Context<'_>, token: Token) -> io::Result<()> {
+    fn stop(self, ctx: &mut Context, token: Token) -> io::Result<()> {
         match self {
             Stop::Pause => ctx.pause(token),
             Stop::NoInterest => ctx.set_interest(token, Interest::NONE),
@@ -112,7 +112,7 @@ fn pause_keeps_the_interest_and_set_interest_while_paused_does_not_resume() {
     assert!(reactor.is_paused(token));
     reactor.set_interest(token, Interest::READABLE).unwrap();
     expect_no_events(&mut reactor);
-    assert_eq!(reactor.context().interest(token), Some(Interest::READABLE));
+    assert_eq!(reactor.interest(token), Some(Interest::READABLE));
     reactor.resume(token).unwrap();
     assert!(!reactor.is_paused(token));
     run_until(&mut reactor, "the reader to leave at end of file", |r| !r.contains(token));
@@ -145,7 +145,7 @@ fn a_timer_keeps_a_loop_of_paused_handlers_going_and_may_resume_them() {
     util::within_deadline(|| {
         let mut reactor = Reactor::new().unwrap();
         let (token, closed) = paused_reader_of_a_closed_pipe(&mut reactor);
-        reactor.context().after(std::time::Duration::from_millis(5), move |ctx| ctx.resume(token).unwrap());
+        reactor.after(std::time::Duration::from_millis(5), move |ctx| ctx.resume(token).unwrap());
         reactor.run().unwrap(); // the reader reads to its end and leaves
         assert!(closed.get());
     });

@@ -26,11 +26,11 @@ fn a_pipe_without_reader_gives_epipe_not_a_sigpipe_death() {
     let out = Writer::new(write_end, 1024)
         .unwrap()
         .on_error(move |e, _| seen.borrow_mut().push(e.raw_os_error()))
-        .register(&mut reactor.context())
+        .register(&mut reactor)
         .unwrap();
     // The direct write hits the pipe at once; with SIGPIPE at its default,
     // this would end the process here.
-    let _ = out.write(&mut reactor.context(), b"into the void\n");
+    let _ = out.write(&mut reactor, b"into the void\n");
     run_until(&mut reactor, "the error", |_| !errors.borrow().is_empty());
     assert_eq!(*errors.borrow(), [Some(libc::EPIPE)]);
 }

@@ -312,19 +312,19 @@ fn periodic_timer_with_a_zero_period_is_refused() {
 struct Recorder(Journal);
 
 impl LineSink for Recorder {
-    fn line(&mut self, line: &[u8], _: &mut Context<'_>) {
+    fn line(&mut self, line: &[u8], _: &mut Context) {
         self.0.push(format!("line {}", String::from_utf8_lossy(line)));
     }
 
-    fn closed(&mut self, _: &mut Context<'_>) {
+    fn closed(&mut self, _: &mut Context) {
         self.0.push("closed");
     }
 
-    fn unfinished(&mut self, partial: &[u8], _: &mut Context<'_>) {
+    fn unfinished(&mut self, partial: &[u8], _: &mut Context) {
         self.0.push(format!("unfinished {}", String::from_utf8_lossy(partial)));
     }
 
-    fn error(&mut self, error: &io::Error, _: &mut Context<'_>) {
+    fn error(&mut self, error: &io::Error, _: &mut Context) {
         self.0.push(format!("error {:?}", error.kind()));
     }
 

@@ -56,7 +56,7 @@ fn a_writer_whose_reader_stops_stays_under_its_bound_reports_full_then_drains() 
         let out = Writer::new(write_end, limit)
             .unwrap()
             .on_drain(move |_| count.set(count.get() + 1))
-            .register(&mut reactor.context())
+            .register(&mut reactor)
             .unwrap();
 
         // Nobody reads: fill the pipe, then the buffer, until a write is refused.
@@ -64,7 +64,7 @@ fn a_writer_whose_reader_stops_stays_under_its_bound_reports_full_then_drains() 
         let mut n = 0u32;
         loop {
             let chunk: Vec<u8> = (0..CHUNK).map(|i| (n as usize * 7 + i) as u8).collect();
-            match out.write(&mut reactor.context(), &chunk) {
+            match out.write(&mut reactor, &chunk) {
                 Ok(()) => sent.extend_from_slice(&chunk),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) => panic!("write: {e}"),
@@ -76,7 +76,7 @@ fn a_writer_whose_reader_stops_stays_under_its_bound_reports_full_then_drains() 
         assert!(out.buffered() <= limit, "holds {} bytes over its limit {limit}", out.buffered());
         assert!(out.would_refuse(CHUNK));
         // Level-triggered WRITABLE is on while data waits, but a full pipe is not writable.
-        assert_eq!(reactor.context().interest(out.token().unwrap()), Some(Interest::WRITABLE));
+        assert_eq!(reactor.interest(out.token().unwrap()), Some(Interest::WRITABLE));
         assert_eq!(reactor.run_once(Some(util::QUIET)).unwrap(), 0, "a full pipe must not wake the writer");
 
         // The reader resumes: everything arrives, in order, and the writer stops watching.
@@ -86,12 +86,12 @@ fn a_writer_whose_reader_stops_stays_under_its_bound_reports_full_then_drains() 
         assert!(*received.borrow() == sent, "bytes differ");
         assert_eq!(out.buffered(), 0);
         assert_eq!(drained.get(), 1, "on_drain once, after the refusal");
-        assert_eq!(reactor.context().interest(out.token().unwrap()), Some(Interest::HANGUP));
+        assert_eq!(reactor.interest(out.token().unwrap()), Some(Interest::HANGUP));
 
         // Closing when drained: the reader sees end of file.
-        out.write_line(&mut reactor.context(), b"last").unwrap();
-        out.close_when_drained(&mut reactor.context());
-        assert!(out.write(&mut reactor.context(), b"late").is_err(), "closing refuses writes");
+        out.write_line(&mut reactor, b"last").unwrap();
+        out.close_when_drained(&mut reactor);
+        assert!(out.write(&mut reactor, b"late").is_err(), "closing refuses writes");
         run_until(&mut reactor, "end of file", |_| eof.get());
         assert!(received.borrow().ends_with(b"last\n"));
         assert!(!reactor.contains(out.token().unwrap()), "the writer went with its descriptor");
@@ -103,11 +103,11 @@ fn a_socket_writer_sends_more_than_the_socket_buffer_then_closes() {
     within_deadline(|| {
         let (ours, theirs) = socketpair();
         let mut reactor = Reactor::new().unwrap();
-        let out = Writer::new(ours, 16 << 20).unwrap().register(&mut reactor.context()).unwrap();
+        let out = Writer::new(ours, 16 << 20).unwrap().register(&mut reactor).unwrap();
         let payload: Vec<u8> = (0..8 << 20).map(|i: usize| (i % 251) as u8).collect();
-        out.write(&mut reactor.context(), &payload).unwrap();
+        out.write(&mut reactor, &payload).unwrap();
         assert!(out.buffered() > 0, "8 MiB cannot fit a socket buffer");
-        out.close_when_drained(&mut reactor.context());
+        out.close_when_drained(&mut reactor);
         let (received, eof) = (Rc::new(RefCell::new(Vec::new())), Rc::new(Cell::new(false)));
         reactor.register(collector(theirs, received.clone(), eof.clone())).unwrap();
         run_until(&mut reactor, "end of file", |_| eof.get());
@@ -126,13 +126,13 @@ fn a_reader_that_goes_away_is_reported_to_on_error_once_and_the_writer_leaves() 
         let out = Writer::new(ours, 1 << 20)
             .unwrap()
             .on_error(move |e, _| seen.borrow_mut().push(e.kind()))
-            .register(&mut reactor.context())
+            .register(&mut reactor)
             .unwrap();
-        out.write(&mut reactor.context(), b"before").unwrap();
+        out.write(&mut reactor, b"before").unwrap();
         drop(theirs);
         // Told even with nothing to write: epoll reports the broken descriptor.
         run_until(&mut reactor, "the error", |_| !errors.borrow().is_empty());
-        let result = out.write(&mut reactor.context(), b"after");
+        let result = out.write(&mut reactor, b"after");
         assert_eq!(result.map_err(|e| e.kind()), Err(io::ErrorKind::BrokenPipe));
         run_until(&mut reactor, "the writer to leave", |r| r.is_empty());
         let kinds = errors.borrow().clone();
@@ -159,7 +159,7 @@ fn write_line_or_pause_pauses_the_producer_keeps_the_bound_and_loses_nothing() {
             io::Write::write_all(&mut producer_end, &all).unwrap();
         });
         let mut reactor = Reactor::new().unwrap();
-        let out = Writer::new(write_end, limit).unwrap().register(&mut reactor.context()).unwrap();
+        let out = Writer::new(write_end, limit).unwrap().register(&mut reactor).unwrap();
         let (to_pipe, peak) = (out.clone(), Rc::new(Cell::new(0)));
         let seen_peak = peak.clone();
         let producer = reactor

@@ -37,7 +37,7 @@ impl Lifecycle {
     }
 
     /// Records a failure (exit status 1) and stops the loop.
-    pub fn fail(&self, ctx: &mut Context<'_>) {
+    pub fn fail(&self, ctx: &mut Context) {
         self.mark_failed();
         ctx.stop();
     }

@@ -117,7 +117,7 @@ fn register_queue(
     reactor.register(queue).map_err(|mut e| {
         // The server stops: its queue's drain, like any shutdown's, waits
         // for a full stdout only briefly.
-        reactor.context().stop();
+        reactor.stop();
         e.handler.on_shutdown();
         e.error
     })?;
@@ -146,7 +146,7 @@ fn end_rounds_with_output(
 ) {
     if stats.is_some() {
         // A round that publishes, should nothing else wake the loop.
-        reactor.context().every(PUBLISH_AT_LEAST_EVERY, |_| {});
+        reactor.every(PUBLISH_AT_LEAST_EVERY, |_| {});
     }
     let output = output.clone();
     let lifecycle = lifecycle.clone();

@@ -243,7 +243,7 @@ impl ServerQueue {
 
     /// A server without its queue has no reason to run: an error stops it,
     /// and the exit status says so.
-    fn fail_on_error(&mut self, result: io::Result<()>, ctx: &mut Context<'_>) -> io::Result<()> {
+    fn fail_on_error(&mut self, result: io::Result<()>, ctx: &mut Context) -> io::Result<()> {
         if result.is_err() {
             self.lifecycle.fail(ctx);
         }
@@ -358,7 +358,7 @@ impl Handler for ServerQueue {
     }
 
     /// An adopted queue may hold messages: print them before anything else.
-    fn on_start(&mut self, ctx: &mut Context<'_>) -> io::Result<()> {
+    fn on_start(&mut self, ctx: &mut Context) -> io::Result<()> {
         self.started = true;
         let result = match self.wakeup {
             Wakeup::Epoll => self.drain(self.capacity).map(drop),
@@ -367,7 +367,7 @@ impl Handler for ServerQueue {
         self.fail_on_error(result, ctx)
     }
 
-    fn on_ready(&mut self, _: Readiness, ctx: &mut Context<'_>) -> io::Result<()> {
+    fn on_ready(&mut self, _: Readiness, ctx: &mut Context) -> io::Result<()> {
         let result = match self.wakeup {
             Wakeup::Epoll => self.drain(TURN_MESSAGES).map(drop),
             Wakeup::Signal { .. } => self.on_signal(),

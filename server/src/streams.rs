@@ -96,20 +96,20 @@ struct Printer {
 }
 
 impl LineSink for Printer {
-    fn line(&mut self, line: &[u8], _: &mut Context<'_>) {
+    fn line(&mut self, line: &[u8], _: &mut Context) {
         self.output.borrow_mut().line(self.source, &self.prefix, line);
     }
 
-    fn closed(&mut self, _: &mut Context<'_>) {
+    fn closed(&mut self, _: &mut Context) {
         self.output.borrow_mut().counters.source(self.source).connections_open -= 1;
     }
 
     /// A client still connected at shutdown: what it sent is printed.
-    fn unfinished(&mut self, partial: &[u8], ctx: &mut Context<'_>) {
+    fn unfinished(&mut self, partial: &[u8], ctx: &mut Context) {
         self.line(partial, ctx);
     }
 
-    fn error(&mut self, _: &io::Error, _: &mut Context<'_>) {
+    fn error(&mut self, _: &io::Error, _: &mut Context) {
         self.output.borrow_mut().counters.source(self.source).errors += 1;
     }
 

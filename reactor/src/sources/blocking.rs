@@ -12,7 +12,7 @@ use std::thread;
 use crate::sources::channel::{channel, Receiver};
 use crate::{Context, Handler, Readiness};
 
-type OnResult<T> = Box<dyn FnMut(T, &mut Context<'_>) -> io::Result<()>>;
+type OnResult<T> = Box<dyn FnMut(T, &mut Context) -> io::Result<()>>;
 type OnStop = Box<dyn FnOnce()>;
 
 /// Runs a blocking call on a thread and delivers each result to a callback
@@ -95,12 +95,11 @@ impl<T: Send + 'static> Blocking<T> {
     /// ```
     pub fn once(
         call: impl FnOnce() -> T + Send + 'static,
-        on_result: impl FnOnce(T, &mut Context<'_>) -> io::Result<()> + 'static,
+        on_result: impl FnOnce(T, &mut Context) -> io::Result<()> + 'static,
     ) -> io::Result<Blocking<T>> {
         let mut call = Some(call);
         let mut on_result = Some(on_result);
-        let on_result =
-            move |result, ctx: &mut Context<'_>| on_result.take().map_or(Ok(()), |f| f(result, ctx));
+        let on_result = move |result, ctx: &mut Context| on_result.take().map_or(Ok(()), |f| f(result, ctx));
         Blocking::start(move || call.take().map(|call| call()), Box::new(on_result), true)
     }
 
@@ -110,7 +109,7 @@ impl<T: Send + 'static> Blocking<T> {
     /// may block for ever).
     pub fn repeat(
         mut call: impl FnMut() -> T + Send + 'static,
-        on_result: impl FnMut(T, &mut Context<'_>) -> io::Result<()> + 'static,
+        on_result: impl FnMut(T, &mut Context) -> io::Result<()> + 'static,
     ) -> io::Result<Blocking<T>> {
         Blocking::start(move || Some(call()), Box::new(on_result), false)
     }
@@ -164,7 +163,7 @@ impl<T: 'static> Handler for Blocking<T> {
         &self.name
     }
 
-    fn on_ready(&mut self, _: Readiness, ctx: &mut Context<'_>) -> io::Result<()> {
+    fn on_ready(&mut self, _: Readiness, ctx: &mut Context) -> io::Result<()> {
         let (on_result, mut got) = (&mut self.on_result, false);
         let ended = self.results.receive(ctx, |result, ctx| {
             got = true;

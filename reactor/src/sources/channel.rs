@@ -8,6 +8,7 @@ use std::os::fd::BorrowedFd;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use crate::callback::{Callback, OnEvent};
 use crate::sources::waker::Bell;
 use crate::{Context, Handler, Readiness};
 
@@ -138,9 +139,6 @@ impl<T> Drop for Sender<T> {
     }
 }
 
-type OnMessage<T> = Box<dyn FnMut(T, &mut Context<'_>)>;
-type OnClosed = Box<dyn FnMut(&mut Context<'_>)>;
-
 /// The loop's side of a [`channel`]: a handler to register, after giving it
 /// [`on_message`](Receiver::on_message).
 ///
@@ -151,21 +149,21 @@ pub struct Receiver<T> {
     shared: Arc<Shared<T>>,
     /// The items taken from the queue and not yet delivered.
     batch: VecDeque<T>,
-    on_message: Option<OnMessage<T>>,
-    on_closed: Option<OnClosed>,
+    on_message: Option<Callback<T>>,
+    on_closed: Option<OnEvent>,
 }
 
 impl<T> Receiver<T> {
     /// What to do with each item. Without it, registration fails (the
     /// receiver's `on_start` returns `InvalidInput`).
-    pub fn on_message(mut self, on_message: impl FnMut(T, &mut Context<'_>) + 'static) -> Receiver<T> {
+    pub fn on_message(mut self, on_message: impl FnMut(T, &mut Context) + 'static) -> Receiver<T> {
         self.on_message = Some(Box::new(on_message));
         self
     }
 
     /// What to do once the last sender is gone and every item delivered;
     /// the receiver then removes itself.
-    pub fn on_closed(mut self, on_closed: impl FnMut(&mut Context<'_>) + 'static) -> Receiver<T> {
+    pub fn on_closed(mut self, on_closed: impl FnMut(&mut Context) + 'static) -> Receiver<T> {
         self.on_closed = Some(Box::new(on_closed));
         self
     }
@@ -180,14 +178,14 @@ impl<T: 'static> Handler for Receiver<T> {
         "channel"
     }
 
-    fn on_start(&mut self, _: &mut Context<'_>) -> io::Result<()> {
+    fn on_start(&mut self, _: &mut Context) -> io::Result<()> {
         match self.on_message {
             Some(_) => Ok(()),
             None => Err(io::Error::new(io::ErrorKind::InvalidInput, "a channel receiver needs on_message")),
         }
     }
 
-    fn on_ready(&mut self, _: Readiness, ctx: &mut Context<'_>) -> io::Result<()> {
+    fn on_ready(&mut self, _: Readiness, ctx: &mut Context) -> io::Result<()> {
         let Some(mut on_message) = self.on_message.take() else { return Ok(()) };
         let closed = self.receive(ctx, |item, ctx| {
             on_message(item, ctx);
@@ -210,8 +208,8 @@ impl<T> Receiver<T> {
     /// so every item it sent has been handed over).
     pub(crate) fn receive(
         &mut self,
-        ctx: &mut Context<'_>,
-        mut deliver: impl FnMut(T, &mut Context<'_>) -> io::Result<()>,
+        ctx: &mut Context,
+        mut deliver: impl FnMut(T, &mut Context) -> io::Result<()>,
     ) -> io::Result<bool> {
         self.shared.bell.take()?;
         // Read before the queue: every item sent before the last sender

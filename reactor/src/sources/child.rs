@@ -8,14 +8,12 @@ use std::os::fd::{AsFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::process::{Command, ExitStatus};
 use std::rc::Rc;
 
+use crate::callback::{Callback, OnBytes, OnError};
 use crate::sources::{LineReader, Writer, WriterHandle};
 use crate::sys::set_nonblocking;
 use crate::{Context, Handler, Readiness, Token};
 
-type OnLine = Box<dyn FnMut(&[u8], &mut Context<'_>)>;
-type OnExit = Box<dyn FnMut(ExitStatus, &mut Context<'_>)>;
-type OnDrain = Box<dyn FnMut(&WriterHandle, &mut Context<'_>)>;
-type OnError = Box<dyn FnMut(&io::Error, &mut Context<'_>)>;
+type OnDrain = Box<dyn FnMut(&WriterHandle, &mut Context)>;
 
 /// What happens to a child still running when its source leaves the
 /// reactor (the loop stops, the source is removed, the reactor is dropped,
@@ -66,7 +64,7 @@ pub enum AtShutdown {
 ///         assert_eq!(status.code(), Some(3));
 ///         ctx.stop();
 ///     })
-///     .register(&mut reactor.context())?;
+///     .register(&mut reactor)?;
 /// reactor.run()?;
 /// assert_eq!(*lines.borrow(), [b"one".to_vec(), b"two".to_vec()]);
 /// # Ok(())
@@ -75,15 +73,15 @@ pub enum AtShutdown {
 pub struct Child {
     process: Process,
     pidfd: OwnedFd,
-    stdout: Option<(OwnedFd, usize, OnLine)>,
-    stderr: Option<(OwnedFd, usize, OnLine)>,
+    stdout: Option<(OwnedFd, usize, OnBytes)>,
+    stderr: Option<(OwnedFd, usize, OnBytes)>,
     stdout_pipe: Option<OwnedFd>,
     stderr_pipe: Option<OwnedFd>,
     stdin: Option<OwnedFd>,
     stdin_limit: usize,
     on_stdin_drain: Option<OnDrain>,
     on_stdin_error: Option<OnError>,
-    on_exit: Option<OnExit>,
+    on_exit: Option<Callback<ExitStatus>>,
 }
 
 /// What [`Child::register`] returns: the child's pid, its token, its stdin.
@@ -146,11 +144,7 @@ impl Child {
     /// Each line of its stdout, or piece of at most `max_line` bytes. Only
     /// a piped stdout (`Stdio::piped()`) has lines: for any other, the
     /// callback is dropped unused.
-    pub fn on_stdout(
-        mut self,
-        max_line: usize,
-        on_line: impl FnMut(&[u8], &mut Context<'_>) + 'static,
-    ) -> Child {
+    pub fn on_stdout(mut self, max_line: usize, on_line: impl FnMut(&[u8], &mut Context) + 'static) -> Child {
         if let Some(fd) = self.stdout_pipe.take() {
             self.stdout = Some((fd, max_line, Box::new(on_line)));
         }
@@ -158,11 +152,7 @@ impl Child {
     }
 
     /// Each line of its stderr, as [`on_stdout`](Child::on_stdout).
-    pub fn on_stderr(
-        mut self,
-        max_line: usize,
-        on_line: impl FnMut(&[u8], &mut Context<'_>) + 'static,
-    ) -> Child {
+    pub fn on_stderr(mut self, max_line: usize, on_line: impl FnMut(&[u8], &mut Context) + 'static) -> Child {
         if let Some(fd) = self.stderr_pipe.take() {
             self.stderr = Some((fd, max_line, Box::new(on_line)));
         }
@@ -170,7 +160,7 @@ impl Child {
     }
 
     /// Its exit status, after every line of its piped outputs.
-    pub fn on_exit(mut self, on_exit: impl FnMut(ExitStatus, &mut Context<'_>) + 'static) -> Child {
+    pub fn on_exit(mut self, on_exit: impl FnMut(ExitStatus, &mut Context) + 'static) -> Child {
         self.on_exit = Some(Box::new(on_exit));
         self
     }
@@ -193,10 +183,7 @@ impl Child {
     /// resume. This is the writer's [`on_drain`](Writer::on_drain). Never
     /// called if stdin is not piped, nor once the child has been reaped (the
     /// exit watch gone, writes to its stdin could only fail).
-    pub fn on_stdin_drain(
-        mut self,
-        on_drain: impl FnMut(&WriterHandle, &mut Context<'_>) + 'static,
-    ) -> Child {
+    pub fn on_stdin_drain(mut self, on_drain: impl FnMut(&WriterHandle, &mut Context) + 'static) -> Child {
         self.on_stdin_drain = Some(Box::new(on_drain));
         self
     }
@@ -207,7 +194,7 @@ impl Child {
     /// `BrokenPipe`, and the writer learns it as soon as the child's end is
     /// closed, written to or not. Without this hook, the writer logs
     /// `writer: Broken pipe` as a warning for every such child.
-    pub fn on_stdin_error(mut self, on_error: impl FnMut(&io::Error, &mut Context<'_>) + 'static) -> Child {
+    pub fn on_stdin_error(mut self, on_error: impl FnMut(&io::Error, &mut Context) + 'static) -> Child {
         self.on_stdin_error = Some(Box::new(on_error));
         self
     }
@@ -215,7 +202,7 @@ impl Child {
     /// Registers the exit watch and a reader per piped output (one without a
     /// callback discards its lines, so the child never blocks on a full
     /// pipe), and a writer for a piped stdin.
-    pub fn register(mut self, ctx: &mut Context<'_>) -> io::Result<ChildHandle> {
+    pub fn register(mut self, ctx: &mut Context) -> io::Result<ChildHandle> {
         let pid = self.id();
         let state = Rc::new(RefCell::new(Exit { status: None, open: 0, on_exit: self.on_exit.take() }));
         let outputs = [
@@ -271,7 +258,7 @@ impl Child {
     }
 }
 
-fn discard(fd: OwnedFd) -> (OwnedFd, usize, OnLine) {
+fn discard(fd: OwnedFd) -> (OwnedFd, usize, OnBytes) {
     (fd, 64 * 1024, Box::new(|_, _| {}))
 }
 
@@ -279,11 +266,11 @@ fn discard(fd: OwnedFd) -> (OwnedFd, usize, OnLine) {
 struct Exit {
     status: Option<ExitStatus>,
     open: usize,
-    on_exit: Option<OnExit>,
+    on_exit: Option<Callback<ExitStatus>>,
 }
 
 impl Exit {
-    fn report(exit: &Rc<RefCell<Exit>>, ctx: &mut Context<'_>) {
+    fn report(exit: &Rc<RefCell<Exit>>, ctx: &mut Context) {
         let (status, on_exit) = {
             let mut exit = exit.borrow_mut();
             match exit.status {
@@ -352,7 +339,7 @@ impl Handler for ExitWatch {
         &self.name
     }
 
-    fn on_ready(&mut self, _: Readiness, ctx: &mut Context<'_>) -> io::Result<()> {
+    fn on_ready(&mut self, _: Readiness, ctx: &mut Context) -> io::Result<()> {
         let Some(child) = &mut self.process.child else { return Ok(()) };
         // Reaps it: no zombie from here on.
         let Some(status) = child.try_wait()? else { return Ok(()) };

@@ -20,9 +20,9 @@ const READS_PER_READY: usize = 4;
 /// everything in one write is full for now.
 const WRITES_PER_FLUSH: usize = 4;
 
-type OnLine = Box<dyn FnMut(&[u8], &ConnectionHandle, &mut Context<'_>)>;
-type OnEvent = Box<dyn FnMut(&ConnectionHandle, &mut Context<'_>)>;
-type OnError = Box<dyn FnMut(&io::Error, &ConnectionHandle, &mut Context<'_>)>;
+type OnLine = Box<dyn FnMut(&[u8], &ConnectionHandle, &mut Context)>;
+type OnEvent = Box<dyn FnMut(&ConnectionHandle, &mut Context)>;
+type OnError = Box<dyn FnMut(&io::Error, &ConnectionHandle, &mut Context)>;
 
 /// A connected stream as one source: each line that arrives goes to a
 /// closure with a [`ConnectionHandle`] to this connection and the
@@ -82,7 +82,7 @@ type OnError = Box<dyn FnMut(&io::Error, &ConnectionHandle, &mut Context<'_>)>;
 ///     let _ = conn.write_line(ctx, &line.to_ascii_uppercase()); // an echo that shouts
 /// })?
 /// .on_close(|_, ctx| ctx.stop())
-/// .register(&mut reactor.context())?;
+/// .register(&mut reactor)?;
 /// theirs.write_all(b"hello\nworld")?;
 /// theirs.shutdown(std::net::Shutdown::Write)?; // end of input: the last line has no \n
 /// reactor.run()?;
@@ -251,7 +251,7 @@ impl Connection {
     /// piece of at most 64 KiB, to `on_line` with a handle to itself.
     pub fn new(
         fd: impl Into<OwnedFd>,
-        on_line: impl FnMut(&[u8], &ConnectionHandle, &mut Context<'_>) + 'static,
+        on_line: impl FnMut(&[u8], &ConnectionHandle, &mut Context) + 'static,
     ) -> io::Result<Connection> {
         let fd: OwnedFd = fd.into();
         set_nonblocking(fd.as_fd())?;
@@ -312,7 +312,7 @@ impl Connection {
     /// Without it, that part is dropped.
     pub fn on_unfinished(
         mut self,
-        f: impl FnMut(&[u8], &ConnectionHandle, &mut Context<'_>) + 'static,
+        f: impl FnMut(&[u8], &ConnectionHandle, &mut Context) + 'static,
     ) -> Connection {
         self.on_unfinished = Some(Box::new(f));
         self
@@ -320,13 +320,13 @@ impl Connection {
 
     /// Called once when the connection leaves the reactor, whatever the
     /// reason (end of input, `close`, an error, shutdown).
-    pub fn on_close(mut self, f: impl FnMut(&ConnectionHandle, &mut Context<'_>) + 'static) -> Connection {
+    pub fn on_close(mut self, f: impl FnMut(&ConnectionHandle, &mut Context) + 'static) -> Connection {
         self.on_close = Some(Box::new(f));
         self
     }
 
     /// Called when the buffer has emptied after a write was refused.
-    pub fn on_drain(mut self, f: impl FnMut(&ConnectionHandle, &mut Context<'_>) + 'static) -> Connection {
+    pub fn on_drain(mut self, f: impl FnMut(&ConnectionHandle, &mut Context) + 'static) -> Connection {
         self.on_drain = Some(Box::new(f));
         self
     }
@@ -335,7 +335,7 @@ impl Connection {
     /// included), before `on_close`.
     pub fn on_error(
         mut self,
-        f: impl FnMut(&io::Error, &ConnectionHandle, &mut Context<'_>) + 'static,
+        f: impl FnMut(&io::Error, &ConnectionHandle, &mut Context) + 'static,
     ) -> Connection {
         self.on_error = Some(Box::new(f));
         self
@@ -347,7 +347,7 @@ impl Connection {
     }
 
     /// Registers the connection and returns its handle.
-    pub fn register(self, ctx: &mut Context<'_>) -> io::Result<ConnectionHandle> {
+    pub fn register(self, ctx: &mut Context) -> io::Result<ConnectionHandle> {
         let conn = self.handle();
         let token = ctx.register(self)?;
         conn.state.token.set(Some(token));
@@ -358,13 +358,13 @@ impl Connection {
     /// The handle of the connection registered as `token`, to write to it
     /// from anywhere. `None` for a stale token, another kind of source, or
     /// the connection being called (its own callbacks get its handle).
-    pub fn handle_of(ctx: &mut Context<'_>, token: Token) -> Option<ConnectionHandle> {
+    pub fn handle_of(ctx: &mut Context, token: Token) -> Option<ConnectionHandle> {
         ctx.handler_mut::<Connection>(token).map(|c| c.handle())
     }
 
     /// Writes what waits, and reports what the round's flush met. `false`
     /// once the connection is closing: nothing more to do.
-    fn output(&mut self, ctx: &mut Context<'_>) -> io::Result<bool> {
+    fn output(&mut self, ctx: &mut Context) -> io::Result<bool> {
         let state = &self.conn.state;
         let result = match state.take_failure() {
             Some(e) => Err(e),
@@ -390,7 +390,7 @@ impl Connection {
     }
 
     /// Delivers kept lines, then reads a bounded number of times.
-    fn input(&mut self, ctx: &mut Context<'_>) -> io::Result<()> {
+    fn input(&mut self, ctx: &mut Context) -> io::Result<()> {
         let Connection { conn, max_line, partial, held, on_line, .. } = self;
         if !held.is_empty() {
             let used = deliver(held, partial, *max_line, on_line, conn, ctx);
@@ -424,7 +424,7 @@ impl Connection {
     }
 
     /// End of input: the last unfinished line, then close once written.
-    fn end(&mut self, ctx: &mut Context<'_>) -> io::Result<()> {
+    fn end(&mut self, ctx: &mut Context) -> io::Result<()> {
         let state = &self.conn.state;
         state.ended.set(true);
         if !self.partial.is_empty() {
@@ -440,7 +440,7 @@ impl Connection {
 
     /// Closes after an error: reported to `on_error`, or returned to the
     /// reactor if nobody listens and it is not a peer going away.
-    fn fail(&mut self, e: io::Error, ctx: &mut Context<'_>) -> io::Result<()> {
+    fn fail(&mut self, e: io::Error, ctx: &mut Context) -> io::Result<()> {
         self.conn.state.set_life(Life::Closed);
         ctx.remove_self();
         match &mut self.on_error {
@@ -460,7 +460,7 @@ fn deliver(
     max_line: usize,
     on_line: &mut OnLine,
     conn: &ConnectionHandle,
-    ctx: &mut Context<'_>,
+    ctx: &mut Context,
 ) -> usize {
     split_lines_while(data, partial, max_line, |line| {
         on_line(line, conn, ctx);
@@ -477,12 +477,12 @@ impl ConnectionHandle {
     /// `WouldBlock` if they would take the buffer past its limit (nothing is
     /// queued; see [`Connection::on_drain`]), `BrokenPipe` once the
     /// connection is closed or closing.
-    pub fn write(&self, ctx: &mut Context<'_>, bytes: &[u8]) -> io::Result<()> {
+    pub fn write(&self, ctx: &mut Context, bytes: &[u8]) -> io::Result<()> {
         self.queue(ctx, &[bytes], false)
     }
 
     /// Queues `line` and a `\n`, both or neither, as [`write`](Self::write).
-    pub fn write_line(&self, ctx: &mut Context<'_>, line: &[u8]) -> io::Result<()> {
+    pub fn write_line(&self, ctx: &mut Context, line: &[u8]) -> io::Result<()> {
         self.queue(ctx, &[line, b"\n"], false)
     }
 
@@ -493,7 +493,7 @@ impl ConnectionHandle {
     /// plus one line per producer. `BrokenPipe` once closed or closing.
     pub fn write_line_or_pause(
         &self,
-        ctx: &mut Context<'_>,
+        ctx: &mut Context,
         line: &[u8],
         producer: &ConnectionHandle,
     ) -> io::Result<()> {
@@ -510,7 +510,7 @@ impl ConnectionHandle {
         Ok(())
     }
 
-    fn queue(&self, ctx: &mut Context<'_>, parts: &[&[u8]], force: bool) -> io::Result<()> {
+    fn queue(&self, ctx: &mut Context, parts: &[&[u8]], force: bool) -> io::Result<()> {
         let state = &*self.state;
         if !self.is_open() {
             return Err(io::Error::new(io::ErrorKind::BrokenPipe, "the connection is closed or closing"));
@@ -538,7 +538,7 @@ impl ConnectionHandle {
     /// Makes the round's flush due: a timer due at once, which goes when it
     /// has run. (A timer kept between rounds would save its allocation but
     /// keep `Reactor::run` from returning when nothing else is left.)
-    fn arm_flush(&self, ctx: &mut Context<'_>) {
+    fn arm_flush(&self, ctx: &mut Context) {
         let state = &self.state;
         if state.flush_due.replace(true) {
             return;
@@ -554,7 +554,7 @@ impl ConnectionHandle {
 
     /// The end of the round: write what the round queued. What the socket
     /// does not take, a failure, or a close to finish waits for the handler.
-    fn round_flush(&self, ctx: &mut Context<'_>) {
+    fn round_flush(&self, ctx: &mut Context) {
         let state = &self.state;
         state.flush_due.set(false);
         if !state.open.get() || state.has_failed() {
@@ -571,7 +571,7 @@ impl ConnectionHandle {
     /// Watches the socket for what the connection needs now. Reading
     /// paused and nothing to write: out of epoll ([`Interest::NONE`]), so
     /// that not even a hang-up is reported, and the pause holds.
-    fn update_interest(&self, ctx: &mut Context<'_>) -> io::Result<()> {
+    fn update_interest(&self, ctx: &mut Context) -> io::Result<()> {
         let state = &self.state;
         let Some(token) = state.token.get().filter(|_| state.open.get()) else { return Ok(()) };
         let waiting = state.out.borrow().len();
@@ -594,7 +594,7 @@ impl ConnectionHandle {
 
     /// Stops delivering lines and reading until
     /// [`resume_reading`](Self::resume_reading); writing goes on.
-    pub fn pause_reading(&self, ctx: &mut Context<'_>) -> io::Result<()> {
+    pub fn pause_reading(&self, ctx: &mut Context) -> io::Result<()> {
         if self.state.reading.replace(false) {
             self.update_interest(ctx)?;
         }
@@ -602,7 +602,7 @@ impl ConnectionHandle {
     }
 
     /// Delivers the lines kept by a pause (next round), then reads again.
-    pub fn resume_reading(&self, ctx: &mut Context<'_>) -> io::Result<()> {
+    pub fn resume_reading(&self, ctx: &mut Context) -> io::Result<()> {
         if !self.state.reading.replace(true) {
             self.update_interest(ctx)?;
         }
@@ -620,7 +620,7 @@ impl ConnectionHandle {
 
     /// Closes at once, dropping what is buffered: to evict a peer that does
     /// not keep up. `on_close` runs; later writes fail with `BrokenPipe`.
-    pub fn close(&self, ctx: &mut Context<'_>) {
+    pub fn close(&self, ctx: &mut Context) {
         self.state.set_life(Life::Closed);
         if let Some(token) = self.state.token.get() {
             ctx.remove(token);
@@ -629,7 +629,7 @@ impl ConnectionHandle {
 
     /// Closes once everything buffered is written: at once if nothing is.
     /// Reading stops; later writes fail with `BrokenPipe`.
-    pub fn close_when_drained(&self, ctx: &mut Context<'_>) {
+    pub fn close_when_drained(&self, ctx: &mut Context) {
         self.state.stop_writes();
         self.state.reading.set(false);
         if let Err(e) = self.update_interest(ctx) {
@@ -691,7 +691,7 @@ impl ConnectionHandle {
 
     /// Resumes the producers paused by [`write_line_or_pause`](Self::write_line_or_pause)
     /// that wait on no other buffer.
-    fn wake_waiters(&self, ctx: &mut Context<'_>) {
+    fn wake_waiters(&self, ctx: &mut Context) {
         let waiters = std::mem::take(&mut *self.state.waiters.borrow_mut());
         for waiter in waiters {
             let waiting_on = waiter.state.waiting_on.get().saturating_sub(1);
@@ -707,7 +707,7 @@ impl ConnectionHandle {
 
     /// Closes this connection if producers wait on it and it has written
     /// nothing for `stall`; checked every `stall` while they wait.
-    pub(crate) fn watch_stall(&self, ctx: &mut Context<'_>, stall: Duration) {
+    pub(crate) fn watch_stall(&self, ctx: &mut Context, stall: Duration) {
         if self.state.stall.get().is_some_and(|key| ctx.is_armed(key)) {
             return;
         }
@@ -763,7 +763,7 @@ impl Handler for Connection {
         "connection"
     }
 
-    fn on_ready(&mut self, readiness: Readiness, ctx: &mut Context<'_>) -> io::Result<()> {
+    fn on_ready(&mut self, readiness: Readiness, ctx: &mut Context) -> io::Result<()> {
         let state = &self.conn.state;
         let output_due = readiness.is_writable() || readiness.is_error() || readiness.is_hangup();
         let has_output = state.out.borrow().len() > 0 || state.has_failed() || state.refused.get();
@@ -776,7 +776,7 @@ impl Handler for Connection {
         self.conn.update_interest(ctx)
     }
 
-    fn on_remove(&mut self, ctx: &mut Context<'_>) {
+    fn on_remove(&mut self, ctx: &mut Context) {
         let state = &self.conn.state;
         state.set_life(Life::Closed);
         for key in [state.flush.take(), state.stall.take()].into_iter().flatten() {

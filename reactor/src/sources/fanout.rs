@@ -99,7 +99,7 @@ impl Fanout {
 
     /// Sends `line` (a `\n` is added) to every open member but `from`,
     /// applying the policy to members whose buffer is full.
-    pub fn send(&self, ctx: &mut Context<'_>, from: &ConnectionHandle, line: &[u8]) {
+    pub fn send(&self, ctx: &mut Context, from: &ConnectionHandle, line: &[u8]) {
         self.deliver(ctx, Some(from), line);
     }
 
@@ -107,11 +107,11 @@ impl Fanout {
     /// (a timer's announcement, say). With [`SlowReader::Pause`] there is no
     /// sender to pause: a full member misses the line, as with
     /// [`SlowReader::Drop`].
-    pub fn broadcast(&self, ctx: &mut Context<'_>, line: &[u8]) {
+    pub fn broadcast(&self, ctx: &mut Context, line: &[u8]) {
         self.deliver(ctx, None, line);
     }
 
-    fn deliver(&self, ctx: &mut Context<'_>, from: Option<&ConnectionHandle>, line: &[u8]) {
+    fn deliver(&self, ctx: &mut Context, from: Option<&ConnectionHandle>, line: &[u8]) {
         let mut evicted = None;
         let mut gone = false;
         for member in self.group.members.borrow().iter() {

@@ -7,7 +7,7 @@ use std::os::fd::{AsFd, BorrowedFd};
 
 use crate::{Context, Handler, Interest, Readiness, Token};
 
-type Callback<T> = Box<dyn FnMut(&mut T, Readiness, &mut Context<'_>) -> io::Result<()>>;
+type Callback<T> = Box<dyn FnMut(&mut T, Readiness, &mut Context) -> io::Result<()>>;
 
 /// Owns any `T: AsFd` (an `OwnedFd`, a `File`, a socket, a message queue)
 /// and calls a closure with it when epoll reports it.
@@ -45,10 +45,10 @@ type Callback<T> = Box<dyn FnMut(&mut T, Readiness, &mut Context<'_>) -> io::Res
 ///     Ok(())
 /// }))?;
 /// reactor.run_once(None)?;
-/// assert_eq!(reactor.context().interest(token), Some(Interest::NONE));
+/// assert_eq!(reactor.interest(token), Some(Interest::NONE));
 /// // Borrowed while registered, taken back after.
-/// assert!(Fd::<UnixStream>::get(&mut reactor.context(), token).is_some());
-/// let stream: UnixStream = Fd::take(&mut reactor.context(), token).expect("registered");
+/// assert!(Fd::<UnixStream>::get(&mut reactor, token).is_some());
+/// let stream: UnixStream = Fd::take(&mut reactor, token).expect("registered");
 /// assert!(!reactor.contains(token));
 /// let mut reply = [0; 4];
 /// theirs.read_exact(&mut reply)?;
@@ -70,7 +70,7 @@ impl<T: AsFd + 'static> Fd<T> {
     pub fn new(
         inner: T,
         interest: Interest,
-        callback: impl FnMut(&mut T, Readiness, &mut Context<'_>) -> io::Result<()> + 'static,
+        callback: impl FnMut(&mut T, Readiness, &mut Context) -> io::Result<()> + 'static,
     ) -> Fd<T> {
         Fd { inner: Some(inner), interest, name: String::from("fd"), callback: Box::new(callback) }
     }
@@ -95,7 +95,7 @@ impl<T: AsFd + 'static> Fd<T> {
     /// callback (inside its own closure, it is the closure's argument).
     /// `None` for a stale token, a source of another type, or a source that
     /// is running.
-    pub fn get<'c>(ctx: &'c mut Context<'_>, token: Token) -> Option<&'c mut T> {
+    pub fn get(ctx: &mut Context, token: Token) -> Option<&mut T> {
         ctx.handler_mut::<Fd<T>>(token)?.inner.as_mut()
     }
 
@@ -103,7 +103,7 @@ impl<T: AsFd + 'static> Fd<T> {
     /// hands its object back, open. `None` (and nothing removed) for a stale
     /// token, a source of another type, or the source being called: from
     /// its own closure, remove it with [`Context::remove_self`] instead.
-    pub fn take(ctx: &mut Context<'_>, token: Token) -> Option<T> {
+    pub fn take(ctx: &mut Context, token: Token) -> Option<T> {
         ctx.remove_with::<Fd<T>, _>(token, |fd| fd.inner.take()).flatten()
     }
 }
@@ -121,7 +121,7 @@ impl<T: AsFd + 'static> Handler for Fd<T> {
         &self.name
     }
 
-    fn on_ready(&mut self, readiness: Readiness, ctx: &mut Context<'_>) -> io::Result<()> {
+    fn on_ready(&mut self, readiness: Readiness, ctx: &mut Context) -> io::Result<()> {
         match &mut self.inner {
             Some(inner) => (self.callback)(inner, readiness, ctx),
             None => Ok(()),

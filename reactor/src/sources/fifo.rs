@@ -86,7 +86,7 @@ impl Fifo {
         path: impl AsRef<Path>,
         mode: u32,
         max_line: usize,
-        on_line: impl FnMut(&[u8], &mut Context<'_>) + 'static,
+        on_line: impl FnMut(&[u8], &mut Context) + 'static,
     ) -> io::Result<Fifo> {
         let path = path.as_ref();
         let made = make_fifo(path, mode)?;
@@ -118,7 +118,7 @@ impl Fifo {
 
     /// Calls `on_close` when the source is removed or shut down (a FIFO held
     /// open for writing by its reader never ends by itself).
-    pub fn on_close(self, on_close: impl FnMut(&mut Context<'_>) + 'static) -> Fifo {
+    pub fn on_close(self, on_close: impl FnMut(&mut Context) + 'static) -> Fifo {
         Fifo { reader: self.reader.on_close(on_close), guard: self.guard }
     }
 
@@ -137,11 +137,11 @@ impl Handler for Fifo {
         self.reader.name()
     }
 
-    fn on_ready(&mut self, readiness: Readiness, ctx: &mut Context<'_>) -> io::Result<()> {
+    fn on_ready(&mut self, readiness: Readiness, ctx: &mut Context) -> io::Result<()> {
         self.reader.on_ready(readiness, ctx)
     }
 
-    fn on_remove(&mut self, ctx: &mut Context<'_>) {
+    fn on_remove(&mut self, ctx: &mut Context) {
         self.reader.on_remove(ctx);
     }
 

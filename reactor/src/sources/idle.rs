@@ -70,15 +70,15 @@ impl<H: Handler + 'static> Handler for Idle<H> {
         self.inner.name()
     }
 
-    fn on_ready(&mut self, readiness: Readiness, ctx: &mut Context<'_>) -> io::Result<()> {
+    fn on_ready(&mut self, readiness: Readiness, ctx: &mut Context) -> io::Result<()> {
         self.inner.on_ready(readiness, ctx)
     }
 
-    fn on_start(&mut self, ctx: &mut Context<'_>) -> io::Result<()> {
+    fn on_start(&mut self, ctx: &mut Context) -> io::Result<()> {
         self.inner.on_start(ctx)
     }
 
-    fn on_remove(&mut self, ctx: &mut Context<'_>) {
+    fn on_remove(&mut self, ctx: &mut Context) {
         self.inner.on_remove(ctx);
     }
 

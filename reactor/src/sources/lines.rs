@@ -5,6 +5,7 @@ use std::fmt;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 
+use crate::callback::{OnBytes, OnError, OnEvent};
 use crate::sys::{is_nonblocking, syscall};
 use crate::{Context, Handler, Readiness};
 
@@ -30,12 +31,12 @@ thread_local! {
 /// reader, where separate closures would cost an allocation each.
 pub trait LineSink {
     /// A line without its `\n`, or a piece of at most `max_line` bytes.
-    fn line(&mut self, line: &[u8], ctx: &mut Context<'_>);
+    fn line(&mut self, line: &[u8], ctx: &mut Context);
 
     /// The stream ended (end of file, error, removal, or shutdown), after
     /// the last line. Called once, unless a panic unwinds out of the
     /// reader's own callback (there is no `Context` to lend then).
-    fn closed(&mut self, ctx: &mut Context<'_>) {
+    fn closed(&mut self, ctx: &mut Context) {
         let _ = ctx;
     }
 
@@ -44,13 +45,13 @@ pub trait LineSink {
     /// `\n` (at end of file such a last line is a [`line`](LineSink::line)).
     /// Called before [`closed`](LineSink::closed), and only if there are such
     /// bytes. By default they are dropped.
-    fn unfinished(&mut self, partial: &[u8], ctx: &mut Context<'_>) {
+    fn unfinished(&mut self, partial: &[u8], ctx: &mut Context) {
         let _ = (partial, ctx);
     }
 
     /// The error that ends the stream (a reset connection included), before
     /// [`closed`](LineSink::closed).
-    fn error(&mut self, error: &io::Error, ctx: &mut Context<'_>) {
+    fn error(&mut self, error: &io::Error, ctx: &mut Context) {
         let _ = (error, ctx);
     }
 
@@ -60,23 +61,19 @@ pub trait LineSink {
     }
 }
 
-impl<F: FnMut(&[u8], &mut Context<'_>)> LineSink for F {
-    fn line(&mut self, line: &[u8], ctx: &mut Context<'_>) {
+impl<F: FnMut(&[u8], &mut Context)> LineSink for F {
+    fn line(&mut self, line: &[u8], ctx: &mut Context) {
         self(line, ctx);
     }
 }
 
-type OnLine = Box<dyn FnMut(&[u8], &mut Context<'_>)>;
-type OnClose = Box<dyn FnMut(&mut Context<'_>)>;
-type OnError = Box<dyn FnMut(&io::Error, &mut Context<'_>)>;
-
 /// The sink of [`LineReader::new`]: a closure per event and a name.
 pub struct Callbacks {
     name: String,
-    on_line: OnLine,
-    on_close: Option<OnClose>,
+    on_line: OnBytes,
+    on_close: Option<OnEvent>,
     on_error: Option<OnError>,
-    on_unfinished: Option<OnLine>,
+    on_unfinished: Option<OnBytes>,
 }
 
 impl fmt::Debug for Callbacks {
@@ -90,23 +87,23 @@ impl fmt::Debug for Callbacks {
 }
 
 impl LineSink for Callbacks {
-    fn line(&mut self, line: &[u8], ctx: &mut Context<'_>) {
+    fn line(&mut self, line: &[u8], ctx: &mut Context) {
         (self.on_line)(line, ctx);
     }
 
-    fn closed(&mut self, ctx: &mut Context<'_>) {
+    fn closed(&mut self, ctx: &mut Context) {
         if let Some(on_close) = &mut self.on_close {
             on_close(ctx);
         }
     }
 
-    fn unfinished(&mut self, partial: &[u8], ctx: &mut Context<'_>) {
+    fn unfinished(&mut self, partial: &[u8], ctx: &mut Context) {
         if let Some(on_unfinished) = &mut self.on_unfinished {
             on_unfinished(partial, ctx);
         }
     }
 
-    fn error(&mut self, error: &io::Error, ctx: &mut Context<'_>) {
+    fn error(&mut self, error: &io::Error, ctx: &mut Context) {
         if let Some(on_error) = &mut self.on_error {
             on_error(error, ctx);
         }
@@ -184,7 +181,7 @@ impl LineReader<Callbacks> {
     pub fn new(
         fd: OwnedFd,
         max_line: usize,
-        on_line: impl FnMut(&[u8], &mut Context<'_>) + 'static,
+        on_line: impl FnMut(&[u8], &mut Context) + 'static,
     ) -> LineReader {
         let sink = Callbacks {
             name: String::from("lines"),
@@ -204,7 +201,7 @@ impl LineReader<Callbacks> {
 
     /// Calls `on_close` once when the stream ends or the reader is removed,
     /// after the last line.
-    pub fn on_close(mut self, on_close: impl FnMut(&mut Context<'_>) + 'static) -> LineReader {
+    pub fn on_close(mut self, on_close: impl FnMut(&mut Context) + 'static) -> LineReader {
         self.sink.on_close = Some(Box::new(on_close));
         self
     }
@@ -233,17 +230,14 @@ impl LineReader<Callbacks> {
     /// # Ok(())
     /// # }
     /// ```
-    pub fn on_unfinished(
-        mut self,
-        on_unfinished: impl FnMut(&[u8], &mut Context<'_>) + 'static,
-    ) -> LineReader {
+    pub fn on_unfinished(mut self, on_unfinished: impl FnMut(&[u8], &mut Context) + 'static) -> LineReader {
         self.sink.on_unfinished = Some(Box::new(on_unfinished));
         self
     }
 
     /// Calls `on_error` with the error that ends the stream (a reset
     /// connection included), before the reader goes away.
-    pub fn on_error(mut self, on_error: impl FnMut(&io::Error, &mut Context<'_>) + 'static) -> LineReader {
+    pub fn on_error(mut self, on_error: impl FnMut(&io::Error, &mut Context) + 'static) -> LineReader {
         self.sink.on_error = Some(Box::new(on_error));
         self
     }
@@ -276,9 +270,8 @@ impl<S: LineSink> LineReader<S> {
     /// epoll refuses (a regular file, `/dev/null`), which never block. The
     /// last line without `\n` is delivered and the sink closed, as at end
     /// of file.
-    /// Outside the loop, [`Reactor::context`](crate::Reactor::context)
-    /// lends the `Context`.
-    pub fn read_to_end(&mut self, ctx: &mut Context<'_>) -> io::Result<()> {
+    /// Outside the loop, the [`Reactor`](crate::Reactor) is the `Context`.
+    pub fn read_to_end(&mut self, ctx: &mut Context) -> io::Result<()> {
         while self.read_chunk(ctx)? {}
         Ok(())
     }
@@ -288,7 +281,7 @@ impl<S: LineSink> LineReader<S> {
     /// takes one chunk per loop round keeps the loop going. Returns `false`
     /// once the stream has ended (end of file, or the error returned), when
     /// the last partial line has been delivered and the sink closed.
-    pub fn read_chunk(&mut self, ctx: &mut Context<'_>) -> io::Result<bool> {
+    pub fn read_chunk(&mut self, ctx: &mut Context) -> io::Result<bool> {
         match self.read_once(ctx) {
             Ok(0) => {
                 self.finish(ctx);
@@ -310,7 +303,7 @@ impl<S: LineSink> LineReader<S> {
     }
 
     /// One read, cut into lines. Returns how many bytes came: 0 at end of file.
-    fn read_once(&mut self, ctx: &mut Context<'_>) -> io::Result<usize> {
+    fn read_once(&mut self, ctx: &mut Context) -> io::Result<usize> {
         let (partial, max_line, sink) = (&mut self.partial, self.max_line, &mut self.sink);
         let n = read_shared(self.fd.as_raw_fd(), |data| {
             split_lines(data, partial, max_line, |line| sink.line(line, ctx));
@@ -322,7 +315,7 @@ impl<S: LineSink> LineReader<S> {
 
     /// Delivers what is left of a line (the last line at end of file, else
     /// an unfinished one) and closes the sink, once.
-    fn finish(&mut self, ctx: &mut Context<'_>) {
+    fn finish(&mut self, ctx: &mut Context) {
         if self.finished {
             return;
         }
@@ -461,7 +454,7 @@ impl<S: LineSink> Handler for LineReader<S> {
         self.sink.name()
     }
 
-    fn on_ready(&mut self, _: Readiness, ctx: &mut Context<'_>) -> io::Result<()> {
+    fn on_ready(&mut self, _: Readiness, ctx: &mut Context) -> io::Result<()> {
         // Whatever was reported (data, hang-up, error), the read tells which.
         // A short read means the stream is drained for now: no further read
         // just to hear `EAGAIN`.
@@ -493,7 +486,7 @@ impl<S: LineSink> Handler for LineReader<S> {
         }
     }
 
-    fn on_remove(&mut self, ctx: &mut Context<'_>) {
+    fn on_remove(&mut self, ctx: &mut Context) {
         self.finish(ctx);
     }
 

@@ -46,7 +46,7 @@ impl fmt::Display for ListenAddr {
 }
 
 /// What a listener does with each connection it accepts.
-type OnAccept = Box<dyn FnMut(OwnedFd, Peer, &mut Context<'_>) -> io::Result<()>>;
+type OnAccept = Box<dyn FnMut(OwnedFd, Peer, &mut Context) -> io::Result<()>>;
 
 /// Accepts connections and hands each one's descriptor (non-blocking,
 /// `CLOEXEC`) to a closure: with the [`Context`]
@@ -118,7 +118,7 @@ impl Listener {
     /// and calls `on_accept` with each connection and the `Context`.
     pub fn tcp_accept(
         addr: SocketAddr,
-        on_accept: impl FnMut(OwnedFd, Peer, &mut Context<'_>) -> io::Result<()> + 'static,
+        on_accept: impl FnMut(OwnedFd, Peer, &mut Context) -> io::Result<()> + 'static,
     ) -> io::Result<Listener> {
         let fd = socket(if addr.is_ipv4() { libc::AF_INET } else { libc::AF_INET6 })?;
         let one: libc::c_int = 1;
@@ -151,7 +151,7 @@ impl Listener {
     /// and calls `on_accept` with each connection and the `Context`.
     pub fn unix_accept(
         path: impl AsRef<Path>,
-        on_accept: impl FnMut(OwnedFd, Peer, &mut Context<'_>) -> io::Result<()> + 'static,
+        on_accept: impl FnMut(OwnedFd, Peer, &mut Context) -> io::Result<()> + 'static,
     ) -> io::Result<Listener> {
         let path = path.as_ref();
         let (addr, len) = unix_sockaddr(path)?;
@@ -267,7 +267,7 @@ impl Handler for Listener {
         &self.name
     }
 
-    fn on_ready(&mut self, _: Readiness, ctx: &mut Context<'_>) -> io::Result<()> {
+    fn on_ready(&mut self, _: Readiness, ctx: &mut Context) -> io::Result<()> {
         for _ in 0..ACCEPT_BATCH {
             match self.accept() {
                 Ok(Some((fd, peer))) => {
@@ -300,7 +300,7 @@ impl Drop for Listener {
 /// A factory as an accept closure: registers what it makes.
 fn registering(
     mut factory: impl FnMut(OwnedFd, Peer) -> Box<dyn Handler> + 'static,
-) -> impl FnMut(OwnedFd, Peer, &mut Context<'_>) -> io::Result<()> + 'static {
+) -> impl FnMut(OwnedFd, Peer, &mut Context) -> io::Result<()> + 'static {
     move |fd, peer, ctx| match ctx.register_boxed(factory(fd, peer)) {
         Ok(_) => Ok(()),
         Err(e) => Err(io::Error::new(e.error.kind(), format!("{}: {e}", e.handler.name()))),

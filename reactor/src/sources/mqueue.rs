@@ -16,14 +16,14 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::rc::Rc;
 
 use super::paused::PausedProducers;
+use crate::callback::OnEvent;
 use crate::sys::syscall;
 use crate::{Context, Handler, Interest, Readiness, Token};
 
 /// How many messages one readiness report may take or send by default.
 const BATCH: usize = 16;
 
-type OnMessage = Box<dyn FnMut(&[u8], u32, &mut Context<'_>)>;
-type OnDrain = Box<dyn FnMut(&mut Context<'_>)>;
+type OnMessage = Box<dyn FnMut(&[u8], u32, &mut Context)>;
 
 /// Receives from a message queue in bounded batches and hands each message,
 /// with its priority, to a closure.
@@ -73,7 +73,7 @@ impl<Q: AsFd + 'static> QueueReader<Q> {
     /// a message queue.
     pub fn new(
         queue: Q,
-        on_message: impl FnMut(&[u8], u32, &mut Context<'_>) + 'static,
+        on_message: impl FnMut(&[u8], u32, &mut Context) + 'static,
     ) -> io::Result<QueueReader<Q>> {
         let attr = nonblocking(queue.as_fd().as_raw_fd())?;
         let buf = vec![0; usize::try_from(attr.mq_msgsize).unwrap_or(0)];
@@ -96,7 +96,7 @@ impl<Q: AsFd> Handler for QueueReader<Q> {
         "queue reader"
     }
 
-    fn on_ready(&mut self, _: Readiness, ctx: &mut Context<'_>) -> io::Result<()> {
+    fn on_ready(&mut self, _: Readiness, ctx: &mut Context) -> io::Result<()> {
         let me = ctx.current();
         let fd = self.queue.as_fd().as_raw_fd();
         for _ in 0..self.batch {
@@ -154,7 +154,7 @@ struct Outgoing {
     seq: Cell<u64>,
     /// Sources paused because they sent while `limit` messages were held.
     paused: PausedProducers,
-    on_drain: Cell<Option<OnDrain>>,
+    on_drain: Cell<Option<OnEvent>>,
 }
 
 /// Sends to a message queue with back-pressure: a message the full queue
@@ -180,9 +180,9 @@ struct Outgoing {
 /// let reader = MessageQueue::open(&name, Access::Receive)?;
 /// MessageQueue::unlink(&name)?;
 /// let mut reactor = Reactor::new()?;
-/// let out = QueueWriter::new(queue, 100)?.register(&mut reactor.context())?;
+/// let out = QueueWriter::new(queue, 100)?.register(&mut reactor)?;
 /// for i in 0..6u32 {
-///     out.send(&mut reactor.context(), format!("m{i}").as_bytes(), i)?; // 4 fit, 2 held
+///     out.send(&mut reactor, format!("m{i}").as_bytes(), i)?; // 4 fit, 2 held
 /// }
 /// assert_eq!(out.held(), 2);
 /// let mut buf = [0; 64];
@@ -230,13 +230,13 @@ impl<Q: AsFd + 'static> QueueWriter<Q> {
 
     /// Called when every held message has been sent (after the producers
     /// it paused were resumed).
-    pub fn on_drain(self, on_drain: impl FnMut(&mut Context<'_>) + 'static) -> QueueWriter<Q> {
+    pub fn on_drain(self, on_drain: impl FnMut(&mut Context) + 'static) -> QueueWriter<Q> {
         self.out.on_drain.set(Some(Box::new(on_drain)));
         self
     }
 
     /// Registers the writer and returns its handle.
-    pub fn register(self, ctx: &mut Context<'_>) -> io::Result<QueueWriterHandle> {
+    pub fn register(self, ctx: &mut Context) -> io::Result<QueueWriterHandle> {
         let handle = QueueWriterHandle { out: self.out.clone() };
         let token = ctx.register(self)?;
         handle.out.token.set(Some(token));
@@ -250,7 +250,7 @@ impl QueueWriterHandle {
     /// holds it (see [`QueueWriter`]). `InvalidInput` for a message larger
     /// than the queue's message size (nothing is held), `BrokenPipe` once
     /// the writer is gone; any other error of `mq_send` as it is.
-    pub fn send(&self, ctx: &mut Context<'_>, message: &[u8], priority: u32) -> io::Result<()> {
+    pub fn send(&self, ctx: &mut Context, message: &[u8], priority: u32) -> io::Result<()> {
         let out = &*self.out;
         if !out.open.get() {
             return Err(io::Error::new(io::ErrorKind::BrokenPipe, "the queue writer is gone"));
@@ -298,7 +298,7 @@ impl QueueWriterHandle {
     }
 
     /// Watches for room while messages are held, and only then.
-    fn arm(&self, ctx: &mut Context<'_>) -> io::Result<()> {
+    fn arm(&self, ctx: &mut Context) -> io::Result<()> {
         let Some(token) = self.out.token.get().filter(|_| self.out.open.get()) else { return Ok(()) };
         let interest = if self.held() > 0 { Interest::WRITABLE } else { Interest::NONE };
         if ctx.interest(token).is_some_and(|now| now != interest) {
@@ -321,7 +321,7 @@ impl<Q: AsFd> Handler for QueueWriter<Q> {
         "queue writer"
     }
 
-    fn on_ready(&mut self, _: Readiness, ctx: &mut Context<'_>) -> io::Result<()> {
+    fn on_ready(&mut self, _: Readiness, ctx: &mut Context) -> io::Result<()> {
         let out = &*self.out;
         for _ in 0..self.batch {
             let mut held = out.held.borrow_mut();
@@ -343,7 +343,7 @@ impl<Q: AsFd> Handler for QueueWriter<Q> {
         handle.arm(ctx)
     }
 
-    fn on_remove(&mut self, ctx: &mut Context<'_>) {
+    fn on_remove(&mut self, ctx: &mut Context) {
         // Removed with messages held: the producers it paused must not stay paused.
         if let Err(e) = self.out.paused.resume_all(ctx) {
             log::warn!("queue writer: resuming a paused producer: {e}");

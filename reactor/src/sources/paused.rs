@@ -13,7 +13,7 @@ pub(crate) struct PausedProducers(RefCell<Vec<Token>>);
 impl PausedProducers {
     /// Pauses `producer` until [`resume_all`](Self::resume_all); once,
     /// however often it is asked.
-    pub(crate) fn pause(&self, ctx: &mut Context<'_>, producer: Token) -> io::Result<()> {
+    pub(crate) fn pause(&self, ctx: &mut Context, producer: Token) -> io::Result<()> {
         let mut paused = self.0.borrow_mut();
         if !paused.contains(&producer) {
             ctx.pause(producer)?;
@@ -24,7 +24,7 @@ impl PausedProducers {
 
     /// Resumes every producer still registered, even if one fails; returns
     /// the first failure.
-    pub(crate) fn resume_all(&self, ctx: &mut Context<'_>) -> io::Result<()> {
+    pub(crate) fn resume_all(&self, ctx: &mut Context) -> io::Result<()> {
         let mut result = Ok(());
         for producer in std::mem::take(&mut *self.0.borrow_mut()) {
             if ctx.contains(producer) {

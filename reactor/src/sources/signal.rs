@@ -6,10 +6,9 @@ use std::mem;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::ptr;
 
+use crate::callback::Callback;
 use crate::sys::{self, syscall};
 use crate::{Context, Handler, Readiness};
-
-type Callback = Box<dyn FnMut(i32, &mut Context<'_>)>;
 
 /// A signal by name, for [`SignalFd::new`] without `libc`. A raw number
 /// (`libc::SIGRTMIN()`, say) is accepted wherever a `Signal` is, and the
@@ -112,7 +111,7 @@ impl fmt::Display for Signal {
 /// with their default action.
 pub struct SignalFd {
     fd: OwnedFd,
-    callback: Callback,
+    callback: Callback<i32>,
 }
 
 impl SignalFd {
@@ -144,7 +143,7 @@ impl SignalFd {
     /// ```
     pub fn new<S: Copy + Into<i32>>(
         signals: &[S],
-        callback: impl FnMut(i32, &mut Context<'_>) + 'static,
+        callback: impl FnMut(i32, &mut Context) + 'static,
     ) -> io::Result<SignalFd> {
         let signals: Vec<i32> = signals.iter().map(|&s| s.into()).collect();
         let signals = &signals[..];
@@ -209,7 +208,7 @@ impl Handler for SignalFd {
 
     /// Drains the signalfd: a pending signal left unread would wake the loop
     /// again at once, and there are never more than a few.
-    fn on_ready(&mut self, _: Readiness, ctx: &mut Context<'_>) -> io::Result<()> {
+    fn on_ready(&mut self, _: Readiness, ctx: &mut Context) -> io::Result<()> {
         while let Some(signal) = self.read_signal()? {
             (self.callback)(signal, ctx);
         }

@@ -5,10 +5,9 @@ use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::time::Duration;
 
+use crate::callback::Callback;
 use crate::sys::syscall;
 use crate::{Context, Handler, Readiness};
-
-type Callback = Box<dyn FnMut(u64, &mut Context<'_>)>;
 
 /// Calls back when a monotonic-clock timer expires, with the number of
 /// expirations since the last call (more than one if the loop was late).
@@ -36,21 +35,18 @@ type Callback = Box<dyn FnMut(u64, &mut Context<'_>)>;
 pub struct Timer {
     fd: OwnedFd,
     periodic: bool,
-    callback: Callback,
+    callback: Callback<u64>,
 }
 
 impl Timer {
     /// A timer that fires once, `after` from now.
-    pub fn once(after: Duration, callback: impl FnMut(u64, &mut Context<'_>) + 'static) -> io::Result<Timer> {
+    pub fn once(after: Duration, callback: impl FnMut(u64, &mut Context) + 'static) -> io::Result<Timer> {
         Timer::new(after, None, Box::new(callback))
     }
 
     /// A timer that fires every `period`, the first time one period from now.
     /// A zero period is refused (`InvalidInput`): it would fire without end.
-    pub fn every(
-        period: Duration,
-        callback: impl FnMut(u64, &mut Context<'_>) + 'static,
-    ) -> io::Result<Timer> {
+    pub fn every(period: Duration, callback: impl FnMut(u64, &mut Context) + 'static) -> io::Result<Timer> {
         if period.is_zero() {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
@@ -60,7 +56,7 @@ impl Timer {
         Timer::new(period, Some(period), Box::new(callback))
     }
 
-    fn new(first: Duration, period: Option<Duration>, callback: Callback) -> io::Result<Timer> {
+    fn new(first: Duration, period: Option<Duration>, callback: Callback<u64>) -> io::Result<Timer> {
         // SAFETY: integer arguments only; returns a new descriptor or -1.
         let raw = syscall!(timerfd_create(libc::CLOCK_MONOTONIC, libc::TFD_NONBLOCK | libc::TFD_CLOEXEC))?;
         // SAFETY: `timerfd_create` just returned this descriptor; nobody else owns it.
@@ -92,7 +88,7 @@ impl Handler for Timer {
         "timer"
     }
 
-    fn on_ready(&mut self, _: Readiness, ctx: &mut Context<'_>) -> io::Result<()> {
+    fn on_ready(&mut self, _: Readiness, ctx: &mut Context) -> io::Result<()> {
         let mut expirations = 0u64;
         let buf = (&mut expirations as *mut u64).cast();
         // SAFETY: `buf` points to `expirations`, writable for 8 bytes.

@@ -6,6 +6,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
+use crate::callback::OnEvent;
 use crate::sys::{self, syscall};
 use crate::{Context, Handler, Readiness};
 
@@ -66,8 +67,6 @@ impl Bell {
     }
 }
 
-type Callback = Box<dyn FnMut(&mut Context<'_>)>;
-
 /// Wakes the loop from any thread and calls a closure on the loop's thread.
 ///
 /// Make it, take [`handle`](Waker::handle)s (`Send + Sync + Clone`) for the
@@ -97,7 +96,7 @@ type Callback = Box<dyn FnMut(&mut Context<'_>)>;
 /// ```
 pub struct Waker {
     bell: Arc<Bell>,
-    callback: Callback,
+    callback: OnEvent,
 }
 
 /// The thread-safe side of a [`Waker`]: clone it, send it, share it.
@@ -109,7 +108,7 @@ pub struct WakeHandle {
 impl Waker {
     /// A waker (a new `eventfd`, non-blocking and close-on-exec) that calls
     /// `callback` on the loop's thread after one or more wakes.
-    pub fn new(callback: impl FnMut(&mut Context<'_>) + 'static) -> io::Result<Waker> {
+    pub fn new(callback: impl FnMut(&mut Context) + 'static) -> io::Result<Waker> {
         Ok(Waker { bell: Arc::new(Bell::new()?), callback: Box::new(callback) })
     }
 
@@ -136,7 +135,7 @@ impl Handler for Waker {
         "waker"
     }
 
-    fn on_ready(&mut self, _: Readiness, ctx: &mut Context<'_>) -> io::Result<()> {
+    fn on_ready(&mut self, _: Readiness, ctx: &mut Context) -> io::Result<()> {
         if self.bell.take()? {
             (self.callback)(ctx);
         }

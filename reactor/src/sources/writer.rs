@@ -8,14 +8,12 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::rc::Rc;
 
 use super::paused::PausedProducers;
+use crate::callback::{OnError, OnEvent};
 use crate::sys::{ignore_sigpipe, is_socket, send_or_write, set_nonblocking};
 use crate::{Context, Handler, Interest, Readiness, Token};
 
 /// How many `write`s one readiness report may take.
 const WRITES_PER_READY: usize = 4;
-
-type OnError = Box<dyn FnMut(&io::Error, &mut Context<'_>)>;
-type OnDrain = Box<dyn FnMut(&mut Context<'_>)>;
 
 struct State {
     /// The descriptor's number, for the handle's direct writes; `open` says
@@ -27,7 +25,7 @@ struct State {
     token: Cell<Option<Token>>,
     inner: RefCell<Buffer>,
     on_error: Cell<Option<OnError>>,
-    on_drain: Cell<Option<OnDrain>>,
+    on_drain: Cell<Option<OnEvent>>,
     /// Producers paused by [`WriterHandle::write_line_or_pause`], resumed
     /// when the buffer empties or the writer goes.
     paused: PausedProducers,
@@ -150,9 +148,9 @@ impl Buffer {
 /// # fn main() -> std::io::Result<()> {
 /// let (ours, mut theirs) = UnixStream::pair()?;
 /// let mut reactor = Reactor::new()?;
-/// let out = Writer::new(ours, 64 * 1024)?.register(&mut reactor.context())?;
-/// out.write_line(&mut reactor.context(), b"hello")?;
-/// out.close_when_drained(&mut reactor.context());
+/// let out = Writer::new(ours, 64 * 1024)?.register(&mut reactor)?;
+/// out.write_line(&mut reactor, b"hello")?;
+/// out.close_when_drained(&mut reactor);
 /// reactor.run()?; // nothing left once the writer has gone
 /// let mut got = String::new();
 /// theirs.read_to_string(&mut got)?;
@@ -198,14 +196,14 @@ impl Writer {
 
     /// Called once with the error that ends the stream (`EPIPE`, a reset),
     /// before the writer removes itself. Without it, the error is logged.
-    pub fn on_error(self, on_error: impl FnMut(&io::Error, &mut Context<'_>) + 'static) -> Writer {
+    pub fn on_error(self, on_error: impl FnMut(&io::Error, &mut Context) + 'static) -> Writer {
         self.state.on_error.set(Some(Box::new(on_error)));
         self
     }
 
     /// Called when the buffer has emptied after a write was refused: the
     /// moment for a producer held back by [`WriterHandle::is_full`] to resume.
-    pub fn on_drain(self, on_drain: impl FnMut(&mut Context<'_>) + 'static) -> Writer {
+    pub fn on_drain(self, on_drain: impl FnMut(&mut Context) + 'static) -> Writer {
         self.state.on_drain.set(Some(Box::new(on_drain)));
         self
     }
@@ -216,7 +214,7 @@ impl Writer {
     }
 
     /// Registers the writer and returns its handle.
-    pub fn register(self, ctx: &mut Context<'_>) -> io::Result<WriterHandle> {
+    pub fn register(self, ctx: &mut Context) -> io::Result<WriterHandle> {
         let handle = self.handle();
         let token = ctx.register(self)?;
         handle.state.token.set(Some(token));
@@ -228,12 +226,12 @@ impl WriterHandle {
     /// Queues all of `bytes`, or none: `WouldBlock` if they would take the
     /// buffer past its limit (nothing is queued; wait for `on_drain`),
     /// `BrokenPipe` once the stream failed or is closing.
-    pub fn write(&self, ctx: &mut Context<'_>, bytes: &[u8]) -> io::Result<()> {
+    pub fn write(&self, ctx: &mut Context, bytes: &[u8]) -> io::Result<()> {
         self.write_parts(ctx, &[bytes], false)
     }
 
     /// Queues `line` and a `\n`, both or neither, as [`write`](Self::write).
-    pub fn write_line(&self, ctx: &mut Context<'_>, line: &[u8]) -> io::Result<()> {
+    pub fn write_line(&self, ctx: &mut Context, line: &[u8]) -> io::Result<()> {
         self.write_parts(ctx, &[line, b"\n"], false)
     }
 
@@ -259,7 +257,7 @@ impl WriterHandle {
     /// // 320 000 bytes, more than the sockets and the limit hold together.
     /// let feeder = std::thread::spawn(move || input.write_all(&b"a line of input\n".repeat(20_000)));
     /// let mut reactor = Reactor::new()?;
-    /// let out = Writer::new(ours_out, 16 * 1024)?.register(&mut reactor.context())?;
+    /// let out = Writer::new(ours_out, 16 * 1024)?.register(&mut reactor)?;
     /// let end = out.clone();
     /// let copy = LineReader::new(ours_in.into(), 1024, move |line, ctx| {
     ///     let me = ctx.current().expect("a reader's callback has its token");
@@ -276,7 +274,7 @@ impl WriterHandle {
     /// # Ok(())
     /// # }
     /// ```
-    pub fn write_line_or_pause(&self, ctx: &mut Context<'_>, line: &[u8], producer: Token) -> io::Result<()> {
+    pub fn write_line_or_pause(&self, ctx: &mut Context, line: &[u8], producer: Token) -> io::Result<()> {
         self.write_parts(ctx, &[line, b"\n"], true)?;
         if self.buffered() >= self.state.limit {
             self.state.inner.borrow_mut().refused = true;
@@ -285,7 +283,7 @@ impl WriterHandle {
         Ok(())
     }
 
-    fn write_parts(&self, ctx: &mut Context<'_>, parts: &[&[u8]], past_limit: bool) -> io::Result<()> {
+    fn write_parts(&self, ctx: &mut Context, parts: &[&[u8]], past_limit: bool) -> io::Result<()> {
         let state = &self.state;
         let mut buf = state.inner.borrow_mut();
         if !buf.is_open() || !state.open.get() {
@@ -360,7 +358,7 @@ impl WriterHandle {
 
     /// Closes the descriptor once everything queued is written: at once if
     /// nothing is. Later writes fail with `BrokenPipe`.
-    pub fn close_when_drained(&self, ctx: &mut Context<'_>) {
+    pub fn close_when_drained(&self, ctx: &mut Context) {
         let empty = {
             let mut buf = self.state.inner.borrow_mut();
             buf.stop_writes();
@@ -379,7 +377,7 @@ impl WriterHandle {
     /// evict a reader that does not keep up. Later writes fail with
     /// `BrokenPipe`; `on_error` is not called (nothing failed). Does nothing
     /// to a writer already gone.
-    pub fn close(&self, ctx: &mut Context<'_>) {
+    pub fn close(&self, ctx: &mut Context) {
         self.state.inner.borrow_mut().stop_writes();
         if let Some(token) = self.state.token.get() {
             ctx.remove(token);
@@ -411,13 +409,13 @@ impl Writer {
 
     /// Resumes the producers that [`WriterHandle::write_line_or_pause`]
     /// paused (those still registered).
-    fn resume_producers(&self, ctx: &mut Context<'_>) {
+    fn resume_producers(&self, ctx: &mut Context) {
         if let Err(e) = self.state.paused.resume_all(ctx) {
             log::warn!("writer: resuming a paused producer: {e}");
         }
     }
 
-    fn fail(&mut self, e: io::Error, ctx: &mut Context<'_>) {
+    fn fail(&mut self, e: io::Error, ctx: &mut Context) {
         self.state.inner.borrow_mut().life = Life::Broken;
         match self.state.on_error.take() {
             Some(mut on_error) => {
@@ -452,7 +450,7 @@ impl Handler for Writer {
         "writer"
     }
 
-    fn on_ready(&mut self, readiness: Readiness, ctx: &mut Context<'_>) -> io::Result<()> {
+    fn on_ready(&mut self, readiness: Readiness, ctx: &mut Context) -> io::Result<()> {
         let empty = match self.flush() {
             Ok(empty) => empty,
             Err(e) => {
@@ -497,7 +495,7 @@ impl Handler for Writer {
         Ok(())
     }
 
-    fn on_remove(&mut self, ctx: &mut Context<'_>) {
+    fn on_remove(&mut self, ctx: &mut Context) {
         // Closed, evicted or failed: a paused producer is told by its next write.
         self.resume_producers(ctx);
     }

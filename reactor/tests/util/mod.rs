@@ -72,7 +72,7 @@ impl Journal {
 // ----------------------------------------------------------------------------
 // A handler that records its life.
 
-type OnReady = Box<dyn FnMut(BorrowedFd<'_>, Readiness, &mut Context<'_>) -> io::Result<()>>;
+type OnReady = Box<dyn FnMut(BorrowedFd<'_>, Readiness, &mut Context) -> io::Result<()>>;
 
 /// A handler that writes `"<name>: start"`, `"<name>: ready"` and
 /// `"<name>: shutdown"` into a journal, and otherwise does what its
@@ -104,7 +104,7 @@ impl Probe {
 
     pub fn on_ready(
         mut self,
-        on_ready: impl FnMut(BorrowedFd<'_>, Readiness, &mut Context<'_>) -> io::Result<()> + 'static,
+        on_ready: impl FnMut(BorrowedFd<'_>, Readiness, &mut Context) -> io::Result<()> + 'static,
     ) -> Probe {
         self.on_ready = Box::new(on_ready);
         self
@@ -124,12 +124,12 @@ impl Handler for Probe {
         &self.name
     }
 
-    fn on_ready(&mut self, readiness: Readiness, ctx: &mut Context<'_>) -> io::Result<()> {
+    fn on_ready(&mut self, readiness: Readiness, ctx: &mut Context) -> io::Result<()> {
         self.journal.push(format!("{}: ready", self.name));
         (self.on_ready)(self.fd.as_fd(), readiness, ctx)
     }
 
-    fn on_start(&mut self, _: &mut Context<'_>) -> io::Result<()> {
+    fn on_start(&mut self, _: &mut Context) -> io::Result<()> {
         self.journal.push(format!("{}: start", self.name));
         Ok(())
     }
