@@ -163,6 +163,28 @@ fn the_client_sends_nothing_into_a_queue_another_user_made_first_unless_told_to_
 }
 
 #[test]
+fn client_status_answers_at_once_when_another_user_planted_a_fifo_as_the_journal() {
+    if !can_switch_users("client_status_answers_at_once_when_another_user_planted_a_fifo_as_the_journal") {
+        return;
+    }
+    let queue = TestQueue::new();
+    let fifo = std::path::Path::new("/dev/shm").join(journal_name(&queue).trim_start_matches('/'));
+    let path = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
+    // SAFETY: `path` is NUL-terminated.
+    assert_eq!(unsafe { libc::mkfifo(path.as_ptr(), 0o666) }, 0, "mkfifo {}", fifo.display());
+    chown(&fifo, OTHER_UID);
+
+    // With no queue (the journal of a server killed in its drain), then with one.
+    for planted in [None, Some(plant(&queue, 0o600))] {
+        let run = run_to_end(client_command(["--status", "--queue", queue.name()]), b"", DEADLINE);
+
+        let journal = run.stdout.lines().find(|l| l.starts_with("journal")).unwrap_or_default();
+        assert!(journal.contains("a FIFO, not a shared memory object"), "{}{}", run.stdout, run.stderr);
+        drop(planted);
+    }
+}
+
+#[test]
 fn a_queue_that_cannot_be_removed_at_shutdown_is_an_error_not_removed() {
     if !can_switch_users("a_queue_that_cannot_be_removed_at_shutdown") {
         return;

@@ -1,7 +1,9 @@
 //! `client --status`: the server's output journal, and the lines that wait
 //! in it for the next server.
 //!
-//! The journal is read with `pread` only (an object shrunk under the reader
+//! The journal is opened without blocking or following a link, its type
+//! checked with `fstat` (a FIFO planted under its name cannot hang the
+//! status), read with `pread` only (an object shrunk under the reader
 //! cannot fault it), and checked as the server checks it before a replay:
 //! `server::journal::inspect`. Its mode is 0600, so only the server's user
 //! can read it.

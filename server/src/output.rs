@@ -16,7 +16,7 @@
 //! stay in the journal, for the next server.
 
 use std::cell::RefCell;
-use std::fs::OpenOptions;
+use std::fs::{File, OpenOptions};
 use std::io;
 use std::mem;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
@@ -159,7 +159,7 @@ impl Output {
     /// Prints what `left` holds unwritten, moving its `written` after every
     /// write, so that a kill now repeats at most the last write. Returns
     /// whether all of it was printed.
-    fn replay(&mut self, old: &SharedMemory, left: &Left) -> bool {
+    fn replay(&mut self, old: &File, left: &Left) -> bool {
         let (mut written, complete) = (left.header.written() as usize, left.header.complete() as usize);
         let alive = if left.pid_alive() { "still alive, but not holding the queue" } else { "gone" };
         let mut done = 0;
