@@ -199,6 +199,14 @@ fn a_journal_whose_offsets_or_bytes_are_not_the_servers_is_refused() {
 }
 
 #[test]
+fn a_journal_holding_bytes_the_server_prints_as_hex_is_refused() {
+    // A lone 0xff, a lone 0x85 (Latin-1 NEL), an 8-bit CSI that clears some terminals.
+    for raw in [&b"mq[0]: a\xffb\n"[..], b"mq[0]: \x85\n", b"mq[0]: \x9b2J\n"] {
+        refused("not lines the server prints", |queue| plant(queue, 0o600, raw));
+    }
+}
+
+#[test]
 fn a_journal_of_another_user_is_refused() {
     // SAFETY: plain call.
     if unsafe { libc::geteuid() } != 0 {
