@@ -455,3 +455,30 @@ fn a_server_killed_during_its_shutdown_drain_leaves_its_lines_to_the_next() {
         "a line printed twice is one the killed server had written"
     );
 }
+
+/// A server killed in the middle of a write into a file leaves the start
+/// of a line; the journal prints that line again whole. The next server
+/// starts on a new line, so that every line it prints is whole: into a
+/// file opened to append (`>>`) or at its end.
+#[test]
+fn a_file_that_ends_inside_a_line_gets_a_newline_before_the_replay() {
+    let dir = TempDir::new();
+    let data = b"mq[0]: the whole line\nmq[0]: the next\n";
+    for (before, append) in [("mq[0]: the who", true), ("mq[0]: the who", false), ("mq[0]: done\n", true)] {
+        let queue = TestQueue::new();
+        plant_journal(&queue, 0o600, &journal_header_for(capacity(), 0, data), data, HEADER_SIZE + capacity());
+        let path = dir.join(&unique("stdout"));
+        std::fs::write(&path, before).expect("write the file");
+        let mut file = std::fs::OpenOptions::new().append(append).write(true).open(&path).expect("open it");
+        std::io::Seek::seek(&mut file, std::io::SeekFrom::End(0)).expect("seek to its end");
+
+        let mut server = ServerBuilder::on(&queue).stdout_to(file).start();
+        let expected = if before.ends_with('\n') { format!("{before}") } else { format!("{before}\n") }
+            + std::str::from_utf8(data).unwrap();
+        let read = || std::fs::read_to_string(&path).unwrap_or_default();
+        server.wait_for("the journal's lines in the file", || read().len() >= expected.len());
+        assert_eq!(server.terminate().code(), Some(0));
+
+        assert_eq!(read(), expected, "append: {append}");
+    }
+}

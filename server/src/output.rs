@@ -19,7 +19,9 @@ use std::cell::RefCell;
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::mem;
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::io::Seek;
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::os::unix::fs::FileExt;
 use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -31,6 +33,7 @@ use crate::journal::{advance_left, capacity_for, count_lines, inspect, journal_n
 use crate::lifecycle::SharedLifecycle;
 use crate::pipe_room::PipeRoom;
 use crate::stats::{Counters, Source};
+use crate::sys::cvt;
 
 /// The output, as the handlers share it.
 pub type SharedOutput = Rc<RefCell<Output>>;
@@ -129,6 +132,9 @@ impl Output {
         let name = journal_name(queue);
         let capacity = capacity_for(longest);
         debug_assert_eq!(self.journal.pending(), 0, "nothing is printed before the journal");
+        if let Err(e) = self.stdout.end_unfinished_line() {
+            self.close(&e);
+        }
         if let Some(problem) = ipc::name_problem(&name) {
             // A queue name near the limit leaves no room for `.journal`.
             log::warn!("journal {name}: the name {problem}; running without: a SIGKILL loses the lines not yet written");
@@ -395,6 +401,45 @@ impl Output {
 }
 
 impl Stdout {
+    /// A regular file that does not end in a newline where this server
+    /// writes (a server killed in the middle of a write left the start of
+    /// a line, which the journal prints again whole) gets one first: every
+    /// line printed from here on is whole, and starts a line.
+    fn end_unfinished_line(&mut self) -> io::Result<()> {
+        match self.ends_inside_a_line() {
+            Ok(false) => Ok(()),
+            Ok(true) => {
+                log::warn!("stdout: a file that ends inside a line (a server killed while it wrote?): starting a new line");
+                self.write_some(b"\n").map(drop)
+            }
+            Err(e) => {
+                log::debug!("stdout: cannot tell whether it ends inside a line: {e}");
+                Ok(())
+            }
+        }
+    }
+
+    /// Whether stdout is a regular file whose byte before where this server
+    /// writes is not a newline. Read through an open file of its own
+    /// (stdout's is usually write-only).
+    fn ends_inside_a_line(&self) -> io::Result<bool> {
+        if !matches!(self.kind, Kind::Other) {
+            return Ok(false);
+        }
+        // SAFETY: `fd` is stdout, open for as long as the process runs; the
+        // duplicate shares its open file (offset and flags) and is closed at the end.
+        let file = File::from(unsafe { BorrowedFd::borrow_raw(self.fd) }.try_clone_to_owned()?);
+        let meta = file.metadata()?;
+        if !meta.file_type().is_file() {
+            return Ok(false);
+        }
+        // SAFETY: plain call on an open descriptor.
+        let appends = cvt(unsafe { libc::fcntl(self.fd, libc::F_GETFL) })? & libc::O_APPEND != 0;
+        let at = if appends { meta.len() } else { (&file).stream_position()?.min(meta.len()) };
+        let mut last = [0u8];
+        Ok(at > 0 && File::open("/proc/self/fd/1")?.read_at(&mut last, at - 1)? == 1 && last[0] != b'\n')
+    }
+
     /// Hands what `bytes` begins with to one `write`, waiting for room as
     /// long as it takes (see [`Stdout::wait_writable`]); returns how many
     /// bytes were written.
