@@ -229,6 +229,14 @@ impl Output {
         self.end_line(Source::Queue, b"", message);
     }
 
+    /// Whether a message of up to `size` bytes from the queue may be taken
+    /// now: its line fits in the journal, after a write if need be. Once
+    /// stdout is gone, only while a journal keeps the lines for the next
+    /// server; a message not taken stays in the queue, for that server.
+    pub fn takes_queue_message(&mut self, size: usize) -> bool {
+        self.make_room(TAG_ROOM + 4 * size + 1) && (self.closed.is_none() || self.journal.is_durable())
+    }
+
     /// Whether a line of at most `worst` bytes fits in the journal, after
     /// a write if need be. It always does while stdout takes the output; a
     /// journal that keeps lines for the next server may fill up.

@@ -216,6 +216,11 @@ impl ServerQueue {
         let mut bytes = 0;
         let mut taken = 0;
         while taken < limit && bytes < limit_bytes {
+            if !output.takes_queue_message(self.buf.len()) {
+                // stdout is gone and nothing would keep the line: the
+                // message stays in the queue, for the next server.
+                return Ok(Turn { taken, more: false });
+            }
             match self.queue.receive(&mut self.buf) {
                 Ok((len, priority)) => {
                     output.queue_line(priority, strip_one_newline(&self.buf[..len]));
@@ -377,34 +382,64 @@ impl Handler for ServerQueue {
 
     /// Removes the name first, so that a late client is told "no such queue"
     /// instead of sending into a queue about to vanish; then prints what is
-    /// left, and what clients that opened it before still send. The
-    /// descriptor is closed (`mq_close`) when the handler drops.
+    /// left, and what clients that opened it before still send. With stdout
+    /// gone, the journal takes what it can keep first, and a queue still
+    /// holding messages keeps its name, for the next server, which adopts
+    /// it. The descriptor is closed (`mq_close`) when the handler drops.
     fn on_shutdown(&mut self) {
         if !self.started && self.origin != Origin::Created {
             // A startup that failed after adopting: the queue stays, with
             // its messages, for the next server.
             return;
         }
+        let before = self.unprinted();
+        let mut taken = 0;
+        if self.output.borrow().is_closed() {
+            taken = self.drain(self.capacity).map_or(0, |turn| turn.taken);
+            let left = self.waiting();
+            if left > 0 {
+                self.report_shutdown(taken, 0, before);
+                log::warn!(
+                    "{}: stdout is gone: {left} message(s) left in the queue for the next server, \
+                     which adopts it (the queue is not removed)",
+                    self.label
+                );
+                return;
+            }
+        }
         let unlinked = MessageQueue::unlink(self.queue.name());
         if let Err(e) = &unlinked {
             log::error!("{e}");
             self.lifecycle.mark_failed();
         }
-        let (dropped_before, kept_before) = self.unprinted();
-        let (taken, late) = match self.drain_until_quiet() {
-            Ok(figures) => figures,
+        let late = match self.drain_until_quiet() {
+            Ok((more, late)) => {
+                taken += more;
+                late
+            }
             Err(e) => {
                 log::error!("{}: {e}", self.label);
                 self.lifecycle.mark_failed();
-                (0, 0)
+                0
             }
         };
+        self.report_shutdown(taken, late, before);
+        if unlinked.is_ok() && self.started {
+            log::info!("{}: removed", self.label);
+        }
+    }
+}
+
+impl ServerQueue {
+    /// Logs what the shutdown took: `taken` messages, `late` of them after
+    /// the stop began, when the output had dropped and kept `before` lines.
+    fn report_shutdown(&self, taken: usize, late: usize, before: (u64, u64)) {
         // The output keeps or drops its tail: the lines kept or dropped
         // since are the last ones taken.
         let (dropped_now, kept_now) = self.unprinted();
         let since = |now: u64, before: u64| usize::try_from(now.saturating_sub(before)).unwrap_or(usize::MAX);
-        let dropped = since(dropped_now, dropped_before).min(taken);
-        let kept = since(kept_now, kept_before).min(taken - dropped);
+        let dropped = since(dropped_now, before.0).min(taken);
+        let kept = since(kept_now, before.1).min(taken - dropped);
         if taken > dropped + kept {
             log::info!("{}: printed {} message(s) left at shutdown", self.label, taken - dropped - kept);
         }
@@ -423,9 +458,6 @@ impl Handler for ServerQueue {
         }
         if late > 0 {
             log::warn!("{}: {late} message(s) arrived after the shutdown began", self.label);
-        }
-        if unlinked.is_ok() && self.started {
-            log::info!("{}: removed", self.label);
         }
     }
 }
