@@ -77,10 +77,11 @@
 //! - [`Fd`](sources::Fd): any descriptor of yours with a closure, for what no
 //!   source covers.
 //!
-//! The guide, `docs/reactor.md` in the repository, explains the model, one
-//! round of the loop, who owns what, and the handler contract; it has a
-//! tutorial, a comparison with mio, calloop, libuv and Redis's `ae`, and
-//! recipes for the course's exercises. Whole programs are in `examples/`.
+//! The guide, `docs/reactor.md` in the repository, gives the reasons: the
+//! model at length, the phases of a round, ownership, the handler's
+//! contract, a tutorial, a comparison with mio, calloop, libuv and Redis's
+//! `ae`, and recipes for the course's exercises. Whole programs are in
+//! `examples/`.
 
 #![warn(missing_docs, missing_debug_implementations)]
 
