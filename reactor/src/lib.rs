@@ -40,8 +40,8 @@
 //! Bytes in:
 //! - [`LineReader`](sources::LineReader): a stream (stdin, a pipe, a
 //!   socket) cut into lines.
-//! - [`Fifo`](sources::Fifo): a named pipe that it makes, read as lines from
-//!   one writer after another.
+//! - [`Fifo`](sources::Fifo): a named pipe, made if missing, read as lines
+//!   from one writer after another.
 //! - [`Listener`](sources::Listener): a listening TCP or Unix socket, with a
 //!   handler or a closure for each accepted connection.
 //! - [`QueueReader`](sources::QueueReader): the messages of a POSIX message
