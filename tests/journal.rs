@@ -473,7 +473,7 @@ fn a_file_that_ends_inside_a_line_gets_a_newline_before_the_replay() {
         std::io::Seek::seek(&mut file, std::io::SeekFrom::End(0)).expect("seek to its end");
 
         let mut server = ServerBuilder::on(&queue).stdout_to(file).start();
-        let expected = if before.ends_with('\n') { format!("{before}") } else { format!("{before}\n") }
+        let expected = if before.ends_with('\n') { before.to_string() } else { format!("{before}\n") }
             + std::str::from_utf8(data).unwrap();
         let read = || std::fs::read_to_string(&path).unwrap_or_default();
         server.wait_for("the journal's lines in the file", || read().len() >= expected.len());

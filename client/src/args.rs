@@ -93,7 +93,7 @@ pub fn parse(
         priority: 0,
         timeout: None,
         nonblock: false,
-        trusted: trust::this_user(),
+        trusted: server::sys::geteuid(),
         message: None,
     };
     let (mut stats, mut json, mut status) = (false, false, false);

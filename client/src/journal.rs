@@ -41,8 +41,7 @@ pub fn describe(queue: &str, owner: u32) -> String {
 /// The journal line for a queue that does not exist, if a journal does
 /// (this user's: a server killed during its shutdown drain left it).
 pub fn orphan(queue: &str) -> String {
-    // SAFETY: plain call, cannot fail.
-    let me = unsafe { libc::geteuid() };
+    let me = server::sys::geteuid();
     match inspect(&journal_name(queue), false, me) {
         Ok(None) => String::new(),
         _ => describe(queue, me),

@@ -19,7 +19,7 @@ pub fn describe(name: &str, trusted: u32) -> io::Result<String> {
     })?;
     let attr = open.attributes()?;
     let info = open.info()?;
-    let whose = if info.uid == trust::this_user() { "this user" } else { "another user" };
+    let whose = if info.uid == server::sys::geteuid() { "this user" } else { "another user" };
     let belongs = match trust::refusal(&info, trusted) {
         Some(why) => format!("{whose}: {why}; client refuses to send into it"),
         None => format!("{whose}: {}", info.owner_and_mode()),

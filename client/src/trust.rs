@@ -8,13 +8,8 @@ use std::ffi::CString;
 use std::io;
 
 use ipc::ObjectInfo;
+use server::sys::geteuid;
 use server::flags::UsageError;
-
-/// The effective user id of this client.
-pub fn this_user() -> u32 {
-    // SAFETY: plain call, cannot fail.
-    unsafe { libc::geteuid() }
-}
 
 /// The user `--owner` names: a number, or a name from the user database.
 pub fn parse_owner(value: &str) -> Result<u32, UsageError> {
@@ -52,7 +47,7 @@ pub fn refusal(info: &ObjectInfo, trusted: u32) -> Option<String> {
     if info.uid == trusted {
         return None;
     }
-    let expected = if trusted == this_user() { "this user".to_string() } else { format!("user {trusted}") };
+    let expected = if trusted == geteuid() { "this user".to_string() } else { format!("user {trusted}") };
     Some(format!(
         "{}, not by {expected}: its owner can read what is sent into it \
          (if you trust that user, say so with --owner {})",
@@ -64,7 +59,7 @@ pub fn refusal(info: &ObjectInfo, trusted: u32) -> Option<String> {
 /// Who may read (take) what is sent into a queue that `info` describes:
 /// its owner, and those its mode lets in.
 pub fn readers(info: &ObjectInfo) -> String {
-    let owner = if info.uid == this_user() { "this user".to_string() } else { format!("user {}", info.uid) };
+    let owner = if info.uid == geteuid() { "this user".to_string() } else { format!("user {}", info.uid) };
     match (info.mode & 0o040 != 0, info.mode & 0o004 != 0) {
         (_, true) => format!("{owner} and every other user (mode {:04o})", info.mode),
         (true, false) => format!("{owner} and the members of group {} (mode {:04o})", info.gid, info.mode),

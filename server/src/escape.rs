@@ -456,7 +456,12 @@ mod tests {
         for c in (0..=0x10ffff).filter_map(char::from_u32) {
             let text = c.to_string();
             let line = format!("{text}\n");
-            assert_eq!(super::is_printable(line.as_bytes()), printable_raw(text.as_bytes()), "U+{:04X}", c as u32);
+            assert_eq!(
+                super::is_printable(line.as_bytes()),
+                printable_raw(text.as_bytes()),
+                "U+{:04X}",
+                c as u32
+            );
         }
     }
 

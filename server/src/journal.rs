@@ -36,6 +36,7 @@ use ipc::{Mapping, SharedMemory};
 use crate::context;
 use crate::escape::{is_printable, Sink};
 use crate::output::FLUSH_AT;
+use crate::sys::{cvt, geteuid};
 use ipc::sigbus::{self, Region};
 
 /// Identifies a postbox journal: "PBJOURN" and a NUL.
@@ -148,14 +149,58 @@ impl Left {
         count_lines(&self.unwritten)
     }
 
+    /// Prints what it holds unwritten, one `write` (which returns how much
+    /// it took) at a time, moving the journal's `written` in `file` after
+    /// every write, so that a kill now repeats at most the last write.
+    /// Returns the lines printed, and the error that stopped it before the
+    /// end: then the rest stays in the journal, for the next server.
+    pub fn replay(
+        &self,
+        file: &File,
+        mut write: impl FnMut(&[u8]) -> io::Result<usize>,
+    ) -> (u64, Option<io::Error>) {
+        let (mut written, complete) = (self.header.written() as usize, self.header.complete() as usize);
+        let alive = if self.pid_alive() { "still alive, but not holding the queue" } else { "gone" };
+        let (name, pid) = (&self.name, self.header.pid);
+        let mut done = 0;
+        while done < self.unwritten.len() {
+            match write(&self.unwritten[done..]) {
+                Ok(n) => {
+                    done += n;
+                    written += n;
+                    if let Err(e) = advance_left(file, written, complete) {
+                        log::warn!("{e}");
+                    }
+                }
+                Err(e) => {
+                    let lines = count_lines(&self.unwritten[..done]);
+                    log::warn!(
+                        "journal {name}: replayed {lines} of {} line(s) left by pid {pid} ({alive}); the rest stays in it for the next server",
+                        self.lines()
+                    );
+                    return (lines, Some(e));
+                }
+            }
+        }
+        match self.lines() {
+            0 => log::debug!("journal {name}: left by pid {pid} ({alive}), nothing unwritten"),
+            lines => log::warn!(
+                "journal {name}: replayed {lines} line(s) ({} bytes) left by pid {pid} ({alive})",
+                self.unwritten.len()
+            ),
+        }
+        (self.lines(), None)
+    }
+
     /// Whether the process that made it still exists (a server whose queue
     /// was removed under it, or another process that got its pid).
     pub fn pid_alive(&self) -> bool {
-        let Ok(pid) = libc::pid_t::try_from(self.header.pid) else { return false };
+        let pid = match libc::pid_t::try_from(self.header.pid) {
+            Ok(pid) if pid > 0 => pid,
+            _ => return false,
+        };
         // SAFETY: signal 0 only asks whether the process exists.
-        pid > 0
-            && (unsafe { libc::kill(pid, 0) } == 0
-                || io::Error::last_os_error().raw_os_error() == Some(libc::EPERM))
+        cvt(unsafe { libc::kill(pid, 0) }).map_or_else(|e| e.raw_os_error() == Some(libc::EPERM), |_| true)
     }
 }
 
@@ -200,7 +245,8 @@ pub fn inspect(name: &str, writable: bool, owner: u32) -> io::Result<Option<(Fil
     };
     let meta = file.metadata().map_err(|e| context(format!("journal {name}"), e))?;
     if !meta.file_type().is_file() {
-        return Err(refuse(format!("a {}, not a shared memory object", file_kind(meta.file_type()))));
+        let kind = if meta.file_type().is_fifo() { "FIFO" } else { "special file or directory" };
+        return Err(refuse(format!("a {kind}, not a shared memory object")));
     }
     let (uid, mode, size) = (meta.uid(), meta.mode() & 0o7777, meta.size());
     if uid != owner {
@@ -251,19 +297,8 @@ pub fn inspect(name: &str, writable: bool, owner: u32) -> io::Result<Option<(Fil
 }
 
 /// Moves `written` of a journal that is being replayed, with `pwrite`.
-pub fn advance_left(file: &File, written: usize, complete: usize) -> io::Result<()> {
+fn advance_left(file: &File, written: usize, complete: usize) -> io::Result<()> {
     file.write_all_at(&pack(written, complete).to_ne_bytes(), OFFSETS_AT as u64)
-}
-
-/// What a file that is not a regular one is, in a word.
-fn file_kind(kind: std::fs::FileType) -> &'static str {
-    match () {
-        _ if kind.is_fifo() => "FIFO",
-        _ if kind.is_dir() => "directory",
-        _ if kind.is_socket() => "socket",
-        _ if kind.is_char_device() || kind.is_block_device() => "device",
-        _ => "file of another kind",
-    }
 }
 
 /// Where the journal's bytes live.
@@ -328,8 +363,7 @@ impl Journal {
             version: VERSION,
             header_size: HEADER_SIZE as u32,
             capacity: capacity as u64,
-            // SAFETY: plain call, cannot fail.
-            uid: unsafe { libc::geteuid() },
+            uid: geteuid(),
             pid: std::process::id(),
             offsets: 0,
             reserved: [0; 3],
