@@ -466,7 +466,13 @@ fn a_file_that_ends_inside_a_line_gets_a_newline_before_the_replay() {
     let data = b"mq[0]: the whole line\nmq[0]: the next\n";
     for (before, append) in [("mq[0]: the who", true), ("mq[0]: the who", false), ("mq[0]: done\n", true)] {
         let queue = TestQueue::new();
-        plant_journal(&queue, 0o600, &journal_header_for(capacity(), 0, data), data, HEADER_SIZE + capacity());
+        plant_journal(
+            &queue,
+            0o600,
+            &journal_header_for(capacity(), 0, data),
+            data,
+            HEADER_SIZE + capacity(),
+        );
         let path = dir.join(&unique("stdout"));
         std::fs::write(&path, before).expect("write the file");
         let mut file = std::fs::OpenOptions::new().append(append).write(true).open(&path).expect("open it");
@@ -575,7 +581,9 @@ fn a_stdout_dead_at_startup_leaves_the_queue_and_the_journal_to_the_next_server(
             let name = journal_name(&queue);
             first.wait_for("the server to replay the journal", || {
                 let links = std::fs::read_dir(&fds).into_iter().flatten().flatten();
-                links.filter_map(|fd| std::fs::read_link(fd.path()).ok()).any(|link| link.ends_with(&name[1..]))
+                links
+                    .filter_map(|fd| std::fs::read_link(fd.path()).ok())
+                    .any(|link| link.ends_with(&name[1..]))
             });
             first.signal(libc::SIGTERM);
         }

@@ -127,7 +127,11 @@ fn the_client_sends_into_its_own_users_queue_that_every_user_may_read_and_says_w
 
     assert_eq!(planted.attributes().current, 1);
     let status = client(["--status", "--queue", queue.name()]);
-    assert!(status.stdout.contains("read by           this user and every other user (mode 0644)"), "{}", status.stdout);
+    assert!(
+        status.stdout.contains("read by           this user and every other user (mode 0644)"),
+        "{}",
+        status.stdout
+    );
 }
 
 #[test]

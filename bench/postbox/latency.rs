@@ -41,7 +41,7 @@ const MOST_AT_ONCE: u64 = 4096;
 /// light rate and at the heavy one.
 pub fn workloads(plan: Plan, table: &mut Table) {
     Placement::OneCpu.apply();
-    let seconds = if plan.quick { 0.3 } else { 2.0 };
+    let seconds = if plan.quick { 0.1 } else { 2.0 };
     let throughput = Load::Queue { size: 16, senders: 1 };
     for (tcp, load) in [(false, throughput), (true, Load::Tcp { connections: 1 })] {
         let heavy = half_of_the_c_servers_most(load, plan);

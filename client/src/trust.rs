@@ -8,8 +8,8 @@ use std::ffi::CString;
 use std::io;
 
 use ipc::ObjectInfo;
-use server::sys::geteuid;
 use server::flags::UsageError;
+use server::sys::geteuid;
 
 /// The user `--owner` names: a number, or a name from the user database.
 pub fn parse_owner(value: &str) -> Result<u32, UsageError> {

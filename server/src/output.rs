@@ -134,7 +134,10 @@ impl Output {
         let capacity = capacity_for(longest);
         debug_assert_eq!(self.journal.pending(), 0, "nothing is printed before the journal");
         if let Err(e) = self.stdout.end_unfinished_line() {
+            // stdout fails already: a journal left is left for the next server.
             self.close(&e);
+            self.journal = Journal::private(capacity);
+            return Ok(());
         }
         if let Some(problem) = ipc::name_problem(&name) {
             // A queue name near the limit leaves no room for `.journal`.
