@@ -170,13 +170,10 @@ impl Output {
         let stdout = &mut self.stdout;
         let (lines, failed) = left.replay(old, |bytes| stdout.write_some(bytes));
         self.counters.lines_replayed += lines;
-        match failed {
-            Some(e) => {
-                self.close(&e);
-                false
-            }
-            None => true,
+        if let Some(e) = &failed {
+            self.close(e);
         }
+        failed.is_none()
     }
 
     /// Appends `PREFIX MESSAGE\n`: `prefix` is the source's `TAG: `, the

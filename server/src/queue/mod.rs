@@ -310,6 +310,14 @@ impl ServerQueue {
         Ok((total, total.saturating_sub(waiting_at_stop)))
     }
 
+    /// A read of the queue failed during the shutdown: logged, and the exit
+    /// status is 1. Returns the messages it took: none.
+    fn failed_at_shutdown(&self, e: &io::Error) -> usize {
+        log::error!("{}: {e}", self.label);
+        self.lifecycle.mark_failed();
+        0
+    }
+
     /// Logs what the shutdown took: `taken` messages, `late` of them after
     /// the stop began, when the output had dropped and kept `before` lines.
     fn report_shutdown(&self, taken: usize, late: usize, before: (u64, u64)) {
@@ -399,7 +407,8 @@ impl Handler for ServerQueue {
         let before = self.unprinted();
         let mut taken = 0;
         if self.output.borrow().is_closed() {
-            taken = self.drain(self.capacity).map_or(0, |turn| turn.taken);
+            // What the journal can keep is taken; the rest stays.
+            taken = self.drain(self.capacity).map_or_else(|e| self.failed_at_shutdown(&e), |turn| turn.taken);
             let left = self.waiting();
             if left > 0 {
                 self.report_shutdown(taken, 0, before);
@@ -421,11 +430,7 @@ impl Handler for ServerQueue {
                 taken += more;
                 late
             }
-            Err(e) => {
-                log::error!("{}: {e}", self.label);
-                self.lifecycle.mark_failed();
-                0
-            }
+            Err(e) => self.failed_at_shutdown(&e),
         };
         self.report_shutdown(taken, late, before);
         if unlinked.is_ok() && self.started {
