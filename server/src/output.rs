@@ -225,8 +225,11 @@ impl Output {
     /// now: its line fits in the journal, after a write if need be. Once
     /// stdout is gone, only while a journal keeps the lines for the next
     /// server; a message not taken stays in the queue, for that server.
+    #[inline]
     pub fn takes_queue_message(&mut self, size: usize) -> bool {
-        self.make_room(TAG_ROOM + 4 * size + 1) && (self.closed.is_none() || self.journal.is_durable())
+        // While stdout takes the output, a line always fits after a write,
+        // which the line itself makes (`queue_line`).
+        self.closed.is_none() || self.journal.is_durable() && self.journal.fits(TAG_ROOM + 4 * size + 1)
     }
 
     /// Whether a line of at most `worst` bytes fits in the journal, after
