@@ -18,9 +18,8 @@
 use std::cell::RefCell;
 use std::fs::{File, OpenOptions};
 use std::io;
-use std::io::Seek;
 use std::mem;
-use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::FileExt;
 use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::rc::Rc;
@@ -424,23 +423,21 @@ impl Stdout {
 
     /// Whether stdout is a regular file whose byte before where this server
     /// writes is not a newline. Read through an open file of its own
-    /// (stdout's is usually write-only).
+    /// (stdout's is usually write-only), once `stat` said it is a file.
     fn ends_inside_a_line(&self) -> io::Result<bool> {
-        if !matches!(self.kind, Kind::Other) {
+        let own = "/proc/self/fd/1";
+        if !matches!(self.kind, Kind::Other) || !std::fs::metadata(own)?.is_file() {
             return Ok(false);
         }
-        // SAFETY: `fd` is stdout, open for as long as the process runs; the
-        // duplicate shares its open file (offset and flags) and is closed at the end.
-        let file = File::from(unsafe { BorrowedFd::borrow_raw(self.fd) }.try_clone_to_owned()?);
-        let meta = file.metadata()?;
-        if !meta.file_type().is_file() {
-            return Ok(false);
-        }
-        // SAFETY: plain call on an open descriptor.
-        let appends = cvt(unsafe { libc::fcntl(self.fd, libc::F_GETFL) })? & libc::O_APPEND != 0;
-        let at = if appends { meta.len() } else { (&file).stream_position()?.min(meta.len()) };
+        let file = File::open(own)?;
+        let len = file.metadata()?.len();
+        // SAFETY: plain calls on stdout, open for as long as the process runs;
+        // an `lseek` of 0 from `SEEK_CUR` only reads the offset.
+        let (flags, offset) =
+            unsafe { (libc::fcntl(self.fd, libc::F_GETFL), libc::lseek(self.fd, 0, libc::SEEK_CUR)) };
+        let at = if cvt(flags)? & libc::O_APPEND != 0 { len } else { (cvt(offset)? as u64).min(len) };
         let mut last = [0u8];
-        Ok(at > 0 && File::open("/proc/self/fd/1")?.read_at(&mut last, at - 1)? == 1 && last[0] != b'\n')
+        Ok(at > 0 && file.read_at(&mut last, at - 1)? == 1 && last[0] != b'\n')
     }
 
     /// Hands what `bytes` begins with to one `write`, waiting for room as
