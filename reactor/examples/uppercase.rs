@@ -3,7 +3,10 @@
 //! parent prints the replies, stops reading while the child's stdin is full,
 //! and closes that stdin at end of its own, then exits when the child has.
 //!
+//! Its stdin may be anything: a terminal, a pipe, a file, `/dev/null`.
+//!
 //! `printf 'hello\nworld\n' | cargo run -p reactor --example uppercase`
+//! `cargo run -p reactor --example uppercase < Cargo.toml`
 
 use std::io::{self, BufRead, ErrorKind, Write};
 use std::os::fd::{AsFd, OwnedFd};
@@ -37,6 +40,7 @@ fn main() -> io::Result<()> {
         }
     });
     // At the end of our input the child's stdin closes once drained: the child sees end of file.
-    reactor.register(lines.on_close(move |ctx| end.close_when_drained(ctx)))?;
+    // `for_any_fd`: a file or /dev/null as stdin, which epoll refuses, is read a piece per round.
+    reactor.register(lines.on_close(move |ctx| end.close_when_drained(ctx)).for_any_fd()?)?;
     reactor.run()
 }

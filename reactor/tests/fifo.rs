@@ -1,6 +1,7 @@
-//! `Fifo`: it does not spin without writers, serves one writer after
-//! another, and is removed at shutdown unless kept or found there. What
-//! `Fifo::create` accepts at its path: its own new FIFO, or a FIFO of this
+//! `LineReader::fifo`: it does not spin without writers, serves one writer after
+//! another, and is removed at shutdown unless found there; a partial line
+//! at shutdown goes to `on_unfinished`; it pauses by its token. What
+//! `LineReader::fifo` accepts at its path: its own new FIFO, or a FIFO of this
 //! user that grants others nothing beyond the mode asked; never a symbolic
 //! link (not even one swapped in between `mkfifo` and the rest), another
 //! user's FIFO, or one others may read more than asked.
@@ -20,7 +21,7 @@ use std::path::Path;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use reactor::sources::Fifo;
+use reactor::sources::LineReader;
 use reactor::Reactor;
 use util::{run_for, run_until, within_deadline, CpuClock, TempDir, IDLE_TICKS};
 
@@ -42,8 +43,8 @@ fn mode_of(path: &Path) -> u32 {
         & 0o7777
 }
 
-fn create(path: &Path, mode: u32) -> io::Result<Fifo> {
-    Fifo::create(path, mode, 64, |_, _| {})
+fn create(path: &Path, mode: u32) -> io::Result<LineReader> {
+    LineReader::fifo(path, mode, 64, |_, _| {})
 }
 
 /// A FIFO made with exactly `mode` (`mkfifo` applies the umask: set again).
@@ -196,7 +197,7 @@ fn a_fifo_without_writers_does_not_spin_and_serves_successive_writers() {
         let seen = lines.clone();
         reactor
             .register(
-                Fifo::create(&path, 0o640, 1024, move |line, _| seen.borrow_mut().push(line.to_vec()))
+                LineReader::fifo(&path, 0o640, 1024, move |line, _| seen.borrow_mut().push(line.to_vec()))
                     .unwrap(),
             )
             .unwrap();
@@ -223,18 +224,16 @@ fn a_fifo_without_writers_does_not_spin_and_serves_successive_writers() {
 }
 
 #[test]
-fn a_kept_fifo_stays_and_an_existing_one_is_not_removed() {
+fn a_fifo_that_was_there_is_used_and_left_in_place() {
     let dir = TempDir::new("fifo-keep");
     let path = dir.path().join("fifo");
+    mkfifo(&path, 0o600);
     let mut reactor = Reactor::new().unwrap();
-    reactor.register(Fifo::create(&path, 0o600, 64, |_, _| {}).unwrap().keep()).unwrap();
-    reactor.shutdown();
-    assert!(path.exists(), "kept");
-    // Already there: used, and left in place.
-    reactor.register(Fifo::create(&path, 0o600, 64, |_, _| {}).unwrap()).unwrap();
+    reactor.register(create(&path, 0o600).unwrap()).unwrap();
     reactor.shutdown();
     assert!(path.exists(), "not ours to remove");
     let regular = dir.path().join("file");
     fs::write(&regular, b"").unwrap();
-    assert!(Fifo::create(&regular, 0o600, 64, |_, _| {}).is_err(), "not a FIFO");
+    assert!(create(&regular, 0o600).is_err(), "not a FIFO");
+    assert!(regular.exists(), "not ours to remove");
 }

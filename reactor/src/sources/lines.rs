@@ -6,8 +6,9 @@ use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 
 use crate::callback::{OnBytes, OnError, OnEvent};
-use crate::sys::{is_nonblocking, syscall};
-use crate::{Context, Handler, Readiness};
+use crate::sources::fifo::MadeFifo;
+use crate::sys::{self, is_nonblocking, syscall, Epoll};
+use crate::{Context, Handler, Interest, Readiness, Token};
 
 /// How much one read takes: the capacity of a pipe.
 pub(crate) const CHUNK: usize = 64 * 1024;
@@ -123,20 +124,23 @@ impl LineSink for Callbacks {
 ///   loop, or failed), a line it holds in part is not a line: it goes to
 ///   [`on_unfinished`](LineReader::on_unfinished), or is dropped.
 /// - Every callback gets the `Context`, whose [`current`](Context::current)
-///   is the reader's token, in `on_close` at shutdown too.
-/// - Paused ([`Context::pause`], or [`Interest::NONE`](crate::Interest::NONE)),
-///   it reads nothing, whatever its peer does, until resumed. A line
-///   callback that pauses its own reader still gets the other lines of the
-///   read in progress (they were read; at most 64 KiB); no read follows.
+///   is the reader's token: for each line, the error, the unfinished part
+///   and the close, at shutdown too.
+/// - Paused ([`Context::pause`], or [`Interest::NONE`]), it reads nothing,
+///   whatever its peer does, until resumed. A line callback that pauses
+///   its own reader still gets the other lines of the read in progress
+///   (they were read; at most 64 KiB); no read follows.
 /// - On end of file, a reset connection or a read error, the reader removes
 ///   itself (errors are reported by the reactor); it never spins on a hang-up.
-/// - At most four reads of 64 KiB per readiness on a non-blocking
-///   descriptor (a short read ends them), one on a blocking one: a chatty
-///   stream never starves the loop.
+/// - At most four reads of 64 KiB per round on a non-blocking descriptor
+///   (a short read ends them), one on a blocking one: a chatty stream
+///   never starves the loop.
 ///
-/// The descriptor may be blocking (stdin, which the reader must not switch
-/// to non-blocking: the terminal's open file is shared with the shell): one
-/// read after a readiness report does not block.
+/// The descriptor may be blocking: stdin, which the reader never switches
+/// to non-blocking (its open file is shared with the shell), and after a
+/// readiness report one read does not block. Epoll refuses a regular file
+/// and `/dev/null`, which is what stdin is under `< file` and `< /dev/null`:
+/// [`for_any_fd`](LineReader::for_any_fd) makes the reader take those too.
 ///
 /// ```
 /// use std::io::Write;
@@ -173,6 +177,11 @@ pub struct LineReader<S = Callbacks> {
     max_line: usize,
     partial: Vec<u8>,
     sink: S,
+    /// What epoll watches instead of a descriptor it refuses: an eventfd
+    /// that is always ready (see [`LineReader::for_any_fd`]).
+    always_ready: Option<OwnedFd>,
+    /// The FIFO this reader made, removed when it goes.
+    pub(crate) made: Option<MadeFifo>,
 }
 
 impl LineReader<Callbacks> {
@@ -255,46 +264,53 @@ impl<S: LineSink> LineReader<S> {
             max_line: max_line.max(1),
             partial: Vec::new(),
             sink,
+            always_ready: None,
+            made: None,
         }
     }
 
-    /// One read per readiness whatever the descriptor's flags now, for a
-    /// descriptor whose open file others share and may switch to blocking
-    /// (stdin): a second read could then block the loop.
-    pub fn one_read_per_readiness(mut self) -> LineReader<S> {
-        self.reads_per_ready = 1;
-        self
-    }
-
-    /// Reads the stream to its end without the reactor, for descriptors that
-    /// epoll refuses (a regular file, `/dev/null`), which never block. The
-    /// last line without `\n` is delivered and the sink closed, as at end
-    /// of file.
-    /// Outside the loop, the [`Reactor`](crate::Reactor) is the `Context`.
-    pub fn read_to_end(&mut self, ctx: &mut Context) -> io::Result<()> {
-        while self.read_chunk(ctx)? {}
-        Ok(())
-    }
-
-    /// Reads once (at most 64 KiB) without the reactor, for a descriptor
-    /// that epoll refuses and that may never end (`/dev/zero`): a caller that
-    /// takes one chunk per loop round keeps the loop going. Returns `false`
-    /// once the stream has ended (end of file, or the error returned), when
-    /// the last partial line has been delivered and the sink closed.
-    pub fn read_chunk(&mut self, ctx: &mut Context) -> io::Result<bool> {
-        match self.read_once(ctx) {
-            Ok(0) => {
-                self.finish(ctx);
-                Ok(false)
+    /// Makes the reader take any descriptor, whatever it is. One that epoll
+    /// refuses (`EPERM`: a regular file, a directory, `/dev/null`, as stdin
+    /// is under `< file` and `< /dev/null`) is then read once per round,
+    /// one piece of at most 64 KiB each time (four on a non-blocking
+    /// descriptor), through an eventfd that is always ready: such a read
+    /// never blocks, timers and the other sources keep their turns, and
+    /// [`Context::pause`] holds it as any reader. A descriptor that epoll
+    /// watches (a terminal, a pipe, a socket, a FIFO) is read as by
+    /// [`new`](LineReader::new). Costs three system calls, to ask epoll;
+    /// fails only if the eventfd cannot be made (out of descriptors).
+    ///
+    /// ```
+    /// use reactor::{sources::LineReader, Reactor};
+    ///
+    /// # fn main() -> std::io::Result<()> {
+    /// let path = std::env::temp_dir().join(format!("reactor-doc-any-fd-{}", std::process::id()));
+    /// std::fs::write(&path, "one\ntwo\n")?;
+    /// let file = std::fs::File::open(&path)?; // a regular file, which epoll refuses
+    /// std::fs::remove_file(&path)?; // the open file stays
+    /// let mut reactor = Reactor::new()?;
+    /// let lines = std::rc::Rc::new(std::cell::Cell::new(0));
+    /// let seen = lines.clone();
+    /// let reader = LineReader::new(file.into(), 1024, move |_, _| seen.set(seen.get() + 1))
+    ///     .on_close(|ctx| ctx.stop());
+    /// reactor.register(reader.for_any_fd()?)?;
+    /// reactor.run()?;
+    /// assert_eq!(lines.get(), 2);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn for_any_fd(mut self) -> io::Result<LineReader<S>> {
+        let named = |e: io::Error| io::Error::new(e.kind(), format!("{}: {e}", self.sink.name()));
+        // A probe: an epoll instance of its own, closed at once.
+        match Epoll::new()
+            .and_then(|probe| probe.add(self.fd.as_raw_fd(), Interest::READABLE, Token::new(0, 0)))
+        {
+            Err(e) if e.raw_os_error() == Some(libc::EPERM) => {
+                self.always_ready = Some(sys::eventfd(1).map_err(named)?);
             }
-            Ok(_) => Ok(true),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(true),
-            Err(e) => {
-                self.sink.error(&e, ctx);
-                self.finish(ctx);
-                Err(e)
-            }
+            result => result.map_err(named)?,
         }
+        Ok(self)
     }
 
     /// The sink, to reach its state.
@@ -447,7 +463,7 @@ fn find_newline(bytes: &[u8]) -> Option<usize> {
 
 impl<S: LineSink> Handler for LineReader<S> {
     fn fd(&self) -> BorrowedFd<'_> {
-        self.fd.as_fd()
+        self.always_ready.as_ref().unwrap_or(&self.fd).as_fd()
     }
 
     fn name(&self) -> &str {
