@@ -127,6 +127,23 @@ fn uppercase_sends_each_line_to_its_child_and_prints_the_replies() {
     assert!(status.success(), "uppercase exited with {status}");
 }
 
+/// `uppercase < file` and `uppercase < /dev/null`: epoll refuses both
+/// (they exited 1 with a bare `EPERM`); the file's lines (about 1 MiB, a
+/// piece per round) come back in order, /dev/null gives none, and it exits 0.
+#[test]
+fn uppercase_reads_a_regular_file_or_dev_null_as_its_stdin() {
+    let input = TempPath::new("uppercase-input");
+    let lines: Vec<String> = (0..100_000).map(|i| format!("line {i}")).collect();
+    std::fs::write(input.path(), lines.join("\n")).expect("write the input file");
+    let file = std::fs::File::open(input.path()).expect("open the input file");
+    for (stdin, expected) in [(Stdio::from(file), lines), (Stdio::null(), Vec::new())] {
+        let (rest, status) = Running::start_with("uppercase", [""; 0], stdin).finish();
+        let expected: Vec<String> = expected.iter().map(|l| l.to_uppercase()).collect();
+        assert!(rest == expected, "{} replies for {} lines", rest.len(), expected.len());
+        assert!(status.success(), "uppercase exited with {status}");
+    }
+}
+
 #[test]
 fn shm_semaphore_prints_the_five_values_of_its_producer_thread() {
     let (lines, status) = Running::start("shm_semaphore", [""; 0]).finish();

@@ -237,3 +237,31 @@ fn a_fifo_that_was_there_is_used_and_left_in_place() {
     assert!(create(&regular, 0o600).is_err(), "not a FIFO");
     assert!(regular.exists(), "not ours to remove");
 }
+
+/// A FIFO never ends by itself (its reader holds a write end): a last line
+/// without `\n` is a part, handed to `on_unfinished` at shutdown, before
+/// the close; and the reader pauses by its token like any reader.
+#[test]
+fn a_partial_line_at_shutdown_goes_to_on_unfinished_and_the_reader_pauses() {
+    let dir = TempDir::new("fifo-partial");
+    let path = dir.path().join("fifo");
+    let seen = Rc::new(RefCell::new(Vec::new()));
+    let (lines, part, close) = (seen.clone(), seen.clone(), seen.clone());
+    let reader = LineReader::fifo(&path, 0o600, 64, move |line, _| lines.borrow_mut().push(line.to_vec()))
+        .unwrap()
+        .on_unfinished(move |rest, _| part.borrow_mut().push([b"unfinished ", rest].concat()))
+        .on_close(move |_| close.borrow_mut().push(b"closed".to_vec()));
+    let mut reactor = Reactor::new().unwrap();
+    let token = reactor.register(reader).unwrap();
+    reactor.pause(token).unwrap();
+    fs::write(&path, b"whole\nhalf a li").unwrap(); // the reader is there: no blocking
+    for _ in 0..3 {
+        reactor.run_once(Some(Duration::from_millis(5))).unwrap();
+    }
+    assert!(seen.borrow().is_empty(), "paused: nothing read");
+    reactor.resume(token).unwrap();
+    run_until(&mut reactor, "the whole line", |_| !seen.borrow().is_empty());
+    drop(reactor);
+    assert_eq!(*seen.borrow(), [&b"whole"[..], b"unfinished half a li", b"closed"]);
+    assert!(!path.exists(), "removed at shutdown");
+}
