@@ -306,6 +306,10 @@ impl<S: LineSink> LineReader<S> {
             .and_then(|probe| probe.add(self.fd.as_raw_fd(), Interest::READABLE, Token::new(0, 0)))
         {
             Err(e) if e.raw_os_error() == Some(libc::EPERM) => {
+                log::debug!(
+                    "{}: not pollable (a file or a device): read a piece per round",
+                    self.sink.name()
+                );
                 self.always_ready = Some(sys::eventfd(1).map_err(named)?);
             }
             result => result.map_err(named)?,
