@@ -7,6 +7,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 
 use crate::callback::{OnBytes, OnError, OnEvent};
 use crate::sources::fifo::MadeFifo;
+use crate::sources::follow::Following;
 use crate::sys::{self, is_nonblocking, syscall, Epoll};
 use crate::{Context, Handler, Interest, Readiness, Token};
 
@@ -16,7 +17,7 @@ pub(crate) const CHUNK: usize = 64 * 1024;
 /// How many full reads one readiness report may take from a non-blocking
 /// descriptor: 256 KiB, enough to write output in whole buffers, little
 /// enough that one chatty stream never starves the others.
-const READS_PER_READY: u8 = 4;
+pub(crate) const READS_PER_READY: u8 = 4;
 
 thread_local! {
     /// One read buffer for every reader of the thread: only a partial line is
@@ -167,21 +168,24 @@ impl LineSink for Callbacks {
 /// # }
 /// ```
 pub struct LineReader<S = Callbacks> {
-    fd: OwnedFd,
+    pub(crate) fd: OwnedFd,
     /// End of file was read: a partial line left is the last line.
-    at_end: bool,
+    pub(crate) at_end: bool,
     finished: bool,
     /// Reads per readiness: several on a non-blocking descriptor, one on a
     /// blocking one (a second read could block).
     reads_per_ready: u8,
     max_line: usize,
-    partial: Vec<u8>,
-    sink: S,
-    /// What epoll watches instead of a descriptor it refuses: an eventfd
-    /// that is always ready (see [`LineReader::for_any_fd`]).
-    always_ready: Option<OwnedFd>,
+    pub(crate) partial: Vec<u8>,
+    pub(crate) sink: S,
+    /// What epoll watches instead of `fd`: an eventfd that is always ready
+    /// for a descriptor epoll refuses ([`LineReader::for_any_fd`]), the
+    /// inotify descriptor of a followed file ([`LineReader::follow`]).
+    pub(crate) instead: Option<OwnedFd>,
     /// The FIFO this reader made, removed when it goes.
     pub(crate) made: Option<MadeFifo>,
+    /// Where a followed file is, and how far it was read.
+    pub(crate) follow: Option<Box<Following>>,
 }
 
 impl LineReader<Callbacks> {
@@ -264,8 +268,9 @@ impl<S: LineSink> LineReader<S> {
             max_line: max_line.max(1),
             partial: Vec::new(),
             sink,
-            always_ready: None,
+            instead: None,
             made: None,
+            follow: None,
         }
     }
 
@@ -300,6 +305,9 @@ impl<S: LineSink> LineReader<S> {
     /// # }
     /// ```
     pub fn for_any_fd(mut self) -> io::Result<LineReader<S>> {
+        if self.instead.is_some() {
+            return Ok(self); // a followed file: inotify is watched
+        }
         let named = |e: io::Error| io::Error::new(e.kind(), format!("{}: {e}", self.sink.name()));
         // A probe: an epoll instance of its own, closed at once.
         match Epoll::new()
@@ -310,7 +318,7 @@ impl<S: LineSink> LineReader<S> {
                     "{}: not pollable (a file or a device): read a piece per round",
                     self.sink.name()
                 );
-                self.always_ready = Some(sys::eventfd(1).map_err(named)?);
+                self.instead = Some(sys::eventfd(1).map_err(named)?);
             }
             result => result.map_err(named)?,
         }
@@ -323,7 +331,7 @@ impl<S: LineSink> LineReader<S> {
     }
 
     /// One read, cut into lines. Returns how many bytes came: 0 at end of file.
-    fn read_once(&mut self, ctx: &mut Context) -> io::Result<usize> {
+    pub(crate) fn read_once(&mut self, ctx: &mut Context) -> io::Result<usize> {
         let (partial, max_line, sink) = (&mut self.partial, self.max_line, &mut self.sink);
         let n = read_shared(self.fd.as_raw_fd(), |data| {
             split_lines(data, partial, max_line, |line| sink.line(line, ctx));
@@ -467,7 +475,7 @@ fn find_newline(bytes: &[u8]) -> Option<usize> {
 
 impl<S: LineSink> Handler for LineReader<S> {
     fn fd(&self) -> BorrowedFd<'_> {
-        self.always_ready.as_ref().unwrap_or(&self.fd).as_fd()
+        self.instead.as_ref().unwrap_or(&self.fd).as_fd()
     }
 
     fn name(&self) -> &str {
@@ -475,6 +483,9 @@ impl<S: LineSink> Handler for LineReader<S> {
     }
 
     fn on_ready(&mut self, _: Readiness, ctx: &mut Context) -> io::Result<()> {
+        if self.follow.is_some() {
+            return self.follow_round(ctx);
+        }
         // Whatever was reported (data, hang-up, error), the read tells which.
         // A short read means the stream is drained for now: no further read
         // just to hear `EAGAIN`.
