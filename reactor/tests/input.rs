@@ -2,19 +2,22 @@
 //! file, `/dev/null`, a pipe and a socket alike (epoll refuses the first
 //! two with `EPERM`), a large file in bounded pieces while the loop goes
 //! on, paused and resumed by its token; a plain registration refused with
-//! `EPERM` says what to do; and every callback of a reader, on either
-//! path, has the reader's token as `ctx.current()`.
+//! `EPERM` says what to do; a followed file far behind is read in bounded
+//! pieces too; and every callback of a reader (of any descriptor, a FIFO,
+//! a followed file) and of a directory watch has its token as
+//! `ctx.current()`.
 
 mod util;
 
 use std::cell::{Cell, RefCell};
 use std::fs::File;
-use std::io;
+use std::io::{self, SeekFrom};
 use std::os::fd::OwnedFd;
+use std::path::Path;
 use std::rc::Rc;
 use std::time::Duration;
 
-use reactor::sources::LineReader;
+use reactor::sources::{DirWatch, LineReader};
 use reactor::{Context, Reactor, Token};
 use util::{line_journal, pipe, run_until, socketpair, write, Journal, TempDir};
 
@@ -77,49 +80,65 @@ fn a_plain_registration_of_a_regular_file_names_the_reader_and_the_remedy() {
     assert_eq!(error.to_string(), message);
 }
 
-/// 10 MiB of numbered lines in a regular file: read at most one piece of
-/// 64 KiB per round, each round also fires a timer, and every line comes
-/// once, in order. The timer re-arms itself for "now", which the reactor
-/// keeps for the next round: it counts rounds.
-#[test]
-fn a_ten_mib_file_is_read_in_bounded_pieces_while_a_timer_fires_every_round() {
+/// A reader of 10 MiB of numbered lines in a regular file, built by `make`
+/// from the file's path and a line callback, is read at most `most` bytes
+/// (and a line) per round while a timer fires every round, and every line
+/// comes once, in order. The timer re-arms itself for "now", which the
+/// reactor keeps for the next round: it counts rounds.
+fn ten_mib_in_pieces_of_at_most(most: usize, make: impl FnOnce(&Path, OnLine) -> LineReader) {
     const LINES: usize = 100 * 1024; // of 103 bytes: 10.3 MB
-    let dir = TempDir::new("any-fd-large");
+    let dir = TempDir::new("ten-mib");
+    let path = dir.path().join("input");
     let contents: String = (0..LINES).map(|i| format!("{i:0>102}\n")).collect();
-    let fd = file_with(&dir, contents.as_bytes());
-
-    let (next, bytes_this_round, most_in_a_round) =
-        (Rc::new(Cell::new(0)), Rc::new(Cell::new(0)), Rc::new(Cell::new(0)));
-    let rounds_before_end = Rc::new(Cell::new(0));
-    let closed = Rc::new(Cell::new(false));
-    let (n, bytes, end, done) =
-        (next.clone(), bytes_this_round.clone(), rounds_before_end.clone(), closed.clone());
-    let reader = LineReader::new(fd, 1024, move |line, _| {
-        assert_eq!(line, format!("{:0>102}", n.get()).as_bytes(), "line {}", n.get());
-        n.set(n.get() + 1);
-        bytes.set(bytes.get() + line.len() + 1);
-    })
-    .on_close(move |_| done.set(true));
+    std::fs::write(&path, &contents).unwrap();
+    let (next, this_round) = (Rc::new(Cell::new(0)), Rc::new(Cell::new(0)));
+    let (n, bytes) = (next.clone(), this_round.clone());
+    let reader = make(
+        &path,
+        Box::new(move |line, _| {
+            assert_eq!(line, format!("{:0>102}", n.get()).as_bytes(), "line {}", n.get());
+            n.set(n.get() + 1);
+            bytes.set(bytes.get() + line.len() + 1);
+        }),
+    );
     let mut reactor = Reactor::new().unwrap();
-    reactor.register(reader.for_any_fd().unwrap()).unwrap();
-    let (bytes, most, ended) = (bytes_this_round.clone(), most_in_a_round.clone(), closed.clone());
+    reactor.register(reader).unwrap();
+    let (most_in_a_round, rounds) = (Rc::new(Cell::new(0)), Rc::new(Cell::new(0)));
+    let (largest, count) = (most_in_a_round.clone(), rounds.clone());
     let timer = Rc::new(Cell::new(None));
     let me = timer.clone();
     timer.set(Some(reactor.after(Duration::ZERO, move |ctx| {
-        most.set(most.get().max(bytes.replace(0)));
-        if !ended.get() {
-            end.set(end.get() + 1);
-        }
+        let bytes = this_round.replace(0);
+        largest.set(largest.get().max(bytes));
+        count.set(count.get() + usize::from(bytes > 0));
         ctx.rearm(me.get().expect("the timer's key"), Duration::ZERO);
     })));
 
-    run_until(&mut reactor, "the end of the file", |_| closed.get());
+    run_until(&mut reactor, "every line", |_| next.get() == LINES);
 
-    assert_eq!(next.get(), LINES, "every line, once");
-    // A read completes the partial line of the one before: 64 KiB plus one line at most.
-    assert!(most_in_a_round.get() <= CHUNK + 103, "{} bytes in one round", most_in_a_round.get());
-    let pieces = contents.len().div_ceil(CHUNK);
-    assert!(rounds_before_end.get() >= pieces, "{} rounds for {pieces} pieces", rounds_before_end.get());
+    // A read completes the partial line of the one before: one line more at most.
+    assert!(most_in_a_round.get() <= most + 103, "{} bytes in one round", most_in_a_round.get());
+    let pieces = contents.len().div_ceil(most);
+    assert!(rounds.get() >= pieces, "{} rounds with lines for {pieces} pieces", rounds.get());
+}
+
+/// A line callback, as the readers take it.
+type OnLine = Box<dyn FnMut(&[u8], &mut Context)>;
+
+#[test]
+fn a_ten_mib_file_is_read_in_bounded_pieces_while_a_timer_fires_every_round() {
+    ten_mib_in_pieces_of_at_most(CHUNK, |path, on_line| {
+        LineReader::new(File::open(path).unwrap().into(), 1024, on_line).for_any_fd().unwrap()
+    });
+}
+
+/// Woken by inotify alone (its own reads are accesses), a follower far
+/// behind catches up four pieces per round, never the whole file at once.
+#[test]
+fn a_followed_file_far_behind_is_read_in_bounded_pieces_while_a_timer_fires_every_round() {
+    ten_mib_in_pieces_of_at_most(4 * CHUNK, |path, on_line| {
+        LineReader::follow(path, SeekFrom::Start(0), 1024, on_line).unwrap()
+    });
 }
 
 #[test]
@@ -168,10 +187,16 @@ impl Currents {
         self.seen.borrow_mut().push((what, right));
     }
 
-    /// A reader of `fd` whose every callback notes what it saw.
-    fn reader(&self, fd: OwnedFd) -> LineReader {
-        let (line, part, error, close) = (self.clone(), self.clone(), self.clone(), self.clone());
-        LineReader::new(fd, 64, move |_, ctx| line.note("line", ctx))
+    /// A line callback that notes what it saw.
+    fn on_line(&self) -> impl FnMut(&[u8], &mut Context) + 'static {
+        let line = self.clone();
+        move |_, ctx| line.note("line", ctx)
+    }
+
+    /// `reader`, with every other callback noting what it saw.
+    fn callbacks(&self, reader: LineReader) -> LineReader {
+        let (part, error, close) = (self.clone(), self.clone(), self.clone());
+        reader
             .on_unfinished(move |_, ctx| part.note("unfinished", ctx))
             .on_error(move |_, ctx| error.note("error", ctx))
             .on_close(move |ctx| close.note("close", ctx))
@@ -211,7 +236,7 @@ fn every_callback_of_a_reader_has_its_token_as_current() {
     for (why, fd, expected) in cases {
         let currents = Currents::default();
         let mut reactor = Reactor::new().unwrap();
-        let reader = currents.reader(fd).for_any_fd().unwrap();
+        let reader = currents.callbacks(LineReader::new(fd, 64, currents.on_line())).for_any_fd().unwrap();
         currents.register(&mut reactor, reader);
         let lines_then_stop = expected.contains(&"unfinished");
         run_until(&mut reactor, why, |reactor| {
@@ -223,21 +248,34 @@ fn every_callback_of_a_reader_has_its_token_as_current() {
     drop(pipe_out);
 }
 
+/// A FIFO reader and a follower, each with a whole line and half a line
+/// written, then shut down; and a directory watch told of a new file.
 #[test]
-fn the_callbacks_of_a_fifo_reader_have_its_token_as_current() {
-    let dir = TempDir::new("any-fd-current-fifo");
-    let path = dir.path().join("fifo");
+fn the_callbacks_of_a_fifo_reader_a_follower_and_a_directory_watch_have_their_token_as_current() {
+    let dir = TempDir::new("any-fd-current-named");
+    let (fifo, log) = (dir.path().join("fifo"), dir.path().join("log"));
+    std::fs::write(&log, b"").unwrap();
+    let readers: [(&Path, &dyn Fn(&Currents) -> LineReader); 2] = [
+        (&fifo, &|c| LineReader::fifo(&fifo, 0o600, 64, c.on_line()).unwrap()),
+        (&log, &|c| LineReader::follow(&log, SeekFrom::Start(0), 64, c.on_line()).unwrap()),
+    ];
+    for (path, make) in readers {
+        let currents = Currents::default();
+        let mut reactor = Reactor::new().unwrap();
+        currents.register(&mut reactor, currents.callbacks(make(&currents)));
+        std::fs::write(path, b"whole\nhalf").unwrap(); // the reader is there: a FIFO's open does not block
+        run_until(&mut reactor, "the line", |_| !currents.seen.borrow().is_empty());
+        drop(reactor);
+        currents.assert_saw(&["line", "unfinished", "close"], &path.display().to_string());
+    }
+    assert!(!fifo.exists(), "the FIFO it made is removed");
+
     let currents = Currents::default();
-    let (line, part, close) = (currents.clone(), currents.clone(), currents.clone());
-    let reader = LineReader::fifo(&path, 0o600, 64, move |_, ctx| line.note("line", ctx))
-        .unwrap()
-        .on_unfinished(move |_, ctx| part.note("unfinished", ctx))
-        .on_close(move |ctx| close.note("close", ctx));
     let mut reactor = Reactor::new().unwrap();
-    currents.register(&mut reactor, reader);
-    std::fs::write(&path, b"whole\nhalf").unwrap(); // the reader is there: the open does not block
-    run_until(&mut reactor, "the line", |_| !currents.seen.borrow().is_empty());
-    drop(reactor);
-    currents.assert_saw(&["line", "unfinished", "close"], "a FIFO at shutdown");
-    assert!(!path.exists(), "the FIFO it made is removed");
+    let change = currents.clone();
+    let watch = DirWatch::new(dir.path(), move |_, ctx| change.note("change", ctx)).unwrap();
+    currents.token.set(Some(reactor.register(watch).unwrap()));
+    std::fs::write(dir.path().join("new"), b"").unwrap();
+    run_until(&mut reactor, "the change", |_| !currents.seen.borrow().is_empty());
+    currents.assert_saw(&["change"], "a directory watch");
 }

@@ -8,7 +8,7 @@ use std::io::{self, Seek, SeekFrom};
 use std::mem;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use crate::callback::Callback;
@@ -101,6 +101,9 @@ impl LineReader {
         let mut file = open_regular(path).map_err(named)?;
         let offset = file.seek(from).map_err(named)?;
         let file_watch = watch_file(&inotify, &file).map_err(named)?;
+        // Lines there already: a read of one byte (that does not move the
+        // offset) is an access, which calls the reader in its first round.
+        file.read_at(&mut [0], offset).map_err(named)?;
         let mut reader =
             LineReader::new(file.into(), max_line, on_line).named(format!("follow {}", path.display()));
         reader.instead = Some(inotify);
