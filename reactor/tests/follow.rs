@@ -49,7 +49,7 @@ fn a_followed_file_grown_truncated_rotated_and_removed_gives_every_line_once_in_
     let (reader, seen) = follower(&path, SeekFrom::Start(0));
     let mut reactor = Reactor::new().unwrap();
     reactor.register(reader).unwrap();
-    let mut expect = |reactor: &mut Reactor, lines: &[&str], why: &str| {
+    let expect = |reactor: &mut Reactor, lines: &[&str], why: &str| {
         run_until(reactor, why, |_| seen.borrow().len() >= lines.len());
         assert_eq!(*seen.borrow(), lines, "{why}");
     };
