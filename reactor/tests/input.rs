@@ -248,6 +248,9 @@ fn every_callback_of_a_reader_has_its_token_as_current() {
     drop(pipe_out);
 }
 
+/// Builds a reader whose line callback is the one given.
+type MakeReader<'a> = dyn Fn(&Currents) -> LineReader + 'a;
+
 /// A FIFO reader and a follower, each with a whole line and half a line
 /// written, then shut down; and a directory watch told of a new file.
 #[test]
@@ -255,7 +258,7 @@ fn the_callbacks_of_a_fifo_reader_a_follower_and_a_directory_watch_have_their_to
     let dir = TempDir::new("any-fd-current-named");
     let (fifo, log) = (dir.path().join("fifo"), dir.path().join("log"));
     std::fs::write(&log, b"").unwrap();
-    let readers: [(&Path, &dyn Fn(&Currents) -> LineReader); 2] = [
+    let readers: [(&Path, &MakeReader); 2] = [
         (&fifo, &|c| LineReader::fifo(&fifo, 0o600, 64, c.on_line()).unwrap()),
         (&log, &|c| LineReader::follow(&log, SeekFrom::Start(0), 64, c.on_line()).unwrap()),
     ];

@@ -324,14 +324,11 @@ fn add_watch(inotify: &OwnedFd, path: &Path, mask: u32) -> io::Result<i32> {
     let c_path = CString::new(path.as_os_str().as_bytes())?;
     // SAFETY: `c_path` is a NUL-terminated string that outlives the call.
     syscall!(inotify_add_watch(inotify.as_raw_fd(), c_path.as_ptr(), mask)).map_err(|e| {
-        let limit = fs::read_to_string("/proc/sys/fs/inotify/max_user_watches").unwrap_or_default();
         let remedy = match e.raw_os_error() {
-            Some(libc::ENOSPC) => format!(
-                ": this user has all the inotify watches allowed ({}); raise the limit: \
-                 sysctl fs.inotify.max_user_watches=N",
-                limit.trim()
-            ),
-            _ => String::new(),
+            Some(libc::ENOSPC) => {
+                ": this user has all the inotify watches allowed; raise the limit (sysctl fs.inotify.max_user_watches=N)"
+            }
+            _ => "",
         };
         io::Error::new(e.kind(), format!("cannot watch {}: {e}{remedy}", path.display()))
     })
