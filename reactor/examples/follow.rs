@@ -25,8 +25,8 @@ fn main() -> io::Result<()> {
     let mut reactor = Reactor::new()?;
     reactor.register(SignalFd::new(&[Signal::Int, Signal::Term], |_, ctx| ctx.stop())?)?;
     reactor.register(LineReader::follow(path, from, 64 * 1024, |line, ctx| {
-        let mut stdout = io::stdout().lock(); // line-buffered: each line goes out whole
-        if let Err(e) = stdout.write_all(line).and_then(|()| stdout.write_all(b"\n")) {
+        // One write per line, and a closed stdout ends the program instead of a panic.
+        if let Err(e) = io::stdout().write_all(&[line, b"\n"].concat()) {
             eprintln!("stdout: {e}");
             ctx.stop();
         }

@@ -68,21 +68,19 @@ impl LineReader {
     /// use reactor::{sources::LineReader, Reactor};
     ///
     /// # fn main() -> std::io::Result<()> {
-    /// let path = std::env::temp_dir().join(format!("reactor-doc-follow-{}", std::process::id()));
-    /// let mut log = std::fs::File::create(&path)?;
-    /// let mut reactor = Reactor::new()?;
+    /// let log = std::env::temp_dir().join(format!("reactor-doc-follow-{}", std::process::id()));
+    /// std::fs::write(&log, "there before\n")?;
     /// let lines = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
     /// let seen = lines.clone();
-    /// let reader = LineReader::follow(&path, SeekFrom::Start(0), 1024, move |line, _| {
-    ///     seen.borrow_mut().push(String::from_utf8_lossy(line).into_owned())
-    /// })?;
-    /// reactor.register(reader)?;
-    /// log.write_all(b"first\n")?; // written after the reader reached the end
+    /// let mut reactor = Reactor::new()?;
+    /// let on_line = move |line: &[u8], _: &mut reactor::Context| seen.borrow_mut().push(line.to_vec());
+    /// reactor.register(LineReader::follow(&log, SeekFrom::End(0), 1024, on_line)?)?;
+    /// std::fs::OpenOptions::new().append(true).open(&log)?.write_all(b"new\n")?;
     /// while lines.borrow().is_empty() {
-    ///     reactor.run_once(None)?;
+    ///     reactor.run_once(None)?; // woken by inotify
     /// }
-    /// assert_eq!(*lines.borrow(), ["first"]);
-    /// # std::fs::remove_file(&path)
+    /// assert_eq!(*lines.borrow(), [b"new"]);
+    /// # std::fs::remove_file(&log)
     /// # }
     /// ```
     pub fn follow(
