@@ -65,6 +65,12 @@ type OnAccept = Box<dyn FnMut(OwnedFd, Peer, &mut Context) -> io::Result<()>>;
 /// soon as descriptors are free.
 ///
 /// A Unix-domain listener removes its socket file when it is dropped.
+///
+/// A listener that cannot start says so with its address (`cannot listen
+/// on unix:/run/app.sock: ...`); an address in use (`AddrInUse`) also says
+/// what holds it and what to do: a program listening there (stop it, or
+/// choose another port or path), or a file that is not a socket at the path
+/// (remove it). A socket file whose listener died is replaced.
 pub struct Listener {
     fd: OwnedFd,
     addr: ListenAddr,
@@ -120,8 +126,8 @@ impl Listener {
         addr: SocketAddr,
         on_accept: impl FnMut(OwnedFd, Peer, &mut Context) -> io::Result<()> + 'static,
     ) -> io::Result<Listener> {
-        let bound = bind_tcp(addr).map_err(|e| cannot_listen(&ListenAddr::Tcp(addr), e))?;
-        Listener::listen(bound.0, ListenAddr::Tcp(bound.1), Box::new(on_accept))
+        let (fd, local) = bind_tcp(addr).map_err(|e| cannot_listen(&ListenAddr::Tcp(addr), e))?;
+        Listener::listen(fd, ListenAddr::Tcp(local), Box::new(on_accept))
     }
 
     /// Listens on a Unix-domain socket file and registers the handler
