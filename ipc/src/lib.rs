@@ -42,14 +42,17 @@
 
 #![warn(missing_docs, missing_debug_implementations)]
 
+mod array;
 mod info;
 mod mqueue;
 mod name;
+mod open;
 mod semaphore;
 mod shm;
 pub mod sigbus;
 mod sys;
 
+pub use array::{Atomic, Element, SharedArray};
 pub use info::ObjectInfo;
 pub use mqueue::{mqueue_mount, Access, MessageQueue, QueueAttributes, QueueOptions};
 pub use name::{name_problem, NAME_MAX};

@@ -17,11 +17,14 @@ use std::mem;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::ptr::{self, NonNull};
 
-use crate::name::c_name;
+use crate::name::{c_name, dev_shm};
+use crate::open::{self, file_is, remove_if_named, Named};
 use crate::sys::{context, cvt, explain_named, fchmod, retry};
 use crate::ObjectInfo;
 
-/// A shared memory object, open; its descriptor is closed on drop.
+/// A shared memory object, open; its descriptor is closed on drop, and its
+/// name removed too if it was told to ([`remove_on_drop`](Self::remove_on_drop),
+/// and [`create_or_open`](Self::create_or_open) for the object it created).
 ///
 /// ```
 /// use ipc::{Plain, SharedMemory};
@@ -48,17 +51,73 @@ pub struct SharedMemory {
     fd: OwnedFd,
     name: String,
     writable: bool,
+    remove_on_drop: bool,
 }
 
 impl SharedMemory {
     /// Creates the object `name`, which must not exist (`O_CREAT|O_EXCL`),
     /// read-write, `size` bytes of zeros, with exactly `mode` (the umask
-    /// takes nothing away).
+    /// takes nothing away). It is created with mode 0, sized, then given
+    /// `mode`: until then other users cannot open it, and
+    /// [`create_or_open`](Self::create_or_open) waits for it. If a step
+    /// fails, the name is removed again.
     pub fn create(name: &str, size: usize, mode: libc::mode_t) -> io::Result<SharedMemory> {
-        let shm = SharedMemory::open_flags(name, libc::O_CREAT | libc::O_EXCL | libc::O_RDWR, mode)?;
-        fchmod(shm.fd.as_raw_fd(), mode).map_err(|e| shm.context(e))?;
-        shm.set_len(size)?;
-        Ok(shm)
+        let shm = SharedMemory::open_flags(name, libc::O_CREAT | libc::O_EXCL | libc::O_RDWR, 0)?;
+        let made =
+            shm.set_len(size).and_then(|()| fchmod(shm.fd.as_raw_fd(), mode).map_err(|e| shm.context(e)));
+        if made.is_err() {
+            let _ = SharedMemory::unlink(name);
+        }
+        made.map(|()| shm)
+    }
+
+    /// Creates the object `name` as [`create`](Self::create) does, or opens
+    /// it read-write if it exists; `true` with it if this call created it.
+    /// The object created is told to [`remove_on_drop`](Self::remove_on_drop);
+    /// the one opened is not. An opener never gets an object that its
+    /// creator has not finished: it waits for it, up to 2 seconds
+    /// (`TimedOut` after that: the creator may have died between
+    /// `shm_open` and `ftruncate`). `InvalidData` if the object is smaller
+    /// than `size`; mode 0 is refused (`InvalidInput`).
+    ///
+    /// ```
+    /// use ipc::SharedMemory;
+    ///
+    /// # fn main() -> std::io::Result<()> {
+    /// let name = format!("/ipc-doc-create-or-open-{}", std::process::id());
+    /// let (first, created) = SharedMemory::create_or_open(&name, 4096, 0o600)?;
+    /// assert!(created && first.removes_on_drop());
+    ///
+    /// // Another process (a thread here) asks the same, and opens it.
+    /// let other = std::thread::spawn({
+    ///     let name = name.clone();
+    ///     move || SharedMemory::create_or_open(&name, 4096, 0o600).map(|(shm, created)| (created, shm.removes_on_drop()))
+    /// });
+    /// assert_eq!(other.join().expect("the opener")?, (false, false));
+    /// drop(first); // the creator's drop removes the name
+    /// assert!(SharedMemory::open(&name, false).is_err());
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn create_or_open(name: &str, size: usize, mode: libc::mode_t) -> io::Result<(SharedMemory, bool)> {
+        let file = dev_shm(name.get(1..).unwrap_or_default());
+        let (mut shm, created) = open::create_or_open(
+            &format!("shared memory object {name}"),
+            mode,
+            Some(&file),
+            || SharedMemory::create(name, size, mode),
+            || SharedMemory::open(name, true),
+            |shm| shm.info().map(|info| info.mode != 0 && info.size > 0),
+        )?;
+        let len = shm.len()?;
+        if len < size {
+            return Err(shm.context(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("{len} bytes, smaller than the {size} asked for: another program made it"),
+            )));
+        }
+        shm.remove_on_drop = created;
+        Ok((shm, created))
     }
 
     /// Opens the existing object `name`, read-write or read-only.
@@ -73,7 +132,33 @@ impl SharedMemory {
             .map_err(|e| explain(name, e))?;
         // SAFETY: `shm_open` just returned this descriptor; nobody else owns it.
         let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-        Ok(SharedMemory { fd, name: name.to_string(), writable: flags & libc::O_ACCMODE == libc::O_RDWR })
+        let writable = flags & libc::O_ACCMODE == libc::O_RDWR;
+        Ok(SharedMemory { fd, name: name.to_string(), writable, remove_on_drop: false })
+    }
+
+    /// From now on, dropping it removes the name (`shm_unlink`), if the
+    /// name still names this object: on a normal end, an error return or
+    /// a panic that unwinds, not after `SIGKILL` or `process::exit`.
+    pub fn remove_on_drop(mut self) -> SharedMemory {
+        self.remove_on_drop = true;
+        self
+    }
+
+    /// Whether dropping it removes the name; `false` leaves it to others.
+    pub fn set_remove_on_drop(&mut self, remove: bool) {
+        self.remove_on_drop = remove;
+    }
+
+    /// Whether dropping it removes the name.
+    pub fn removes_on_drop(&self) -> bool {
+        self.remove_on_drop
+    }
+
+    /// Whether `name` still names the object this descriptor has open:
+    /// false when it was removed, or removed and made anew.
+    pub fn is_still_named(&self) -> io::Result<bool> {
+        let file = dev_shm(&self.name[1..]);
+        file_is(&file, self.info()?.identity).map_err(|e| self.context(e))
     }
 
     /// Removes the name; the object lives on while it is open or mapped.
@@ -161,8 +246,30 @@ impl SharedMemory {
         Ok(View { mapping: Mapping::new(self, size)?, _type: PhantomData })
     }
 
-    fn context(&self, e: io::Error) -> io::Error {
+    pub(crate) fn context(&self, e: io::Error) -> io::Error {
         context(format!("shared memory object {}", self.name), e)
+    }
+}
+
+impl Named for SharedMemory {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn is_still_named(&self) -> io::Result<bool> {
+        SharedMemory::is_still_named(self)
+    }
+
+    fn unlink(name: &str) -> io::Result<()> {
+        SharedMemory::unlink(name)
+    }
+}
+
+impl Drop for SharedMemory {
+    fn drop(&mut self) {
+        if self.remove_on_drop {
+            let _ = remove_if_named(self);
+        }
     }
 }
 
@@ -174,7 +281,11 @@ impl AsFd for SharedMemory {
 
 impl fmt::Debug for SharedMemory {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SharedMemory").field("name", &self.name).field("fd", &self.fd).finish()
+        f.debug_struct("SharedMemory")
+            .field("name", &self.name)
+            .field("fd", &self.fd)
+            .field("remove_on_drop", &self.remove_on_drop)
+            .finish()
     }
 }
 
@@ -192,7 +303,7 @@ pub struct Mapping {
 }
 
 impl Mapping {
-    fn new(shm: &SharedMemory, len: usize) -> io::Result<Mapping> {
+    pub(crate) fn new(shm: &SharedMemory, len: usize) -> io::Result<Mapping> {
         if len == 0 {
             return Err(shm.context(io::Error::new(io::ErrorKind::InvalidInput, "cannot map 0 bytes")));
         }
