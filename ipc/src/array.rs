@@ -15,9 +15,10 @@ use std::ptr;
 use std::rc::Rc;
 use std::sync::atomic;
 
-use crate::shm::{Mapping, Plain, SharedMemory};
+use crate::shm::{Mapping, SharedMemory};
 use crate::sigbus::Guard;
 use crate::sys::context;
+use crate::Plain;
 
 mod sealed {
     pub trait Sealed {}

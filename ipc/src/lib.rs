@@ -47,6 +47,7 @@ mod info;
 mod mqueue;
 mod name;
 mod open;
+mod plain;
 mod semaphore;
 mod shm;
 pub mod sigbus;
@@ -56,8 +57,9 @@ pub use array::{Atomic, Element, SharedArray};
 pub use info::ObjectInfo;
 pub use mqueue::{mqueue_mount, Access, MessageQueue, QueueAttributes, QueueOptions};
 pub use name::{name_problem, NAME_MAX};
+pub use plain::Plain;
 pub use semaphore::NamedSemaphore;
-pub use shm::{Mapping, Plain, SharedMemory, View};
+pub use shm::{Mapping, SharedMemory, View};
 
 /// The crate's `README.md`, whose example is a doc test too.
 #[cfg(doctest)]

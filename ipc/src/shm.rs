@@ -20,7 +20,7 @@ use std::ptr::{self, NonNull};
 use crate::name::{c_name, dev_shm};
 use crate::open::{self, file_is, remove_if_named, Named};
 use crate::sys::{context, cvt, explain_named, fchmod, retry};
-use crate::ObjectInfo;
+use crate::{ObjectInfo, Plain};
 
 /// A shared memory object, open; its descriptor is closed on drop, and its
 /// name removed too if it was told to ([`remove_on_drop`](Self::remove_on_drop),
@@ -357,30 +357,6 @@ impl Drop for Mapping {
         unsafe { libc::munmap(self.ptr.as_ptr().cast(), self.len) };
     }
 }
-
-/// Types that any bytes are a valid value of, with no pointers and no
-/// padding the compiler chooses: `#[repr(C)]` structs of integers, arrays
-/// of them. Another process writes these bytes, so nothing else is safe to
-/// read from shared memory.
-///
-/// # Safety
-/// Every bit pattern of `size_of::<Self>()` bytes must be a valid `Self`.
-pub unsafe trait Plain: Copy {}
-
-// SAFETY: every bit pattern is a valid integer.
-unsafe impl Plain for u8 {}
-// SAFETY: as above.
-unsafe impl Plain for u16 {}
-// SAFETY: as above.
-unsafe impl Plain for u32 {}
-// SAFETY: as above.
-unsafe impl Plain for u64 {}
-// SAFETY: as above.
-unsafe impl Plain for i32 {}
-// SAFETY: as above.
-unsafe impl Plain for i64 {}
-// SAFETY: an array of plain values is plain.
-unsafe impl<T: Plain, const N: usize> Plain for [T; N] {}
 
 /// A `T` in shared memory, read and written whole with volatile accesses
 /// (the compiler may not cache what another process changes). Guard a
