@@ -1,10 +1,15 @@
 //! The course's POSIX IPC objects, safe: [`MessageQueue`],
-//! [`SharedMemory`] and [`NamedSemaphore`], and the naming rule they share
+//! [`SharedMemory`] (with typed arrays of records or atomics,
+//! [`SharedArray`]) and [`NamedSemaphore`], and the naming rule they share
 //! ([`name_problem`]).
 //!
 //! Each type owns what it opened and closes it on drop (`mq_close`,
 //! `close`, `sem_close`); removing the name (`unlink`) is a separate,
 //! explicit step, as in C: the object outlives its creator until then.
+//! Unless it is told to [`remove_on_drop`](SharedMemory::remove_on_drop),
+//! as `create_or_open` ([`SharedMemory::create_or_open`] and the others)
+//! tells the object it created, and only that one: then the creator's drop
+//! removes the name, on every way out short of `SIGKILL`.
 //! Every error names the object and says what went wrong in words
 //! (`queue /x does not exist: is the server running?`), and keeps the
 //! `io::ErrorKind` of the errno, so a caller can still match on it.

@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::name::c_name;
-use crate::open::{self, remove_if_named, Named};
+use crate::open::{self, drop_name, removable};
 use crate::sys::{context, cvt, fchmod, realtime_deadline, retry};
 use crate::ObjectInfo;
 
@@ -201,24 +201,6 @@ impl MessageQueue {
         )?;
         queue.remove_on_drop = created;
         Ok((queue, created))
-    }
-
-    /// From now on, dropping it removes the name (`mq_unlink`), if the
-    /// name still names this queue: on a normal end, an error return or a
-    /// panic that unwinds, not after `SIGKILL` or `process::exit`.
-    pub fn remove_on_drop(mut self) -> MessageQueue {
-        self.remove_on_drop = true;
-        self
-    }
-
-    /// Whether dropping it removes the name; `false` leaves it to others.
-    pub fn set_remove_on_drop(&mut self, remove: bool) {
-        self.remove_on_drop = remove;
-    }
-
-    /// Whether dropping it removes the name.
-    pub fn removes_on_drop(&self) -> bool {
-        self.remove_on_drop
     }
 
     /// Opens the existing queue `name` (never creates it), blocking.
@@ -488,25 +470,11 @@ impl fmt::Debug for MessageQueue {
     }
 }
 
-impl Named for MessageQueue {
-    fn name(&self) -> &str {
-        &self.name
-    }
-
-    fn is_still_named(&self) -> io::Result<bool> {
-        MessageQueue::is_still_named(self)
-    }
-
-    fn unlink(name: &str) -> io::Result<()> {
-        MessageQueue::unlink(name)
-    }
-}
+removable!(MessageQueue, "mq_unlink");
 
 impl Drop for MessageQueue {
     fn drop(&mut self) {
-        if self.remove_on_drop {
-            let _ = remove_if_named(self);
-        }
+        drop_name(self);
         // SAFETY: the descriptor is open and ours alone; nothing uses it after.
         unsafe { libc::mq_close(self.mqd) };
     }

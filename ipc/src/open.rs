@@ -25,23 +25,71 @@ const MAX_PAUSE: Duration = Duration::from_millis(16);
 pub(crate) trait Named {
     /// The name it was opened by.
     fn name(&self) -> &str;
+    /// Whether dropping it removes the name.
+    fn removes_on_drop(&self) -> bool;
     /// Whether its name still names this object.
     fn is_still_named(&self) -> io::Result<bool>;
     /// Removes the name `name`.
     fn unlink(name: &str) -> io::Result<()>;
 }
 
-/// Removes `object`'s name if it still names `object`: a name that was
-/// removed, or given to another object since, is left alone.
-pub(crate) fn remove_if_named<T: Named>(object: &T) -> io::Result<()> {
-    if !object.is_still_named()? {
-        return Ok(());
-    }
-    match T::unlink(object.name()) {
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-        other => other,
+/// What an object's `Drop` does first: removes its name if it was told to
+/// and the name still names it (a name that was removed, or given to
+/// another object since, is left alone).
+pub(crate) fn drop_name<T: Named>(object: &T) {
+    if object.removes_on_drop() && object.is_still_named().unwrap_or(false) {
+        let _ = T::unlink(object.name());
     }
 }
+
+/// For `$object` (with the fields `name` and `remove_on_drop`, and the
+/// methods `is_still_named` and `unlink`): `remove_on_drop`,
+/// `set_remove_on_drop` and `removes_on_drop`, and its [`Named`].
+macro_rules! removable {
+    ($object:ident, $unlink:literal) => {
+        impl $object {
+            #[doc = concat!(
+                        "From now on, dropping it removes the name (`", $unlink, "`), if the name still ",
+                        "names this object: on a normal end, an error return or a panic that unwinds; ",
+                        "not after `SIGKILL`, `std::process::exit` or `abort`."
+                    )]
+            pub fn remove_on_drop(mut self) -> $object {
+                self.remove_on_drop = true;
+                self
+            }
+
+            /// Whether dropping it removes the name; `false` leaves the name to others.
+            pub fn set_remove_on_drop(&mut self, remove: bool) {
+                self.remove_on_drop = remove;
+            }
+
+            /// Whether dropping it removes the name.
+            pub fn removes_on_drop(&self) -> bool {
+                self.remove_on_drop
+            }
+        }
+
+        impl $crate::open::Named for $object {
+            fn name(&self) -> &str {
+                &self.name
+            }
+
+            fn removes_on_drop(&self) -> bool {
+                self.remove_on_drop
+            }
+
+            fn is_still_named(&self) -> io::Result<bool> {
+                $object::is_still_named(self)
+            }
+
+            fn unlink(name: &str) -> io::Result<()> {
+                $object::unlink(name)
+            }
+        }
+    };
+}
+
+pub(crate) use removable;
 
 /// Whether the file `path` is the object of `identity` (device, inode):
 /// false when it is gone or is another object now.

@@ -11,30 +11,15 @@
 /// Every bit pattern of `size_of::<Self>()` bytes must be a valid `Self`.
 pub unsafe trait Plain: Copy {}
 
-// SAFETY: every bit pattern is a valid integer.
-unsafe impl Plain for u8 {}
-// SAFETY: as above.
-unsafe impl Plain for u16 {}
-// SAFETY: as above.
-unsafe impl Plain for u32 {}
-// SAFETY: as above.
-unsafe impl Plain for u64 {}
-// SAFETY: as above.
-unsafe impl Plain for usize {}
-// SAFETY: as above.
-unsafe impl Plain for i8 {}
-// SAFETY: as above.
-unsafe impl Plain for i16 {}
-// SAFETY: as above.
-unsafe impl Plain for i32 {}
-// SAFETY: as above.
-unsafe impl Plain for i64 {}
-// SAFETY: as above.
-unsafe impl Plain for isize {}
-// SAFETY: every bit pattern is a valid float (some are NaNs).
-unsafe impl Plain for f32 {}
-// SAFETY: as above.
-unsafe impl Plain for f64 {}
+macro_rules! plain_numbers {
+    ($($number:ty),*) => {$(
+        // SAFETY: every bit pattern is a valid integer, or float (some are NaNs).
+        unsafe impl Plain for $number {}
+    )*};
+}
+
+plain_numbers!(u8, u16, u32, u64, usize, i8, i16, i32, i64, isize, f32, f64);
+
 // SAFETY: an array of plain values is plain.
 unsafe impl<T: Plain, const N: usize> Plain for [T; N] {}
 

@@ -12,7 +12,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use crate::name::{c_name, dev_shm, NAME_MAX};
-use crate::open::{self, file_is, remove_if_named, Named};
+use crate::open::{self, drop_name, file_is, removable};
 use crate::sys::{context, cvt, explain_named, realtime_deadline, retry};
 use crate::ObjectInfo;
 
@@ -134,24 +134,6 @@ impl NamedSemaphore {
         Ok(sem)
     }
 
-    /// From now on, dropping it removes the name (`sem_unlink`), if the
-    /// name still names this semaphore: on a normal end, an error return
-    /// or a panic that unwinds, not after `SIGKILL` or `process::exit`.
-    pub fn remove_on_drop(mut self) -> NamedSemaphore {
-        self.remove_on_drop = true;
-        self
-    }
-
-    /// Whether dropping it removes the name; `false` leaves it to others.
-    pub fn set_remove_on_drop(&mut self, remove: bool) {
-        self.remove_on_drop = remove;
-    }
-
-    /// Whether dropping it removes the name.
-    pub fn removes_on_drop(&self) -> bool {
-        self.remove_on_drop
-    }
-
     /// Whether `name` still names the semaphore opened: false when it was
     /// removed, or removed and made anew. (Its file is compared with the
     /// one found just after `sem_open`.)
@@ -250,25 +232,11 @@ impl fmt::Debug for NamedSemaphore {
     }
 }
 
-impl Named for NamedSemaphore {
-    fn name(&self) -> &str {
-        &self.name
-    }
-
-    fn is_still_named(&self) -> io::Result<bool> {
-        NamedSemaphore::is_still_named(self)
-    }
-
-    fn unlink(name: &str) -> io::Result<()> {
-        NamedSemaphore::unlink(name)
-    }
-}
+removable!(NamedSemaphore, "sem_unlink");
 
 impl Drop for NamedSemaphore {
     fn drop(&mut self) {
-        if self.remove_on_drop {
-            let _ = remove_if_named(self);
-        }
+        drop_name(self);
         // SAFETY: the semaphore is open, and nothing uses it after this.
         unsafe { libc::sem_close(self.sem) };
     }

@@ -18,13 +18,15 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::ptr::{self, NonNull};
 
 use crate::name::{c_name, dev_shm};
-use crate::open::{self, file_is, remove_if_named, Named};
+use crate::open::{self, drop_name, file_is, removable};
 use crate::sys::{context, cvt, explain_named, fchmod, retry};
 use crate::{ObjectInfo, Plain};
 
 /// A shared memory object, open; its descriptor is closed on drop, and its
 /// name removed too if it was told to ([`remove_on_drop`](Self::remove_on_drop),
 /// and [`create_or_open`](Self::create_or_open) for the object it created).
+/// That is the drop of the `SharedMemory`, not of its mappings and arrays,
+/// which outlive it: keep it as long as others should find the name.
 ///
 /// ```
 /// use ipc::{Plain, SharedMemory};
@@ -136,24 +138,6 @@ impl SharedMemory {
         Ok(SharedMemory { fd, name: name.to_string(), writable, remove_on_drop: false })
     }
 
-    /// From now on, dropping it removes the name (`shm_unlink`), if the
-    /// name still names this object: on a normal end, an error return or
-    /// a panic that unwinds, not after `SIGKILL` or `process::exit`.
-    pub fn remove_on_drop(mut self) -> SharedMemory {
-        self.remove_on_drop = true;
-        self
-    }
-
-    /// Whether dropping it removes the name; `false` leaves it to others.
-    pub fn set_remove_on_drop(&mut self, remove: bool) {
-        self.remove_on_drop = remove;
-    }
-
-    /// Whether dropping it removes the name.
-    pub fn removes_on_drop(&self) -> bool {
-        self.remove_on_drop
-    }
-
     /// Whether `name` still names the object this descriptor has open:
     /// false when it was removed, or removed and made anew.
     pub fn is_still_named(&self) -> io::Result<bool> {
@@ -251,25 +235,11 @@ impl SharedMemory {
     }
 }
 
-impl Named for SharedMemory {
-    fn name(&self) -> &str {
-        &self.name
-    }
-
-    fn is_still_named(&self) -> io::Result<bool> {
-        SharedMemory::is_still_named(self)
-    }
-
-    fn unlink(name: &str) -> io::Result<()> {
-        SharedMemory::unlink(name)
-    }
-}
+removable!(SharedMemory, "shm_unlink");
 
 impl Drop for SharedMemory {
     fn drop(&mut self) {
-        if self.remove_on_drop {
-            let _ = remove_if_named(self);
-        }
+        drop_name(self);
     }
 }
 

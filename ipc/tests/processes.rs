@@ -158,8 +158,7 @@ fn atomics_incremented_by_two_processes_sum_exactly() {
 fn create_or_open_from_four_processes_at_once_creates_once() {
     let (name, start) = (Name::new(), Name::new());
     let go = NamedSemaphore::create(&start.0, 0o600, 0).expect("the start");
-    let mut children: Vec<Child> =
-        (0..4).map(|_| Child::spawn("create-or-open", &[&name.0, &start.0])).collect();
+    let mut children: Vec<Child> = (0..4).map(|_| Child::spawn("own", &[&name.0, &start.0])).collect();
     for child in &mut children {
         assert_eq!(child.line(), "ready");
     }
@@ -232,34 +231,39 @@ fn an_opener_gives_up_on_a_creator_that_never_sizes() {
     // The creator is killed when `creator` is dropped, and `name` removes the object.
 }
 
-fn the_creator_removes_its_names_when_main_returns() {
+/// Runs the child `role`, which creates the three objects, ends it with
+/// `end`, and says which of them exist after that.
+fn after_the_creator_ends(role: &str, end: impl FnOnce(&mut Child)) -> [bool; 3] {
     let name = Name::new();
-    let mut child = Child::spawn("own", &[&name.0]);
+    let mut child = Child::spawn(role, &[&name.0]);
     assert_eq!(child.line(), "created created created");
     assert_eq!(which_exist(&name.0), [true; 3]);
-    child.release();
-    assert!(child.wait().success());
-    assert_eq!(which_exist(&name.0), [false; 3]);
+    end(&mut child);
+    which_exist(&name.0)
+}
+
+fn the_creator_removes_its_names_when_main_returns() {
+    let left = after_the_creator_ends("own", |child| {
+        child.release();
+        assert!(child.wait().success());
+    });
+    assert_eq!(left, [false; 3]);
 }
 
 fn the_creator_removes_its_names_on_an_error_return() {
-    let name = Name::new();
-    let mut child = Child::spawn("own-then-fail", &[&name.0]);
-    assert_eq!(child.line(), "created created created");
-    assert_eq!(which_exist(&name.0), [true; 3]);
-    child.release();
-    assert_eq!(child.wait().code(), Some(1), "main returned the error");
-    assert_eq!(which_exist(&name.0), [false; 3]);
+    let left = after_the_creator_ends("own-then-fail", |child| {
+        child.release();
+        assert_eq!(child.wait().code(), Some(1), "main returned the error");
+    });
+    assert_eq!(left, [false; 3]);
 }
 
 fn the_creator_removes_its_names_when_sigterm_stops_its_reactor() {
-    let name = Name::new();
-    let mut child = Child::spawn("own-until-sigterm", &[&name.0]);
-    assert_eq!(child.line(), "created created created");
-    assert_eq!(which_exist(&name.0), [true; 3]);
-    child.signal(libc::SIGTERM);
-    assert!(child.wait().success(), "the reactor's run ended and main returned");
-    assert_eq!(which_exist(&name.0), [false; 3]);
+    let left = after_the_creator_ends("own-until-sigterm", |child| {
+        child.signal(libc::SIGTERM);
+        assert!(child.wait().success(), "the reactor's run ended and main returned");
+    });
+    assert_eq!(left, [false; 3]);
 }
 
 fn an_opener_removes_nothing_when_it_ends() {
@@ -279,12 +283,11 @@ fn an_opener_removes_nothing_when_it_ends() {
 }
 
 fn after_sigkill_the_names_remain() {
-    let name = Name::new();
-    let mut child = Child::spawn("own-until-sigterm", &[&name.0]);
-    assert_eq!(child.line(), "created created created");
-    child.signal(libc::SIGKILL);
-    assert_eq!(child.wait().code(), None, "killed");
-    assert_eq!(which_exist(&name.0), [true; 3], "no drop ran: the names stay until someone removes them");
+    let left = after_the_creator_ends("own-until-sigterm", |child| {
+        child.signal(libc::SIGKILL);
+        assert_eq!(child.wait().code(), None, "killed");
+    });
+    assert_eq!(left, [true; 3], "no drop ran: the names stay until someone removes them");
 }
 
 // ---- the children ----
@@ -312,22 +315,19 @@ fn child(role: &str, names: &[String]) -> io::Result<()> {
                 counter.with(0, |c| c.fetch_add(1, Ordering::Relaxed))?;
             }
         }
-        "create-or-open" => {
-            let go = NamedSemaphore::open(&names[1])?;
-            println!("ready");
-            go.wait()?;
-            let _objects = create_or_open_all(name)?;
-            wait_for_a_line()?;
-        }
         "stall-creator" => stall_creator(name)?,
-        "own" => {
+        // With a second name, the semaphore that says when to start.
+        "own" | "own-then-fail" => {
+            if let Some(start) = names.get(1) {
+                let go = NamedSemaphore::open(start)?;
+                println!("ready");
+                go.wait()?;
+            }
             let _objects = create_or_open_all(name)?;
             wait_for_a_line()?;
-        }
-        "own-then-fail" => {
-            let _objects = create_or_open_all(name)?;
-            wait_for_a_line()?;
-            MessageQueue::open(&format!("{name}-missing"), Access::Send)?;
+            if role == "own-then-fail" {
+                MessageQueue::open(&format!("{name}-missing"), Access::Send)?;
+            }
         }
         "own-until-sigterm" => {
             // SIGTERM is blocked before the line that says the objects are made.
