@@ -129,6 +129,29 @@ impl SharedMemory {
     /// (a multiple of `T`'s alignment): several arrays in one object, such
     /// as a ring's two atomic counters at 0 and its records after them.
     /// Fails if the object is smaller than `offset + len * size_of::<T>()`.
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicU32, Ordering};
+    /// use ipc::SharedMemory;
+    ///
+    /// # fn main() -> std::io::Result<()> {
+    /// let name = format!("/ipc-doc-array-at-{}", std::process::id());
+    /// let shm = SharedMemory::create(&name, 8 + 4 * 16, 0o600)?.remove_on_drop();
+    /// let (head, slots) = (shm.array::<AtomicU32>(2)?, shm.array_at::<[u8; 16]>(8, 4)?);
+    /// slots.set(0, *b"first message!!!")?;
+    /// head.with(0, |written| written.store(1, Ordering::Release))?;
+    ///
+    /// // Another process (a thread here) maps the same two arrays of the object.
+    /// let reader = std::thread::spawn(move || -> std::io::Result<[u8; 16]> {
+    ///     let shm = SharedMemory::open(&name, true)?;
+    ///     let (head, slots) = (shm.array::<AtomicU32>(2)?, shm.array_at::<[u8; 16]>(8, 4)?);
+    ///     assert_eq!(head.with(0, |written| written.load(Ordering::Acquire))?, 1);
+    ///     slots.get(0)
+    /// });
+    /// assert_eq!(&reader.join().expect("the reader")?, b"first message!!!");
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn array_at<T: Element>(&self, offset: usize, len: usize) -> io::Result<SharedArray<T>> {
         let (size, align) = (mem::size_of::<T>(), mem::align_of::<T>());
         let invalid = |why: String| self.context(io::Error::new(io::ErrorKind::InvalidInput, why));
@@ -240,7 +263,7 @@ impl<T: Element> SharedArray<T> {
     }
 }
 
-impl<T: Plain + Element> SharedArray<T> {
+impl<T: Plain> SharedArray<T> {
     /// A copy of element `index` as it is now (a volatile read: never a
     /// value the compiler kept from before).
     pub fn get(&self, index: usize) -> io::Result<T> {

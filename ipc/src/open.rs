@@ -45,14 +45,32 @@ pub(crate) fn drop_name<T: Named>(object: &T) {
 /// For `$object` (with the fields `name` and `remove_on_drop`, and the
 /// methods `is_still_named` and `unlink`): `remove_on_drop`,
 /// `set_remove_on_drop` and `removes_on_drop`, and its [`Named`].
+/// `create` and `open` are the calls of the example, after `$object::`.
 macro_rules! removable {
-    ($object:ident, $unlink:literal) => {
+    ($object:ident, $unlink:literal, create: $create:literal, open: $open:literal) => {
         impl $object {
             #[doc = concat!(
-                        "From now on, dropping it removes the name (`", $unlink, "`), if the name still ",
-                        "names this object: on a normal end, an error return or a panic that unwinds; ",
-                        "not after `SIGKILL`, `std::process::exit` or `abort`."
-                    )]
+                "From now on, dropping it removes the name (`", $unlink, "`), if the name still ",
+                "names this object: on a normal end, an error return or a panic that unwinds; ",
+                "not after `SIGKILL`, `std::process::exit` or `abort`.\n\n",
+                "```\n",
+                "# fn main() -> std::io::Result<()> {\n",
+                "use ipc::", stringify!($object), ";\n",
+                "let name = format!(\"/ipc-doc-remove-on-drop-{}\", std::process::id());\n",
+                "let owner = ", stringify!($object), "::", $create, "?.remove_on_drop();\n",
+                "// Another process (a thread here) opens it and ends: its drop only closes.\n",
+                "let opener = std::thread::spawn({\n",
+                "    let name = name.clone();\n",
+                "    move || ", stringify!($object), "::", $open, ".map(drop)\n",
+                "});\n",
+                "opener.join().expect(\"the opener\")?;\n",
+                "assert!(", stringify!($object), "::", $open, ".is_ok(), \"still named\");\n",
+                "drop(owner);\n",
+                "assert!(", stringify!($object), "::", $open, ".is_err(), \"removed by its owner's drop\");\n",
+                "# Ok(())\n",
+                "# }\n",
+                "```"
+            )]
             pub fn remove_on_drop(mut self) -> $object {
                 self.remove_on_drop = true;
                 self

@@ -232,7 +232,7 @@ impl fmt::Debug for NamedSemaphore {
     }
 }
 
-removable!(NamedSemaphore, "sem_unlink");
+removable!(NamedSemaphore, "sem_unlink", create: "create(&name, 0o600, 0)", open: "open(&name)");
 
 impl Drop for NamedSemaphore {
     fn drop(&mut self) {

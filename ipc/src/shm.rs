@@ -235,7 +235,7 @@ impl SharedMemory {
     }
 }
 
-removable!(SharedMemory, "shm_unlink");
+removable!(SharedMemory, "shm_unlink", create: "create(&name, 64, 0o600)", open: "open(&name, false)");
 
 impl Drop for SharedMemory {
     fn drop(&mut self) {
