@@ -49,6 +49,7 @@
 
 mod array;
 mod info;
+mod lock;
 mod mqueue;
 mod name;
 mod open;
@@ -60,6 +61,7 @@ mod sys;
 
 pub use array::{Atomic, Element, SharedArray};
 pub use info::ObjectInfo;
+pub use lock::SemaphoreGuard;
 pub use mqueue::{mqueue_mount, Access, MessageQueue, QueueAttributes, QueueOptions};
 pub use name::{name_problem, NAME_MAX};
 pub use plain::Plain;

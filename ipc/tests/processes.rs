@@ -75,7 +75,18 @@ const TESTS: &[(&str, fn())] = &[
     ),
     ("an_opener_removes_nothing_when_it_ends", an_opener_removes_nothing_when_it_ends),
     ("after_sigkill_the_names_remain", after_sigkill_the_names_remain),
+    (
+        "a_lock_held_by_another_process_times_out_then_comes_back_on_its_error_return",
+        a_lock_held_by_another_process_times_out_then_comes_back_on_its_error_return,
+    ),
+    (
+        "a_lock_held_by_a_killed_process_stays_taken_until_its_owner_posts",
+        a_lock_held_by_a_killed_process_stays_taken_until_its_owner_posts,
+    ),
 ];
+
+/// How long the tests' `lock_timeout` waits for a lock they know is held.
+const SHORT: Duration = Duration::from_millis(100);
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -290,6 +301,39 @@ fn after_sigkill_the_names_remain() {
     assert_eq!(left, [true; 3], "no drop ran: the names stay until someone removes them");
 }
 
+fn a_lock_held_by_another_process_times_out_then_comes_back_on_its_error_return() {
+    let name = Name::new();
+    let lock = NamedSemaphore::create(&name.0, 0o600, 1).expect("create");
+    let mut child = Child::spawn("hold-then-fail", &[&name.0]);
+    assert_eq!(child.line(), "held");
+    assert!(lock.try_lock().expect("try").is_none(), "taken by the child");
+    let started = Instant::now();
+    let e = lock.lock_timeout(SHORT).expect_err("taken by the child");
+    assert!(started.elapsed() >= SHORT, "{:?}", started.elapsed());
+    assert_eq!(e.kind(), ErrorKind::TimedOut);
+    assert!(e.to_string().starts_with(&format!("semaphore {}: no token came within", name.0)), "{e}");
+
+    child.release();
+    assert_eq!(child.wait().code(), Some(1), "the child returned an error while it held the lock");
+    let held = lock.lock_timeout(SHORT).expect("the child's guard gave the token back");
+    assert_eq!(lock.value().expect("value"), 0);
+    drop(held);
+    assert_eq!(lock.value().expect("value"), 1);
+}
+
+fn a_lock_held_by_a_killed_process_stays_taken_until_its_owner_posts() {
+    let name = Name::new();
+    let lock = NamedSemaphore::create(&name.0, 0o600, 1).expect("create");
+    let mut child = Child::spawn("hold-then-fail", &[&name.0]);
+    assert_eq!(child.line(), "held");
+    child.signal(libc::SIGKILL);
+    assert_eq!(child.wait().code(), None, "killed");
+    let e = lock.lock_timeout(SHORT).expect_err("nobody gave the token back");
+    assert_eq!(e.kind(), ErrorKind::TimedOut);
+    lock.post().expect("the owner's reset: one token");
+    let _held = lock.lock_timeout(SHORT).expect("free again");
+}
+
 // ---- the children ----
 
 /// The child `role`, on the objects `names[0]` (and `names[1]`).
@@ -328,6 +372,13 @@ fn child(role: &str, names: &[String]) -> io::Result<()> {
             if role == "own-then-fail" {
                 MessageQueue::open(&format!("{name}-missing"), Access::Send)?;
             }
+        }
+        "hold-then-fail" => {
+            let lock = NamedSemaphore::open(name)?;
+            let _held = lock.lock()?;
+            println!("held");
+            wait_for_a_line()?;
+            MessageQueue::open(&format!("{name}-missing"), Access::Send)?;
         }
         "own-until-sigterm" => {
             // SIGTERM is blocked before the line that says the objects are made.

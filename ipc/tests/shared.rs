@@ -193,3 +193,29 @@ fn remove_on_drop_can_be_asked_for_and_taken_back() {
     drop(sem);
     assert!(which_exist(&name.0)[2], "handed over: the name stays");
 }
+
+#[test]
+fn a_lock_is_given_back_at_the_end_of_its_scope_on_an_error_and_when_a_panic_unwinds() {
+    let name = Name::new();
+    let lock = NamedSemaphore::create(&name.0, 0o600, 1).expect("create").remove_on_drop();
+    {
+        let held = lock.lock().expect("lock");
+        assert_eq!(held.semaphore().name(), name.0);
+        assert!(lock.try_lock().expect("try").is_none(), "one token, held");
+    }
+    assert_eq!(lock.value().expect("value"), 1, "given back at the end of the scope");
+
+    let failing = || -> std::io::Result<()> {
+        let _held = lock.try_lock()?.expect("free");
+        Err(std::io::Error::other("failing while it holds the lock"))
+    };
+    assert!(failing().is_err());
+    assert_eq!(lock.value().expect("value"), 1, "given back on the error return");
+
+    let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let _held = lock.lock_timeout(std::time::Duration::from_secs(1)).expect("free");
+        panic!("while it holds the lock");
+    }));
+    assert!(panicked.is_err());
+    assert_eq!(lock.value().expect("value"), 1, "given back when the panic unwound");
+}
