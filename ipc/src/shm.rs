@@ -80,7 +80,7 @@ impl SharedMemory {
     /// creator has not finished: it waits for it, up to 2 seconds
     /// (`TimedOut` after that: the creator may have died between
     /// `shm_open` and `ftruncate`). `InvalidData` if the object is smaller
-    /// than `size`; mode 0 is refused (`InvalidInput`).
+    /// than `size`; mode 0 and size 0 are refused (`InvalidInput`).
     ///
     /// ```
     /// use ipc::SharedMemory;
@@ -102,6 +102,13 @@ impl SharedMemory {
     /// # }
     /// ```
     pub fn create_or_open(name: &str, size: usize, mode: libc::mode_t) -> io::Result<(SharedMemory, bool)> {
+        if size == 0 {
+            let why = "a size of 0 is refused: an opener could not tell the object from one not sized yet";
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("shared memory object {name}: {why}"),
+            ));
+        }
         let file = dev_shm(name.get(1..).unwrap_or_default());
         let (mut shm, created) = open::create_or_open(
             &format!("shared memory object {name}"),

@@ -142,11 +142,15 @@ fn create_or_open_gives_exactly_the_mode_whatever_the_umask() {
 }
 
 #[test]
-fn create_or_open_refuses_mode_0_and_an_object_smaller_than_asked() {
+fn create_or_open_refuses_mode_0_size_0_and_an_object_smaller_than_asked() {
     let name = Name::new();
     let zero = SharedMemory::create_or_open(&name.0, 16, 0).expect_err("mode 0");
     assert_eq!(zero.kind(), ErrorKind::InvalidInput);
     assert!(zero.to_string().contains(&name.0), "{zero}");
+    assert_eq!(
+        SharedMemory::create_or_open(&name.0, 0, 0o600).expect_err("size 0").kind(),
+        ErrorKind::InvalidInput
+    );
     assert!(NamedSemaphore::create_or_open(&name.0, 0, 0).is_err());
     assert!(MessageQueue::create_or_open(&name.0, &QueueOptions { mode: 0, ..small() }).is_err());
     assert_eq!(which_exist(&name.0), [false; 3], "nothing was made");
