@@ -45,8 +45,12 @@ const RECORDS: usize = 64;
 /// The increments each of two processes makes.
 const INCREMENTS: u64 = 100_000;
 
-/// The size the creator that stops gives its object.
+/// The size and mode the creator that stops gives its object.
 const STALLED_SIZE: usize = 8192;
+const STALLED_MODE: libc::mode_t = 0o666;
+
+/// Who the children that play another user become.
+const NOBODY: libc::uid_t = 65534;
 
 fn queue_options() -> QueueOptions {
     QueueOptions { max_messages: 2, message_size: 64, ..QueueOptions::default() }
@@ -67,6 +71,14 @@ const TESTS: &[(&str, fn())] = &[
         an_opener_waits_for_a_creator_stopped_between_creating_and_sizing,
     ),
     ("an_opener_gives_up_on_a_creator_that_never_sizes", an_opener_gives_up_on_a_creator_that_never_sizes),
+    (
+        "as_root_an_opener_of_another_user_waits_for_a_creator_stopped_before_sizing",
+        as_root_an_opener_of_another_user_waits_for_a_creator_stopped_before_sizing,
+    ),
+    (
+        "as_root_an_opener_of_another_user_refused_by_the_mode_fails_at_once",
+        as_root_an_opener_of_another_user_refused_by_the_mode_fails_at_once,
+    ),
     ("the_creator_removes_its_names_when_main_returns", the_creator_removes_its_names_when_main_returns),
     ("the_creator_removes_its_names_on_an_error_return", the_creator_removes_its_names_on_an_error_return),
     (
@@ -224,7 +236,7 @@ fn an_opener_waits_for_a_creator_stopped_between_creating_and_sizing() {
     let (shm, created) = opener.join().expect("the opener").expect("create_or_open");
     assert!(!created && !shm.removes_on_drop(), "it opened the creator's object");
     let info = shm.info().expect("fstat");
-    assert_eq!((info.size, info.mode), (STALLED_SIZE as u64, 0o600));
+    assert_eq!((info.size, info.mode), (STALLED_SIZE as u64, STALLED_MODE), "as its creator made it");
     creator.release();
     assert!(creator.wait().success());
 }
@@ -240,6 +252,38 @@ fn an_opener_gives_up_on_a_creator_that_never_sizes() {
     let text = e.to_string();
     assert!(text.contains(&name.0) && text.contains(&format!("rm /dev/shm/{}", &name.0[1..])), "{text}");
     // The creator is killed when `creator` is dropped, and `name` removes the object.
+}
+
+/// Root plays the other user (`EACCES` while the mode is 0); any other
+/// user meets `EACCES` in the test above already.
+fn as_root_an_opener_of_another_user_waits_for_a_creator_stopped_before_sizing() {
+    if !is_root() {
+        return println!("(skipped: only root can become another user)");
+    }
+    let name = Name::new();
+    let mut creator = Child::spawn("stall-creator", &[&name.0]);
+    assert_eq!(creator.line(), "created");
+    let mut opener = Child::spawn("open-as-nobody", &[&name.0]);
+    // Refused, it sleeps only after it found the mode 0: it is waiting now.
+    wait_until("the opener waits", Duration::from_millis(1500), || is_sleeping(opener.id as libc::pid_t));
+    creator.release();
+    assert_eq!(creator.line(), "sized");
+    assert_eq!(opener.line(), format!("opened {STALLED_SIZE} bytes"));
+    assert!(opener.wait().success());
+}
+
+fn as_root_an_opener_of_another_user_refused_by_the_mode_fails_at_once() {
+    if !is_root() {
+        return println!("(skipped: only root can become another user)");
+    }
+    let name = Name::new();
+    let _made = SharedMemory::create(&name.0, STALLED_SIZE, 0o600).expect("create");
+    let mut opener = Child::spawn("open-as-nobody", &[&name.0]);
+    let line = opener.line();
+    let waited: u64 =
+        line.strip_prefix("PermissionDenied after ").and_then(|ms| ms.parse().ok()).expect(&line);
+    assert!(waited < 1000, "a mode that refuses this user for good is not waited for: {waited} ms");
+    assert!(opener.wait().success());
 }
 
 /// Runs the child `role`, which creates the three objects, ends it with
@@ -380,6 +424,19 @@ fn child(role: &str, names: &[String]) -> io::Result<()> {
             wait_for_a_line()?;
             MessageQueue::open(&format!("{name}-missing"), Access::Send)?;
         }
+        "open-as-nobody" => {
+            // SAFETY: plain calls, in a process of one thread.
+            if unsafe { libc::setgroups(0, std::ptr::null()) | libc::setgid(NOBODY) | libc::setuid(NOBODY) }
+                != 0
+            {
+                return Err(io::Error::last_os_error());
+            }
+            let started = Instant::now();
+            match SharedMemory::create_or_open(name, STALLED_SIZE, STALLED_MODE) {
+                Ok((shm, created)) => println!("{} {} bytes", word(created), shm.len()?),
+                Err(e) => println!("{:?} after {}", e.kind(), started.elapsed().as_millis()),
+            }
+        }
         "own-until-sigterm" => {
             // SIGTERM is blocked before the line that says the objects are made.
             let mut reactor = Reactor::new()?;
@@ -397,14 +454,13 @@ fn create_or_open_all(name: &str) -> io::Result<(SharedMemory, NamedSemaphore, M
     let (shm, a) = SharedMemory::create_or_open(name, 4096, 0o600)?;
     let (sem, b) = NamedSemaphore::create_or_open(name, 0o600, 1)?;
     let (queue, c) = MessageQueue::create_or_open(name, &queue_options())?;
-    let word = |created| if created { "created" } else { "opened" };
     println!("{} {} {}", word(a), word(b), word(c));
     Ok((shm, sem, queue))
 }
 
 /// A creator that stops between its two steps, following the crate's
 /// protocol by hand: `shm_open(O_CREAT|O_EXCL)` with mode 0, then (after a
-/// line on stdin) `ftruncate` and `fchmod` to 0600.
+/// line on stdin) `ftruncate` and `fchmod` to [`STALLED_MODE`].
 fn stall_creator(name: &str) -> io::Result<()> {
     let c_name = std::ffi::CString::new(name)?;
     // SAFETY: `c_name` is NUL-terminated.
@@ -415,11 +471,24 @@ fn stall_creator(name: &str) -> io::Result<()> {
     println!("created");
     wait_for_a_line()?;
     // SAFETY: plain calls on the descriptor just opened.
-    if unsafe { libc::ftruncate(fd, STALLED_SIZE as libc::off_t) | libc::fchmod(fd, 0o600) } != 0 {
+    if unsafe { libc::ftruncate(fd, STALLED_SIZE as libc::off_t) | libc::fchmod(fd, STALLED_MODE) } != 0 {
         return Err(io::Error::last_os_error());
     }
     println!("sized");
     wait_for_a_line()
+}
+
+fn word(created: bool) -> &'static str {
+    if created {
+        "created"
+    } else {
+        "opened"
+    }
+}
+
+fn is_root() -> bool {
+    // SAFETY: plain call.
+    unsafe { libc::geteuid() == 0 }
 }
 
 fn wait_for_a_line() -> io::Result<()> {
@@ -501,9 +570,9 @@ fn wait_until(what: &str, limit: Duration, mut condition: impl FnMut() -> bool) 
     }
 }
 
-/// Whether the thread `tid` of this process is in `nanosleep` now.
+/// Whether the thread `tid` (of this process or another) is in `nanosleep` now.
 fn is_sleeping(tid: libc::pid_t) -> bool {
-    let Ok(syscall) = std::fs::read_to_string(format!("/proc/self/task/{tid}/syscall")) else {
+    let Ok(syscall) = std::fs::read_to_string(format!("/proc/{tid}/syscall")) else {
         return false;
     };
     let number = syscall.split(' ').next().and_then(|n| n.parse::<libc::c_long>().ok());
