@@ -156,7 +156,10 @@ impl SharedMemory {
         let (size, align) = (mem::size_of::<T>(), mem::align_of::<T>());
         let invalid = |why: String| self.context(io::Error::new(io::ErrorKind::InvalidInput, why));
         if size == 0 || offset % align != 0 {
-            return Err(invalid(format!("an array at offset {offset} must start at a multiple of {align}, with elements of at least 1 byte")));
+            let why = format!(
+                "offset {offset}: an array starts at a multiple of {align}, its elements are not empty"
+            );
+            return Err(invalid(why));
         }
         let bytes = len
             .checked_mul(size)
@@ -166,7 +169,9 @@ impl SharedMemory {
         if have < bytes {
             return Err(self.context(io::Error::new(
                 io::ErrorKind::InvalidData,
-                format!("{have} bytes, smaller than the {bytes} of {len} elements of {size} bytes from offset {offset}"),
+                format!(
+                    "{have} bytes, smaller than the {bytes} of {len} elements of {size} from byte {offset}"
+                ),
             )));
         }
         let mapping = Mapping::new(self, bytes)?;

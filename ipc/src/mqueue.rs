@@ -470,7 +470,12 @@ impl fmt::Debug for MessageQueue {
     }
 }
 
-removable!(MessageQueue, "mq_unlink", create: "create(&name, &Default::default())", open: "open(&name, ipc::Access::Send)");
+removable!(
+    MessageQueue,
+    "mq_unlink",
+    create: "create(&name, &Default::default())",
+    open: "open(&name, ipc::Access::Send)"
+);
 
 impl Drop for MessageQueue {
     fn drop(&mut self) {

@@ -66,7 +66,7 @@ macro_rules! removable {
                 "opener.join().expect(\"the opener\")?;\n",
                 "assert!(", stringify!($object), "::", $open, ".is_ok(), \"still named\");\n",
                 "drop(owner);\n",
-                "assert!(", stringify!($object), "::", $open, ".is_err(), \"removed by its owner's drop\");\n",
+                "assert!(", stringify!($object), "::", $open, ".is_err(), \"its owner removed it\");\n",
                 "# Ok(())\n",
                 "# }\n",
                 "```"

@@ -67,7 +67,10 @@ unsafe impl<T: Plain, const N: usize> Plain for [T; N] {}
 /// ```
 #[macro_export]
 macro_rules! plain {
-    ($(#[$meta:meta])* $vis:vis struct $name:ident { $($(#[$fmeta:meta])* $fvis:vis $field:ident : $ty:ty),* $(,)? }) => {
+    (
+        $(#[$meta:meta])*
+        $vis:vis struct $name:ident { $($(#[$fmeta:meta])* $fvis:vis $field:ident : $ty:ty),* $(,)? }
+    ) => {
         $(#[$meta])*
         #[repr(C)]
         #[derive(Clone, Copy)]
@@ -77,11 +80,15 @@ macro_rules! plain {
             fn fields_are_plain() where $($ty: $crate::Plain),* {}
             assert!(
                 ::core::mem::size_of::<$name>() == 0 $(+ ::core::mem::size_of::<$ty>())*,
-                concat!("plain! ", stringify!($name), ": its fields leave padding; order them largest first or fill the gap"),
+                concat!(
+                    "plain! ",
+                    stringify!($name),
+                    ": its fields leave padding; order them largest first or fill the gap"
+                ),
             );
         };
 
-        // SAFETY: `#[repr(C)]`, every field `Plain` and no padding (both checked above): any bytes are a valid value.
+        // SAFETY: `#[repr(C)]`, every field `Plain`, no padding (both checked above): any bytes are valid.
         unsafe impl $crate::Plain for $name {}
     };
 }

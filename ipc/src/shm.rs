@@ -93,7 +93,10 @@ impl SharedMemory {
     /// // Another process (a thread here) asks the same, and opens it.
     /// let other = std::thread::spawn({
     ///     let name = name.clone();
-    ///     move || SharedMemory::create_or_open(&name, 4096, 0o600).map(|(shm, created)| (created, shm.removes_on_drop()))
+    ///     move || {
+    ///         let (shm, created) = SharedMemory::create_or_open(&name, 4096, 0o600)?;
+    ///         Ok::<_, std::io::Error>((created, shm.removes_on_drop()))
+    ///     }
     /// });
     /// assert_eq!(other.join().expect("the opener")?, (false, false));
     /// drop(first); // the creator's drop removes the name
