@@ -50,8 +50,11 @@ impl LineReader {
     ///   reader looks, cannot be told from growth (nor by `tail -F`).
     /// - **Replaced** (a log rotation renames it and makes a new file at the
     ///   path): the old file is read to its end, then the new one from its
-    ///   start. **Removed**: the old file is still read (a writer may hold
-    ///   it), and a file made again at the path is followed from its start.
+    ///   start; what is written to the old one after that is not read (nor
+    ///   by `tail -F`). **Removed**: the old file is still read (a writer
+    ///   may hold it), and a file made again at the path is followed from
+    ///   its start. A new file that cannot be read ends the reader, through
+    ///   [`on_error`](LineReader::on_error).
     ///   At each change, a last line without `\n` of the old content is
     ///   delivered as a line, as at the end of a file.
     /// - It never ends by itself: a part of a line held when it is removed
