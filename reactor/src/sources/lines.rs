@@ -142,6 +142,9 @@ impl LineSink for Callbacks {
 /// readiness report one read does not block. Epoll refuses a regular file
 /// and `/dev/null`, which is what stdin is under `< file` and `< /dev/null`:
 /// [`for_any_fd`](LineReader::for_any_fd) makes the reader take those too.
+/// Two more constructors make what they read: [`fifo`](LineReader::fifo), a
+/// named pipe for writers that come and go, and [`follow`](LineReader::follow),
+/// a regular file followed as it grows (`tail -F`).
 ///
 /// ```
 /// use std::io::Write;
