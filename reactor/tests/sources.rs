@@ -303,6 +303,24 @@ fn a_listener_on_an_address_in_use_names_it_and_says_what_to_do() {
     assert_connects(&live, "the live listener keeps its socket");
 }
 
+#[test]
+fn the_accept_callback_has_the_listeners_token_as_current() {
+    let dir = TempDir::new("accept-current");
+    let path = dir.path().join("socket");
+    let (token, seen) = (Rc::new(std::cell::Cell::new(None)), Rc::new(RefCell::new(Vec::new())));
+    let (mine, saw) = (token.clone(), seen.clone());
+    let listener = Listener::unix_accept(&path, move |_, _, ctx| {
+        saw.borrow_mut().push(ctx.current().is_some() && ctx.current() == mine.get());
+        Ok(())
+    })
+    .unwrap();
+    let mut reactor = Reactor::new().unwrap();
+    token.set(Some(reactor.register(listener).unwrap()));
+    let _clients = [UnixStream::connect(&path).unwrap(), UnixStream::connect(&path).unwrap()];
+    run_until(&mut reactor, "two connections", |_| seen.borrow().len() == 2);
+    assert_eq!(*seen.borrow(), [true, true]);
+}
+
 fn assert_connects(path: &Path, why: &str) {
     if let Err(e) = UnixStream::connect(path) {
         panic!("{why}: connect {}: {e}", path.display());
