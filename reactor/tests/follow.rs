@@ -1,6 +1,7 @@
 //! Files followed on inotify (`LineReader::follow`): grown, truncated,
 //! rotated by rename and removed, every line comes once and in order; from
-//! the end, only what is written after; not a regular file, refused. And
+//! the end, only what is written after; at its end, asleep; not a regular
+//! file, refused. And
 //! `DirWatch`: each name created, removed and moved, in order, until the
 //! directory itself goes.
 
@@ -11,10 +12,11 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, SeekFrom, Write};
 use std::path::Path;
 use std::rc::Rc;
+use std::time::Duration;
 
 use reactor::sources::{Change, DirWatch, LineReader};
 use reactor::Reactor;
-use util::{run_until, TempDir};
+use util::{run_for, run_until, CpuClock, TempDir, IDLE_TICKS};
 
 /// A writer that appends to the file at `path` (made if missing).
 fn appender(path: &Path) -> File {
@@ -91,6 +93,29 @@ fn a_file_followed_from_its_end_gives_only_what_is_written_after() {
     log.write_all(b"new\n").unwrap();
     run_until(&mut reactor, "the new line", |_| !seen.borrow().is_empty());
     assert_eq!(*seen.borrow(), ["new"]);
+}
+
+/// At the end of its file a follower sleeps until the file changes: no
+/// timer, no spin (its own reads wake it once more, then it is quiet).
+#[test]
+fn a_follower_at_the_end_of_its_file_costs_no_cpu_until_it_grows() {
+    let dir = TempDir::new("follow-idle");
+    let path = dir.path().join("log");
+    let mut log = appender(&path);
+    log.write_all(&b"a line of the log\n".repeat(10_000)).unwrap();
+    let (reader, seen) = follower(&path, SeekFrom::Start(0));
+    let mut reactor = Reactor::new().unwrap();
+    reactor.register(reader).unwrap();
+    run_until(&mut reactor, "what was there", |_| seen.borrow().len() == 10_000);
+
+    let cpu = CpuClock::for_this_thread();
+    let before = cpu.ticks();
+    run_for(&mut reactor, Duration::from_secs(1) / 2);
+    let used = cpu.ticks() - before;
+    assert!(used <= IDLE_TICKS / 2 + 1, "{used} ticks in half a second: the follower spins");
+
+    log.write_all(b"one more\n").unwrap();
+    run_until(&mut reactor, "the new line", |_| seen.borrow().len() == 10_001);
 }
 
 #[test]
