@@ -328,11 +328,6 @@ impl<S: LineSink> LineReader<S> {
         Ok(self)
     }
 
-    /// The sink, to reach its state.
-    pub fn sink_mut(&mut self) -> &mut S {
-        &mut self.sink
-    }
-
     /// One read, cut into lines. Returns how many bytes came: 0 at end of file.
     pub(crate) fn read_once(&mut self, ctx: &mut Context) -> io::Result<usize> {
         let (partial, max_line, sink) = (&mut self.partial, self.max_line, &mut self.sink);
