@@ -103,7 +103,8 @@ impl<H> RegisterError<H> {
             format!(
                 "{name}: epoll cannot watch this descriptor ({}): it is a regular file, a directory \
                  or a device such as /dev/null (stdin under `< file` or `< /dev/null`); to read its \
-                 lines, use LineReader::new(..).for_any_fd(), which takes any descriptor",
+                 lines, use LineReader::new(..).for_any_fd(), which takes any descriptor \
+                 (LineReader::stdin for standard input)",
                 self.error
             )
         } else {

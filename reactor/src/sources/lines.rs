@@ -209,6 +209,20 @@ impl LineReader<Callbacks> {
         LineReader::with_sink(fd, max_line, sink)
     }
 
+    /// A reader of this process's standard input, whatever it is (a
+    /// terminal, a pipe, a socket, a file, `/dev/null`), named `stdin`: a
+    /// [`for_any_fd`](LineReader::for_any_fd) reader of a duplicate of
+    /// descriptor 0, which it closes at its end while descriptor 0 stays
+    /// open, and blocking (its open file is shared with the shell).
+    pub fn stdin(
+        max_line: usize,
+        on_line: impl FnMut(&[u8], &mut Context) + 'static,
+    ) -> io::Result<LineReader> {
+        let named = |e: io::Error| io::Error::new(e.kind(), format!("stdin: {e}"));
+        let fd = io::stdin().as_fd().try_clone_to_owned().map_err(named)?;
+        LineReader::new(fd, max_line, on_line).named("stdin").for_any_fd()
+    }
+
     /// Names the reader in log lines.
     pub fn named(mut self, name: impl Into<String>) -> LineReader {
         self.sink.name = name.into();
