@@ -73,7 +73,8 @@ fn bind_unix(
     // SAFETY: as above.
     unsafe { libc::umask(previous) };
     let listener = listener?;
-    std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(mode))?;
+    std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(mode))
+        .map_err(|e| context(format_args!("cannot listen on unix:{}: chmod", path.display()), e))?;
     Ok(listener)
 }
 
