@@ -81,6 +81,13 @@ pub trait Handler {
 
 /// A registration that epoll refused, with the handler handed back so that
 /// nothing it owns is lost.
+///
+/// Its message names the handler and the error; for a descriptor epoll
+/// cannot watch at all (`EPERM`: a regular file, `/dev/null`, as stdin is
+/// under `< file`), it also says what to do: read it with
+/// [`LineReader::for_any_fd`](crate::sources::LineReader::for_any_fd) or
+/// [`LineReader::stdin`](crate::sources::LineReader::stdin). `?` turns it
+/// into an `io::Error` of the same kind with that message.
 pub struct RegisterError<H> {
     /// Why it was refused.
     pub error: io::Error,
