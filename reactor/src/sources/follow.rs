@@ -42,9 +42,9 @@ impl LineReader {
     /// of it; `SeekFrom::End(0)`: what is written from now on). It waits
     /// for more at the end of the file, woken by inotify (nothing polls on
     /// a timer), and reads at most four pieces of 64 KiB per round: a file
-    /// far behind is caught up round by round while the loop goes on. (A
-    /// file written where inotify does not see it, as on NFS from another
-    /// machine, or in `/proc`, is read when something else wakes it.)
+    /// far behind is caught up round by round while the loop goes on. (What
+    /// inotify does not see is not followed: a file on NFS written from
+    /// another machine, or one in `/proc`.)
     ///
     /// - **Truncated** (found shorter than what was read, as `> file` or a
     ///   copy-and-truncate rotation leaves it): read again from its start.
