@@ -119,7 +119,7 @@ fn a_follower_at_the_end_of_its_file_costs_no_cpu_until_it_grows() {
 }
 
 #[test]
-fn following_what_is_not_a_regular_file_is_refused_with_its_path() {
+fn following_what_is_not_a_regular_file_or_watching_what_is_not_a_directory_is_refused_with_its_path() {
     let dir = TempDir::new("follow-refused");
     let missing = dir.path().join("missing");
     for (path, kind) in
@@ -129,6 +129,10 @@ fn following_what_is_not_a_regular_file_is_refused_with_its_path() {
         assert_eq!(e.kind(), kind, "{e}");
         assert!(e.to_string().starts_with(&format!("follow {}: ", path.display())), "{e}");
     }
+    let file = dir.path().join("file");
+    fs::write(&file, b"").unwrap();
+    let e = DirWatch::new(&file, |_, _| {}).expect_err("not a directory");
+    assert!(e.to_string().starts_with(&format!("dir watch {}: ", file.display())), "{e}");
 }
 
 #[test]
