@@ -51,17 +51,87 @@ fn assert_reaped(pid: u32) {
 }
 
 #[test]
-fn a_child_killed_by_a_signal_reports_it_and_is_reaped() {
+fn a_signal_through_the_handle_ends_the_child_and_on_exit_sees_it() {
     within_deadline(|| {
-        let log = Log::default();
-        let mut reactor = Reactor::new().unwrap();
-        let child = watched(&mut sh("exec sleep 30"), &log).register(&mut reactor).unwrap();
-        // SAFETY: plain system call; the pid is our unreaped child, so it cannot be reused.
-        assert_eq!(unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGKILL) }, 0);
-        run_until(&mut reactor, "the exit", |_| !log.borrow().is_empty());
-        assert_eq!(*log.borrow(), [describe(ExitStatus::from_raw(libc::SIGKILL))]);
-        assert_reaped(child.id());
+        for signal in [libc::SIGTERM, libc::SIGKILL] {
+            let log = Log::default();
+            let mut reactor = Reactor::new().unwrap();
+            let child = watched(&mut sh("exec sleep 30"), &log).register(&mut reactor).unwrap();
+            child.signal(signal).expect("signal through the pidfd");
+            run_until(&mut reactor, "the exit", |_| !log.borrow().is_empty());
+            assert_eq!(*log.borrow(), [describe(ExitStatus::from_raw(signal))]);
+            assert_eq!(Child::shell_code(ExitStatus::from_raw(signal)), 128 + signal);
+            assert_reaped(child.id());
+        }
     });
+}
+
+/// Runs `script` in `sh` to its end; returns its shell code.
+fn shell_code_of(script: &str) -> i32 {
+    let mut reactor = Reactor::new().unwrap();
+    Child::spawn(Command::new("sh").args(["-c", script]))
+        .unwrap()
+        .on_exit(|status, ctx| ctx.exit(Child::shell_code(status)))
+        .register(&mut reactor)
+        .unwrap();
+    reactor.run().unwrap();
+    reactor.exit_code().expect("on_exit gave the code")
+}
+
+#[test]
+fn the_shell_code_is_the_exit_code_or_128_plus_the_signal() {
+    within_deadline(|| {
+        assert_eq!(shell_code_of("exit 0"), 0);
+        assert_eq!(shell_code_of("exit 3"), 3);
+        assert_eq!(shell_code_of("kill -KILL $$"), 128 + libc::SIGKILL);
+        // No core file left behind by the test.
+        assert_eq!(shell_code_of("ulimit -c 0; kill -SEGV $$"), 128 + libc::SIGSEGV);
+    });
+}
+
+/// Set in the copy of this test binary that runs in a PID namespace of its own.
+const IN_NAMESPACE: &str = "REACTOR_TEST_IN_PID_NAMESPACE";
+
+/// A pid is reused at will in a PID namespace of our own (`unshare -Urpf`:
+/// a user namespace gives the right to set `ns_last_pid`). There, a child
+/// is signalled, reaped, and its pid given to another process; a signal
+/// through the old handle must fail with `ESRCH` and leave that process be,
+/// where `kill(2)` on the old pid would reach it.
+#[test]
+fn a_signal_after_the_child_was_reaped_fails_and_reaches_no_other_process() {
+    if std::env::var_os(IN_NAMESPACE).is_some() {
+        return signal_after_reaping_in_a_pid_namespace();
+    }
+    let name = "a_signal_after_the_child_was_reaped_fails_and_reaches_no_other_process";
+    let exe = std::env::current_exe().unwrap();
+    let output = Command::new("unshare")
+        .args(["--user", "--map-root-user", "--pid", "--fork"])
+        .arg(exe)
+        .args([name, "--exact", "--nocapture", "--test-threads=1"])
+        .env(IN_NAMESPACE, "1")
+        .output()
+        .expect("run unshare(1): util-linux is needed for this test");
+    let (out, err) = (String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    assert!(output.status.success() && out.contains("1 passed"), "in the namespace: {out}{err}");
+}
+
+fn signal_after_reaping_in_a_pid_namespace() {
+    let log = Log::default();
+    let mut reactor = Reactor::new().unwrap();
+    let child = watched(&mut sh("exec sleep 30"), &log).register(&mut reactor).unwrap();
+    child.signal(libc::SIGKILL).unwrap();
+    run_until(&mut reactor, "the child reaped", |r| !r.contains(child.token()));
+    std::fs::write("/proc/sys/kernel/ns_last_pid", (child.id() - 1).to_string()).expect("set ns_last_pid");
+    let mut other = Command::new("sleep").arg("30").spawn().unwrap();
+    assert_eq!(other.id(), child.id(), "the pid was not reused: the test proves nothing");
+    // SAFETY: signal 0 only checks that the pid names a process.
+    assert_eq!(unsafe { libc::kill(child.id() as libc::pid_t, 0) }, 0, "kill(2) would reach the other");
+    let error = child.signal(libc::SIGTERM).expect_err("a reaped child cannot be signalled");
+    assert_eq!(error.kind(), io::ErrorKind::NotFound, "{error}");
+    assert!(error.to_string().contains("ESRCH"), "{error}");
+    assert_eq!(other.try_wait().unwrap(), None, "the other process was signalled");
+    other.kill().unwrap();
+    other.wait().unwrap();
 }
 
 #[test]

@@ -102,6 +102,13 @@ fn child_reports_a_command_killed_by_a_signal() {
 }
 
 #[test]
+fn child_exits_with_its_commands_exit_code() {
+    let (lines, status) = Running::start("child", ["sh", "-c", "exit 7"]).finish();
+    assert_eq!(lines, ["exited: exit status: 7"]);
+    assert_eq!(status.code(), Some(7), "child passes its command's exit code on");
+}
+
+#[test]
 fn uppercase_sends_each_line_to_its_child_and_prints_the_replies() {
     let (mut parent, mut stdin) = Running::start_piped("uppercase");
     // One line at a time: each reply comes back before the next is sent.

@@ -4,13 +4,14 @@
 use std::cell::RefCell;
 use std::fmt;
 use std::io;
-use std::os::fd::{AsFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::unix::process::ExitStatusExt;
 use std::process::{Command, ExitStatus};
 use std::rc::Rc;
 
 use crate::callback::{Callback, OnBytes, OnError};
 use crate::sources::{LineReader, Writer, WriterHandle};
-use crate::sys::set_nonblocking;
+use crate::sys::{set_nonblocking, syscall};
 use crate::{Context, Handler, Readiness, Token};
 
 type OnDrain = Box<dyn FnMut(&WriterHandle, &mut Context)>;
@@ -35,6 +36,9 @@ pub enum AtShutdown {
 ///   children of the process are not disturbed. On a kernel without pidfd,
 ///   [`spawn`](Child::spawn) kills and reaps the child it started and fails
 ///   with `ErrorKind::Unsupported` naming the cause (`ENOSYS`).
+/// - Signal it with [`ChildHandle::signal`], through the pidfd: never
+///   `kill(2)` on its [`id`](ChildHandle::id), which may name another
+///   process once the child has been reaped.
 /// - `on_exit` runs once, after the exit *and* after the end of file of every
 ///   piped output stream, whatever order they come in: every line is
 ///   delivered before the status. (A grandchild that keeps the pipe open
@@ -60,19 +64,17 @@ pub enum AtShutdown {
 /// let seen = lines.clone();
 /// Child::spawn(Command::new("sh").args(["-c", "echo one; echo two; exit 3"]).stdout(Stdio::piped()))?
 ///     .on_stdout(1024, move |line, _ctx| seen.borrow_mut().push(line.to_vec()))
-///     .on_exit(|status, ctx| {
-///         assert_eq!(status.code(), Some(3));
-///         ctx.stop();
-///     })
+///     .on_exit(|status, ctx| ctx.exit(Child::shell_code(status)))
 ///     .register(&mut reactor)?;
 /// reactor.run()?;
 /// assert_eq!(*lines.borrow(), [b"one".to_vec(), b"two".to_vec()]);
+/// assert_eq!(reactor.exit_code(), Some(3)); // what `sh` would say in `$?`
 /// # Ok(())
 /// # }
 /// ```
 pub struct Child {
     process: Process,
-    pidfd: OwnedFd,
+    pidfd: Rc<OwnedFd>,
     stdout: Option<(OwnedFd, usize, OnBytes)>,
     stderr: Option<(OwnedFd, usize, OnBytes)>,
     stdout_pipe: Option<OwnedFd>,
@@ -84,18 +86,57 @@ pub struct Child {
     on_exit: Option<Callback<ExitStatus>>,
 }
 
-/// What [`Child::register`] returns: the child's pid, its token, its stdin.
+/// What [`Child::register`] returns: the child's pid, its token, its stdin,
+/// and its pidfd to signal it by.
 #[derive(Debug, Clone)]
 pub struct ChildHandle {
     pid: u32,
     token: Token,
+    pidfd: Rc<OwnedFd>,
     stdin: Option<WriterHandle>,
 }
 
 impl ChildHandle {
-    /// The child's process id.
+    /// The child's process id: it names the child only until the child is
+    /// reaped, which happens as soon as its exit is seen (when
+    /// [`token`](ChildHandle::token) leaves the reactor, before `on_exit`
+    /// runs). After that the pid may name another process: for a log line
+    /// it is fine; to signal the child, use [`signal`](ChildHandle::signal).
     pub fn id(&self) -> u32 {
         self.pid
+    }
+
+    /// Sends `signal` (`libc::SIGTERM`, say) to this child through its
+    /// pidfd (`pidfd_send_signal`), which names this process and no other
+    /// for as long as the handle lives. A child that has exited but is not
+    /// yet reaped takes it and nothing happens, as with `kill(2)`; once it
+    /// is reaped the call fails with `ErrorKind::NotFound` (`ESRCH`) and
+    /// reaches no process, whichever now has its pid. (The call is Linux 5.1,
+    /// older than the `pidfd_open` that [`Child::spawn`] needs: where that
+    /// worked, so does this.)
+    ///
+    /// ```
+    /// use std::process::Command;
+    /// use reactor::{sources::Child, Reactor};
+    ///
+    /// # fn main() -> std::io::Result<()> {
+    /// let mut reactor = Reactor::new()?;
+    /// let child = Child::spawn(Command::new("sleep").arg("30"))?
+    ///     .on_exit(|status, ctx| ctx.exit(Child::shell_code(status)))
+    ///     .register(&mut reactor)?;
+    /// child.signal(libc::SIGTERM)?;
+    /// reactor.run()?;
+    /// assert_eq!(reactor.exit_code(), Some(128 + libc::SIGTERM));
+    /// assert_eq!(child.signal(libc::SIGTERM).unwrap_err().kind(), std::io::ErrorKind::NotFound);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn signal(&self, signal: libc::c_int) -> io::Result<()> {
+        let (pidfd, info) = (self.pidfd.as_raw_fd(), std::ptr::null::<libc::siginfo_t>());
+        // SAFETY: a pidfd this handle keeps open, a null `siginfo` (the kernel fills one in), no flags.
+        syscall!(syscall(libc::SYS_pidfd_send_signal, pidfd, signal, info, 0))
+            .map_err(|e| pidfd_error(e, &format!("child {}: pidfd_send_signal({signal})", self.pid)))?;
+        Ok(())
     }
 
     /// The token of the source that watches its exit; removing it kills
@@ -123,7 +164,7 @@ impl Child {
         let pidfd = pidfd_open(process.id())?; // on failure, `process` kills and reaps
         Ok(Child {
             process,
-            pidfd,
+            pidfd: Rc::new(pidfd),
             stdout: None,
             stderr: None,
             stdout_pipe,
@@ -136,9 +177,20 @@ impl Child {
         })
     }
 
-    /// The child's process id.
+    /// The child's process id (see [`ChildHandle::id`] for how long it
+    /// names the child).
     pub fn id(&self) -> u32 {
         self.process.id()
+    }
+
+    /// The exit code a shell gives for `status` (its `$?`): the code of a
+    /// child that exited, `128 + N` for one that signal `N` ended (143 for
+    /// `SIGTERM`, 137 for `SIGKILL`). The value to end a program with that
+    /// passes its child's result on: `ctx.exit(Child::shell_code(status))`
+    /// in `on_exit`, then `reactor.exit_code()` after
+    /// [`run`](crate::Reactor::run).
+    pub fn shell_code(status: ExitStatus) -> i32 {
+        status.code().or(status.signal().map(|signal| 128 + signal)).unwrap_or(1)
     }
 
     /// Each line of its stdout, or piece of at most `max_line` bytes. Only
@@ -242,6 +294,7 @@ impl Child {
             }
             (stdin, _) => stdin,
         };
+        let pidfd = self.pidfd.clone();
         let watch = ExitWatch {
             process: self.process,
             pidfd: self.pidfd,
@@ -254,7 +307,7 @@ impl Child {
             ctx.register(reader)?;
         }
         let stdin = stdin.map(|writer| writer.register(ctx)).transpose()?;
-        Ok(ChildHandle { pid, token, stdin })
+        Ok(ChildHandle { pid, token, pidfd, stdin })
     }
 }
 
@@ -317,7 +370,7 @@ impl Drop for Process {
 /// The handler: readable pidfd means the child exited.
 struct ExitWatch {
     process: Process,
-    pidfd: OwnedFd,
+    pidfd: Rc<OwnedFd>,
     state: Rc<RefCell<Exit>>,
     /// Emptied on drop, which frees the stdin writer's state.
     stdin_slot: Rc<RefCell<Option<WriterHandle>>>,
@@ -363,17 +416,18 @@ impl fmt::Debug for Child {
 
 fn pidfd_open(pid: u32) -> io::Result<OwnedFd> {
     // SAFETY: plain system call with integer arguments; returns a new descriptor or -1.
-    let raw = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0 as libc::c_uint) };
-    if raw == -1 {
-        let e = io::Error::last_os_error();
-        if e.raw_os_error() == Some(libc::ENOSYS) {
-            return Err(io::Error::new(
-                io::ErrorKind::Unsupported,
-                "pidfd_open: this kernel has no pidfd (Linux 5.3 or later is needed to watch a child): ENOSYS",
-            ));
-        }
-        return Err(io::Error::new(e.kind(), format!("pidfd_open({pid}): {e}")));
-    }
+    let raw = syscall!(syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0))
+        .map_err(|e| pidfd_error(e, &format!("child {pid}: pidfd_open")))?;
     // SAFETY: `pidfd_open` just returned this descriptor (close-on-exec); nobody else owns it.
     Ok(unsafe { OwnedFd::from_raw_fd(raw as libc::c_int) })
+}
+
+/// A pidfd call's error, naming the child and saying what it means.
+fn pidfd_error(e: io::Error, what: &str) -> io::Error {
+    let (kind, meaning) = match e.raw_os_error() {
+        Some(libc::ENOSYS) => (io::ErrorKind::Unsupported, ": this kernel has no pidfd (Linux 5.3 or later)"),
+        Some(libc::ESRCH) => (io::ErrorKind::NotFound, ": it has exited and been reaped (ESRCH)"),
+        _ => (e.kind(), ""),
+    };
+    io::Error::new(kind, format!("{what}: {e}{meaning}"))
 }
