@@ -9,8 +9,9 @@ use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
 use std::process::{Command, ExitStatus, Stdio};
 use std::rc::Rc;
+use std::time::{Duration, Instant};
 
-use reactor::sources::{AtShutdown, Child, WriterHandle};
+use reactor::sources::{AtShutdown, Child, ChildHandle, WriterHandle};
 use reactor::{Context, Reactor};
 use util::{run_until, within_deadline};
 
@@ -179,14 +180,102 @@ fn end_of_file_before_exit_gives_every_line_then_the_status() {
     });
 }
 
+/// A shell that exits 42 when `signal` comes, after saying `ready` (its
+/// trap set); its `sleep` is killed with it.
+fn ends_on(signal: &str) -> Command {
+    sh(&format!("sleep 30 & trap 'kill $!; exit 42' {signal}; echo ready; wait"))
+}
+
+/// A `sleep` that ignores `signal` (an ignored signal stays so across `exec`).
+fn ignores(signal: &str) -> Command {
+    sh(&format!("trap '' {signal}; echo ready; exec sleep 30"))
+}
+
+/// Registers each command with `policy`; returns the logs and the pids
+/// once each child has said `ready`.
+fn ready_children(
+    reactor: &mut Reactor,
+    commands: Vec<Command>,
+    policy: AtShutdown,
+) -> Vec<(Log, ChildHandle)> {
+    let children: Vec<_> = commands
+        .into_iter()
+        .map(|mut command| {
+            let log = Log::default();
+            let child = watched(&mut command, &log).at_shutdown(policy).register(reactor).unwrap();
+            (log, child)
+        })
+        .collect();
+    run_until(reactor, "every child ready", |_| children.iter().all(|(log, _)| !log.borrow().is_empty()));
+    children
+}
+
+/// What each child logged after `ready`.
+fn ends(children: &[(Log, ChildHandle)]) -> Vec<Vec<String>> {
+    children.iter().map(|(log, _)| log.borrow()[1..].to_vec()).collect()
+}
+
 #[test]
-fn a_running_child_is_killed_and_reaped_at_shutdown_by_default() {
-    let log = Log::default();
-    let mut reactor = Reactor::new().unwrap();
-    let child = watched(&mut sh("exec sleep 30"), &log).register(&mut reactor).unwrap();
-    reactor.shutdown();
-    assert_reaped(child.id());
-    assert!(log.borrow().iter().all(|e| !e.starts_with("exit")), "{:?}", log.borrow());
+fn at_the_reactors_stop_a_child_gets_sigterm_by_default_and_on_exit_runs_once() {
+    within_deadline(|| {
+        let mut reactor = Reactor::new().unwrap();
+        let children = ready_children(&mut reactor, vec![ends_on("TERM")], AtShutdown::default());
+        reactor.shutdown();
+        assert_eq!(
+            ends(&children),
+            [[describe(ExitStatus::from_raw(42 << 8))]],
+            "SIGTERM, then on_exit once"
+        );
+        assert_reaped(children[0].1.id());
+    });
+}
+
+#[test]
+fn a_graceful_stop_sends_the_chosen_signal_waits_then_kills_a_child_that_ignores_it() {
+    within_deadline(|| {
+        const GRACE: Duration = Duration::from_millis(300);
+        let mut reactor = Reactor::new().unwrap();
+        let commands = vec![ends_on("USR1"), ignores("USR1"), ignores("USR1")];
+        let children = ready_children(&mut reactor, commands, AtShutdown::Signal(libc::SIGUSR1, GRACE));
+        let began = Instant::now();
+        reactor.stop();
+        reactor.run().unwrap();
+        let took = began.elapsed();
+        let (exited, killed) = (describe(ExitStatus::from_raw(42 << 8)), describe(ExitStatus::from_raw(9)));
+        assert_eq!(ends(&children), [[exited], [killed.clone()], [killed]], "on_exit once for each");
+        assert!(took >= GRACE, "killed after {took:?}, before the bound");
+        assert!(took < 3 * GRACE, "the stop took {took:?}: the bounds were waited one after the other");
+        children.iter().for_each(|(_, child)| assert_reaped(child.id()));
+    });
+}
+
+#[test]
+fn remove_ends_a_child_as_its_policy_says_without_blocking_the_loop() {
+    within_deadline(|| {
+        const GRACE: Duration = Duration::from_millis(300);
+        for (command, policy, status) in [
+            (ends_on("TERM"), AtShutdown::default(), ExitStatus::from_raw(42 << 8)),
+            (ignores("TERM"), AtShutdown::Signal(libc::SIGTERM, GRACE), ExitStatus::from_raw(libc::SIGKILL)),
+            (ignores("TERM"), AtShutdown::Kill, ExitStatus::from_raw(libc::SIGKILL)),
+        ] {
+            let mut reactor = Reactor::new().unwrap();
+            let children = ready_children(&mut reactor, vec![command], policy);
+            let ticks = Rc::new(Cell::new(0));
+            let counted = ticks.clone();
+            reactor.every(Duration::from_millis(10), move |_| counted.set(counted.get() + 1));
+            let began = Instant::now();
+            assert!(reactor.remove(children[0].1.token()));
+            run_until(&mut reactor, "on_exit", |_| children[0].0.borrow().len() == 2);
+            assert_eq!(ends(&children), [[describe(status)]], "{policy:?}");
+            if let AtShutdown::Signal(_, grace) = policy {
+                if status.signal() == Some(libc::SIGKILL) {
+                    assert!(began.elapsed() >= grace, "killed before the bound");
+                    assert!(ticks.get() >= 5, "the loop was blocked: {} ticks in {grace:?}", ticks.get());
+                }
+            }
+            assert_reaped(children[0].1.id());
+        }
+    });
 }
 
 #[test]
@@ -194,13 +283,14 @@ fn a_child_that_is_waited_for_at_shutdown_finishes_its_work() {
     let dir = util::TempDir::new("child-wait");
     let marker = dir.path().join("done");
     let mut reactor = Reactor::new().unwrap();
+    let log = Log::default();
     let script = format!("read x; echo done > '{}'", marker.display());
-    let mut command = sh(&script);
-    let child = Child::spawn(&mut command).unwrap().at_shutdown(AtShutdown::Wait);
+    let child = watched(&mut sh(&script), &log).at_shutdown(AtShutdown::Wait(util::DEADLINE));
     let child = child.register(&mut reactor).unwrap();
     // Its stdin closes with the reactor, so `read` returns and it finishes.
     reactor.shutdown();
     assert!(marker.exists(), "waited for, not killed");
+    assert_eq!(*log.borrow(), [describe(ExitStatus::from_raw(0))]);
     assert_reaped(child.id());
 }
 
