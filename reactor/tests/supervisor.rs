@@ -22,7 +22,7 @@ use util::{run_until, within_deadline, DEADLINE};
 enum Event {
     Start(u32),
     Exit(u32, ExitStatus),
-    GiveUp(u32, ExitStatus),
+    Done(u32, ExitStatus),
 }
 
 type Log = Rc<RefCell<Vec<(Instant, Event)>>>;
@@ -33,20 +33,18 @@ fn sh(script: &str) -> Command {
     command
 }
 
-/// A supervisor of `sh -c script` that logs every start, exit and give-up.
+/// A supervisor of `sh -c script` that logs every start, exit and end.
 fn logged(script: &'static str, log: &Log) -> Supervisor {
     logging(Supervisor::new(move |_| Child::spawn(&mut sh(script))), log)
 }
 
-/// `supervisor`, logging every start, exit and give-up.
+/// `supervisor`, logging every start, exit and end.
 fn logging(supervisor: Supervisor, log: &Log) -> Supervisor {
     let (starts, exits, end) = (log.clone(), log.clone(), log.clone());
     supervisor
         .on_start(move |(run, _), _| starts.borrow_mut().push((Instant::now(), Event::Start(run))))
         .on_exit(move |(run, status), _| exits.borrow_mut().push((Instant::now(), Event::Exit(run, status))))
-        .on_give_up(move |(run, status), _| {
-            end.borrow_mut().push((Instant::now(), Event::GiveUp(run, status)))
-        })
+        .on_done(move |(run, status), _| end.borrow_mut().push((Instant::now(), Event::Done(run, status))))
 }
 
 fn events(log: &Log) -> Vec<Event> {
@@ -75,7 +73,7 @@ fn a_failing_child_is_restarted_after_a_growing_back_off_until_the_limit_ends_it
             for run in 1..=4 {
                 expected.extend([Event::Start(run), Event::Exit(run, status)]);
             }
-            expected.push(Event::GiveUp(4, status));
+            expected.push(Event::Done(4, status));
             assert_eq!(events(&log), expected, "{script}");
             let log = log.borrow();
             for (n, wait) in [(1, FIRST), (2, 2 * FIRST), (3, 3 * FIRST)] {
@@ -107,16 +105,19 @@ fn each_policy_restarts_what_it_says() {
                 logged(script, &log).restart(policy).backoff(Duration::ZERO, 1.0, Duration::ZERO);
             supervisor.limit(2, Duration::from_secs(60)).register(&mut reactor).unwrap();
             reactor.run().unwrap();
-            let exits = events(&log).into_iter().filter(|e| matches!(e, Event::Exit(..))).collect::<Vec<_>>();
-            let expected: Vec<_> = (1..=runs).map(|run| Event::Exit(run, status)).collect();
-            assert_eq!(exits, expected, "{policy:?} {script}");
+            let ends =
+                events(&log).into_iter().filter(|e| !matches!(e, Event::Start(..))).collect::<Vec<_>>();
+            let mut expected: Vec<_> = (1..=runs).map(|run| Event::Exit(run, status)).collect();
+            expected.push(Event::Done(runs, status));
+            assert_eq!(ends, expected, "{policy:?} {script}");
         }
     });
 }
 
 #[test]
-fn a_stopped_child_ended_by_a_watchdog_is_restarted() {
+fn a_stopped_child_ended_by_the_watchdog_is_restarted() {
     within_deadline(|| {
+        const TIMEOUT: Duration = Duration::from_millis(100);
         let mut reactor = Reactor::new().unwrap();
         let (log, beats) = (Log::default(), Rc::new(RefCell::new(Vec::new())));
         let heard = beats.clone();
@@ -125,25 +126,24 @@ fn a_stopped_child_ended_by_a_watchdog_is_restarted() {
             let child = Child::spawn(sh("while :; do echo beat; sleep 0.01; done").stdout(Stdio::piped()))?;
             let child = child.at_shutdown(AtShutdown::Signal(libc::SIGTERM, DEADLINE));
             Ok(child.on_stdout(64, move |_, _| heard.borrow_mut().push((run, Instant::now()))))
-        })
-        .restart(Restart::OnFailure);
-        let handle = logging(supervisor, &log).register(&mut reactor).unwrap();
+        });
+        let handle = logging(supervisor.watchdog(TIMEOUT), &log).register(&mut reactor).unwrap();
         run_until(&mut reactor, "a beat of run 1", |_| !beats.borrow().is_empty());
         handle.current().expect("run 1").signal(libc::SIGSTOP).unwrap();
-        // The watchdog: no beat for 100 ms ends the run.
-        let (watched, watchdog) = (beats.clone(), handle.clone());
-        reactor.every(Duration::from_millis(20), move |ctx| {
-            let last = watched.borrow().last().map(|(_, at)| *at);
-            if watchdog.run() == 1
-                && last.is_some_and(|at: Instant| at.elapsed() > Duration::from_millis(100))
-            {
-                watchdog.restart(ctx);
-            }
-        });
+        let stopped = Instant::now();
         run_until(&mut reactor, "a beat of run 2", |_| beats.borrow().iter().any(|(run, _)| *run == 2));
         // SIGTERM reached it though it was stopped: SIGCONT came after it.
-        let exits: Vec<_> = events(&log).into_iter().filter(|e| matches!(e, Event::Exit(..))).collect();
-        assert_eq!(exits, [Event::Exit(1, ExitStatus::from_raw(libc::SIGTERM))]);
+        let ends: Vec<_> = events(&log).into_iter().filter(|e| !matches!(e, Event::Start(..))).collect();
+        assert_eq!(ends, [Event::Exit(1, ExitStatus::from_raw(libc::SIGTERM))]);
+        let last_beat = beats.borrow().iter().filter(|(run, _)| *run == 1).last().map(|(_, at)| *at).unwrap();
+        let ended =
+            log.borrow().iter().find(|(_, e)| matches!(e, Event::Exit(..))).map(|(at, _)| *at).unwrap();
+        assert!(ended.duration_since(last_beat) >= TIMEOUT, "ended before the timeout");
+        assert!(last_beat <= stopped + TIMEOUT, "run 1 went on beating after SIGSTOP");
+        // Beating, run 2 is left alone.
+        let beats_of_2 = || beats.borrow().iter().filter(|(run, _)| *run == 2).count();
+        run_until(&mut reactor, "three timeouts of beats of run 2", |_| beats_of_2() >= 30);
+        assert_eq!(handle.run(), 2);
     });
 }
 
@@ -163,11 +163,8 @@ fn the_reactors_stop_or_the_handles_stop_ends_the_run_gracefully_and_starts_no_o
                 reactor.shutdown();
             }
             let terminated = ExitStatus::from_raw(libc::SIGTERM);
-            assert_eq!(
-                events(&log),
-                [Event::Start(1), Event::Exit(1, terminated)],
-                "by the handle: {by_the_handle}"
-            );
+            let expected = [Event::Start(1), Event::Exit(1, terminated), Event::Done(1, terminated)];
+            assert_eq!(events(&log), expected, "by the handle: {by_the_handle}");
             assert!(handle.current().is_none());
             assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists(), "run 1 not reaped");
         }

@@ -42,8 +42,12 @@ pub enum Restart {
 /// - The back-off before restart `n` within the window is
 ///   `first * factor^(n-1)`, at most `ceiling` (default 100 ms, 2, 5 s).
 /// - At most `limit` restarts within `window` (default 5 within 10 s, as
-///   systemd's `StartLimitBurst`): the end that would need one more goes to
-///   [`on_give_up`](Supervisor::on_give_up) instead, and no run follows.
+///   systemd's `StartLimitBurst`): the end that would need one more is the
+///   last.
+/// - After the last run's `on_exit`, [`on_done`](Supervisor::on_done) is
+///   called once with its number and status, whatever made it the last:
+///   the policy, the limit, [`SupervisorHandle::stop`] or the reactor's
+///   stop. The place to `ctx.exit(Child::shell_code(status))`.
 /// - A run that cannot be spawned counts as one that exited with 127 (what
 ///   a shell says of a command it cannot run), and the error is logged. The
 ///   first run's error is returned by [`register`](Supervisor::register).
@@ -60,7 +64,7 @@ pub enum Restart {
 /// Supervisor::new(|run| Child::spawn(Command::new("sh").args(["-c", &format!("exit {run}")])))
 ///     .backoff(Duration::from_millis(1), 2.0, Duration::from_millis(10))
 ///     .limit(2, Duration::from_secs(60))
-///     .on_give_up(|(run, status), ctx| ctx.exit(100 * run as i32 + Child::shell_code(status)))
+///     .on_done(|(run, status), ctx| ctx.exit(100 * run as i32 + Child::shell_code(status)))
 ///     .register(&mut reactor)?;
 /// reactor.run()?;
 /// assert_eq!(reactor.exit_code(), Some(303)); // runs 1 and 2 restarted, run 3 not
@@ -72,9 +76,10 @@ pub struct Supervisor {
     restart: Restart,
     backoff: (Duration, f64, Duration),
     limit: (usize, Duration),
+    watchdog: Option<Duration>,
     on_start: Option<Callback<(u32, ChildHandle)>>,
     on_exit: Option<Callback<(u32, ExitStatus)>>,
-    on_give_up: Option<Callback<(u32, ExitStatus)>>,
+    on_done: Option<Callback<(u32, ExitStatus)>>,
 }
 
 impl Supervisor {
@@ -89,9 +94,10 @@ impl Supervisor {
             restart: Restart::default(),
             backoff: (Duration::from_millis(100), 2.0, Duration::from_secs(5)),
             limit: (5, Duration::from_secs(10)),
+            watchdog: None,
             on_start: None,
             on_exit: None,
-            on_give_up: None,
+            on_done: None,
         }
     }
 
@@ -116,6 +122,17 @@ impl Supervisor {
         self
     }
 
+    /// Asks each run for a heartbeat: a line on its stdout (piped) at least
+    /// every `timeout`, the first within `timeout` of its start. A run that
+    /// falls silent (hung, or stopped by `SIGSTOP`) is ended as its
+    /// [`AtShutdown`](super::AtShutdown) says (whose `SIGCONT` wakes a
+    /// stopped one for its `SIGTERM`) and restarted whatever its status, as
+    /// [`SupervisorHandle::restart`] does; a warning is logged.
+    pub fn watchdog(mut self, timeout: Duration) -> Supervisor {
+        self.watchdog = Some(timeout);
+        self
+    }
+
     /// Called with each run's number and handle, once it is registered.
     pub fn on_start(
         mut self,
@@ -131,26 +148,17 @@ impl Supervisor {
         self
     }
 
-    /// Called once, with the last run's number and status, when the limit
-    /// stops the restarts.
-    pub fn on_give_up(
-        mut self,
-        on_give_up: impl FnMut((u32, ExitStatus), &mut Context) + 'static,
-    ) -> Supervisor {
-        self.on_give_up = Some(Box::new(on_give_up));
+    /// Called once, with the last run's number and status, after its
+    /// `on_exit`, when no run follows it.
+    pub fn on_done(mut self, on_done: impl FnMut((u32, ExitStatus), &mut Context) + 'static) -> Supervisor {
+        self.on_done = Some(Box::new(on_done));
         self
     }
 
     /// Starts the first run.
     pub fn register(self, ctx: &mut Context) -> io::Result<SupervisorHandle> {
-        let state = State {
-            supervisor: self,
-            run: 0,
-            current: None,
-            restarts: Vec::new(),
-            pending: None,
-            next: None,
-        };
+        let state =
+            State { supervisor: self, run: 0, current: None, restarts: Vec::new(), timer: None, next: None };
         let state = Rc::new(RefCell::new(state));
         launch(&state, ctx)?;
         Ok(SupervisorHandle(state))
@@ -168,8 +176,8 @@ struct State {
     current: Option<ChildHandle>,
     /// When the restarts within the window happened.
     restarts: Vec<Instant>,
-    /// The timer of the next run, during a back-off.
-    pending: Option<TimerKey>,
+    /// The watchdog's alarm during a run; the next run's timer between runs.
+    timer: Option<TimerKey>,
     /// What the current run's end leads to, when the program has decided.
     next: Option<Next>,
 }
@@ -197,8 +205,8 @@ impl SupervisorHandle {
     /// [`AtShutdown`](super::AtShutdown) says (and reported), a restart
     /// waiting for its back-off is cancelled, and no run follows.
     pub fn stop(&self, ctx: &mut Context) {
-        if let Some(pending) = self.0.borrow_mut().pending.take() {
-            ctx.cancel(pending);
+        if let Some(timer) = self.0.borrow_mut().timer.take() {
+            ctx.cancel(timer);
         }
         self.end(ctx, Next::Stop);
     }
@@ -229,11 +237,11 @@ fn start(state: &Rc<RefCell<State>>, ctx: &mut Context) {
 }
 
 fn launch(state: &Rc<RefCell<State>>, ctx: &mut Context) -> io::Result<()> {
-    let (run, spawned) = {
+    let (run, spawned, watchdog) = {
         let mut state = state.borrow_mut();
         let run = state.run + 1;
-        (state.pending, state.run) = (None, run);
-        (run, (state.supervisor.spawn)(run))
+        state.run = run;
+        (run, (state.supervisor.spawn)(run), state.supervisor.watchdog)
     };
     let mut child = spawned?;
     let (mut own, exit) = (child.on_exit.take(), state.clone());
@@ -243,6 +251,19 @@ fn launch(state: &Rc<RefCell<State>>, ctx: &mut Context) -> io::Result<()> {
         }
         ended(&exit, run, status, ctx);
     }));
+    if let (Some(timeout), Some((_, _, on_line))) = (watchdog, &mut child.outputs[0]) {
+        let handle = SupervisorHandle(state.clone());
+        let alarm = ctx.after(timeout, move |ctx| {
+            log::warn!("supervised child, run {run}: no line for {timeout:?}; restarting it");
+            handle.restart(ctx);
+        });
+        let mut heard = std::mem::replace(on_line, Box::new(|_, _| {}));
+        *on_line = Box::new(move |line, ctx| {
+            ctx.rearm(alarm, timeout);
+            heard(line, ctx);
+        });
+        state.borrow_mut().timer = Some(alarm);
+    }
     let handle = child.register(ctx)?;
     state.borrow_mut().current = Some(handle.clone());
     notify(state, |s| &mut s.supervisor.on_start, (run, handle), ctx);
@@ -250,32 +271,32 @@ fn launch(state: &Rc<RefCell<State>>, ctx: &mut Context) -> io::Result<()> {
 }
 
 /// A run has ended: reports it, then starts the next after its back-off,
-/// or gives up at the limit.
+/// or reports the end of it all.
 fn ended(state: &Rc<RefCell<State>>, run: u32, status: ExitStatus, ctx: &mut Context) {
     notify(state, |s| &mut s.supervisor.on_exit, (run, status), ctx);
     let mut s = state.borrow_mut();
     s.current = None;
+    if let Some(alarm) = s.timer.take() {
+        ctx.cancel(alarm);
+    }
     let again = match (s.next.take(), s.supervisor.restart) {
         (Some(next), _) => matches!(next, Next::Restart),
         (None, Restart::Always) => true,
         (None, Restart::OnFailure) => !status.success(),
         (None, Restart::Never) => false,
     };
-    if !again || ctx.is_stopping() {
-        return;
-    }
     let ((first, factor, ceiling), (limit, window), now) =
         (s.supervisor.backoff, s.supervisor.limit, Instant::now());
     s.restarts.retain(|&at| now.duration_since(at) < window);
-    if s.restarts.len() >= limit {
+    if !again || ctx.is_stopping() || s.restarts.len() >= limit {
         drop(s);
-        return notify(state, |s| &mut s.supervisor.on_give_up, (run, status), ctx);
+        return notify(state, |s| &mut s.supervisor.on_done, (run, status), ctx);
     }
     let wait = first.as_secs_f64() * factor.powi(s.restarts.len() as i32);
     let wait = Duration::try_from_secs_f64(wait).map_or(ceiling, |wait| wait.min(ceiling));
     s.restarts.push(now);
     let next = state.clone();
-    s.pending = Some(ctx.after(wait, move |ctx| start(&next, ctx)));
+    s.timer = Some(ctx.after(wait, move |ctx| start(&next, ctx)));
 }
 
 /// Calls one of the user's callbacks, out of the state, so that it may use
