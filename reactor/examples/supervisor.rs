@@ -30,7 +30,10 @@ fn main() -> io::Result<ExitCode> {
     .limit(3, Duration::from_secs(60))
     .on_start(|(run, child), _| println!("run {run}: started, pid {}", child.id()))
     .on_exit(|(run, status), _| println!("run {run}: {status}"))
-    .on_done(|(run, status), ctx| ctx.exit(Child::shell_code(status)))
+    .on_done(|(runs, status), ctx| {
+        println!("done after {runs} runs");
+        ctx.exit(Child::shell_code(status));
+    })
     .register(&mut reactor)?;
     reactor.run()?;
     Ok(ExitCode::from(reactor.exit_code().unwrap_or(1) as u8))

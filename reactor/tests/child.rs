@@ -416,3 +416,31 @@ fn a_stdin_error_taken_by_the_program_is_not_logged() {
         assert_eq!(my_warnings()[before..], [] as [String; 0], "hooked errors must not be logged");
     });
 }
+
+/// The signals a process blocks (`SigBlk` in `/proc/PID/status`), as a mask.
+fn blocked_signals(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("the child's status");
+    let line = status.lines().find_map(|l| l.strip_prefix("SigBlk:")).expect("a SigBlk line");
+    u64::from_str_radix(line.trim(), 16).expect("SigBlk in hexadecimal")
+}
+
+/// A `SignalFd` blocks `SIGTERM` in the reactor's thread; a child spawned
+/// from it must not inherit that, or its graceful stop is a `SIGKILL`.
+#[test]
+fn a_child_does_not_inherit_the_signals_its_parent_blocks_and_stops_on_sigterm() {
+    within_deadline(|| {
+        // SAFETY: an empty set filled on this stack; the mask is this thread's own.
+        let mut term: libc::sigset_t = unsafe { std::mem::zeroed() };
+        // SAFETY: as above.
+        unsafe { (libc::sigemptyset(&mut term), libc::sigaddset(&mut term, libc::SIGTERM)) };
+        // SAFETY: as above; only this test's thread blocks it.
+        assert_eq!(unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &term, std::ptr::null_mut()) }, 0);
+        let mut reactor = Reactor::new().unwrap();
+        let children = ready_children(&mut reactor, vec![ends_on("TERM")], AtShutdown::default());
+        assert_eq!(blocked_signals(children[0].1.id()), 0, "the child inherited a blocked signal");
+        let began = Instant::now();
+        reactor.shutdown();
+        assert_eq!(ends(&children), [[describe(ExitStatus::from_raw(42 << 8))]], "SIGTERM reached it");
+        assert!(began.elapsed() < Duration::from_secs(1), "the stop waited for SIGKILL");
+    });
+}

@@ -9,7 +9,7 @@ use std::os::unix::process::ExitStatusExt;
 use std::process::{Command, ExitStatus};
 use std::rc::Rc;
 
-use super::process::{signal_pidfd, Process};
+use super::process::{signal_pidfd, unblock_signals, Process};
 use crate::callback::{Callback, OnBytes, OnError};
 use crate::sources::{AtShutdown, LineReader, Writer, WriterHandle};
 use crate::sys::set_nonblocking;
@@ -143,9 +143,13 @@ impl ChildHandle {
 impl Child {
     /// Spawns `command` and opens a pidfd on it. Piped streams are taken from
     /// the `std::process::Child`; the rest of the `Command` is as std does it
-    /// (which resets the signal mask and `SIGPIPE` in the child).
+    /// (which sets `SIGPIPE` back to its default in the child). The child's
+    /// signal mask is emptied before `exec` (`command` keeps that step): a
+    /// child inherits its parent's mask, and a [`SignalFd`](super::SignalFd)
+    /// blocks `SIGTERM` and `SIGINT` in the reactor's process, which would
+    /// block them in the child too and make every graceful stop a `SIGKILL`.
     pub fn spawn(command: &mut Command) -> io::Result<Child> {
-        let mut child = command.spawn()?;
+        let mut child = unblock_signals(command).spawn()?;
         let stdin = child.stdin.take().map(OwnedFd::from);
         let stdout = child.stdout.take().map(|pipe| discard(pipe.into()));
         let stderr = child.stderr.take().map(|pipe| discard(pipe.into()));

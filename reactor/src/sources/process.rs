@@ -155,6 +155,21 @@ fn pidfd_error(e: io::Error, what: &str) -> io::Error {
     io::Error::new(kind, format!("{what}: {e}{meaning}"))
 }
 
+/// Makes `command` empty the child's signal mask before `exec`.
+pub(super) fn unblock_signals(command: &mut Command) -> &mut Command {
+    let unblock = || {
+        // SAFETY: all zeroes is a valid `sigset_t`, emptied at once; `sigemptyset`
+        // and `sigprocmask` are async-signal-safe, as the time between fork and exec needs.
+        let mut none: libc::sigset_t = unsafe { std::mem::zeroed() };
+        // SAFETY: as above; the set lives on this stack.
+        unsafe { libc::sigemptyset(&mut none) };
+        // SAFETY: as above.
+        syscall!(sigprocmask(libc::SIG_SETMASK, &none, std::ptr::null_mut())).map(drop)
+    };
+    // SAFETY: `unblock` runs in the child after fork, and is async-signal-safe.
+    unsafe { command.pre_exec(unblock) }
+}
+
 impl Child {
     /// Makes `command` start a child that receives `signal` when the
     /// process that spawns it dies, however it dies, `SIGKILL` included:
