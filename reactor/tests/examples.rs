@@ -114,7 +114,7 @@ fn supervisor_restarts_a_failing_command_until_its_limit_and_exits_with_its_code
     assert_eq!(lines.len(), 4 * 3 + 1, "{lines:?}");
     for (run, lines) in (1..=4).zip(lines.chunks(3)) {
         assert!(lines[0].starts_with(&format!("run {run}: started, pid ")), "{lines:?}");
-        assert_eq!(lines[1..], [format!("working"), format!("run {run}: exit status: 3")]);
+        assert_eq!(lines[1..], ["working".to_string(), format!("run {run}: exit status: 3")]);
     }
     assert_eq!(lines[12], "done after 4 runs");
     assert_eq!(status.code(), Some(3), "supervisor exits with its command's last code");
@@ -138,17 +138,16 @@ fn watchdog_ends_and_restarts_a_command_that_falls_silent() {
     assert_eq!(lines.len(), 6 * 3, "5 restarts, then it gives up: {lines:?}");
     for (run, lines) in (1..=6).zip(lines.chunks(3)) {
         assert!(lines[0].starts_with(&format!("run {run}: pid ")), "{lines:?}");
-        assert_eq!(lines[1..], [format!("alive"), format!("run {run}: signal: 15 (SIGTERM)")]);
+        assert_eq!(lines[1..], ["alive".to_string(), format!("run {run}: signal: 15 (SIGTERM)")]);
     }
     assert_eq!(status.code(), Some(128 + libc::SIGTERM));
 }
 
 #[test]
 fn dispatcher_gives_the_job_of_a_crashed_worker_to_a_new_one() {
-    let (mut dispatcher, mut stdin) = Running::start_piped("dispatcher");
+    let (dispatcher, mut stdin) = Running::start_piped("dispatcher");
     stdin.write_all(b"1\n2\n3\n4\n5\n6\n7\n8\n").expect("write the jobs");
     drop(stdin);
-    let _ = &mut dispatcher;
     let (mut lines, status) = dispatcher.finish();
     lines.retain(|line| !line.ends_with("exit status: 0"));
     lines.iter_mut().for_each(|line| *line = line.split(", pid").next().unwrap_or_default().to_string());
