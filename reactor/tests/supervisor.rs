@@ -135,7 +135,7 @@ fn a_stopped_child_ended_by_the_watchdog_is_restarted() {
         // SIGTERM reached it though it was stopped: SIGCONT came after it.
         let ends: Vec<_> = events(&log).into_iter().filter(|e| !matches!(e, Event::Start(..))).collect();
         assert_eq!(ends, [Event::Exit(1, ExitStatus::from_raw(libc::SIGTERM))]);
-        let last_beat = beats.borrow().iter().filter(|(run, _)| *run == 1).last().map(|(_, at)| *at).unwrap();
+        let last_beat = beats.borrow().iter().rfind(|(run, _)| *run == 1).map(|(_, at)| *at).unwrap();
         let ended =
             log.borrow().iter().find(|(_, e)| matches!(e, Event::Exit(..))).map(|(at, _)| *at).unwrap();
         assert!(ended.duration_since(last_beat) >= TIMEOUT, "ended before the timeout");
