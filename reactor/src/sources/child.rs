@@ -89,11 +89,11 @@ pub struct ChildHandle {
 }
 
 impl ChildHandle {
-    /// The child's process id: it names the child only until the child is
-    /// reaped, which happens as soon as its exit is seen (when
-    /// [`token`](ChildHandle::token) leaves the reactor, before `on_exit`
-    /// runs). After that the pid may name another process: for a log line
-    /// it is fine; to signal the child, use [`signal`](ChildHandle::signal).
+    /// The child's process id. It names the child only until the child is
+    /// reaped, which happens as soon as its exit is seen, before `on_exit`
+    /// runs (which may wait for the end of its output): after that the pid
+    /// may name another process. For a log line it is fine; to signal the
+    /// child, use [`signal`](ChildHandle::signal).
     pub fn id(&self) -> u32 {
         self.pid
     }

@@ -51,8 +51,14 @@ pub enum Restart {
 /// - A run that cannot be spawned counts as one that exited with 127 (what
 ///   a shell says of a command it cannot run), and the error is logged. The
 ///   first run's error is returned by [`register`](Supervisor::register).
+/// - A [`watchdog`](Supervisor::watchdog) ends a run that falls silent
+///   on its stdout and starts another; so does
+///   [`SupervisorHandle::restart`], a watchdog of the program's own.
 /// - No run starts once the reactor is stopping: the current one is ended
-///   as its [`AtShutdown`](super::AtShutdown) says, and reported.
+///   as its [`AtShutdown`](super::AtShutdown) says, and reported;
+///   [`SupervisorHandle::stop`] does the same while the loop runs on. Give
+///   each run [`Child::die_with_parent`] for it to end even when the
+///   reactor's process is killed.
 ///
 /// ```
 /// use std::process::Command;
@@ -240,7 +246,7 @@ fn launch(state: &Rc<RefCell<State>>, ctx: &mut Context) -> io::Result<()> {
     let (run, spawned, watchdog) = {
         let mut state = state.borrow_mut();
         let run = state.run + 1;
-        state.run = run;
+        (state.run, state.timer) = (run, None); // the timer that started this run is spent
         (run, (state.supervisor.spawn)(run), state.supervisor.watchdog)
     };
     let mut child = spawned?;
