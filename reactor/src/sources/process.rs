@@ -13,18 +13,18 @@ use super::Child;
 use crate::sys::{round_up_millis, syscall};
 
 /// How a child that still runs is ended when its source leaves the
-/// reactor: its token is [`remove`](crate::Context::remove)d, the reactor
-/// stops or is dropped (or the [`Child`] is dropped unregistered).
+/// reactor: its token is [`remove`](crate::Context::remove)d, or the
+/// reactor stops or is dropped.
 ///
 /// The end never blocks a running loop: the child's exit is watched on
 /// (under a new token) and `SIGKILL` comes from a timer at the bound. The
 /// reactor's stop waits for it, within the bound: every child is signalled
 /// first, then each is waited for until its own deadline, so the stop takes
 /// the longest bound, not their sum. However it ends, `on_exit` then runs
-/// once with the status (a dropped `Child` that was never registered has
-/// no loop to report to). Lines the child writes after the reactor's stop
+/// once with the status. Lines the child writes after the reactor's stop
 /// began are not delivered, but its pipes stay open until it is reaped, so
-/// that its last writes do not fail.
+/// that its last writes do not fail. A [`Child`] dropped unregistered is
+/// ended the same way, blocking, and has no `on_exit` to call.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum AtShutdown {
     /// `SIGKILL` at once.

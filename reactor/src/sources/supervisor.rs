@@ -13,8 +13,6 @@ use super::{Child, ChildHandle};
 use crate::callback::Callback;
 use crate::{Context, TimerKey};
 
-type Spawn = Box<dyn FnMut(u32) -> io::Result<Child>>;
-
 /// When a [`Supervisor`] starts its child again after it ended (systemd's
 /// `Restart=`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -78,7 +76,7 @@ pub enum Restart {
 /// # }
 /// ```
 pub struct Supervisor {
-    spawn: Spawn,
+    spawn: Box<dyn FnMut(u32) -> io::Result<Child>>,
     restart: Restart,
     backoff: (Duration, f64, Duration),
     limit: (usize, Duration),
