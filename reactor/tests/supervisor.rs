@@ -145,7 +145,7 @@ fn a_stopped_child_ended_by_the_watchdog_is_restarted() {
             let beats = beats.borrow();
             let mut of_2 = beats.iter().filter(|(run, _)| *run == 2).map(|(_, at)| *at);
             let first = of_2.next();
-            first.zip(of_2.last()).map_or(Duration::ZERO, |(first, last)| last.duration_since(first))
+            first.zip(of_2.next_back()).map_or(Duration::ZERO, |(first, last)| last.duration_since(first))
         };
         run_until(&mut reactor, "two timeouts of beats of run 2", |_| span_of_2() >= 2 * TIMEOUT);
         assert_eq!(handle.run(), 2);
