@@ -38,7 +38,10 @@ type OnDrain = Box<dyn FnMut(&WriterHandle, &mut Context)>;
 /// - The child is reaped as soon as its exit is seen: no zombie. One still
 ///   running when its source leaves is ended as [`AtShutdown`] says
 ///   (default: `SIGTERM`, up to 2 s, then `SIGKILL`), without blocking the
-///   loop; the reactor's stop waits for it within that bound.
+///   loop; the reactor's stop waits for it within that bound. To end it
+///   even when the program is killed, spawn it with
+///   [`die_with_parent`](Child::die_with_parent); to run it again when it
+///   ends, see [`Supervisor`](super::Supervisor).
 /// - A piped stdin becomes a [`Writer`] whose handle
 ///   [`ChildHandle::stdin`] gives; close it with `close_when_drained`. A
 ///   producer that sees a write refused (`WouldBlock`, the writer is full)
