@@ -68,6 +68,9 @@
 //! Other processes and threads:
 //! - [`Child`](sources::Child): a child process, its exit learnt through a
 //!   pidfd, its output as lines, its stdin as a sink.
+//! - [`Supervisor`](sources::Supervisor): a child run again when it ends,
+//!   with a [`Restart`](sources::Restart) policy, a back-off, a limit and a
+//!   watchdog.
 //! - [`channel`](sources::channel): items of any type from other threads
 //!   ([`Sender`](sources::Sender)) to a closure on the loop's
 //!   ([`Receiver`](sources::Receiver)).
