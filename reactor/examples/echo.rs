@@ -1,5 +1,6 @@
 //! A TCP echo server: `Listener` accepts, `SignalFd` stops the loop on Ctrl-C or
-//! SIGTERM, and `Echo`, a handler written by hand, replies through a `Writer`.
+//! SIGTERM, and `Echo`, a handler written by hand, replies through a `Writer`
+//! that holds it (stops its input) while the client does not read.
 //!
 //! `cargo run -p reactor --example echo -- 127.0.0.1:7777`, then `nc 127.0.0.1 7777`.
 
@@ -7,13 +8,13 @@ use std::io::{self, ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::os::fd::{AsFd, BorrowedFd};
 
-use reactor::sources::{Listener, Signal, SignalFd, Writer, WriterHandle};
+use reactor::sources::{Listener, Output, Signal, SignalFd, Writer};
 use reactor::{Context, Handler, Reactor, Readiness};
 
 /// One client, and a `Writer` on a `dup` of its socket for the replies.
 struct Echo {
     client: TcpStream,
-    replies: Option<WriterHandle>,
+    replies: Option<Output>,
 }
 
 impl Handler for Echo {
@@ -24,30 +25,25 @@ impl Handler for Echo {
         "echo"
     }
     fn on_start(&mut self, ctx: &mut Context) -> io::Result<()> {
-        let me = ctx.current().ok_or_else(|| io::Error::other("started outside the loop"))?;
+        let me = ctx.current();
         let writer = Writer::new(self.client.try_clone()?, 256 * 1024)?
-            .on_drain(move |ctx| drop(ctx.resume(me))) // after a refusal
-            .on_error(move |_, ctx| _ = ctx.remove(me)); // the client is gone: paused, we would not know
+            .on_error(move |_, _, ctx| _ = me.map(|me| ctx.remove(me))); // held, we would not know
         writer.register(ctx).map(|out| self.replies = Some(out))
     }
-    /// Bytes leave the socket only once the writer took them: back-pressure.
+    /// Past its limit the writer holds us (no input) until it has drained.
     fn on_ready(&mut self, _: Readiness, ctx: &mut Context) -> io::Result<()> {
-        let (Some(out), Some(me)) = (&self.replies, ctx.current()) else { return Ok(()) };
+        let Some(out) = &self.replies else { return Ok(()) };
         let mut buf = [0; 16 * 1024];
-        match self.client.peek(&mut buf) {
+        match self.client.read(&mut buf) {
             Ok(0) => ctx.remove_self(), // end of file
-            Ok(n) => match out.write(ctx, &buf[..n]) {
-                Ok(()) => self.client.read_exact(&mut buf[..n])?, // consume what was taken
-                Err(e) if e.kind() == ErrorKind::WouldBlock => ctx.pause(me)?,
-                Err(e) => return Err(e),
-            },
+            Ok(n) => out.write_or_pause(ctx, &buf[..n], ctx.current())?,
             Err(e) if e.kind() == ErrorKind::WouldBlock => {} // readiness is a hint
             Err(e) => return Err(e),                          // the reactor logs it and removes us
         }
         Ok(())
     }
     fn on_remove(&mut self, ctx: &mut Context) {
-        self.replies.take().inspect(|out| out.close_when_drained(ctx)); // then the client sees EOF
+        self.replies.take().inspect(|out| out.shutdown_write(ctx)); // then the client sees EOF
     }
 }
 

@@ -11,7 +11,7 @@ use std::os::unix::net::UnixStream;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use reactor::sources::{Connection, ConnectionHandle, Fanout, SlowReader};
+use reactor::sources::{Connection, Fanout, Output, SlowReader, StreamState};
 use reactor::Reactor;
 use util::{exchange_lines, set_send_buffer, socketpair};
 
@@ -32,7 +32,7 @@ struct Outcome {
     max_buffered: usize,
     /// Whether a sender's reading was seen paused.
     paused: bool,
-    slow: ConnectionHandle,
+    slow: Output,
     /// What the slow reader's connection held when the room shut down
     /// (dropped then, unwritten).
     slow_buffered: usize,
@@ -52,7 +52,7 @@ fn chat(policy: SlowReader, limit: usize) -> Outcome {
         let (server, client) = socketpair();
         set_send_buffer(server.as_fd(), SEND_BUFFER / 2);
         let (to_room, gone) = (room.clone(), left.clone());
-        let conn = Connection::new(server, move |line, me, ctx| to_room.send(ctx, me, line))
+        let conn = Connection::new(server, move |line, me, ctx| to_room.send(ctx, me.token(), line))
             .unwrap()
             .limit(limit)
             .on_close(move |_, _| gone.set(gone.get() + 1))
@@ -69,12 +69,13 @@ fn chat(policy: SlowReader, limit: usize) -> Outcome {
 
     let (max, paused) = (Rc::new(Cell::new(0)), Rc::new(Cell::new(false)));
     let (seen_max, seen_paused, watched) = (max.clone(), paused.clone(), servers.clone());
-    reactor.before_wait(move |_| {
+    reactor.before_wait(move |ctx| {
         for conn in &watched {
             seen_max.set(seen_max.get().max(conn.buffered()));
         }
         let senders = &watched[..2];
-        seen_paused.set(seen_paused.get() || senders.iter().any(|c| c.is_open() && !c.is_reading()));
+        let held = |c: &Output| c.token().is_some_and(|t| ctx.is_paused(t));
+        seen_paused.set(seen_paused.get() || senders.iter().any(held));
     });
     let deadline = Instant::now() + DEADLINE;
     let (a_done, b_done) = (&servers[0], &servers[1]);
@@ -118,7 +119,7 @@ fn drop_loses_lines_for_the_slow_reader_alone_and_keeps_it_within_its_limit() {
 fn disconnect_closes_the_slow_reader_and_the_others_go_on() {
     let limit = 1280 * 1024;
     let outcome = chat(SlowReader::Disconnect, limit);
-    assert!(!outcome.slow.is_open(), "the reader that never reads is still connected");
+    assert_eq!(outcome.slow.state(), StreamState::Closed, "the reader that never reads is still connected");
     assert!(outcome.max_buffered <= limit, "held {} bytes, limit {limit}", outcome.max_buffered);
     let got = received_by(outcome.slow_client);
     assert!(got < 2 * TRAFFIC, "the slow reader got everything ({got} bytes)");
@@ -129,7 +130,7 @@ fn pause_slows_the_senders_loses_nothing_and_closes_a_reader_that_never_reads() 
     let limit = 64 * 1024;
     let outcome = chat(SlowReader::Pause(Duration::from_secs(1)), limit);
     assert!(outcome.paused, "no sender was ever paused");
-    assert!(!outcome.slow.is_open(), "the reader that never reads was not closed after its stall");
+    assert_eq!(outcome.slow.state(), StreamState::Closed, "the reader that never reads was not closed after its stall");
     // One line past the limit per sender, at most.
     let bound = limit + 2 * LINE;
     assert!(outcome.max_buffered <= bound, "held {} bytes, bound {bound}", outcome.max_buffered);
@@ -137,9 +138,9 @@ fn pause_slows_the_senders_loses_nothing_and_closes_a_reader_that_never_reads() 
     assert!(got < 2 * TRAFFIC, "the slow reader got everything ({got} bytes)");
 }
 
-/// A line from no member (a timer's announcement) reaches every member;
-/// with `Pause` there is no sender to pause, so a full member misses it
-/// and it is counted, as with `Drop`.
+/// A line from no source (a timer's announcement) reaches every member;
+/// with `Pause` there is no sender to hold, so a full member misses it
+/// and it is counted, as with `Drop`: its bound holds.
 #[test]
 fn broadcast_reaches_every_member_and_a_full_one_misses_lines_without_pausing_anyone() {
     const ANNOUNCEMENTS: usize = 5_000; // 600 kB: far past the stuck member's socket and limit
@@ -156,7 +157,7 @@ fn broadcast_reaches_every_member_and_a_full_one_misses_lines_without_pausing_an
     let announcer = room.clone();
     reactor.after(Duration::ZERO, move |ctx| {
         for i in 0..ANNOUNCEMENTS {
-            announcer.broadcast(ctx, util::chat_line("server", i, LINE).as_bytes());
+            announcer.send(ctx, None, util::chat_line("server", i, LINE).as_bytes());
         }
     });
     let mut reader = UnixStream::from(reader);
@@ -170,7 +171,9 @@ fn broadcast_reaches_every_member_and_a_full_one_misses_lines_without_pausing_an
         assert!(Instant::now() < deadline, "the reading member did not get every line");
         reactor.run_once(Some(Duration::from_millis(100))).unwrap();
     }
-    assert!(reading.is_reading() && stuck.is_reading(), "a broadcast paused a member");
+    let paused = |out: &Output| reactor.is_paused(out.token().unwrap());
+    assert!(!paused(&reading) && !paused(&stuck), "a broadcast paused a member");
+    assert!(stuck.buffered() <= stuck.limit(), "the stuck member holds {} bytes", stuck.buffered());
     assert_eq!(reading.dropped(), 0);
     assert!(stuck.dropped() > 0, "the member that never reads missed nothing");
     drop(reactor);

@@ -55,7 +55,7 @@ fn a_writer_whose_reader_stops_stays_under_its_bound_reports_full_then_drains() 
         let count = drained.clone();
         let out = Writer::new(write_end, limit)
             .unwrap()
-            .on_drain(move |_| count.set(count.get() + 1))
+            .on_drain(move |_, _| count.set(count.get() + 1))
             .register(&mut reactor)
             .unwrap();
 
@@ -74,7 +74,7 @@ fn a_writer_whose_reader_stops_stays_under_its_bound_reports_full_then_drains() 
         }
         assert!(sent.len() >= capacity + limit - CHUNK, "refused early, after {} bytes", sent.len());
         assert!(out.buffered() <= limit, "holds {} bytes over its limit {limit}", out.buffered());
-        assert!(out.would_refuse(CHUNK));
+        assert!(!out.fits(CHUNK));
         // Level-triggered WRITABLE is on while data waits, but a full pipe is not writable.
         assert_eq!(reactor.interest(out.token().unwrap()), Some(Interest::WRITABLE));
         assert_eq!(reactor.run_once(Some(util::QUIET)).unwrap(), 0, "a full pipe must not wake the writer");
@@ -125,7 +125,7 @@ fn a_reader_that_goes_away_is_reported_to_on_error_once_and_the_writer_leaves() 
         let seen = errors.clone();
         let out = Writer::new(ours, 1 << 20)
             .unwrap()
-            .on_error(move |e, _| seen.borrow_mut().push(e.kind()))
+            .on_error(move |e, _, _| seen.borrow_mut().push(e.kind()))
             .register(&mut reactor)
             .unwrap();
         out.write(&mut reactor, b"before").unwrap();
@@ -164,7 +164,8 @@ fn write_line_or_pause_pauses_the_producer_keeps_the_bound_and_loses_nothing() {
         let seen_peak = peak.clone();
         let producer = reactor
             .register(reactor::sources::LineReader::new(ours_in.into(), 1024, move |line, ctx| {
-                let me = ctx.current().expect("a reader's callback has its token");
+                let me = ctx.current();
+                assert!(me.is_some(), "a reader's callback has its token");
                 to_pipe.write_line_or_pause(ctx, line, me).unwrap();
                 seen_peak.set(seen_peak.get().max(to_pipe.buffered()));
             }))

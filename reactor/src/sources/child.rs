@@ -9,11 +9,11 @@ use std::process::{Command, ExitStatus};
 use std::rc::Rc;
 
 use crate::callback::{Callback, OnBytes, OnError};
-use crate::sources::{LineReader, Writer, WriterHandle};
+use crate::sources::{LineReader, Output, Writer};
 use crate::sys::set_nonblocking;
 use crate::{Context, Handler, Readiness, Token};
 
-type OnDrain = Box<dyn FnMut(&WriterHandle, &mut Context)>;
+type OnDrain = Box<dyn FnMut(&Output, &mut Context)>;
 
 /// What happens to a child still running when its source leaves the
 /// reactor (the loop stops, the source is removed, the reactor is dropped,
@@ -89,7 +89,7 @@ pub struct Child {
 pub struct ChildHandle {
     pid: u32,
     token: Token,
-    stdin: Option<WriterHandle>,
+    stdin: Option<Output>,
 }
 
 impl ChildHandle {
@@ -105,7 +105,7 @@ impl ChildHandle {
     }
 
     /// Its stdin, if it was piped.
-    pub fn stdin(&self) -> Option<&WriterHandle> {
+    pub fn stdin(&self) -> Option<&Output> {
         self.stdin.as_ref()
     }
 }
@@ -179,11 +179,11 @@ impl Child {
 
     /// Called with its stdin's handle when that [`Writer`] has emptied after
     /// a write was refused for want of room: the moment for a producer held
-    /// back by `WouldBlock` (or [`WriterHandle::is_full`]) to write again and
+    /// back by `WouldBlock` (or [`Output::fits`]) to write again and
     /// resume. This is the writer's [`on_drain`](Writer::on_drain). Never
     /// called if stdin is not piped, nor once the child has been reaped (the
     /// exit watch gone, writes to its stdin could only fail).
-    pub fn on_stdin_drain(mut self, on_drain: impl FnMut(&WriterHandle, &mut Context) + 'static) -> Child {
+    pub fn on_stdin_drain(mut self, on_drain: impl FnMut(&Output, &mut Context) + 'static) -> Child {
         self.on_stdin_drain = Some(Box::new(on_drain));
         self
     }
@@ -223,7 +223,7 @@ impl Child {
         }
         let mut stdin = self.stdin.take().map(|fd| Writer::new(fd, self.stdin_limit)).transpose()?;
         if let Some(mut on_error) = self.on_stdin_error.take() {
-            stdin = stdin.map(|writer| writer.on_error(move |e, ctx| on_error(e, ctx)));
+            stdin = stdin.map(|writer| writer.on_error(move |e, _, ctx| on_error(e, ctx)));
         }
         // The drain callback reaches the handle through a slot that the exit
         // watch empties when it goes: a handle captured for good would make a
@@ -231,9 +231,9 @@ impl Child {
         let stdin_slot = Rc::new(RefCell::new(None));
         let stdin = match (stdin, self.on_stdin_drain.take()) {
             (Some(writer), Some(mut on_drain)) => {
-                *stdin_slot.borrow_mut() = Some(writer.handle());
+                *stdin_slot.borrow_mut() = Some(writer.output());
                 let slot = stdin_slot.clone();
-                Some(writer.on_drain(move |ctx| {
+                Some(writer.on_drain(move |_, ctx| {
                     let handle = slot.borrow().clone(); // not borrowed while the callback runs
                     if let Some(handle) = handle {
                         on_drain(&handle, ctx);
@@ -320,7 +320,7 @@ struct ExitWatch {
     pidfd: OwnedFd,
     state: Rc<RefCell<Exit>>,
     /// Emptied on drop, which frees the stdin writer's state.
-    stdin_slot: Rc<RefCell<Option<WriterHandle>>>,
+    stdin_slot: Rc<RefCell<Option<Output>>>,
     name: String,
 }
 
