@@ -46,7 +46,7 @@ fn a_burst_of_short_lines_in_one_round_is_coalesced_and_none_is_refused() {
         let (ours, theirs) = socketpair();
         set_send_buffer(ours.as_fd(), 212_992 / 2); // the kernel doubles it: Linux's usual default
         let mut reactor = Reactor::new().unwrap();
-        let conn = Connection::new(ours, |_, _, _| {}).unwrap().limit(16 * 1024);
+        let conn = Connection::new(ours).unwrap().limit(16 * 1024);
         let conn = conn.register(&mut reactor).unwrap();
         let refused = Rc::new(Cell::new(0));
         let (out, count) = (conn.clone(), refused.clone());
@@ -91,7 +91,7 @@ fn close_evicts_at_once_dropping_what_is_buffered() {
         let mut reactor = Reactor::new().unwrap();
         let closes = Rc::new(Cell::new(0));
         let count = closes.clone();
-        let conn = Connection::new(ours, |_, _, _| {})
+        let conn = Connection::new(ours)
             .unwrap()
             .limit(256 * 1024)
             .on_close(move |_, _| count.set(count.get() + 1))
@@ -142,13 +142,12 @@ fn a_paused_connection_reads_nothing_even_after_its_peer_hung_up() {
         let mut reactor = Reactor::new().unwrap();
         let lines = Rc::new(RefCell::new(Vec::new()));
         let (seen, closed) = (lines.clone(), lines.clone());
-        let conn = Connection::new(ours, move |line, me, ctx| {
+        let conn = Connection::new(ours).unwrap().on_line(move |line, me, ctx| {
             seen.borrow_mut().push(String::from_utf8_lossy(line).into_owned());
             if line == b"pause" {
                 ctx.pause(me.token().unwrap()).unwrap();
             }
         })
-        .unwrap()
         .on_close(move |_, _| closed.borrow_mut().push("(closed)".into()))
         .register(&mut reactor)
         .unwrap();
@@ -177,8 +176,9 @@ fn an_unfinished_line_is_not_a_line_at_shutdown() {
         let seen = Rc::new(RefCell::new(Vec::new()));
         let (lines, rest, closed) = (seen.clone(), seen.clone(), seen.clone());
         let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
-        Connection::new(ours, move |line, _, _| lines.borrow_mut().push(text(line)))
+        Connection::new(ours)
             .unwrap()
+            .on_line(move |line, _, _| lines.borrow_mut().push(text(line)))
             .on_unfinished(move |part, _, _| rest.borrow_mut().push(format!("unfinished: {}", text(part))))
             .on_close(move |conn, _| closed.borrow_mut().push(format!("closed: {:?}", conn.state())))
             .register(&mut reactor)
@@ -203,12 +203,12 @@ fn accepted_connections_write_to_each_other_by_token() {
         let known = tokens.clone();
         let listener = Listener::unix_accept(&path, move |fd, _peer, ctx| {
             let others = known.clone();
-            let conn = Connection::new(fd, move |line, me, ctx| {
+            let conn = Connection::new(fd)?.on_line(move |line, me, ctx| {
                 for &token in others.borrow().iter().filter(|&&t| Some(t) != me.token()) {
                     let other = Connection::output_of(ctx, token).expect("a registered connection");
                     other.write_line(ctx, line).unwrap();
                 }
-            })?
+            })
             .register(ctx)?;
             known.borrow_mut().push(conn.token().expect("registered"));
             Ok(())
@@ -234,7 +234,8 @@ fn a_tcp_connection_from_tcp_accept_answers_each_line_and_closes_at_end_of_input
     within_deadline(|| {
         let mut reactor = Reactor::new().unwrap();
         let listener = Listener::tcp_accept(([127, 0, 0, 1], 0).into(), |fd, _peer, ctx| {
-            Connection::new(fd, |line, me, ctx| me.write_line(ctx, &line.to_ascii_uppercase()).unwrap())?
+            Connection::new(fd)?
+                .on_line(|line, me, ctx| me.write_line(ctx, &line.to_ascii_uppercase()).unwrap())
                 .register(ctx)
                 .map(drop)
         })
@@ -264,7 +265,7 @@ fn on_drain_runs_once_the_buffer_empties_after_a_refusal() {
         let mut reactor = Reactor::new().unwrap();
         let drains = Rc::new(Cell::new(0));
         let count = drains.clone();
-        let conn = Connection::new(ours, |_, _, _| {})
+        let conn = Connection::new(ours)
             .unwrap()
             .limit(64 * 1024)
             .on_drain(move |conn, _| {

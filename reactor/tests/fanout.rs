@@ -52,8 +52,9 @@ fn chat(policy: SlowReader, limit: usize) -> Outcome {
         let (server, client) = socketpair();
         set_send_buffer(server.as_fd(), SEND_BUFFER / 2);
         let (to_room, gone) = (room.clone(), left.clone());
-        let conn = Connection::new(server, move |line, me, ctx| to_room.send(ctx, me.token(), line))
+        let conn = Connection::new(server)
             .unwrap()
+            .on_line(move |line, me, ctx| to_room.send(ctx, me.token(), line))
             .limit(limit)
             .on_close(move |_, _| gone.set(gone.get() + 1))
             .register(&mut reactor)
@@ -149,8 +150,8 @@ fn broadcast_reaches_every_member_and_a_full_one_misses_lines_without_pausing_an
     let (reading, reader) = socketpair();
     let (stuck, _never_read) = socketpair();
     set_send_buffer(stuck.as_fd(), SEND_BUFFER / 2);
-    let reading = Connection::new(reading, |_, _, _| {}).unwrap().limit(1 << 20);
-    let stuck = Connection::new(stuck, |_, _, _| {}).unwrap().limit(16 * 1024);
+    let reading = Connection::new(reading).unwrap().limit(1 << 20);
+    let stuck = Connection::new(stuck).unwrap().limit(16 * 1024);
     let (reading, stuck) = (reading.register(&mut reactor).unwrap(), stuck.register(&mut reactor).unwrap());
     room.join(&reading);
     room.join(&stuck);

@@ -67,11 +67,10 @@ type OnLine = Box<dyn FnMut(&[u8], &Output, &mut Context)>;
 /// # fn main() -> std::io::Result<()> {
 /// let (ours, mut theirs) = UnixStream::pair()?;
 /// let mut reactor = Reactor::new()?;
-/// Connection::new(ours, |line, out, ctx| {
-///     let _ = out.write_line(ctx, &line.to_ascii_uppercase()); // an echo that shouts
-/// })?
-/// .on_close(|_, ctx| ctx.stop())
-/// .register(&mut reactor)?;
+/// Connection::new(ours)?
+///     .on_line(|line, out, ctx| drop(out.write_line(ctx, &line.to_ascii_uppercase()))) // an echo that shouts
+///     .on_close(|_, ctx| ctx.stop())
+///     .register(&mut reactor)?;
 /// theirs.write_all(b"hello\nworld")?;
 /// theirs.shutdown(std::net::Shutdown::Write)?; // end of input: the last line has no \n
 /// reactor.run()?;
@@ -106,12 +105,9 @@ struct Dial {
 }
 
 impl Connection {
-    /// A connection on `fd` (made non-blocking) that passes each line, or
-    /// piece of at most 64 KiB, to `on_line` with its output.
-    pub fn new(
-        fd: impl Into<OwnedFd>,
-        on_line: impl FnMut(&[u8], &Output, &mut Context) + 'static,
-    ) -> io::Result<Connection> {
+    /// A connection on `fd` (made non-blocking); its lines go to
+    /// [`on_line`](Connection::on_line).
+    pub fn new(fd: impl Into<OwnedFd>) -> io::Result<Connection> {
         let fd: OwnedFd = fd.into();
         let sink = Sink::new(fd.as_fd(), 256 * 1024, true, "connection")?;
         Ok(Connection {
@@ -120,7 +116,7 @@ impl Connection {
             max_line: CHUNK,
             partial: Vec::new(),
             held: Vec::new(),
-            on_line: Box::new(on_line),
+            on_line: Box::new(|_, _, _| {}),
             on_unfinished: None,
             on_end: None,
             on_connect: None,
@@ -135,15 +131,12 @@ impl Connection {
     /// what failed (`ECONNREFUSED`, or `TimedOut` after the
     /// [`timeout`](Connection::timeout)), the address in its message.
     /// Fails at once only if no socket can be made.
-    pub fn tcp(
-        addr: SocketAddr,
-        on_line: impl FnMut(&[u8], &Output, &mut Context) + 'static,
-    ) -> io::Result<Connection> {
+    pub fn tcp(addr: SocketAddr) -> io::Result<Connection> {
         let fd = socket(if addr.is_ipv4() { libc::AF_INET } else { libc::AF_INET6 })?;
         let (storage, len) = inet_sockaddr(&addr);
         // SAFETY: `storage` holds a socket address of `len` bytes.
         let connect = move |fd| syscall!(connect(fd, (&storage as *const libc::sockaddr_storage).cast(), len));
-        Connection::dial(fd, addr.to_string(), Rc::new(move |fd| connect(fd).map(drop)), on_line)
+        Connection::dial(fd, addr.to_string(), Rc::new(move |fd| connect(fd).map(drop)))
     }
 
     /// A Unix-domain connection to the socket at `path`, made as
@@ -151,31 +144,23 @@ impl Connection {
     /// refuses a non-blocking connect with `EAGAIN` at once: the connect is
     /// tried again every 10 ms until the timeout. A path that is no socket,
     /// or nobody's, fails (`ENOENT`, `ECONNREFUSED`) through `on_error`.
-    pub fn unix(
-        path: impl AsRef<Path>,
-        on_line: impl FnMut(&[u8], &Output, &mut Context) + 'static,
-    ) -> io::Result<Connection> {
+    pub fn unix(path: impl AsRef<Path>) -> io::Result<Connection> {
         let path = path.as_ref();
         let (addr, len) = unix_sockaddr(path)?;
         let fd = socket(libc::AF_UNIX)?;
         // SAFETY: `addr` holds a socket address of `len` bytes.
         let connect = move |fd| syscall!(connect(fd, (&addr as *const libc::sockaddr_un).cast(), len));
-        Connection::dial(fd, path.display().to_string(), Rc::new(move |fd| connect(fd).map(drop)), on_line)
+        Connection::dial(fd, path.display().to_string(), Rc::new(move |fd| connect(fd).map(drop)))
     }
 
-    fn dial(
-        fd: OwnedFd,
-        to: String,
-        connect: Rc<dyn Fn(RawFd) -> io::Result<()>>,
-        on_line: impl FnMut(&[u8], &Output, &mut Context) + 'static,
-    ) -> io::Result<Connection> {
-        let mut conn = Connection::new(fd, on_line)?;
+    fn dial(fd: OwnedFd, to: String, connect: Rc<dyn Fn(RawFd) -> io::Result<()>>) -> io::Result<Connection> {
+        let mut conn = Connection::new(fd)?;
         let mut dial = Dial { to, timeout: Duration::from_secs(10), retry: None, timers: Vec::new() };
+        conn.sink.out.set_connecting(true); // also a Unix connect done at once: on_connect is called
         match connect(conn.fd.as_raw_fd()) {
-            Ok(()) => {} // a Unix connect is done at once
-            Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => conn.sink.out.set_connecting(true),
+            Ok(()) => {}
+            Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                conn.sink.out.set_connecting(true);
                 conn.sink.out.park();
                 dial.retry = Some(connect);
             }
@@ -183,6 +168,14 @@ impl Connection {
         }
         conn.dial = Some(dial);
         Ok(conn)
+    }
+
+    /// Called with each line that arrives, or piece of at most `max_line`
+    /// bytes, and the connection's output (to answer). Without it, lines
+    /// are dropped.
+    pub fn on_line(mut self, f: impl FnMut(&[u8], &Output, &mut Context) + 'static) -> Connection {
+        self.on_line = Box::new(f);
+        self
     }
 
     /// How long an outgoing connect may take (10 s unless said otherwise);

@@ -53,7 +53,8 @@ pub enum SlowReader {
 /// let room = Fanout::new(SlowReader::Pause(Duration::from_secs(1)));
 /// reactor.register(Listener::unix_accept("/tmp/chat.sock", move |fd, _peer, ctx| {
 ///     let to_room = room.clone();
-///     let conn = Connection::new(fd, move |line, me, ctx| to_room.send(ctx, me.token(), line))?
+///     let conn = Connection::new(fd)?
+///         .on_line(move |line, me, ctx| to_room.send(ctx, me.token(), line))
 ///         .limit(64 * 1024)
 ///         .register(ctx)?;
 ///     room.join(&conn);

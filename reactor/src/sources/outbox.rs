@@ -116,6 +116,8 @@ struct Inner {
     /// The reader keeps lines read before its input was held: it must be
     /// called once that hold ends.
     holds_input: bool,
+    /// An outgoing connection not up yet: writes are kept, none is made.
+    connecting: bool,
     /// Out of epoll until [`Output::kick`]: a Unix connect waits for room
     /// in the listener's backlog (an unconnected socket reports hang-ups).
     parked: bool,
@@ -132,11 +134,10 @@ struct Inner {
     dropped: u64,
 }
 
-/// The lifecycle; each state means one thing.
+/// The lifecycle; each state means one thing. (An outgoing connection is
+/// `connecting` besides, until it is up.)
 #[derive(Debug, Default)]
 enum Life {
-    /// Not connected yet: writes are kept.
-    Connecting,
     /// Takes writes.
     #[default]
     Open,
@@ -158,12 +159,12 @@ impl Inner {
     }
 
     fn takes_writes(&self) -> bool {
-        matches!(self.life, Life::Connecting | Life::Open)
+        matches!(self.life, Life::Open)
     }
 
     /// Whether bytes may be written now: connected, not failed, not gone.
-    fn takes_writes_or_ends(&self) -> bool {
-        matches!(self.life, Life::Open | Life::Ending | Life::Closing)
+    fn writes_now(&self) -> bool {
+        !self.connecting && matches!(self.life, Life::Open | Life::Ending | Life::Closing)
     }
 
     fn consume(&mut self, n: usize) {
@@ -181,7 +182,7 @@ impl Inner {
     /// No more writes: an open stream starts to close, or to end its
     /// writing. A failure is still reported; a closed stream stays closed.
     fn stop_writes(&mut self, then: Life) {
-        if matches!(self.life, Life::Connecting | Life::Open | Life::Ending | Life::Shut) {
+        if matches!(self.life, Life::Open | Life::Ending | Life::Shut) {
             self.life = then;
         }
     }
@@ -314,7 +315,7 @@ impl Output {
         let mut inner = core.inner.borrow_mut();
         for part in parts {
             let mut part = *part;
-            if !core.coalesce && inner.len() == 0 && matches!(inner.life, Life::Open) {
+            if !core.coalesce && inner.len() == 0 && inner.writes_now() {
                 // Nothing waits: straight to the descriptor.
                 match send_or_write(core.fd, core.socket, part) {
                     Ok(n) => {
@@ -331,7 +332,7 @@ impl Output {
             inner.data.extend_from_slice(part);
         }
         let hold = producer.filter(|p| inner.len() >= core.limit.get() && !inner.held.contains(p));
-        if core.coalesce && inner.len() > 0 && inner.flush.is_none() && matches!(inner.life, Life::Open) {
+        if core.coalesce && inner.len() > 0 && inner.flush.is_none() && inner.writes_now() {
             inner.flush = Some(self.flush_at_end_of_round(ctx));
         }
         drop(inner);
@@ -352,7 +353,7 @@ impl Output {
         ctx.after(Duration::ZERO, move |ctx| {
             let Some(core) = weak.upgrade() else { return };
             core.inner.borrow_mut().flush = None;
-            if !core.inner.borrow().takes_writes_or_ends() {
+            if !core.inner.borrow().writes_now() {
                 return;
             }
             if let Err(e) = core.write_out() {
@@ -392,7 +393,7 @@ impl Output {
     pub fn state(&self) -> StreamState {
         let inner = self.core.inner.borrow();
         match inner.life {
-            Life::Connecting => StreamState::Connecting,
+            Life::Open | Life::Ending | Life::Closing if inner.connecting => StreamState::Connecting,
             Life::Open if inner.input_ended => StreamState::InputEnded,
             Life::Open => StreamState::Open,
             Life::Ending | Life::Shut => StreamState::OutputShut,
@@ -459,7 +460,7 @@ impl Output {
     pub(crate) fn settle(&self, ctx: &mut Context) -> bool {
         let core = &*self.core;
         let mut inner = core.inner.borrow_mut();
-        if inner.len() > 0 && !matches!(inner.life, Life::Failed(_)) {
+        if (inner.len() > 0 || inner.connecting) && !matches!(inner.life, Life::Failed(_)) {
             return true;
         }
         if matches!(inner.life, Life::Ending) {
@@ -503,7 +504,7 @@ impl Output {
         let bytes_wait = inner.len() > 0 && inner.flush.is_none();
         let to_finish = inner.len() == 0
             && (inner.refused || matches!(inner.life, Life::Ending | Life::Closing | Life::Failed(_)));
-        let write = matches!(inner.life, Life::Connecting) || bytes_wait || to_finish;
+        let write = inner.connecting || bytes_wait || to_finish;
         let read = self.reads(&inner);
         match (read, write) {
             _ if inner.parked => Interest::NONE,
@@ -556,14 +557,9 @@ impl Output {
         self.core.inner.borrow_mut().holds_input = holds;
     }
 
-    /// An outgoing connection: `Connecting` until it is up, then `Open`.
+    /// An outgoing connection: connecting until it is up.
     pub(crate) fn set_connecting(&self, connecting: bool) {
-        let mut inner = self.core.inner.borrow_mut();
-        match (&inner.life, connecting) {
-            (Life::Open, true) => inner.life = Life::Connecting,
-            (Life::Connecting, false) => inner.life = Life::Open,
-            _ => {}
-        }
+        self.core.inner.borrow_mut().connecting = connecting;
     }
 
     /// Parks the stream out of epoll (see `parked`).
@@ -585,7 +581,8 @@ impl Output {
     }
 
     pub(crate) fn is_connecting(&self) -> bool {
-        matches!(self.core.inner.borrow().life, Life::Connecting)
+        let inner = self.core.inner.borrow();
+        inner.connecting && !matches!(inner.life, Life::Failed(_) | Life::Closed)
     }
 
     /// The peer's end of input.
@@ -631,7 +628,7 @@ impl Sink {
     pub(crate) fn on_ready(&mut self, readiness: Readiness, ctx: &mut Context) -> bool {
         let core = &self.out.core;
         let writable = readiness.is_writable() || readiness.is_error() || readiness.is_hangup();
-        if writable && core.inner.borrow().takes_writes_or_ends() {
+        if writable && core.inner.borrow().writes_now() {
             if let Err(e) = core.write_out() {
                 core.keep_failure(e);
             }
