@@ -180,3 +180,79 @@ fn broadcast_reaches_every_member_and_a_full_one_misses_lines_without_pausing_an
     drop(reactor);
     assert_eq!(counting.join().unwrap().unwrap(), ANNOUNCEMENTS * LINE);
 }
+
+/// Issue 24: a `Fifo` read as lines, fanned out to three socket members
+/// under `Pause`, one of them slow: the FIFO is held (a `Fifo` is a source
+/// like any other, named by its token), so nothing is lost for anyone and
+/// no member holds more than its limit plus one read. Before, a line from
+/// a FIFO had no sender to pause: a full member lost it (447 lines of a
+/// subscriber that was reading).
+#[test]
+fn a_fifo_fanned_out_under_pause_loses_nothing_for_a_slow_member_and_stays_bounded() {
+    const FIFO_LINES: usize = 20_000; // 2.4 MB: far past each member's socket and limit
+    let dir = util::TempDir::new("fanout-fifo");
+    let path = dir.path().join("feed");
+    let limit = 16 * 1024;
+    let room = Fanout::new(SlowReader::Pause(Duration::from_secs(5)));
+    let mut reactor = Reactor::new().unwrap();
+    let (mut members, mut readers) = (Vec::new(), Vec::new());
+    for slow in [false, false, true] {
+        let (server, client) = socketpair();
+        set_send_buffer(server.as_fd(), SEND_BUFFER / 2);
+        let member = Connection::new(server).unwrap().limit(limit).register(&mut reactor).unwrap();
+        room.join(&member);
+        members.push(member);
+        readers.push(std::thread::spawn(move || {
+            let mut client = UnixStream::from(client);
+            client.set_nonblocking(false).unwrap();
+            client.set_read_timeout(Some(DEADLINE)).unwrap();
+            let (mut all, mut buf) = (Vec::new(), vec![0; if slow { 512 } else { 64 * 1024 }]);
+            loop {
+                match client.read(&mut buf) {
+                    Ok(0) => return all,
+                    Ok(n) => all.extend_from_slice(&buf[..n]),
+                    Err(e) => panic!("member: {e}"),
+                }
+                if slow {
+                    std::thread::sleep(Duration::from_micros(200)); // a reader, slower than the feed
+                }
+            }
+        }));
+    }
+    let to_room = room.clone();
+    let fifo = reactor::sources::Fifo::create(&path, 0o600, 4096, move |line, ctx| {
+        to_room.send(ctx, ctx.current(), line);
+    })
+    .unwrap();
+    let fifo = reactor.register(fifo).unwrap();
+    let feed = path.clone();
+    let feeder = std::thread::spawn(move || {
+        let mut writer = std::fs::OpenOptions::new().write(true).open(feed).unwrap();
+        let text: String = (0..FIFO_LINES).map(|i| util::chat_line("feed", i, LINE) + "\n").collect();
+        std::io::Write::write_all(&mut writer, text.as_bytes()).unwrap();
+        text
+    });
+    let (max, held) = (Rc::new(Cell::new(0)), Rc::new(Cell::new(false)));
+    let (seen_max, seen_held, watched) = (max.clone(), held.clone(), members.clone());
+    reactor.before_wait(move |ctx| {
+        seen_max.set(watched.iter().map(Output::buffered).max().unwrap_or(0).max(seen_max.get()));
+        seen_held.set(seen_held.get() || ctx.is_paused(fifo));
+    });
+    let deadline = Instant::now() + DEADLINE;
+    while members.iter().any(|m| m.written() < (FIFO_LINES * LINE) as u64) {
+        assert!(Instant::now() < deadline, "the members did not get every line within {DEADLINE:?}: {members:?} fifo paused {}", reactor.is_paused(fifo));
+        assert!(members.iter().all(|m| m.state() == StreamState::Open), "a member was closed");
+        reactor.run_once(Some(Duration::from_millis(100))).unwrap();
+    }
+    for member in &members {
+        member.close_when_drained(&mut reactor);
+    }
+    let text = feeder.join().unwrap();
+    drop(reactor);
+    for (i, reader) in readers.into_iter().enumerate() {
+        assert!(reader.join().unwrap() == text.as_bytes(), "member {i} lost or reordered lines");
+    }
+    assert!(held.get(), "the FIFO was never held: the test did not fill a member");
+    let bound = limit + 64 * 1024;
+    assert!(max.get() <= bound, "a member held {} bytes, bound {bound}", max.get());
+}

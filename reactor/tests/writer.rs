@@ -187,3 +187,43 @@ fn write_line_or_pause_pauses_the_producer_keeps_the_bound_and_loses_nothing() {
         assert!(!reactor.is_paused(producer), "resumed once the buffer drained");
     });
 }
+
+/// Issue 28: a socket half-closed on purpose by both sides (our end of
+/// writing, then the peer's) is nobody's error. The writer ends its
+/// writing with `shutdown_write` once its bytes are out, and leaves; the
+/// peer reads everything, then shuts down its own writing. Before, the
+/// writer saw the hang-up with nothing queued and reported `BrokenPipe`
+/// to `on_error` (and a program that closed the connection on that error
+/// lost what was still unread on it).
+#[test]
+fn a_writer_half_closed_on_purpose_by_both_sides_reports_no_error() {
+    within_deadline(|| {
+        let (ours, theirs) = socketpair();
+        let mut theirs = std::os::unix::net::UnixStream::from(theirs);
+        let mut reactor = Reactor::new().unwrap();
+        let errors = Rc::new(RefCell::new(Vec::new()));
+        let seen = errors.clone();
+        let out = Writer::new(ours, 1 << 20)
+            .unwrap()
+            .on_error(move |e, _, _| seen.borrow_mut().push(e.to_string()))
+            .register(&mut reactor)
+            .unwrap();
+        let payload = vec![b'y'; 1 << 20]; // more than the socket holds: the end waits for it
+        out.write(&mut reactor, &payload).unwrap();
+        out.shutdown_write(&mut reactor);
+        assert_eq!(out.state(), reactor::sources::StreamState::OutputShut);
+        theirs.set_nonblocking(false).unwrap();
+        let reader = std::thread::spawn(move || {
+            let mut got = Vec::new();
+            io::Read::read_to_end(&mut theirs, &mut got).unwrap(); // to our end of writing
+            theirs.shutdown(std::net::Shutdown::Write).unwrap(); // then the peer's
+            (got.len(), theirs)
+        });
+        run_until(&mut reactor, "the writer to leave", |r| r.is_empty());
+        let (got, _theirs) = reader.join().unwrap();
+        assert_eq!(got, payload.len());
+        util::run_for(&mut reactor, std::time::Duration::from_millis(20));
+        assert_eq!(*errors.borrow(), [] as [String; 0], "an error for a half-close on purpose");
+        assert_eq!(out.state(), reactor::sources::StreamState::Closed);
+    });
+}

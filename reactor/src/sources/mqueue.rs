@@ -167,9 +167,9 @@ struct Outgoing {
 /// `WouldBlock`, so at most `limit` messages are ever held, whoever sends;
 /// [`send_or_pause`](QueueWriterHandle::send_or_pause) takes it anyway and
 /// holds its producer (any registered source, by its [`Token`]) until every
-/// held message is sent: at most `limit` plus what each producer sends
-/// before its hold takes effect (a [`QueueReader`] stops its batch at once:
-/// one message).
+/// held message is sent: at most `limit` plus one message for each producer
+/// held (a [`QueueReader`] stops its batch at once, after that one), and
+/// refuses the rest with `WouldBlock`.
 ///
 /// ```
 /// # fn main() -> std::io::Result<()> {
@@ -288,7 +288,10 @@ impl QueueWriterHandle {
             }
         }
         let producer = producer.filter(|&p| ctx.contains(p));
-        if self.held() >= out.limit && producer.is_none() {
+        // Past the limit: one message more for each producer held (the one
+        // it sends before its hold takes effect), this one included.
+        let producers = producer.map_or(0, |p| out.producers.borrow().len() + usize::from(!out.producers.borrow().contains(&p)));
+        if self.held() >= out.limit + producers {
             let full = format!("the queue writer holds its limit of {} messages: wait for its on_drain", out.limit);
             return Err(io::Error::new(io::ErrorKind::WouldBlock, full));
         }

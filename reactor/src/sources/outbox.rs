@@ -10,6 +10,7 @@ use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
 use std::rc::{Rc, Weak};
 use std::time::Duration;
 
+use super::lines::CHUNK;
 use crate::sys::{ignore_sigpipe, is_socket, send_or_write, set_nonblocking, syscall};
 use crate::{Context, Interest, Readiness, TimerKey, Token};
 
@@ -46,12 +47,14 @@ pub(crate) type OnFailure = Box<dyn FnMut(&io::Error, &Output, &mut Context)>;
 ///   [`Token`]): they take the bytes even past the limit, and if the stream
 ///   is then full, its input is held ([`Context::is_paused`] is true for it)
 ///   until the buffer has emptied or the stream is gone. A producer held by
-///   several streams resumes when the last of them drains. The buffer then
-///   holds at most `limit()` plus what each producer hands over before its
-///   hold takes effect: one line for a `Connection`, the rest of one read
-///   (64 KiB) for a `LineReader` or a `Fifo`. With no producer (`None`: a
-///   timer, code outside the loop), they are `write` and `write_line`: the
-///   bound holds whoever calls.
+///   several streams resumes when the last of them drains. Past the limit
+///   they take up to 64 KiB more for each producer held, what a producer
+///   hands over before its hold takes effect (one line for a `Connection`,
+///   the rest of one read for a `LineReader` or a `Fifo`), and refuse the
+///   rest with `WouldBlock`: the buffer never holds more than `limit()`
+///   plus 64 KiB per held producer. With no producer (`None`: a timer,
+///   code outside the loop), they are `write` and `write_line`: the bound
+///   holds whoever calls.
 /// - **Coalesced.** A [`Writer`](super::Writer) writes straight into an
 ///   empty buffer's descriptor; a [`Connection`](super::Connection) only
 ///   appends, and writes once at the end of the round (a timer due at
@@ -306,7 +309,7 @@ impl Output {
             }
         }
         let producer = producer.filter(|&p| ctx.contains(p));
-        if !self.fits(size) && producer.is_none() {
+        if !self.fits(size) && !self.takes_past_limit(producer, size) {
             core.inner.borrow_mut().refused = true;
             let (buffered, limit) = (self.buffered(), self.limit());
             let full = format!("the stream is full ({buffered} of {limit} bytes): wait for its on_drain");
@@ -343,6 +346,15 @@ impl Output {
             inner.refused = true;
         }
         self.watch(ctx)
+    }
+
+    /// Whether `size` bytes from `producer` are taken past the limit: by up
+    /// to [`CHUNK`] (one read) for each producer held, this one included.
+    fn takes_past_limit(&self, producer: Option<Token>, size: usize) -> bool {
+        let Some(producer) = producer else { return false };
+        let inner = self.core.inner.borrow();
+        let held = inner.held.len() + usize::from(!inner.held.contains(&producer));
+        inner.len() + size <= self.limit() + held * CHUNK
     }
 
     /// A timer due at once, which goes when it has run. (One kept between
