@@ -726,7 +726,15 @@ impl Context {
         if watched {
             open_epoll(&mut self.epoll)?.add(fd, interest, token)?;
         }
-        entry.insert(Slot { order: self.order, fd, interest, paused: false, holds: 0, watched, handler: None });
+        entry.insert(Slot {
+            order: self.order,
+            fd,
+            interest,
+            paused: false,
+            holds: 0,
+            watched,
+            handler: None,
+        });
         self.order += 1;
         self.watched += usize::from(watched);
         Ok(token)

@@ -115,7 +115,8 @@ fn a_queue_writer_flooded_from_anywhere_stays_within_its_limit() {
             let queue = TestQueue::new("bound");
             let mut reactor = Reactor::new().unwrap();
             let limit = 4;
-            let out = QueueWriter::new(queue.open(Access::Send), limit).unwrap().register(&mut reactor).unwrap();
+            let out =
+                QueueWriter::new(queue.open(Access::Send), limit).unwrap().register(&mut reactor).unwrap();
             let (sink, refused) = (out.clone(), Rc::new(Cell::new(0)));
             let count = refused.clone();
             let producer = from(place, &mut reactor, move |ctx| {

@@ -103,8 +103,12 @@ fn a_refused_connect_goes_to_on_error_naming_the_address_then_on_close() {
         let nobody = dir.path().join("nobody.sock");
         let mut reactor = Reactor::new().unwrap();
         let (tcp, unix) = (Seen::default(), Seen::default());
-        recorded(Connection::tcp(addr).unwrap().on_line(lines_to(&tcp)), &tcp).register(&mut reactor).unwrap();
-        recorded(Connection::unix(&nobody).unwrap().on_line(lines_to(&unix)), &unix).register(&mut reactor).unwrap();
+        recorded(Connection::tcp(addr).unwrap().on_line(lines_to(&tcp)), &tcp)
+            .register(&mut reactor)
+            .unwrap();
+        recorded(Connection::unix(&nobody).unwrap().on_line(lines_to(&unix)), &unix)
+            .register(&mut reactor)
+            .unwrap();
         run_until(&mut reactor, "both failures", |r| r.is_empty());
         let refused = format!("error ConnectionRefused: connect to {addr}: ");
         assert!(tcp.borrow()[0].starts_with(&refused), "{:?}", tcp.borrow());
@@ -129,7 +133,8 @@ fn a_unix_connect_to_a_full_backlog_times_out_without_blocking_the_loop() {
         let (listener, waiting) = unix_listener_with_a_full_backlog(&path);
         let mut reactor = Reactor::new().unwrap();
         let seen = Seen::default();
-        let conn = Connection::unix(&path).unwrap().on_line(lines_to(&seen)).timeout(Duration::from_millis(200));
+        let conn =
+            Connection::unix(&path).unwrap().on_line(lines_to(&seen)).timeout(Duration::from_millis(200));
         recorded(conn, &seen).register(&mut reactor).unwrap();
         let ticks = Rc::new(RefCell::new(0));
         let count = ticks.clone();
@@ -154,7 +159,7 @@ fn unix_listener_with_a_full_backlog(path: &Path) -> (OwnedFd, UnixStream) {
     assert_eq!(unsafe { libc::listen(listener.as_raw_fd(), 0) }, 0, "{}", io::Error::last_os_error());
     let fd = OwnedFd::from(listener);
     let waiting = UnixStream::connect(path).unwrap(); // the one connection that fits
-    // SAFETY: a socket we own; a non-blocking connect returns at once.
+                                                      // SAFETY: a socket we own; a non-blocking connect returns at once.
     let raw = unsafe { libc::socket(libc::AF_UNIX, libc::SOCK_STREAM | libc::SOCK_NONBLOCK, 0) };
     // SAFETY: `socket` just returned this descriptor; nobody else owns it.
     let second = unsafe { OwnedFd::from_raw_fd(raw) };

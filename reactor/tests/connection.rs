@@ -142,15 +142,17 @@ fn a_paused_connection_reads_nothing_even_after_its_peer_hung_up() {
         let mut reactor = Reactor::new().unwrap();
         let lines = Rc::new(RefCell::new(Vec::new()));
         let (seen, closed) = (lines.clone(), lines.clone());
-        let conn = Connection::new(ours).unwrap().on_line(move |line, me, ctx| {
-            seen.borrow_mut().push(String::from_utf8_lossy(line).into_owned());
-            if line == b"pause" {
-                ctx.pause(me.token().unwrap()).unwrap();
-            }
-        })
-        .on_close(move |_, _| closed.borrow_mut().push("(closed)".into()))
-        .register(&mut reactor)
-        .unwrap();
+        let conn = Connection::new(ours)
+            .unwrap()
+            .on_line(move |line, me, ctx| {
+                seen.borrow_mut().push(String::from_utf8_lossy(line).into_owned());
+                if line == b"pause" {
+                    ctx.pause(me.token().unwrap()).unwrap();
+                }
+            })
+            .on_close(move |_, _| closed.borrow_mut().push("(closed)".into()))
+            .register(&mut reactor)
+            .unwrap();
         util::write(&theirs, b"one\npause\ntwo\n");
         let token = conn.token().unwrap();
         run_until(&mut reactor, "the pause", |r| r.is_paused(token));
@@ -203,13 +205,14 @@ fn accepted_connections_write_to_each_other_by_token() {
         let known = tokens.clone();
         let listener = Listener::unix_accept(&path, move |fd, _peer, ctx| {
             let others = known.clone();
-            let conn = Connection::new(fd)?.on_line(move |line, me, ctx| {
-                for &token in others.borrow().iter().filter(|&&t| Some(t) != me.token()) {
-                    let other = Connection::output_of(ctx, token).expect("a registered connection");
-                    other.write_line(ctx, line).unwrap();
-                }
-            })
-            .register(ctx)?;
+            let conn = Connection::new(fd)?
+                .on_line(move |line, me, ctx| {
+                    for &token in others.borrow().iter().filter(|&&t| Some(t) != me.token()) {
+                        let other = Connection::output_of(ctx, token).expect("a registered connection");
+                        other.write_line(ctx, line).unwrap();
+                    }
+                })
+                .register(ctx)?;
             known.borrow_mut().push(conn.token().expect("registered"));
             Ok(())
         })

@@ -131,7 +131,11 @@ fn pause_slows_the_senders_loses_nothing_and_closes_a_reader_that_never_reads() 
     let limit = 64 * 1024;
     let outcome = chat(SlowReader::Pause(Duration::from_secs(1)), limit);
     assert!(outcome.paused, "no sender was ever paused");
-    assert_eq!(outcome.slow.state(), StreamState::Closed, "the reader that never reads was not closed after its stall");
+    assert_eq!(
+        outcome.slow.state(),
+        StreamState::Closed,
+        "the reader that never reads was not closed after its stall"
+    );
     // One line past the limit per sender, at most.
     let bound = limit + 2 * LINE;
     assert!(outcome.max_buffered <= bound, "held {} bytes, bound {bound}", outcome.max_buffered);
@@ -240,7 +244,11 @@ fn a_fifo_fanned_out_under_pause_loses_nothing_for_a_slow_member_and_stays_bound
     });
     let deadline = Instant::now() + DEADLINE;
     while members.iter().any(|m| m.written() < (FIFO_LINES * LINE) as u64) {
-        assert!(Instant::now() < deadline, "the members did not get every line within {DEADLINE:?}: {members:?} fifo paused {}", reactor.is_paused(fifo));
+        assert!(
+            Instant::now() < deadline,
+            "the members did not get every line within {DEADLINE:?}: {members:?} fifo paused {}",
+            reactor.is_paused(fifo)
+        );
         assert!(members.iter().all(|m| m.state() == StreamState::Open), "a member was closed");
         reactor.run_once(Some(Duration::from_millis(100))).unwrap();
     }

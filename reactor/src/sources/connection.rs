@@ -109,7 +109,7 @@ impl Connection {
     /// [`on_line`](Connection::on_line).
     pub fn new(fd: impl Into<OwnedFd>) -> io::Result<Connection> {
         let fd: OwnedFd = fd.into();
-        let sink = Sink::new(fd.as_fd(), 256 * 1024, true, "connection")?;
+        let sink = Sink::new(fd.as_fd(), 256 * 1024, true)?;
         Ok(Connection {
             fd,
             sink,
@@ -135,7 +135,8 @@ impl Connection {
         let fd = socket(if addr.is_ipv4() { libc::AF_INET } else { libc::AF_INET6 })?;
         let (storage, len) = inet_sockaddr(&addr);
         // SAFETY: `storage` holds a socket address of `len` bytes.
-        let connect = move |fd| syscall!(connect(fd, (&storage as *const libc::sockaddr_storage).cast(), len));
+        let connect =
+            move |fd| syscall!(connect(fd, (&storage as *const libc::sockaddr_storage).cast(), len));
         Connection::dial(fd, addr.to_string(), Rc::new(move |fd| connect(fd).map(drop)))
     }
 
@@ -156,15 +157,15 @@ impl Connection {
     fn dial(fd: OwnedFd, to: String, connect: Rc<dyn Fn(RawFd) -> io::Result<()>>) -> io::Result<Connection> {
         let mut conn = Connection::new(fd)?;
         let mut dial = Dial { to, timeout: Duration::from_secs(10), retry: None, timers: Vec::new() };
-        conn.sink.out.set_connecting(true); // also a Unix connect done at once: on_connect is called
+        conn.sink.out.inner().connecting = true; // also a Unix connect done at once: on_connect is called
         match connect(conn.fd.as_raw_fd()) {
             Ok(()) => {}
             Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                conn.sink.out.park();
+                conn.sink.out.inner().parked = true;
                 dial.retry = Some(connect);
             }
-            Err(e) => conn.sink.out.keep_failure(dial.named(e)),
+            Err(e) => conn.sink.out.inner().keep_failure(dial.named(e)),
         }
         conn.dial = Some(dial);
         Ok(conn)
@@ -271,17 +272,23 @@ impl Connection {
         let mut error: libc::c_int = 0;
         let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
         // SAFETY: `error` is writable for `len` bytes.
-        syscall!(getsockopt(self.fd.as_raw_fd(), libc::SOL_SOCKET, libc::SO_ERROR, (&mut error as *mut libc::c_int).cast(), &mut len))?;
+        syscall!(getsockopt(
+            self.fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_ERROR,
+            (&mut error as *mut libc::c_int).cast(),
+            &mut len
+        ))?;
         let Some(dial) = self.dial.as_mut() else { return Ok(()) };
         for timer in dial.timers.drain(..) {
             ctx.cancel(timer);
         }
         if error != 0 {
             let e = dial.named(io::Error::from_raw_os_error(error));
-            self.sink.leave(ctx, Some(e));
+            self.sink.out.fail(ctx, e);
             return Ok(());
         }
-        self.sink.out.set_connecting(false);
+        self.sink.out.inner().connecting = false;
         if let Some(on_connect) = &mut self.on_connect {
             on_connect(&self.sink.out, ctx);
         }
@@ -293,10 +300,18 @@ impl Connection {
     fn input(&mut self, ctx: &mut Context) -> io::Result<()> {
         let Connection { sink, max_line, partial, held, on_line, .. } = self;
         let out = &sink.out;
+        // The lines of `data` until the connection stops listening: how
+        // many bytes were used.
+        let mut deliver = |data: &[u8], ctx: &mut Context| {
+            split_lines_while(data, partial, *max_line, |line| {
+                on_line(line, out, ctx);
+                listening(out, ctx)
+            })
+        };
         if !held.is_empty() {
-            let used = deliver(held, partial, *max_line, on_line, out, ctx);
+            let used = deliver(held, ctx);
             held.drain(..used);
-            out.set_holds_input(!held.is_empty());
+            out.inner().holds_input = !held.is_empty();
             if !held.is_empty() {
                 return Ok(());
             }
@@ -306,11 +321,11 @@ impl Connection {
                 return Ok(());
             }
             let read = read_shared(self.fd.as_raw_fd(), |data| {
-                let used = deliver(data, partial, *max_line, on_line, out, ctx);
+                let used = deliver(data, ctx);
                 held.extend_from_slice(&data[used..]);
                 data.len()
             });
-            out.set_holds_input(!held.is_empty());
+            out.inner().holds_input = !held.is_empty();
             match read {
                 Ok(0) => return self.end(ctx),
                 Ok(n) if n < CHUNK => return Ok(()), // drained for now
@@ -319,7 +334,7 @@ impl Connection {
                     return Ok(())
                 }
                 Err(e) => {
-                    self.sink.leave(ctx, Some(e));
+                    self.sink.out.fail(ctx, e);
                     return Ok(());
                 }
             }
@@ -331,7 +346,7 @@ impl Connection {
     /// once written.
     fn end(&mut self, ctx: &mut Context) -> io::Result<()> {
         let out = self.sink.out.clone();
-        out.end_input();
+        out.inner().input_ended = true;
         if !self.partial.is_empty() {
             let last = std::mem::take(&mut self.partial);
             (self.on_line)(&last, &out, ctx);
@@ -377,22 +392,6 @@ fn listening(out: &Output, ctx: &Context) -> bool {
     out.is_reading() && !ctx.current().is_some_and(|me| ctx.is_paused(me))
 }
 
-/// Passes the lines of `data` to `on_line` until the connection stops
-/// listening; returns how many bytes were used.
-fn deliver(
-    data: &[u8],
-    partial: &mut Vec<u8>,
-    max_line: usize,
-    on_line: &mut OnLine,
-    out: &Output,
-    ctx: &mut Context,
-) -> usize {
-    split_lines_while(data, partial, max_line, |line| {
-        on_line(line, out, ctx);
-        listening(out, ctx)
-    })
-}
-
 impl Handler for Connection {
     fn fd(&self) -> BorrowedFd<'_> {
         self.fd.as_fd()
@@ -408,10 +407,9 @@ impl Handler for Connection {
 
     fn on_start(&mut self, ctx: &mut Context) -> io::Result<()> {
         let fd = self.fd.as_raw_fd();
-        match &mut self.dial {
-            Some(_) if self.sink.out.has_failed() => self.sink.leave(ctx, None),
-            Some(dial) if self.sink.out.is_connecting() => dial.start(ctx, &self.sink.out, fd),
-            _ => {}
+        // A connect that failed at once leaves now, and its error is told.
+        if let Some(dial) = self.dial.as_mut().filter(|_| self.sink.out.settle(ctx)) {
+            dial.start(ctx, &self.sink.out, fd);
         }
         Ok(())
     }
@@ -426,7 +424,7 @@ impl Handler for Connection {
         if listening(&self.sink.out, ctx) {
             self.input(ctx)?;
         } else if readiness.is_hangup() && !self.sink.out.is_reading() && self.sink.out.buffered() == 0 {
-            self.sink.leave(ctx, None); // both directions are gone, nothing waits
+            ctx.remove_self(); // both directions are gone, nothing waits
             return Ok(());
         }
         self.sink.out.watch(ctx)
@@ -452,8 +450,6 @@ impl fmt::Debug for Connection {
         f.debug_struct("Connection")
             .field("fd", &self.fd)
             .field("out", &self.sink.out)
-            .field("partial", &self.partial.len())
-            .field("held", &self.held.len())
             .finish_non_exhaustive()
     }
 }

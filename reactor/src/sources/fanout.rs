@@ -132,7 +132,7 @@ impl Fanout {
             match result {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => match self.group.policy {
                     SlowReader::Disconnect => evicted.push(member.clone()),
-                    _ => member.count_dropped(),
+                    _ => member.inner().dropped += 1,
                 },
                 Err(e) => log::debug!("fanout: {member:?}: {e}"),
                 Ok(()) => {}
@@ -151,23 +151,29 @@ impl Fanout {
 /// Closes `member` if producers wait on it and it has written nothing for
 /// `stall`; checked every `stall` while they wait.
 fn watch_stall(member: &Output, ctx: &mut Context, stall: Duration) {
-    if !member.holds_producers() || member.stall_timer().is_some_and(|key| ctx.is_armed(key)) {
+    let inner = member.inner();
+    if inner.held.is_empty() || inner.stall.is_some_and(|key| ctx.is_armed(key)) {
         return;
     }
+    drop(inner);
     let (watched, mut seen) = (member.clone(), member.written());
     let key = ctx.after(stall, move |ctx| {
-        if !watched.holds_producers() || !watched.takes_writes() {
+        let waited_on = !watched.inner().held.is_empty();
+        if !waited_on || !watched.takes_writes() {
             return; // drained or gone: the timer goes
         }
         if watched.written() == seen {
             log::debug!("fanout: {watched:?}: no progress for {stall:?}: closed");
             watched.close(ctx);
-        } else if let Some(key) = watched.stall_timer() {
+        } else {
             seen = watched.written();
-            ctx.rearm(key, stall);
+            let key = watched.inner().stall;
+            if let Some(key) = key {
+                ctx.rearm(key, stall);
+            }
         }
     });
-    member.set_stall_timer(key);
+    member.inner().stall = Some(key);
 }
 
 impl fmt::Debug for Fanout {

@@ -7,7 +7,7 @@
 //! `ipc::MessageQueue`, without the reactor depending on a queue library.
 
 use std::cell::{Cell, RefCell};
-use std::cmp::{Ordering, Reverse};
+use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::fmt;
 use std::io;
@@ -116,33 +116,10 @@ impl<Q: AsFd> Handler for QueueReader<Q> {
     }
 }
 
-/// A message held by a [`QueueWriter`]: highest priority first, then
-/// oldest first, as the queue itself would order them.
-struct Held {
-    priority: u32,
-    seq: Reverse<u64>,
-    bytes: Vec<u8>,
-}
-
-impl PartialEq for Held {
-    fn eq(&self, other: &Held) -> bool {
-        self.cmp(other) == Ordering::Equal
-    }
-}
-
-impl Eq for Held {}
-
-impl PartialOrd for Held {
-    fn partial_cmp(&self, other: &Held) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl Ord for Held {
-    fn cmp(&self, other: &Held) -> Ordering {
-        (self.priority, self.seq).cmp(&(other.priority, other.seq))
-    }
-}
+/// A message held by a [`QueueWriter`]: its priority, its number (the
+/// oldest first among equals, as the queue itself orders them) and its
+/// bytes, in the order a `BinaryHeap` pops them.
+type Held = (u32, Reverse<u64>, Vec<u8>);
 
 struct Outgoing {
     fd: RawFd,
@@ -288,19 +265,23 @@ impl QueueWriterHandle {
             }
         }
         let producer = producer.filter(|&p| ctx.contains(p));
+        let mut producers = out.producers.borrow_mut();
+        let new = producer.filter(|p| !producers.contains(p));
         // Past the limit: one message more for each producer held (the one
         // it sends before its hold takes effect), this one included.
-        let producers = producer.map_or(0, |p| out.producers.borrow().len() + usize::from(!out.producers.borrow().contains(&p)));
-        if self.held() >= out.limit + producers {
-            let full = format!("the queue writer holds its limit of {} messages: wait for its on_drain", out.limit);
+        let room =
+            out.limit + if producer.is_some() { producers.len() + usize::from(new.is_some()) } else { 0 };
+        if self.held() >= room {
+            let full = format!("the queue writer holds its {} messages: wait for its on_drain", self.held());
             return Err(io::Error::new(io::ErrorKind::WouldBlock, full));
         }
         out.seq.set(out.seq.get() + 1);
-        out.held.borrow_mut().push(Held { priority, seq: Reverse(out.seq.get()), bytes: message.to_vec() });
-        if let Some(producer) = producer.filter(|p| self.held() >= out.limit && !out.producers.borrow().contains(p)) {
+        out.held.borrow_mut().push((priority, Reverse(out.seq.get()), message.to_vec()));
+        if let Some(producer) = new.filter(|_| self.held() >= out.limit) {
             ctx.hold(producer)?;
-            out.producers.borrow_mut().push(producer);
+            producers.push(producer);
         }
+        drop(producers);
         self.arm(ctx)
     }
 
@@ -342,8 +323,8 @@ impl<Q: AsFd> Handler for QueueWriter<Q> {
         let out = &*self.out;
         for _ in 0..self.batch {
             let mut held = out.held.borrow_mut();
-            let Some(next) = held.peek() else { break };
-            match send(out.fd, &next.bytes, next.priority) {
+            let Some((priority, _, bytes)) = held.peek() else { break };
+            match send(out.fd, bytes, *priority) {
                 Ok(()) => drop(held.pop()),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) => return Err(e),
@@ -365,7 +346,6 @@ impl<Q: AsFd> Handler for QueueWriter<Q> {
     }
 
     fn on_shutdown(&mut self) {
-        self.out.open.set(false);
         let left = self.out.held.borrow().len();
         if left > 0 {
             log::debug!("queue writer: {left} held messages dropped at shutdown");

@@ -3,7 +3,7 @@
 //! the lifecycle, and back-pressure on any registered source, named by
 //! its [`Token`].
 
-use std::cell::{Cell, RefCell};
+use std::cell::{Cell, RefCell, RefMut};
 use std::fmt;
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
@@ -100,41 +100,40 @@ pub enum StreamState {
 struct Core {
     fd: RawFd,
     socket: bool,
-    /// Written at the end of the round (a connection), not straight away.
-    coalesce: bool,
-    /// Whether the stream reads too (a connection).
-    reads: bool,
+    /// A connection: reads too, and writes at the end of the round, not
+    /// straight away.
+    connection: bool,
     limit: Cell<usize>,
     token: Cell<Option<Token>>,
     inner: RefCell<Inner>,
 }
 
 #[derive(Default)]
-struct Inner {
+pub(crate) struct Inner {
     data: Vec<u8>,
     /// Bytes of `data` already written.
     start: usize,
     life: Life,
-    input_ended: bool,
+    pub(crate) input_ended: bool,
     /// The reader keeps lines read before its input was held: it must be
     /// called once that hold ends.
-    holds_input: bool,
+    pub(crate) holds_input: bool,
     /// An outgoing connection not up yet: writes are kept, none is made.
-    connecting: bool,
+    pub(crate) connecting: bool,
     /// Out of epoll until [`Output::kick`]: a Unix connect waits for room
     /// in the listener's backlog (an unconnected socket reports hang-ups).
-    parked: bool,
+    pub(crate) parked: bool,
     /// A write was refused, or a producer held, since the buffer last
     /// emptied: the drain is to be told.
     refused: bool,
     /// Producers held until the buffer empties, each once.
-    held: Vec<Token>,
+    pub(crate) held: Vec<Token>,
     /// The round's flush, while one is due.
     flush: Option<TimerKey>,
     /// A [`Fanout`](super::Fanout)'s check for a member that writes nothing.
-    stall: Option<TimerKey>,
+    pub(crate) stall: Option<TimerKey>,
     written: u64,
-    dropped: u64,
+    pub(crate) dropped: u64,
 }
 
 /// The lifecycle; each state means one thing. (An outgoing connection is
@@ -182,6 +181,14 @@ impl Inner {
         }
     }
 
+    /// Keeps a failure for the handler to report (a closed stream has
+    /// nobody left to report it).
+    pub(crate) fn keep_failure(&mut self, e: io::Error) {
+        if !matches!(self.life, Life::Closed) {
+            self.life = Life::Failed(e);
+        }
+    }
+
     /// No more writes: an open stream starts to close, or to end its
     /// writing. A failure is still reported; a closed stream stays closed.
     fn stop_writes(&mut self, then: Life) {
@@ -209,37 +216,9 @@ impl Core {
         }
         Ok(inner.len() == 0)
     }
-
-    /// Keeps a failure for the handler to report (a closed stream has
-    /// nobody left to report it).
-    fn keep_failure(&self, e: io::Error) {
-        let mut inner = self.inner.borrow_mut();
-        if !matches!(inner.life, Life::Closed) {
-            inner.life = Life::Failed(e);
-        }
-    }
 }
 
 impl Output {
-    /// The output of `fd`, made non-blocking, that holds `limit` bytes.
-    pub(crate) fn new(fd: BorrowedFd<'_>, limit: usize, coalesce: bool, reads: bool) -> io::Result<Output> {
-        set_nonblocking(fd)?;
-        let socket = is_socket(fd)?;
-        if !socket {
-            ignore_sigpipe();
-        }
-        let core = Core {
-            fd: fd.as_raw_fd(),
-            socket,
-            coalesce,
-            reads,
-            limit: Cell::new(limit.max(1)),
-            token: Cell::new(None),
-            inner: RefCell::new(Inner::default()),
-        };
-        Ok(Output { core: Rc::new(core) })
-    }
-
     /// Queues all of `bytes` if they fit, else none: `WouldBlock`. See
     /// [`Output`] for the rule; `BrokenPipe` once the stream takes no more
     /// writes ([`state`](Output::state) is not `Connecting` or `Open`).
@@ -253,8 +232,9 @@ impl Output {
     }
 
     /// Queues all of `bytes`, even past the limit, and holds the input of
-    /// `producer` while the stream is full (see [`Output`]); with `None`, or
-    /// a token no longer registered, it is [`write`](Output::write).
+    /// `from`, the producer (the source whose input this is), while the
+    /// stream is full (see [`Output`]); with `None`, or a token no longer
+    /// registered, it is [`write`](Output::write).
     ///
     /// ```
     /// use std::io::{Read, Write};
@@ -284,13 +264,20 @@ impl Output {
     /// # Ok(())
     /// # }
     /// ```
-    pub fn write_or_pause(&self, ctx: &mut Context, bytes: &[u8], producer: Option<Token>) -> io::Result<()> {
-        self.push(ctx, &[bytes], producer)
+    pub fn write_or_pause(&self, ctx: &mut Context, bytes: &[u8], from: Option<Token>) -> io::Result<()> {
+        self.push(ctx, &[bytes], from)
     }
 
     /// Queues `line` and a `\n` as [`write_or_pause`](Output::write_or_pause).
-    pub fn write_line_or_pause(&self, ctx: &mut Context, line: &[u8], producer: Option<Token>) -> io::Result<()> {
-        self.push(ctx, &[line, b"\n"], producer)
+    pub fn write_line_or_pause(&self, ctx: &mut Context, line: &[u8], from: Option<Token>) -> io::Result<()> {
+        self.push(
+            ctx,
+            &[
+                line, b"
+",
+            ],
+            from,
+        )
     }
 
     fn push(&self, ctx: &mut Context, parts: &[&[u8]], producer: Option<Token>) -> io::Result<()> {
@@ -303,7 +290,7 @@ impl Output {
             // Full before the round ends: write out now, and refuse only
             // what the descriptor does not take either.
             if let Err(e) = core.write_out() {
-                core.keep_failure(e);
+                core.inner.borrow_mut().keep_failure(e);
                 self.watch(ctx)?;
                 return Err(io::Error::new(io::ErrorKind::BrokenPipe, "the stream failed"));
             }
@@ -316,26 +303,20 @@ impl Output {
             return Err(io::Error::new(io::ErrorKind::WouldBlock, full));
         }
         let mut inner = core.inner.borrow_mut();
+        let straight = !core.connection && inner.len() == 0 && inner.writes_now();
         for part in parts {
-            let mut part = *part;
-            if !core.coalesce && inner.len() == 0 && inner.writes_now() {
-                // Nothing waits: straight to the descriptor.
-                match send_or_write(core.fd, core.socket, part) {
-                    Ok(n) => {
-                        part = &part[n..];
-                        inner.written += n as u64;
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                    Err(e) => {
-                        inner.life = Life::Failed(e);
-                        break;
-                    }
-                }
-            }
             inner.data.extend_from_slice(part);
         }
+        if straight {
+            // Nothing waited: to the descriptor now, in one write.
+            drop(inner);
+            if let Err(e) = core.write_out() {
+                core.inner.borrow_mut().keep_failure(e);
+            }
+            inner = core.inner.borrow_mut();
+        }
         let hold = producer.filter(|p| inner.len() >= core.limit.get() && !inner.held.contains(p));
-        if core.coalesce && inner.len() > 0 && inner.flush.is_none() && inner.writes_now() {
+        if core.connection && inner.len() > 0 && inner.flush.is_none() && inner.writes_now() {
             inner.flush = Some(self.flush_at_end_of_round(ctx));
         }
         drop(inner);
@@ -369,7 +350,7 @@ impl Output {
                 return;
             }
             if let Err(e) = core.write_out() {
-                core.keep_failure(e);
+                core.inner.borrow_mut().keep_failure(e);
             }
             // What the descriptor did not take, a drain to tell, or a close
             // to finish: the handler does it.
@@ -443,8 +424,7 @@ impl Output {
     /// Closes once everything queued is written (at once if nothing is); a
     /// connection reads no more.
     pub fn close_when_drained(&self, ctx: &mut Context) {
-        self.core.inner.borrow_mut().stop_writes(Life::Closing);
-        self.finish(ctx);
+        self.end(ctx, Life::Closing);
     }
 
     /// Ends our writing once everything queued is written: `shutdown(SHUT_WR)`,
@@ -453,12 +433,12 @@ impl Output {
     /// which has nothing left to do, closes (a pipe is closed: its reader
     /// sees end of file too).
     pub fn shutdown_write(&self, ctx: &mut Context) {
-        self.core.inner.borrow_mut().stop_writes(Life::Ending);
-        self.finish(ctx);
+        self.end(ctx, Life::Ending);
     }
 
-    /// Lets the handler finish an end asked for: at once if nothing waits.
-    fn finish(&self, ctx: &mut Context) {
+    /// Ends the writes, then the stream: at once if nothing waits.
+    fn end(&self, ctx: &mut Context, then: Life) {
+        self.core.inner.borrow_mut().stop_writes(then);
         if self.settle(ctx) {
             if let Err(e) = self.watch(ctx) {
                 log::debug!("stream: {e}");
@@ -483,7 +463,7 @@ impl Output {
         }
         let done = match inner.life {
             Life::Closing | Life::Failed(_) | Life::Closed => true,
-            Life::Shut => inner.input_ended || !core.reads,
+            Life::Shut => inner.input_ended || !core.connection,
             _ => false,
         };
         drop(inner);
@@ -491,6 +471,11 @@ impl Output {
             ctx.remove(token);
         }
         !done
+    }
+
+    /// The shared state, for the sources built on it.
+    pub(crate) fn inner(&self) -> RefMut<'_, Inner> {
+        self.core.inner.borrow_mut()
     }
 
     /// The token the handler was registered as: the output watches for it.
@@ -532,7 +517,9 @@ impl Output {
     }
 
     fn reads(&self, inner: &Inner) -> bool {
-        self.core.reads && !inner.input_ended && matches!(inner.life, Life::Open | Life::Ending | Life::Shut)
+        self.core.connection
+            && !inner.input_ended
+            && matches!(inner.life, Life::Open | Life::Ending | Life::Shut)
     }
 
     /// Whether a connection reads: not ended, not closing, not gone.
@@ -548,37 +535,6 @@ impl Output {
         Rc::ptr_eq(&self.core, &other.core)
     }
 
-    pub(crate) fn count_dropped(&self) {
-        self.core.inner.borrow_mut().dropped += 1;
-    }
-
-    /// Whether producers are held until this stream drains.
-    pub(crate) fn holds_producers(&self) -> bool {
-        !self.core.inner.borrow().held.is_empty()
-    }
-
-    pub(crate) fn stall_timer(&self) -> Option<TimerKey> {
-        self.core.inner.borrow().stall
-    }
-
-    pub(crate) fn set_stall_timer(&self, timer: TimerKey) {
-        self.core.inner.borrow_mut().stall = Some(timer);
-    }
-
-    pub(crate) fn set_holds_input(&self, holds: bool) {
-        self.core.inner.borrow_mut().holds_input = holds;
-    }
-
-    /// An outgoing connection: connecting until it is up.
-    pub(crate) fn set_connecting(&self, connecting: bool) {
-        self.core.inner.borrow_mut().connecting = connecting;
-    }
-
-    /// Parks the stream out of epoll (see `parked`).
-    pub(crate) fn park(&self) {
-        self.core.inner.borrow_mut().parked = true;
-    }
-
     /// Gets the handler called: back into epoll, and `WRITABLE` for what
     /// waits (a socket just connected is writable at once).
     pub(crate) fn kick(&self, ctx: &mut Context) {
@@ -588,29 +544,15 @@ impl Output {
         }
     }
 
-    pub(crate) fn has_failed(&self) -> bool {
-        matches!(self.core.inner.borrow().life, Life::Failed(_))
-    }
-
     pub(crate) fn is_connecting(&self) -> bool {
         let inner = self.core.inner.borrow();
         inner.connecting && !matches!(inner.life, Life::Failed(_) | Life::Closed)
     }
 
-    /// The peer's end of input.
-    pub(crate) fn end_input(&self) {
-        self.core.inner.borrow_mut().input_ended = true;
-    }
-
-    /// A failure for the handler to report as it leaves.
-    pub(crate) fn keep_failure(&self, e: io::Error) {
-        self.core.keep_failure(e);
-    }
-
     /// Ends the stream with `e` from outside its handler (a timer): the
     /// handler reports it as it leaves.
     pub(crate) fn fail(&self, ctx: &mut Context, e: io::Error) {
-        self.core.keep_failure(e);
+        self.core.inner.borrow_mut().keep_failure(e);
         if let Some(token) = self.core.token.get() {
             ctx.remove(token);
         }
@@ -629,8 +571,17 @@ pub(crate) struct Sink {
 }
 
 impl Sink {
-    pub(crate) fn new(fd: BorrowedFd<'_>, limit: usize, coalesce: bool, name: &'static str) -> io::Result<Sink> {
-        let out = Output::new(fd, limit, coalesce, coalesce)?;
+    /// The sink of `fd`, made non-blocking, that holds `limit` bytes.
+    pub(crate) fn new(fd: BorrowedFd<'_>, limit: usize, connection: bool) -> io::Result<Sink> {
+        set_nonblocking(fd)?;
+        let socket = is_socket(fd)?;
+        if !socket {
+            ignore_sigpipe();
+        }
+        let (limit, token, inner) = (Cell::new(limit.max(1)), Cell::new(None), RefCell::default());
+        let out =
+            Output { core: Rc::new(Core { fd: fd.as_raw_fd(), socket, connection, limit, token, inner }) };
+        let name = if connection { "connection" } else { "writer" };
         Ok(Sink { out, on_drain: None, on_error: None, on_close: None, name })
     }
 
@@ -642,7 +593,7 @@ impl Sink {
         let writable = readiness.is_writable() || readiness.is_error() || readiness.is_hangup();
         if writable && core.inner.borrow().writes_now() {
             if let Err(e) = core.write_out() {
-                core.keep_failure(e);
+                core.inner.borrow_mut().keep_failure(e);
             }
         }
         if !self.out.settle(ctx) {
@@ -655,14 +606,6 @@ impl Sink {
             }
         }
         true
-    }
-
-    /// Leaves the reactor; a failure is reported as it does.
-    pub(crate) fn leave(&self, ctx: &mut Context, failure: Option<io::Error>) {
-        if let Some(e) = failure {
-            self.out.core.keep_failure(e);
-        }
-        ctx.remove_self();
     }
 
     fn release_producers(&mut self, ctx: &mut Context) {
@@ -688,7 +631,7 @@ impl Sink {
         match (failure, &mut self.on_error) {
             (Some(e), Some(on_error)) => on_error(&e, &self.out, ctx),
             // A connection's peer going away is its ordinary end.
-            (Some(e), None) if self.out.core.reads && is_peer_gone(&e) => log::debug!("{}: {e}", self.name),
+            (Some(e), None) if self.out.core.connection && peer_gone(&e) => log::debug!("{}: {e}", self.name),
             (Some(e), None) => log::warn!("{}: {e}", self.name),
             (None, _) => {}
         }
@@ -722,7 +665,7 @@ pub(crate) fn release(ctx: &mut Context, held: Vec<Token>, sink: &str) {
     }
 }
 
-pub(crate) fn is_peer_gone(e: &io::Error) -> bool {
+fn peer_gone(e: &io::Error) -> bool {
     matches!(e.kind(), io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset)
 }
 
@@ -734,11 +677,5 @@ impl fmt::Debug for Output {
             .field("limit", &self.limit())
             .field("state", &self.state())
             .finish()
-    }
-}
-
-impl fmt::Debug for Sink {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct(self.name).field("out", &self.out).finish_non_exhaustive()
     }
 }

@@ -53,7 +53,7 @@ impl Writer {
     /// [`Output`] for the rule).
     pub fn new(fd: impl Into<OwnedFd>, limit: usize) -> io::Result<Writer> {
         let fd: OwnedFd = fd.into();
-        let sink = Sink::new(fd.as_fd(), limit, false, "writer")?;
+        let sink = Sink::new(fd.as_fd(), limit, false)?;
         Ok(Writer { fd, sink })
     }
 
@@ -105,7 +105,7 @@ impl Handler for Writer {
         if readiness.is_error() || readiness.is_hangup() {
             // Nothing to write, and the reader is gone: reported whatever the
             // interest, so it must end here or it would come every round.
-            self.sink.leave(ctx, Some(io::Error::from_raw_os_error(libc::EPIPE)));
+            self.sink.out.fail(ctx, io::Error::from_raw_os_error(libc::EPIPE));
             return Ok(());
         }
         self.sink.out.watch(ctx)
