@@ -1,38 +1,87 @@
-//! A minimal single-threaded event loop on Linux epoll.
+//! A small single-threaded event loop on Linux epoll.
 //!
-//! A [`Reactor`] owns a set of [`Handler`]s, each of which owns one file
-//! descriptor. The reactor waits until some descriptors are ready and calls
-//! their handlers; a handler reacts, and through its [`Context`] may register
-//! new handlers, remove itself or others, change what it waits for, or stop
-//! the loop. That is the whole model; the [`sources`] module has ready-made
-//! handlers for signals, listening sockets, line-based streams and timers.
+//! A [`Reactor`] holds handlers, each of which owns one descriptor. A round
+//! of [`Reactor::run`] waits until descriptors are ready or a timer is due,
+//! then calls the [`Handler`]s and the timers concerned; every callback is
+//! lent `&mut` [`Context`], the one door to the loop (register, remove,
+//! pause, timers, stop, exit). Outside the loop the `Reactor` is that door
+//! too: it dereferences to its `Context`. Handlers are written by hand or
+//! taken ready-made from [`sources`] (the list below).
 //!
 //! ```
-//! use std::cell::Cell;
-//! use std::rc::Rc;
 //! use std::time::Duration;
 //!
-//! use reactor::sources::Timer;
-//! use reactor::Reactor;
+//! use reactor::{sources::channel, Reactor};
 //!
 //! # fn main() -> std::io::Result<()> {
 //! let mut reactor = Reactor::new()?;
-//! let ticks = Rc::new(Cell::new(0));
-//! let seen = ticks.clone();
-//! reactor.register(Timer::every(Duration::from_millis(1), move |_expirations, ctx| {
-//!     seen.set(seen.get() + 1);
-//!     if seen.get() == 3 {
-//!         ctx.stop();
+//! let (sender, receiver) = channel::<i32>()?; // from any thread to this one
+//! let worker = std::thread::spawn(move || (1..=3).try_for_each(|n| sender.send(n * n)));
+//! let (mut sum, mut count) = (0, 0);
+//! reactor.register(receiver.on_message(move |square, ctx| {
+//!     (sum, count) = (sum + square, count + 1);
+//!     if count == 3 {
+//!         ctx.exit(sum); // the loop ends its round and shuts down
 //!     }
-//! })?)?;
+//! }))?;
+//! reactor.after(Duration::from_secs(10), |ctx| ctx.exit(-1)); // a timer, in case
 //! reactor.run()?;
-//! assert_eq!(ticks.get(), 3);
+//! # worker.join().expect("the worker does not panic").expect("the loop took every item");
+//! assert_eq!(reactor.exit_code(), Some(14)); // std::process::exit(14) in a program
 //! # Ok(())
 //! # }
 //! ```
 //!
-//! Design notes, the handler contract in full, and a tutorial live in
-//! `docs/reactor.md` in the repository.
+//! # Sources
+//!
+//! This is the one list of the ready-made handlers; each links to its
+//! reference.
+//!
+//! Bytes in:
+//! - [`LineReader`](sources::LineReader): a stream (stdin, a pipe, a
+//!   socket) cut into lines.
+//! - [`Fifo`](sources::Fifo): a named pipe, made if missing, read as lines
+//!   from one writer after another.
+//! - [`Listener`](sources::Listener): a listening TCP or Unix socket, with a
+//!   handler or a closure for each accepted connection.
+//! - [`QueueReader`](sources::QueueReader): the messages of a POSIX message
+//!   queue, with their priorities.
+//! - [`SignalFd`](sources::SignalFd): signals (named by
+//!   [`Signal`](sources::Signal)) as events, through a `signalfd`.
+//!
+//! Bytes out, each bounded, each able to pause whoever feeds it:
+//! - [`Writer`](sources::Writer): a buffer out to a pipe, a socket or
+//!   stdout.
+//! - [`QueueWriter`](sources::QueueWriter): messages into a message queue,
+//!   held while it is full.
+//! - [`Connection`](sources::Connection): a stream socket both ways, lines in
+//!   and a buffer out.
+//! - [`Fanout`](sources::Fanout): a line to every connection of a group, with
+//!   a [`SlowReader`](sources::SlowReader) policy for one that lags.
+//!
+//! Other processes and threads:
+//! - [`Child`](sources::Child): a child process, its exit learnt through a
+//!   pidfd, its output as lines, its stdin as a sink.
+//! - [`channel`](sources::channel): items of any type from other threads
+//!   ([`Sender`](sources::Sender)) to a closure on the loop's
+//!   ([`Receiver`](sources::Receiver)).
+//! - [`Waker`](sources::Waker): a wake-up from another thread, with no data.
+//! - [`Blocking`](sources::Blocking): a blocking call with no descriptor (a
+//!   `sem_wait`) on a thread of its own, each result handed to the loop.
+//!
+//! Time, and anything else:
+//! - [`Timer`](sources::Timer): a `timerfd`. Timers that need no descriptor
+//!   are [`Context::after`] and [`Context::every`].
+//! - [`Idle`](sources::Idle): a handler called every round, for descriptors
+//!   that epoll refuses.
+//! - [`Fd`](sources::Fd): any descriptor of yours with a closure, for what no
+//!   source covers.
+//!
+//! The guide, `docs/reactor.md` in the repository, gives the reasons: the
+//! model at length, the phases of a round, ownership, the handler's
+//! contract, a tutorial, a comparison with mio, calloop, libuv and Redis's
+//! `ae`, and recipes for the course's exercises. Whole programs are in
+//! `examples/`.
 
 #![warn(missing_docs, missing_debug_implementations)]
 

@@ -516,15 +516,18 @@ impl Context {
         self.slot(token).map(|slot| slot.interest)
     }
 
-    /// Stops calling a handler, whatever happens to its descriptor, until
-    /// [`resume`](Context::resume): its descriptor leaves epoll
-    /// (`EPOLL_CTL_DEL`), and an event for it already fetched in this round
-    /// is dropped. Its interest is kept for the resume. Its peer may close
-    /// meanwhile without the handler hearing of it, so pause a source for a
-    /// reason that ends (a full `Writer` drains, or reports its error).
-    /// Timers of [`Context::after`] are not handlers and are not paused.
-    /// Pausing twice is the same as once; `NotFound` for a token not
-    /// registered.
+    /// Stops a handler's input until [`resume`](Context::resume): epoll no
+    /// longer watches its descriptor for readability, and the input part
+    /// of an event already fetched in this round is dropped. A handler
+    /// that waits for input alone leaves epoll (`EPOLL_CTL_DEL`), so its
+    /// peer may close meanwhile without it hearing of it; one that also
+    /// waits for room to write (a connection with bytes to send) goes on
+    /// being called for that, and for hang-ups and errors. This is how a
+    /// full sink holds back the source that feeds it, whatever that source
+    /// is: pause for a reason that ends (the sink drains, or fails). Its
+    /// interest is kept for the resume. Timers of [`Context::after`] are
+    /// not handlers and are not paused. Pausing twice is the same as once;
+    /// `NotFound` for a token not registered.
     ///
     /// ```
     /// use std::io::Write;
@@ -554,9 +557,9 @@ impl Context {
         self.update(token, slot.interest, true, slot.holds)
     }
 
-    /// Calls a paused handler again: its descriptor goes back into epoll
-    /// with its interest (`EPOLL_CTL_ADD`), and what happened meanwhile is
-    /// reported, level-triggered, in the next round. Resuming a handler
+    /// Gives a paused handler its input again: epoll watches its descriptor
+    /// for its whole interest, and what happened meanwhile is reported,
+    /// level-triggered, in the next round. Resuming a handler
     /// that is not paused does nothing; `NotFound` for a token not
     /// registered. A handler that a full sink holds (see
     /// [`Output`](crate::sources::Output)) stays paused until the last

@@ -30,7 +30,7 @@ pub type SharedLifecycle = Rc<Lifecycle>;
 
 impl Lifecycle {
     /// A server that has not failed, and is stopping when the reactor
-    /// behind `stop` (its [`Reactor::stop_flag`](reactor::Reactor::stop_flag))
+    /// behind `stop` (its [`Context::stop_flag`](reactor::Context::stop_flag))
     /// says so.
     pub fn new(stop: StopFlag) -> SharedLifecycle {
         Rc::new(Lifecycle { stop, failed: Cell::new(false) })

@@ -1,8 +1,10 @@
-//! Ready-made handlers that other programs can use as they are.
+//! Ready-made handlers, to register as they are. The crate's
+//! documentation lists them, each with what it is for: see
+//! [the list](crate#sources).
 //!
-//! Each owns the descriptor it creates (always `O_CLOEXEC` and non-blocking)
-//! and does a bounded amount of work per readiness, so that none of them can
-//! starve the others.
+//! What they share: each owns the descriptors it makes, close-on-exec and
+//! non-blocking, and each call does a bounded amount of work, so that no
+//! source can starve the others.
 
 mod blocking;
 mod channel;
