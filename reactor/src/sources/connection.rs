@@ -125,8 +125,9 @@ impl Connection {
     }
 
     /// A TCP connection to `addr`, made without blocking the loop: the
-    /// `connect` goes on while the loop runs ([`StreamState::Connecting`]
-    /// (crate::sources::StreamState), writes kept and sent once it is up),
+    /// `connect` goes on while the loop runs
+    /// ([`StreamState::Connecting`](crate::sources::StreamState::Connecting):
+    /// writes are kept, and sent once it is up),
     /// then [`on_connect`](Connection::on_connect) runs, or `on_error` with
     /// what failed (`ECONNREFUSED`, or `TimedOut` after the
     /// [`timeout`](Connection::timeout)), the address in its message.

@@ -457,6 +457,7 @@ impl Output {
         }
         if matches!(inner.life, Life::Ending) {
             inner.life = match core.socket {
+                // SAFETY: integer arguments only; the descriptor is the handler's, open.
                 true => syscall!(shutdown(core.fd, libc::SHUT_WR)).map_or_else(Life::Failed, |_| Life::Shut),
                 false => Life::Closing, // a pipe ends by closing
             };
