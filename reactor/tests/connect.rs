@@ -150,6 +150,29 @@ fn a_unix_connect_to_a_full_backlog_times_out_without_blocking_the_loop() {
     });
 }
 
+/// A TCP listener with a backlog of 0 that never accepts, and one
+/// connection in it: Linux drops the next SYN (the accept queue is full),
+/// so a connect gets no answer, as a probe with a deadline shows first.
+#[test]
+fn a_tcp_connect_that_gets_no_answer_times_out_naming_the_address() {
+    within_deadline(|| {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        // SAFETY: a live listening socket; listen again only changes its backlog.
+        assert_eq!(unsafe { libc::listen(listener.as_raw_fd(), 0) }, 0, "{}", io::Error::last_os_error());
+        let addr = listener.local_addr().unwrap();
+        let _waiting = TcpStream::connect(addr).unwrap(); // fills the accept queue
+        let probe = TcpStream::connect_timeout(&addr, Duration::from_millis(100));
+        assert_eq!(probe.map(drop).map_err(|e| e.kind()), Err(io::ErrorKind::TimedOut), "SYN answered");
+        let mut reactor = Reactor::new().unwrap();
+        let seen = Seen::default();
+        let conn = Connection::tcp(addr).unwrap().timeout(Duration::from_millis(200));
+        recorded(conn, &seen).register(&mut reactor).unwrap();
+        run_until(&mut reactor, "the timeout", |_| seen.borrow().len() == 2);
+        let expected = format!("error TimedOut: connect to {addr}: no answer within 200ms");
+        assert_eq!(*seen.borrow(), [expected, "closed".to_string()]);
+    });
+}
+
 /// `listen(fd, 0)` on a Unix socket at `path`, never accepted from, and
 /// the connection that fills its backlog: a further non-blocking connect is
 /// refused with `EAGAIN`, as checked here.
