@@ -115,6 +115,7 @@ fn a_refused_connect_goes_to_on_error_naming_the_address_then_on_close() {
         let missing = format!("error NotFound: connect to {}: ", nobody.display());
         assert!(unix.borrow()[0].starts_with(&missing), "{:?}", unix.borrow());
         for seen in [tcp, unix] {
+            assert!(seen.borrow()[0].ends_with("; is the server running?"), "{:?}", seen.borrow());
             assert_eq!(seen.borrow().len(), 2, "{:?}", seen.borrow());
             assert_eq!(seen.borrow()[1], "closed");
         }

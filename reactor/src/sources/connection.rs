@@ -364,7 +364,11 @@ impl Connection {
 impl Dial {
     /// `e`, with the address it happened to.
     fn named(&self, e: io::Error) -> io::Error {
-        io::Error::new(e.kind(), format!("connect to {}: {e}", self.to))
+        let hint = match e.kind() {
+            io::ErrorKind::ConnectionRefused | io::ErrorKind::NotFound => "; is the server running?",
+            _ => "",
+        };
+        io::Error::new(e.kind(), format!("connect to {}: {e}{hint}", self.to))
     }
 
     /// The timeout, and the retries of a Unix connect refused for a full
