@@ -127,6 +127,70 @@ fn uppercase_sends_each_line_to_its_child_and_prints_the_replies() {
     assert!(status.success(), "uppercase exited with {status}");
 }
 
+/// `uppercase < file` and `uppercase < /dev/null`: epoll refuses both
+/// (they exited 1 with a bare `EPERM`); the file's lines (about 1 MiB, a
+/// piece per round) come back in order, /dev/null gives none, and it exits 0.
+#[test]
+fn uppercase_reads_a_regular_file_or_dev_null_as_its_stdin() {
+    let input = TempPath::new("uppercase-input");
+    let lines: Vec<String> = (0..100_000).map(|i| format!("line {i}")).collect();
+    std::fs::write(input.path(), lines.join("\n")).expect("write the input file");
+    let file = std::fs::File::open(input.path()).expect("open the input file");
+    for (stdin, expected) in [(Stdio::from(file), lines), (Stdio::null(), Vec::new())] {
+        let (rest, status) = Running::start_with("uppercase", [""; 0], stdin).finish();
+        let expected: Vec<String> = expected.iter().map(|l| l.to_uppercase()).collect();
+        assert!(rest == expected, "{} replies for {} lines", rest.len(), expected.len());
+        assert!(status.success(), "uppercase exited with {status}");
+    }
+}
+
+#[test]
+fn follow_prints_a_log_as_it_grows_and_through_a_rotation_then_exits_0_on_sigterm() {
+    let (log, rotated) = (TempPath::new("follow-log"), TempPath::new("follow-log-rotated"));
+    std::fs::write(log.path(), "before\n").expect("write the log");
+    let append = |path: &Path, text: &str| {
+        let mut file = OpenOptions::new().append(true).open(path).expect("open the log");
+        file.write_all(text.as_bytes()).expect("append to the log");
+    };
+    let mut follow = Running::start("follow", [log.path()]);
+    assert_eq!(follow.next_line(), format!("following {}", log.path().display()));
+    assert_eq!(follow.next_line(), "before");
+    append(log.path(), "grown\n");
+    assert_eq!(follow.next_line(), "grown");
+    std::fs::rename(log.path(), rotated.path()).expect("rotate the log");
+    append(rotated.path(), "late in the old file\n");
+    std::fs::write(log.path(), "in the new file\n").expect("write the new log");
+    assert_eq!(follow.next_line(), "late in the old file");
+    assert_eq!(follow.next_line(), "in the new file");
+
+    follow.signal(libc::SIGTERM);
+    let (rest, status) = follow.finish();
+    assert!(rest.is_empty(), "follow printed more lines: {rest:?}");
+    assert!(status.success(), "follow exited with {status} after SIGTERM");
+}
+
+/// Out of inotify watches: a user namespace of its own whose limit is 0
+/// (`/proc/sys/user/max_inotify_watches`, which its root may write) makes
+/// `inotify_add_watch` fail with `ENOSPC` for certain, without touching the
+/// limits of the machine.
+#[test]
+fn follow_out_of_inotify_watches_names_the_path_and_the_limit_to_raise() {
+    let log = TempPath::new("follow-enospc");
+    std::fs::write(log.path(), "").expect("write the log");
+    let no_watches = "echo 0 > /proc/sys/user/max_inotify_watches && exec \"$0\" \"$@\"";
+    let output = Command::new("unshare")
+        .args(["--user", "--map-root-user", "sh", "-c", no_watches])
+        .arg(example("follow"))
+        .arg(log.path())
+        .output()
+        .expect("cannot run unshare (util-linux), which makes the user namespace");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains(&format!("follow {}", log.path().display())), "{stderr}");
+    assert!(stderr.contains("No space left on device"), "{stderr}");
+    assert!(stderr.contains("fs.inotify.max_user_watches"), "{stderr}");
+}
+
 #[test]
 fn shm_semaphore_prints_the_five_values_of_its_producer_thread() {
     let (lines, status) = Running::start("shm_semaphore", [""; 0]).finish();
@@ -223,7 +287,7 @@ fn vm_hwm(running: &Running) -> u64 {
 /// comment lines not counted) with what the library offers.
 #[test]
 fn the_exercise_examples_fit_in_40_lines_of_code() {
-    for name in ["shm_semaphore", "fifo_reader", "child", "uppercase", "chat", "queue_relay"] {
+    for name in ["shm_semaphore", "fifo_reader", "child", "uppercase", "chat", "queue_relay", "follow"] {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples").join(format!("{name}.rs"));
         let source = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         let code = source.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with("//")).count();
