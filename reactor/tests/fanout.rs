@@ -185,8 +185,8 @@ fn broadcast_reaches_every_member_and_a_full_one_misses_lines_without_pausing_an
     assert_eq!(counting.join().unwrap().unwrap(), ANNOUNCEMENTS * LINE);
 }
 
-/// Issue 24: a `Fifo` read as lines, fanned out to three socket members
-/// under `Pause`, one of them slow: the FIFO is held (a `Fifo` is a source
+/// Issue 24: a FIFO read as lines (`LineReader::fifo`), fanned out to three socket members
+/// under `Pause`, one of them slow: the FIFO's reader is held (a source
 /// like any other, named by its token), so nothing is lost for anyone and
 /// no member holds more than its limit plus one read. Before, a line from
 /// a FIFO had no sender to pause: a full member lost it (447 lines of a
@@ -224,7 +224,7 @@ fn a_fifo_fanned_out_under_pause_loses_nothing_for_a_slow_member_and_stays_bound
         }));
     }
     let to_room = room.clone();
-    let fifo = reactor::sources::Fifo::create(&path, 0o600, 4096, move |line, ctx| {
+    let fifo = reactor::sources::LineReader::fifo(&path, 0o600, 4096, move |line, ctx| {
         to_room.send(ctx, ctx.current(), line);
     })
     .unwrap();

@@ -21,7 +21,7 @@ pub enum SlowReader {
     /// That member is closed at once (its buffer dropped); the others go on.
     Disconnect,
     /// The line is kept for that member past its limit and the sender, the
-    /// source named in [`Fanout::send`] (a member, a `Fifo`, a `LineReader`:
+    /// source named in [`Fanout::send`] (a member, a `LineReader` of a FIFO:
     /// any token), is held until the member's buffer drains
     /// ([`Output::write_line_or_pause`]): nothing is lost, and the sender
     /// slows down to the speed of the slowest reader. A member that writes

@@ -42,7 +42,7 @@ pub(crate) type OnFailure = Box<dyn FnMut(&io::Error, &Output, &mut Context)>;
 ///   [`write_or_pause`](Output::write_or_pause) and
 ///   [`write_line_or_pause`](Output::write_line_or_pause) name the
 ///   *producer*, the registered source whose input this is (a
-///   [`LineReader`](super::LineReader), a [`Fifo`](super::Fifo), a
+///   [`LineReader`](super::LineReader) of a pipe, a FIFO or stdin, a
 ///   [`Connection`](super::Connection), a channel, a queue reader: any
 ///   [`Token`]): they take the bytes even past the limit, and if the stream
 ///   is then full, its input is held ([`Context::is_paused`] is true for it)
@@ -50,7 +50,7 @@ pub(crate) type OnFailure = Box<dyn FnMut(&io::Error, &Output, &mut Context)>;
 ///   several streams resumes when the last of them drains. Past the limit
 ///   they take up to 64 KiB more for each producer held, what a producer
 ///   hands over before its hold takes effect (one line for a `Connection`,
-///   the rest of one read for a `LineReader` or a `Fifo`), and refuse the
+///   the rest of one read for a `LineReader`), and refuse the
 ///   rest with `WouldBlock`: the buffer never holds more than `limit()`
 ///   plus 64 KiB per held producer. With no producer (`None`: a timer,
 ///   code outside the loop), they are `write` and `write_line`: the bound
