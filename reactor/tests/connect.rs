@@ -291,3 +291,35 @@ fn a_proxy_passes_the_clients_end_on_and_still_carries_every_reply_back() {
         run_until(&mut reactor, "the proxy's connections to close", |r| r.len() == 2);
     });
 }
+
+/// Issue 28's case for a connection: our end of writing first, then the
+/// peer's. Nothing failed: no `on_error`; the connection reads on after its
+/// shutdown, delivers the peer's last line, and closes once both ended.
+#[test]
+fn a_connection_that_ends_its_writing_first_reads_on_and_closes_without_error() {
+    within_deadline(|| {
+        let (ours, theirs) = socketpair();
+        let mut theirs = UnixStream::from(theirs);
+        theirs.set_nonblocking(false).unwrap();
+        let mut reactor = Reactor::new().unwrap();
+        let seen = Seen::default();
+        let conn = recorded(Connection::new(ours).unwrap().on_line(lines_to(&seen)), &seen);
+        let ended = seen.clone();
+        let out = conn
+            .on_end(move |out, _| journal(&ended, format!("end, {:?}", out.state())))
+            .register(&mut reactor)
+            .unwrap();
+        out.write_line(&mut reactor, b"request").unwrap();
+        out.shutdown_write(&mut reactor);
+        let peer = thread::spawn(move || -> io::Result<String> {
+            let mut got = String::new();
+            theirs.read_to_string(&mut got)?; // to our end of writing
+            theirs.write_all(b"reply\n")?;
+            theirs.shutdown(Shutdown::Write)?; // then the peer's
+            Ok(got)
+        });
+        run_until(&mut reactor, "the close", |r| r.is_empty());
+        assert_eq!(peer.join().unwrap().unwrap(), "request\n");
+        assert_eq!(*seen.borrow(), ["reply", "end, OutputShut", "closed"]);
+    });
+}
