@@ -34,7 +34,7 @@ fn main() -> io::Result<()> {
     let lines = LineReader::stdin(64 * 1024, move |line, ctx| {
         // Past the child's limit, our reader is paused until its stdin drains: nothing is held here.
         let me = ctx.current().expect("a reader's callback has its token");
-        if let Err(e) = to_child.write_line_or_pause(ctx, line, me) {
+        if let Err(e) = to_child.write_line_or_pause(ctx, line, Some(me)) {
             eprintln!("to child: {e}");
         }
     })?;

@@ -11,7 +11,7 @@ use std::process::{Command, ExitStatus, Stdio};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use reactor::sources::{AtShutdown, Child, ChildHandle, WriterHandle};
+use reactor::sources::{AtShutdown, Child, ChildHandle, Output};
 use reactor::{Context, Reactor};
 use util::{run_until, within_deadline};
 
@@ -308,7 +308,7 @@ fn an_unregistered_child_is_killed_and_reaped_when_dropped() {
 
 /// Writes 4 KiB chunks to the child's stdin until a write is refused or all
 /// of `TOTAL` is queued; then closes it once drained.
-fn produce(stdin: &WriterHandle, sent: &Cell<usize>, ctx: &mut Context) {
+fn produce(stdin: &Output, sent: &Cell<usize>, ctx: &mut Context) {
     const TOTAL: usize = 1 << 20;
     while sent.get() < TOTAL {
         match stdin.write(ctx, &[b'x'; 4096]) {

@@ -11,11 +11,11 @@ use std::rc::Rc;
 
 use super::process::{signal_pidfd, unblock_signals, Process};
 use crate::callback::{Callback, OnBytes, OnError};
-use crate::sources::{AtShutdown, LineReader, Writer, WriterHandle};
+use crate::sources::{AtShutdown, LineReader, Output, Writer};
 use crate::sys::set_nonblocking;
 use crate::{Context, Handler, Readiness, Token};
 
-type OnDrain = Box<dyn FnMut(&WriterHandle, &mut Context)>;
+type OnDrain = Box<dyn FnMut(&Output, &mut Context)>;
 
 /// Spawns a [`Command`] and reports its end: lines of its stdout and stderr
 /// (when piped) to closures, then its [`ExitStatus`] to `on_exit`.
@@ -88,7 +88,7 @@ pub struct ChildHandle {
     pid: u32,
     token: Token,
     pidfd: Rc<OwnedFd>,
-    stdin: Option<WriterHandle>,
+    stdin: Option<Output>,
 }
 
 impl ChildHandle {
@@ -138,7 +138,7 @@ impl ChildHandle {
     }
 
     /// Its stdin, if it was piped.
-    pub fn stdin(&self) -> Option<&WriterHandle> {
+    pub fn stdin(&self) -> Option<&Output> {
         self.stdin.as_ref()
     }
 }
@@ -224,11 +224,11 @@ impl Child {
 
     /// Called with its stdin's handle when that [`Writer`] has emptied after
     /// a write was refused for want of room: the moment for a producer held
-    /// back by `WouldBlock` (or [`WriterHandle::is_full`]) to write again and
+    /// back by `WouldBlock` (or [`Output::fits`]) to write again and
     /// resume. This is the writer's [`on_drain`](Writer::on_drain). Never
     /// called if stdin is not piped, nor once the child has been reaped (the
     /// exit watch gone, writes to its stdin could only fail).
-    pub fn on_stdin_drain(mut self, on_drain: impl FnMut(&WriterHandle, &mut Context) + 'static) -> Child {
+    pub fn on_stdin_drain(mut self, on_drain: impl FnMut(&Output, &mut Context) + 'static) -> Child {
         self.on_stdin_drain = Some(Box::new(on_drain));
         self
     }
@@ -264,7 +264,7 @@ impl Child {
         }
         let mut stdin = self.stdin.take().map(|fd| Writer::new(fd, self.stdin_limit)).transpose()?;
         if let Some(mut on_error) = self.on_stdin_error.take() {
-            stdin = stdin.map(|writer| writer.on_error(move |e, ctx| on_error(e, ctx)));
+            stdin = stdin.map(|writer| writer.on_error(move |e, _, ctx| on_error(e, ctx)));
         }
         // The drain callback reaches the handle through a slot that the exit
         // watch empties when it goes: a handle captured for good would make a
@@ -272,9 +272,9 @@ impl Child {
         let stdin_slot = Rc::new(RefCell::new(None));
         let stdin = match (stdin, self.on_stdin_drain.take()) {
             (Some(writer), Some(mut on_drain)) => {
-                *stdin_slot.borrow_mut() = Some(writer.handle());
+                *stdin_slot.borrow_mut() = Some(writer.output());
                 let slot = stdin_slot.clone();
-                Some(writer.on_drain(move |ctx| {
+                Some(writer.on_drain(move |_, ctx| {
                     let handle = slot.borrow().clone(); // not borrowed while the callback runs
                     if let Some(handle) = handle {
                         on_drain(&handle, ctx);
@@ -332,7 +332,7 @@ struct ExitWatch {
     held: Vec<OwnedFd>,
     state: Rc<RefCell<Exit>>,
     /// Emptied on drop, which frees the stdin writer's state.
-    stdin_slot: Rc<RefCell<Option<WriterHandle>>>,
+    stdin_slot: Rc<RefCell<Option<Output>>>,
     name: String,
 }
 

@@ -377,7 +377,7 @@ fn spare() -> io::Result<File> {
     File::open("/dev/null")
 }
 
-fn socket(domain: libc::c_int) -> io::Result<OwnedFd> {
+pub(crate) fn socket(domain: libc::c_int) -> io::Result<OwnedFd> {
     // SAFETY: integer arguments only; returns a new descriptor or -1.
     let raw = syscall!(socket(domain, libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC, 0))?;
     // SAFETY: `socket` just returned this descriptor; nobody else owns it.
@@ -397,7 +397,7 @@ fn is_stale_socket(path: &Path) -> bool {
         )
 }
 
-fn inet_sockaddr(addr: &SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
+pub(crate) fn inet_sockaddr(addr: &SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
     // SAFETY: `sockaddr_storage` is a plain C struct; all-zero is valid.
     let mut storage: libc::sockaddr_storage = unsafe { mem::zeroed() };
     let len = match addr {
@@ -453,7 +453,7 @@ fn local_inet_addr(fd: RawFd) -> io::Result<SocketAddr> {
     inet_addr_of(&storage)
 }
 
-fn unix_sockaddr(path: &Path) -> io::Result<(libc::sockaddr_un, libc::socklen_t)> {
+pub(crate) fn unix_sockaddr(path: &Path) -> io::Result<(libc::sockaddr_un, libc::socklen_t)> {
     // SAFETY: `sockaddr_un` is a plain C struct; all-zero is valid.
     let mut addr: libc::sockaddr_un = unsafe { mem::zeroed() };
     addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
