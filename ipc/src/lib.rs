@@ -1,10 +1,15 @@
 //! The course's POSIX IPC objects, safe: [`MessageQueue`],
-//! [`SharedMemory`] and [`NamedSemaphore`], and the naming rule they share
+//! [`SharedMemory`] (with typed arrays of records or atomics,
+//! [`SharedArray`]) and [`NamedSemaphore`], and the naming rule they share
 //! ([`name_problem`]).
 //!
 //! Each type owns what it opened and closes it on drop (`mq_close`,
 //! `close`, `sem_close`); removing the name (`unlink`) is a separate,
 //! explicit step, as in C: the object outlives its creator until then.
+//! Unless it is told to [`remove_on_drop`](SharedMemory::remove_on_drop),
+//! as `create_or_open` ([`SharedMemory::create_or_open`] and the others)
+//! tells the object it created, and only that one: then the creator's drop
+//! removes the name, on every way out short of `SIGKILL`.
 //! Every error names the object and says what went wrong in words
 //! (`queue /x does not exist: is the server running?`), and keeps the
 //! `io::ErrorKind` of the errno, so a caller can still match on it.
@@ -42,19 +47,26 @@
 
 #![warn(missing_docs, missing_debug_implementations)]
 
+mod array;
 mod info;
+mod lock;
 mod mqueue;
 mod name;
+mod open;
+mod plain;
 mod semaphore;
 mod shm;
 pub mod sigbus;
 mod sys;
 
+pub use array::{Atomic, Element, SharedArray};
 pub use info::ObjectInfo;
+pub use lock::SemaphoreGuard;
 pub use mqueue::{mqueue_mount, Access, MessageQueue, QueueAttributes, QueueOptions};
 pub use name::{name_problem, NAME_MAX};
+pub use plain::Plain;
 pub use semaphore::NamedSemaphore;
-pub use shm::{Mapping, Plain, SharedMemory, View};
+pub use shm::{Mapping, SharedMemory, View};
 
 /// The crate's `README.md`, whose example is a doc test too.
 #[cfg(doctest)]

@@ -12,6 +12,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::name::c_name;
+use crate::open::{self, drop_name, removable};
 use crate::sys::{context, cvt, fchmod, realtime_deadline, retry};
 use crate::ObjectInfo;
 
@@ -86,7 +87,9 @@ pub struct QueueAttributes {
     pub nonblocking: bool,
 }
 
-/// An open message queue descriptor, closed (`mq_close`) on drop.
+/// An open message queue descriptor, closed (`mq_close`) on drop, and its
+/// name removed too if it was told to ([`remove_on_drop`](Self::remove_on_drop),
+/// and [`create_or_open`](Self::create_or_open) for the queue it created).
 ///
 /// ```
 /// use ipc::{Access, MessageQueue, QueueOptions};
@@ -108,12 +111,16 @@ pub struct QueueAttributes {
 pub struct MessageQueue {
     mqd: libc::mqd_t,
     name: String,
+    remove_on_drop: bool,
 }
 
 impl MessageQueue {
     /// Creates the queue `name` (`O_CREAT`, and `O_EXCL` if asked) with the
     /// size and the exact mode of `options`. Without `exclusive`, an
     /// existing queue is opened as it is: its size and mode are not changed.
+    /// An exclusive creation makes the queue with mode 0, then gives it its
+    /// mode (`fchmod`): until then other users cannot open it, and
+    /// [`create_or_open`](Self::create_or_open) waits.
     ///
     /// Errors name the queue and say what to do: `AlreadyExists`, a size
     /// above the system's limits, the per-user byte limit
@@ -132,15 +139,68 @@ impl MessageQueue {
         if options.nonblocking {
             flags |= libc::O_NONBLOCK;
         }
+        let mode = if options.exclusive { 0 } else { options.mode };
         // SAFETY: `c_name` is NUL-terminated; O_CREAT reads the mode and `attr`, which lives across the call.
-        let mqd = cvt(unsafe { libc::mq_open(c_name.as_ptr(), flags, options.mode, &attr) })
+        let mqd = cvt(unsafe { libc::mq_open(c_name.as_ptr(), flags, mode, &attr) })
             .map_err(|e| explain_create(name, e, options))?;
-        let queue = MessageQueue { mqd, name: name.to_string() };
+        let queue = MessageQueue { mqd, name: name.to_string(), remove_on_drop: false };
         if options.exclusive {
-            // Ours alone: the umask may have taken bits away, put them back.
-            fchmod(mqd, options.mode).map_err(|e| context(format!("queue {name}: fchmod"), e))?;
+            // Ours alone: the exact mode, whatever the umask.
+            if let Err(e) = fchmod(mqd, options.mode) {
+                let _ = MessageQueue::unlink(name);
+                return Err(context(format!("queue {name}: fchmod"), e));
+            }
         }
         Ok(queue)
+    }
+
+    /// Creates the queue `name` with `options` (always exclusive), or opens
+    /// it with their `access` and `nonblocking` if it exists (its size and
+    /// mode then stay as they are); `true` with it if this call created it.
+    /// The queue created is told to [`remove_on_drop`](Self::remove_on_drop);
+    /// the one opened is not. An opener waits, up to 2 seconds, for a
+    /// creator that has not given the queue its mode yet; mode 0 is refused
+    /// (`InvalidInput`).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use ipc::{MessageQueue, QueueOptions};
+    ///
+    /// # fn main() -> std::io::Result<()> {
+    /// let name = format!("/ipc-doc-mq-create-or-open-{}", std::process::id());
+    /// let options = QueueOptions { max_messages: 4, message_size: 64, ..Default::default() };
+    /// let (queue, created) = MessageQueue::create_or_open(&name, &options)?;
+    /// assert!(created);
+    /// // Another process (a thread here) asks the same, opens it and sends.
+    /// let other = std::thread::spawn({
+    ///     let name = name.clone();
+    ///     move || -> std::io::Result<bool> {
+    ///         let (queue, created) = MessageQueue::create_or_open(&name, &options)?;
+    ///         queue.send(b"hello", 0)?;
+    ///         Ok(created) // its drop closes the queue and leaves the name
+    ///     }
+    /// });
+    /// assert!(!other.join().expect("the other")?);
+    /// let mut buf = [0; 64];
+    /// let (len, _) = queue.receive_timeout(&mut buf, Duration::from_secs(5))?;
+    /// assert_eq!(&buf[..len], b"hello");
+    /// drop(queue); // the creator's drop removes the name
+    /// assert!(MessageQueue::open(&name, ipc::Access::Send).is_err());
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn create_or_open(name: &str, options: &QueueOptions) -> io::Result<(MessageQueue, bool)> {
+        let file = mqueue_mount().map(|mount| mount.join(name.get(1..).unwrap_or_default()));
+        let (mut queue, created) = open::create_or_open(
+            &format!("queue {name}"),
+            options.mode,
+            file.as_deref(),
+            || MessageQueue::create(name, &QueueOptions { exclusive: true, ..*options }),
+            || MessageQueue::open_with(name, options.access, options.nonblocking),
+            |queue| queue.info().map(|info| info.mode != 0),
+        )?;
+        queue.remove_on_drop = created;
+        Ok((queue, created))
     }
 
     /// Opens the existing queue `name` (never creates it), blocking.
@@ -154,7 +214,7 @@ impl MessageQueue {
         let flags = access.flags() | libc::O_CLOEXEC | if nonblocking { libc::O_NONBLOCK } else { 0 };
         // SAFETY: `c_name` is NUL-terminated; without O_CREAT no more arguments are read.
         let mqd = cvt(unsafe { libc::mq_open(c_name.as_ptr(), flags) }).map_err(|e| explain_open(name, e))?;
-        Ok(MessageQueue { mqd, name: name.to_string() })
+        Ok(MessageQueue { mqd, name: name.to_string(), remove_on_drop: false })
     }
 
     /// Opens the existing queue `name`, non-blocking, to look at it
@@ -402,12 +462,24 @@ impl AsRawFd for MessageQueue {
 
 impl fmt::Debug for MessageQueue {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("MessageQueue").field("name", &self.name).field("mqd", &self.mqd).finish()
+        f.debug_struct("MessageQueue")
+            .field("name", &self.name)
+            .field("mqd", &self.mqd)
+            .field("remove_on_drop", &self.remove_on_drop)
+            .finish()
     }
 }
 
+removable!(
+    MessageQueue,
+    "mq_unlink",
+    create: "create(&name, &Default::default())",
+    open: "open(&name, ipc::Access::Send)"
+);
+
 impl Drop for MessageQueue {
     fn drop(&mut self) {
+        drop_name(self);
         // SAFETY: the descriptor is open and ours alone; nothing uses it after.
         unsafe { libc::mq_close(self.mqd) };
     }

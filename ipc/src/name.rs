@@ -2,6 +2,7 @@
 
 use std::ffi::CString;
 use std::io;
+use std::path::PathBuf;
 
 /// The longest name after the slash: one file name on the `mqueue` or
 /// `/dev/shm` file system. (A semaphore's file is `sem.NAME`, so its names
@@ -42,6 +43,12 @@ pub(crate) fn c_name(kind: &str, name: &str) -> io::Result<CString> {
         // `name_problem` refused NUL bytes already.
         None => CString::new(name).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e)),
     }
+}
+
+/// The file `file` of `/dev/shm`, where glibc keeps shared memory objects
+/// (`/dev/shm/NAME`) and named semaphores (`/dev/shm/sem.NAME`).
+pub(crate) fn dev_shm(file: &str) -> PathBuf {
+    PathBuf::from("/dev/shm").join(file)
 }
 
 #[cfg(test)]

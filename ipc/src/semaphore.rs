@@ -8,17 +8,18 @@
 use std::ffi::CString;
 use std::fmt;
 use std::io;
+use std::path::Path;
 use std::time::Duration;
 
-use crate::name::{c_name, NAME_MAX};
+use crate::name::{c_name, dev_shm, NAME_MAX};
+use crate::open::{self, drop_name, file_is, removable};
 use crate::sys::{context, cvt, explain_named, realtime_deadline, retry};
 use crate::ObjectInfo;
 
-/// Where glibc keeps named semaphores: `/dev/shm/sem.NAME`.
-const SEM_DIR: &str = "/dev/shm";
-
-/// An open named semaphore, closed (`sem_close`) on drop. It may be used
-/// from several threads at once.
+/// An open named semaphore, closed (`sem_close`) on drop, and its name
+/// removed too if it was told to ([`remove_on_drop`](Self::remove_on_drop),
+/// and [`create_or_open`](Self::create_or_open) for the one it created). It
+/// may be used from several threads at once.
 ///
 /// ```
 /// use std::time::Duration;
@@ -39,6 +40,9 @@ const SEM_DIR: &str = "/dev/shm";
 pub struct NamedSemaphore {
     sem: *mut libc::sem_t,
     name: String,
+    /// The device and inode of its file when it was opened.
+    identity: Option<(u64, u64)>,
+    remove_on_drop: bool,
 }
 
 // SAFETY: the sem_* calls are thread-safe on one `sem_t`, which stays mapped until drop.
@@ -50,17 +54,67 @@ impl NamedSemaphore {
     /// Creates the semaphore `name`, which must not exist
     /// (`O_CREAT|O_EXCL`), holding `value`, with exactly `mode` (the umask
     /// takes nothing away). Its name may be at most 251 bytes after the
-    /// slash: its file is `/dev/shm/sem.NAME`.
+    /// slash: its file is `/dev/shm/sem.NAME`. It is created with mode 0,
+    /// then given `mode` (`chmod` of its file): until then other users
+    /// cannot open it, and [`create_or_open`](Self::create_or_open) waits.
     pub fn create(name: &str, mode: libc::mode_t, value: u32) -> io::Result<NamedSemaphore> {
         let c_name = sem_name(name)?;
         // SAFETY: `c_name` is NUL-terminated; O_CREAT reads the mode and the value.
-        let sem = unsafe { libc::sem_open(c_name.as_ptr(), libc::O_CREAT | libc::O_EXCL, mode, value) };
+        let sem = unsafe {
+            libc::sem_open(c_name.as_ptr(), libc::O_CREAT | libc::O_EXCL, 0 as libc::mode_t, value)
+        };
         let sem = NamedSemaphore::checked(sem, name)?;
-        // glibc creates the file with the umask applied; put the bits back.
         let path = sem.path();
-        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(mode))
-            .map_err(|e| context(format!("semaphore {name}: chmod {path}"), e))?;
+        if let Err(e) = std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(mode)) {
+            let _ = NamedSemaphore::unlink(name);
+            return Err(context(format!("semaphore {name}: chmod {path}"), e));
+        }
         Ok(sem)
+    }
+
+    /// Creates the semaphore `name` as [`create`](Self::create) does, or
+    /// opens it if it exists (its value then stays as it is); `true` with
+    /// it if this call created it. The semaphore created is told to
+    /// [`remove_on_drop`](Self::remove_on_drop); the one opened is not. An
+    /// opener waits, up to 2 seconds, for a creator that has not given it
+    /// its mode yet; mode 0 is refused (`InvalidInput`).
+    ///
+    /// ```
+    /// use ipc::NamedSemaphore;
+    ///
+    /// # fn main() -> std::io::Result<()> {
+    /// let name = format!("/ipc-doc-sem-create-or-open-{}", std::process::id());
+    /// let (lock, created) = NamedSemaphore::create_or_open(&name, 0o600, 1)?;
+    /// assert!(created);
+    /// lock.wait()?;
+    ///
+    /// // Another process (a thread here) opens the same one and waits for its token.
+    /// let other = std::thread::spawn({
+    ///     let name = name.clone();
+    ///     move || -> std::io::Result<bool> {
+    ///         let (lock, created) = NamedSemaphore::create_or_open(&name, 0o600, 1)?;
+    ///         lock.wait()?;
+    ///         lock.post()?;
+    ///         Ok(created)
+    ///     }
+    /// });
+    /// lock.post()?;
+    /// assert!(!other.join().expect("the opener")?, "the second call opened it");
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn create_or_open(name: &str, mode: libc::mode_t, value: u32) -> io::Result<(NamedSemaphore, bool)> {
+        let file = dev_shm(&format!("sem.{}", name.get(1..).unwrap_or_default()));
+        let (mut sem, created) = open::create_or_open(
+            &format!("semaphore {name}"),
+            mode,
+            Some(&file),
+            || NamedSemaphore::create(name, mode, value),
+            || NamedSemaphore::open(name),
+            |sem| sem.info().map(|info| info.mode != 0),
+        )?;
+        sem.remove_on_drop = created;
+        Ok((sem, created))
     }
 
     /// Opens the existing semaphore `name`.
@@ -75,7 +129,17 @@ impl NamedSemaphore {
         if sem == libc::SEM_FAILED {
             return Err(explain(name, io::Error::last_os_error()));
         }
-        Ok(NamedSemaphore { sem, name: name.to_string() })
+        let mut sem = NamedSemaphore { sem, name: name.to_string(), identity: None, remove_on_drop: false };
+        sem.identity = sem.info().ok().map(|info| info.identity);
+        Ok(sem)
+    }
+
+    /// Whether `name` still names the semaphore opened: false when it was
+    /// removed, or removed and made anew. (Its file is compared with the
+    /// one found just after `sem_open`.)
+    pub fn is_still_named(&self) -> io::Result<bool> {
+        let Some(identity) = self.identity else { return Ok(false) };
+        file_is(Path::new(&self.path()), identity).map_err(|e| self.context(e))
     }
 
     /// Removes the name; the semaphore lives on while it is open.
@@ -100,7 +164,7 @@ impl NamedSemaphore {
 
     /// Its file: `/dev/shm/sem.NAME`.
     pub fn path(&self) -> String {
-        format!("{SEM_DIR}/sem.{}", &self.name[1..])
+        dev_shm(&format!("sem.{}", &self.name[1..])).display().to_string()
     }
 
     /// Owner, mode and identity of its file, as they are now (the name may
@@ -161,12 +225,18 @@ impl NamedSemaphore {
 
 impl fmt::Debug for NamedSemaphore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("NamedSemaphore").field("name", &self.name).finish()
+        f.debug_struct("NamedSemaphore")
+            .field("name", &self.name)
+            .field("remove_on_drop", &self.remove_on_drop)
+            .finish()
     }
 }
 
+removable!(NamedSemaphore, "sem_unlink", create: "create(&name, 0o600, 0)", open: "open(&name)");
+
 impl Drop for NamedSemaphore {
     fn drop(&mut self) {
+        drop_name(self);
         // SAFETY: the semaphore is open, and nothing uses it after this.
         unsafe { libc::sem_close(self.sem) };
     }

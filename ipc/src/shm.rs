@@ -17,11 +17,16 @@ use std::mem;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::ptr::{self, NonNull};
 
-use crate::name::c_name;
+use crate::name::{c_name, dev_shm};
+use crate::open::{self, drop_name, file_is, removable};
 use crate::sys::{context, cvt, explain_named, fchmod, retry};
-use crate::ObjectInfo;
+use crate::{ObjectInfo, Plain};
 
-/// A shared memory object, open; its descriptor is closed on drop.
+/// A shared memory object, open; its descriptor is closed on drop, and its
+/// name removed too if it was told to ([`remove_on_drop`](Self::remove_on_drop),
+/// and [`create_or_open`](Self::create_or_open) for the object it created).
+/// That is the drop of the `SharedMemory`, not of its mappings and arrays,
+/// which outlive it: keep it as long as others should find the name.
 ///
 /// ```
 /// use ipc::{Plain, SharedMemory};
@@ -48,17 +53,83 @@ pub struct SharedMemory {
     fd: OwnedFd,
     name: String,
     writable: bool,
+    remove_on_drop: bool,
 }
 
 impl SharedMemory {
     /// Creates the object `name`, which must not exist (`O_CREAT|O_EXCL`),
     /// read-write, `size` bytes of zeros, with exactly `mode` (the umask
-    /// takes nothing away).
+    /// takes nothing away). It is created with mode 0, sized, then given
+    /// `mode`: until then other users cannot open it, and
+    /// [`create_or_open`](Self::create_or_open) waits for it. If a step
+    /// fails, the name is removed again.
     pub fn create(name: &str, size: usize, mode: libc::mode_t) -> io::Result<SharedMemory> {
-        let shm = SharedMemory::open_flags(name, libc::O_CREAT | libc::O_EXCL | libc::O_RDWR, mode)?;
-        fchmod(shm.fd.as_raw_fd(), mode).map_err(|e| shm.context(e))?;
-        shm.set_len(size)?;
-        Ok(shm)
+        let shm = SharedMemory::open_flags(name, libc::O_CREAT | libc::O_EXCL | libc::O_RDWR, 0)?;
+        let made =
+            shm.set_len(size).and_then(|()| fchmod(shm.fd.as_raw_fd(), mode).map_err(|e| shm.context(e)));
+        if made.is_err() {
+            let _ = SharedMemory::unlink(name);
+        }
+        made.map(|()| shm)
+    }
+
+    /// Creates the object `name` as [`create`](Self::create) does, or opens
+    /// it read-write if it exists; `true` with it if this call created it.
+    /// The object created is told to [`remove_on_drop`](Self::remove_on_drop);
+    /// the one opened is not. An opener never gets an object that its
+    /// creator has not finished: it waits for it, up to 2 seconds
+    /// (`TimedOut` after that: the creator may have died between
+    /// `shm_open` and `ftruncate`). `InvalidData` if the object is smaller
+    /// than `size`; mode 0 and size 0 are refused (`InvalidInput`).
+    ///
+    /// ```
+    /// use ipc::SharedMemory;
+    ///
+    /// # fn main() -> std::io::Result<()> {
+    /// let name = format!("/ipc-doc-create-or-open-{}", std::process::id());
+    /// let (first, created) = SharedMemory::create_or_open(&name, 4096, 0o600)?;
+    /// assert!(created && first.removes_on_drop());
+    ///
+    /// // Another process (a thread here) asks the same, and opens it.
+    /// let other = std::thread::spawn({
+    ///     let name = name.clone();
+    ///     move || {
+    ///         let (shm, created) = SharedMemory::create_or_open(&name, 4096, 0o600)?;
+    ///         Ok::<_, std::io::Error>((created, shm.removes_on_drop()))
+    ///     }
+    /// });
+    /// assert_eq!(other.join().expect("the opener")?, (false, false));
+    /// drop(first); // the creator's drop removes the name
+    /// assert!(SharedMemory::open(&name, false).is_err());
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn create_or_open(name: &str, size: usize, mode: libc::mode_t) -> io::Result<(SharedMemory, bool)> {
+        if size == 0 {
+            let why = "a size of 0 is refused: an opener could not tell the object from one not sized yet";
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("shared memory object {name}: {why}"),
+            ));
+        }
+        let file = dev_shm(name.get(1..).unwrap_or_default());
+        let (mut shm, created) = open::create_or_open(
+            &format!("shared memory object {name}"),
+            mode,
+            Some(&file),
+            || SharedMemory::create(name, size, mode),
+            || SharedMemory::open(name, true),
+            |shm| shm.info().map(|info| info.mode != 0 && info.size > 0),
+        )?;
+        let len = shm.len()?;
+        if len < size {
+            return Err(shm.context(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("{len} bytes, smaller than the {size} asked for: another program made it"),
+            )));
+        }
+        shm.remove_on_drop = created;
+        Ok((shm, created))
     }
 
     /// Opens the existing object `name`, read-write or read-only.
@@ -73,7 +144,15 @@ impl SharedMemory {
             .map_err(|e| explain(name, e))?;
         // SAFETY: `shm_open` just returned this descriptor; nobody else owns it.
         let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-        Ok(SharedMemory { fd, name: name.to_string(), writable: flags & libc::O_ACCMODE == libc::O_RDWR })
+        let writable = flags & libc::O_ACCMODE == libc::O_RDWR;
+        Ok(SharedMemory { fd, name: name.to_string(), writable, remove_on_drop: false })
+    }
+
+    /// Whether `name` still names the object this descriptor has open:
+    /// false when it was removed, or removed and made anew.
+    pub fn is_still_named(&self) -> io::Result<bool> {
+        let file = dev_shm(&self.name[1..]);
+        file_is(&file, self.info()?.identity).map_err(|e| self.context(e))
     }
 
     /// Removes the name; the object lives on while it is open or mapped.
@@ -161,8 +240,16 @@ impl SharedMemory {
         Ok(View { mapping: Mapping::new(self, size)?, _type: PhantomData })
     }
 
-    fn context(&self, e: io::Error) -> io::Error {
+    pub(crate) fn context(&self, e: io::Error) -> io::Error {
         context(format!("shared memory object {}", self.name), e)
+    }
+}
+
+removable!(SharedMemory, "shm_unlink", create: "create(&name, 64, 0o600)", open: "open(&name, false)");
+
+impl Drop for SharedMemory {
+    fn drop(&mut self) {
+        drop_name(self);
     }
 }
 
@@ -174,7 +261,11 @@ impl AsFd for SharedMemory {
 
 impl fmt::Debug for SharedMemory {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SharedMemory").field("name", &self.name).field("fd", &self.fd).finish()
+        f.debug_struct("SharedMemory")
+            .field("name", &self.name)
+            .field("fd", &self.fd)
+            .field("remove_on_drop", &self.remove_on_drop)
+            .finish()
     }
 }
 
@@ -192,7 +283,7 @@ pub struct Mapping {
 }
 
 impl Mapping {
-    fn new(shm: &SharedMemory, len: usize) -> io::Result<Mapping> {
+    pub(crate) fn new(shm: &SharedMemory, len: usize) -> io::Result<Mapping> {
         if len == 0 {
             return Err(shm.context(io::Error::new(io::ErrorKind::InvalidInput, "cannot map 0 bytes")));
         }
@@ -246,30 +337,6 @@ impl Drop for Mapping {
         unsafe { libc::munmap(self.ptr.as_ptr().cast(), self.len) };
     }
 }
-
-/// Types that any bytes are a valid value of, with no pointers and no
-/// padding the compiler chooses: `#[repr(C)]` structs of integers, arrays
-/// of them. Another process writes these bytes, so nothing else is safe to
-/// read from shared memory.
-///
-/// # Safety
-/// Every bit pattern of `size_of::<Self>()` bytes must be a valid `Self`.
-pub unsafe trait Plain: Copy {}
-
-// SAFETY: every bit pattern is a valid integer.
-unsafe impl Plain for u8 {}
-// SAFETY: as above.
-unsafe impl Plain for u16 {}
-// SAFETY: as above.
-unsafe impl Plain for u32 {}
-// SAFETY: as above.
-unsafe impl Plain for u64 {}
-// SAFETY: as above.
-unsafe impl Plain for i32 {}
-// SAFETY: as above.
-unsafe impl Plain for i64 {}
-// SAFETY: an array of plain values is plain.
-unsafe impl<T: Plain, const N: usize> Plain for [T; N] {}
 
 /// A `T` in shared memory, read and written whole with volatile accesses
 /// (the compiler may not cache what another process changes). Guard a

@@ -12,20 +12,31 @@
 //! completes harmlessly, and notes the tampering for [`take_tampered`] (the
 //! semaphore is useless from then on; the mapping is private memory, no
 //! longer shared). Any other `SIGBUS` kills the process as it would have.
+//!
+//! Besides the two [`Region`]s, each [`SharedArray`](crate::SharedArray)
+//! watches its own mapping (up to 64 at once in a process), and turns a
+//! fault into an error of the access that met it.
 
 use std::io;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-/// A range of addresses watched, and whether a fault hit it.
+/// A range of addresses watched, whether a fault hit it, and (for the
+/// slots of [`Guard`]s) whether the slot is taken.
 struct Watched {
     start: AtomicUsize,
     len: AtomicUsize,
     hit: AtomicBool,
+    taken: AtomicBool,
 }
 
 impl Watched {
     const fn new() -> Watched {
-        Watched { start: AtomicUsize::new(0), len: AtomicUsize::new(0), hit: AtomicBool::new(false) }
+        Watched {
+            start: AtomicUsize::new(0),
+            len: AtomicUsize::new(0),
+            hit: AtomicBool::new(false),
+            taken: AtomicBool::new(false),
+        }
     }
 }
 
@@ -38,15 +49,61 @@ pub enum Region {
     Mapping = 1,
 }
 
-static WATCHED: [Watched; 2] = [Watched::new(), Watched::new()];
+/// How many mappings [`Guard`]s may watch at once, after the two regions.
+const GUARDS: usize = 64;
+
+static WATCHED: [Watched; 2 + GUARDS] = [const { Watched::new() }; 2 + GUARDS];
 
 /// Watches the pages that hold `len` bytes from `ptr` as `region` from now
 /// on, in place of what `region` watched before.
 pub fn watch(region: Region, ptr: *const u8, len: usize) -> io::Result<()> {
+    arm(&WATCHED[region as usize], ptr, len)
+}
+
+/// A watched mapping of its own, for as long as the guard lives: drop it
+/// before the mapping is unmapped.
+#[derive(Debug)]
+pub(crate) struct Guard {
+    slot: usize,
+}
+
+impl Guard {
+    /// Watches the pages that hold `len` bytes from `ptr` in a free slot.
+    pub(crate) fn new(ptr: *const u8, len: usize) -> io::Result<Guard> {
+        let free = |&slot: &usize| {
+            WATCHED[slot].taken.compare_exchange(false, true, Ordering::SeqCst, Ordering::SeqCst).is_ok()
+        };
+        let slot = (2..2 + GUARDS).find(free).ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::OutOfMemory,
+                format!("more than {GUARDS} shared arrays at once in this process: drop some"),
+            )
+        })?;
+        let guard = Guard { slot };
+        WATCHED[slot].hit.store(false, Ordering::SeqCst);
+        arm(&WATCHED[slot], ptr, len)?;
+        Ok(guard)
+    }
+
+    /// Whether a fault hit the mapping (it is private zeros from then on).
+    pub(crate) fn tampered(&self) -> bool {
+        WATCHED[self.slot].hit.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        WATCHED[self.slot].start.store(0, Ordering::SeqCst);
+        WATCHED[self.slot].taken.store(false, Ordering::SeqCst);
+    }
+}
+
+/// Points `watched` at the pages of `len` bytes from `ptr`, and makes sure
+/// the handler is installed.
+fn arm(watched: &Watched, ptr: *const u8, len: usize) -> io::Result<()> {
     let page = page_size();
     let start = ptr as usize & !(page - 1);
     let end = (ptr as usize + len.max(1)).next_multiple_of(page);
-    let watched = &WATCHED[region as usize];
     watched.start.store(0, Ordering::SeqCst);
     watched.len.store(end - start, Ordering::SeqCst);
     watched.start.store(start, Ordering::SeqCst);

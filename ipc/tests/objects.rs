@@ -2,34 +2,18 @@
 //! object, timeouts, identity across an unlink, and shared memory that
 //! shrinks under a reader.
 
+mod common;
+
 use std::io::ErrorKind;
 use std::os::unix::fs::PermissionsExt;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use common::Name;
 use ipc::{Access, MessageQueue, NamedSemaphore, QueueOptions, SharedMemory};
 
 /// The umask is the process's: tests that set it take turns.
 static UMASK: Mutex<()> = Mutex::new(());
-
-/// A name of this test run, and its objects removed on drop.
-struct Name(String);
-
-impl Name {
-    fn new() -> Name {
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
-        Name(format!("/ipc-test-{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed)))
-    }
-}
-
-impl Drop for Name {
-    fn drop(&mut self) {
-        let _ = MessageQueue::unlink(&self.0);
-        let _ = SharedMemory::unlink(&self.0);
-        let _ = NamedSemaphore::unlink(&self.0);
-    }
-}
 
 fn small() -> QueueOptions {
     QueueOptions { max_messages: 2, message_size: 64, ..QueueOptions::default() }

@@ -28,7 +28,7 @@ fn main() -> io::Result<()> {
     let room = Fanout::new(policy);
     let listener = Listener::unix_accept(&path, move |fd, _peer, ctx| {
         let to_room = room.clone();
-        let conn = Connection::new(fd, move |line, me, ctx| to_room.send(ctx, me, line))?;
+        let conn = Connection::new(fd)?.on_line(move |line, me, ctx| to_room.send(ctx, me.token(), line));
         room.join(&conn.limit(64 * 1024).register(ctx)?);
         Ok(())
     })?;

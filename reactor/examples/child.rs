@@ -1,13 +1,11 @@
 //! Runs a command, prints its stdout lines as they come, prints `tick` every
-//! 100 ms meanwhile (to stderr), and exits with the command's status.
+//! 100 ms meanwhile (to stderr), and exits with the command's exit code as a
+//! shell gives it (`128 + N` for a command that signal `N` ended).
 //!
 //! `cargo run -p reactor --example child -- sh -c 'echo one; sleep 0.3; echo two; exit 3'`
 
-use std::cell::Cell;
 use std::io;
-use std::os::unix::process::ExitStatusExt;
 use std::process::{Command, ExitCode, Stdio};
-use std::rc::Rc;
 use std::time::Duration;
 
 use reactor::sources::Child;
@@ -19,20 +17,15 @@ fn main() -> io::Result<ExitCode> {
         return Err(io::Error::new(io::ErrorKind::InvalidInput, "usage: child PROGRAM [ARG...]"));
     };
     let mut reactor = Reactor::new()?;
-    let code = Rc::new(Cell::new(1u8));
-    let exit_code = code.clone();
-    let tick = reactor.every(Duration::from_millis(100), |_| eprintln!("tick"));
+    reactor.every(Duration::from_millis(100), |_| eprintln!("tick"));
     Child::spawn(Command::new(program).args(rest).stdout(Stdio::piped()))?
         .on_stdout(64 * 1024, |line, _| println!("{}", String::from_utf8_lossy(line)))
         // After the exit and the last line, whatever order they came in.
-        .on_exit(move |status, ctx| {
+        .on_exit(|status, ctx| {
             println!("exited: {status}");
-            exit_code
-                .set(status.code().or(status.signal().map(|s| 128 + s)).unwrap_or(1).clamp(0, 255) as u8);
-            ctx.cancel(tick);
-            ctx.stop();
+            ctx.exit(Child::shell_code(status));
         })
         .register(&mut reactor)?;
     reactor.run()?;
-    Ok(ExitCode::from(code.get()))
+    Ok(ExitCode::from(reactor.exit_code().unwrap_or(1) as u8))
 }

@@ -1,55 +1,16 @@
-//! A TCP echo server: `Listener` accepts, `SignalFd` stops the loop on Ctrl-C or
-//! SIGTERM, and `Echo`, a handler written by hand, replies through a `Writer`.
+//! A TCP echo server of bytes: `Listener` accepts, `SignalFd` stops the loop on
+//! Ctrl-C or SIGTERM, and each client is an `Fd` source that reads its socket
+//! and replies through a `Writer` on a `dup` of it. Past the writer's limit
+//! the reader is held (reads nothing) until the client has read its replies;
+//! at its end of input the replies end too (`shutdown_write`), once written.
 //!
 //! `cargo run -p reactor --example echo -- 127.0.0.1:7777`, then `nc 127.0.0.1 7777`.
 
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::os::fd::{AsFd, BorrowedFd};
 
-use reactor::sources::{Listener, Signal, SignalFd, Writer, WriterHandle};
-use reactor::{Context, Handler, Reactor, Readiness};
-
-/// One client, and a `Writer` on a `dup` of its socket for the replies.
-struct Echo {
-    client: TcpStream,
-    replies: Option<WriterHandle>,
-}
-
-impl Handler for Echo {
-    fn fd(&self) -> BorrowedFd<'_> {
-        self.client.as_fd()
-    }
-    fn name(&self) -> &str {
-        "echo"
-    }
-    fn on_start(&mut self, ctx: &mut Context) -> io::Result<()> {
-        let me = ctx.current().ok_or_else(|| io::Error::other("started outside the loop"))?;
-        let writer = Writer::new(self.client.try_clone()?, 256 * 1024)?
-            .on_drain(move |ctx| drop(ctx.resume(me))) // after a refusal
-            .on_error(move |_, ctx| _ = ctx.remove(me)); // the client is gone: paused, we would not know
-        writer.register(ctx).map(|out| self.replies = Some(out))
-    }
-    /// Bytes leave the socket only once the writer took them: back-pressure.
-    fn on_ready(&mut self, _: Readiness, ctx: &mut Context) -> io::Result<()> {
-        let (Some(out), Some(me)) = (&self.replies, ctx.current()) else { return Ok(()) };
-        let mut buf = [0; 16 * 1024];
-        match self.client.peek(&mut buf) {
-            Ok(0) => ctx.remove_self(), // end of file
-            Ok(n) => match out.write(ctx, &buf[..n]) {
-                Ok(()) => self.client.read_exact(&mut buf[..n])?, // consume what was taken
-                Err(e) if e.kind() == ErrorKind::WouldBlock => ctx.pause(me)?,
-                Err(e) => return Err(e),
-            },
-            Err(e) if e.kind() == ErrorKind::WouldBlock => {} // readiness is a hint
-            Err(e) => return Err(e),                          // the reactor logs it and removes us
-        }
-        Ok(())
-    }
-    fn on_remove(&mut self, ctx: &mut Context) {
-        self.replies.take().inspect(|out| out.close_when_drained(ctx)); // then the client sees EOF
-    }
-}
+use reactor::sources::{Fd, Listener, Signal, SignalFd, Writer};
+use reactor::{Interest, Reactor};
 
 fn main() -> io::Result<()> {
     let arg = std::env::args().nth(1).unwrap_or_else(|| "127.0.0.1:0".into());
@@ -57,8 +18,23 @@ fn main() -> io::Result<()> {
     let mut reactor = Reactor::new()?;
     // Before any thread exists: creating it blocks the signals it reads.
     reactor.register(SignalFd::new(&[Signal::Int, Signal::Term], |_, ctx| ctx.stop())?)?;
-    let listener =
-        Listener::tcp(addr, |fd, _| Box::new(Echo { client: TcpStream::from(fd), replies: None }))?;
+    let listener = Listener::tcp_accept(addr, |fd, _, ctx| {
+        let replies = Writer::new(fd.try_clone()?, 256 * 1024)?.register(ctx)?;
+        let client = Fd::new(TcpStream::from(fd), Interest::READABLE, move |client, _, ctx| {
+            let mut buf = [0; 16 * 1024];
+            match client.read(&mut buf) {
+                Ok(0) => {
+                    replies.shutdown_write(ctx); // the client sees end of file once all is written
+                    ctx.remove_self();
+                }
+                Ok(n) => replies.write_or_pause(ctx, &buf[..n], ctx.current())?, // held while full
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {}                // readiness is a hint
+                Err(e) => return Err(e), // the reactor logs it and removes the client
+            }
+            Ok(())
+        });
+        ctx.register(client.named("echo")).map(drop).map_err(io::Error::from)
+    })?;
     writeln!(io::stdout(), "listening on {}", listener.local_addr())?; // line-buffered: sent now
     reactor.register(listener)?;
     reactor.run()

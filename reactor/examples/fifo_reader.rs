@@ -8,14 +8,14 @@
 //! directory only this user may write), or else in a new directory of mode
 //! 0700 under `/tmp` (removed on exit; it fails if the name exists): a path no
 //! other user can have taken first. A PATH in a directory that others may
-//! write (`/tmp/fifo`) can be: `Fifo::create` then refuses another user's
+//! write (`/tmp/fifo`) can be: `LineReader::fifo` then refuses another user's
 //! FIFO, and one of this user that others may read, naming its owner and mode.
 
 use std::io::{self, Write};
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
-use reactor::sources::{Fifo, Signal, SignalFd};
+use reactor::sources::{LineReader, Signal, SignalFd};
 use reactor::Reactor;
 
 fn main() -> io::Result<()> {
@@ -34,9 +34,9 @@ fn main() -> io::Result<()> {
 fn read(path: &Path) -> io::Result<()> {
     let mut reactor = Reactor::new()?;
     reactor.register(SignalFd::new(&[Signal::Int, Signal::Term], |_, ctx| ctx.stop())?)?;
-    // Writers come and go: the Fifo holds a write end itself, so it never sees end
+    // Writers come and go: the reader holds a write end itself, so it never sees end
     // of file, and it removes the FIFO at shutdown if it made it.
-    reactor.register(Fifo::create(path, 0o600, 64 * 1024, |line, ctx| {
+    reactor.register(LineReader::fifo(path, 0o600, 64 * 1024, |line, ctx| {
         let mut stdout = io::stdout().lock();
         if let Err(e) = stdout.write_all(line).and_then(|()| stdout.write_all(b"\n")) {
             eprintln!("stdout: {e}");

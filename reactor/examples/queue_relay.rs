@@ -1,7 +1,7 @@
 //! Relays each message of one POSIX message queue to another, with its
 //! priority. While the second queue is full, up to 16 messages wait in the
-//! relay, sent highest priority first as room appears; then the relay stops
-//! reading until they are gone. Prints how many it relayed, every second.
+//! relay, sent highest priority first as room appears; then the relay's
+//! reader is held (reads nothing) until they are gone. Prints how many it relayed, every second.
 //! Stops on Ctrl-C or SIGTERM.
 //!
 //! `cargo run -p reactor --example queue_relay -- /from /to` (both queues must exist).
@@ -26,7 +26,7 @@ fn main() -> io::Result<()> {
     let (counted, name) = (count.clone(), to.clone());
     let input = MessageQueue::open(&from, Access::Receive)?;
     reactor.register(QueueReader::new(input, move |message, priority, ctx| {
-        match out.send(ctx, message, priority) {
+        match out.send_or_pause(ctx, message, priority, ctx.current()) {
             Ok(()) => counted.set(counted.get() + 1),
             Err(e) => eprintln!("{name}: {e}"),
         }

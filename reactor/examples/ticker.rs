@@ -1,10 +1,11 @@
 //! Timers and a before-wait hook: `Context::every` prints `tick 1`, `tick 2`,
 //! ...; `Context::after` stops the loop after N ticks (argv[1], default 5).
-//! Timers only append to a buffer; a hook writes it out once per round.
+//! Timers only append to a buffer; a hook writes it out once per round, and
+//! a stdout that fails ends the program with exit code 1 (`Context::exit`).
 //!
 //! `cargo run -p reactor --example ticker -- 3`
 
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::io::{self, Write};
 use std::rc::Rc;
 use std::time::Duration;
@@ -30,27 +31,16 @@ fn main() -> io::Result<()> {
     let sink = out.clone();
     reactor.after(PERIOD * n + PERIOD / 2, move |ctx| {
         sink.borrow_mut().extend_from_slice(format!("stopping after {n} ticks\n").as_bytes());
-        ctx.stop(); // the loop finishes this round, then shuts every handler down
+        ctx.stop(); // the round ends with the hooks, then every handler shuts down
     });
-    // One write per round, however many callbacks wrote. A hook cannot return
-    // an error, so it keeps it for later and stops the loop.
-    let (sink, failed) = (out.clone(), Rc::new(Cell::new(None)));
-    let failure = failed.clone();
+    // One write per round, however many callbacks wrote.
     reactor.before_wait(move |ctx| {
-        if let Err(e) = write_out(&sink) {
-            failure.set(Some(e));
-            ctx.stop();
+        let mut stdout = io::stdout().lock();
+        if let Err(e) = stdout.write_all(&out.borrow_mut().split_off(0)).and_then(|()| stdout.flush()) {
+            eprintln!("ticker: stdout: {e}");
+            ctx.exit(1);
         }
     });
     reactor.run()?;
-    // The hooks do not run after the last round: write out what it left.
-    failed.take().map_or_else(|| write_out(&out), Err)
-}
-
-fn write_out(buf: &RefCell<Vec<u8>>) -> io::Result<()> {
-    let mut buf = buf.borrow_mut();
-    let mut stdout = io::stdout().lock();
-    stdout.write_all(&buf)?;
-    buf.clear();
-    stdout.flush()
+    std::process::exit(reactor.exit_code().unwrap_or(0))
 }

@@ -3,10 +3,12 @@
 //! parent prints the replies, stops reading while the child's stdin is full,
 //! and closes that stdin at end of its own, then exits when the child has.
 //!
+//! Its stdin may be anything: a terminal, a pipe, a file, `/dev/null`.
+//!
 //! `printf 'hello\nworld\n' | cargo run -p reactor --example uppercase`
+//! `cargo run -p reactor --example uppercase < Cargo.toml`
 
 use std::io::{self, BufRead, ErrorKind, Write};
-use std::os::fd::{AsFd, OwnedFd};
 use std::process::{Command, Stdio};
 
 use reactor::sources::{Child, LineReader};
@@ -28,14 +30,14 @@ fn main() -> io::Result<()> {
         .register(&mut reactor)?;
     let to_child = child.stdin().cloned().ok_or(ErrorKind::BrokenPipe)?;
     let end = to_child.clone();
-    let stdin: OwnedFd = io::stdin().as_fd().try_clone_to_owned()?; // a dup: closing it leaves fd 0 alone
-    let lines = LineReader::new(stdin, 64 * 1024, move |line, ctx| {
+    // Stdin, whatever it is: a file or /dev/null, which epoll refuses, is read a piece per round.
+    let lines = LineReader::stdin(64 * 1024, move |line, ctx| {
         // Past the child's limit, our reader is paused until its stdin drains: nothing is held here.
         let me = ctx.current().expect("a reader's callback has its token");
-        if let Err(e) = to_child.write_line_or_pause(ctx, line, me) {
+        if let Err(e) = to_child.write_line_or_pause(ctx, line, Some(me)) {
             eprintln!("to child: {e}");
         }
-    });
+    })?;
     // At the end of our input the child's stdin closes once drained: the child sees end of file.
     reactor.register(lines.on_close(move |ctx| end.close_when_drained(ctx)))?;
     reactor.run()

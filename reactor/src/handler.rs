@@ -81,6 +81,13 @@ pub trait Handler {
 
 /// A registration that epoll refused, with the handler handed back so that
 /// nothing it owns is lost.
+///
+/// Its message names the handler and the error; for a descriptor epoll
+/// cannot watch at all (`EPERM`: a regular file, `/dev/null`, as stdin is
+/// under `< file`), it also says what to do: read it with
+/// [`LineReader::for_any_fd`](crate::sources::LineReader::for_any_fd) or
+/// [`LineReader::stdin`](crate::sources::LineReader::stdin). `?` turns it
+/// into an `io::Error` of the same kind with that message.
 pub struct RegisterError<H> {
     /// Why it was refused.
     pub error: io::Error,
@@ -91,9 +98,25 @@ pub struct RegisterError<H> {
 impl<H> RegisterError<H> {
     /// Whether epoll refused the descriptor because it cannot be polled at
     /// all (`EPERM`): a regular file, a directory, `/dev/null`. Such a
-    /// descriptor never blocks; read it directly instead.
+    /// descriptor never blocks: a [`LineReader`](crate::sources::LineReader)
+    /// made [`for_any_fd`](crate::sources::LineReader::for_any_fd) reads it.
     pub fn is_unpollable(&self) -> bool {
         self.error.raw_os_error() == Some(libc::EPERM)
+    }
+
+    /// The message, for the handler named `name`.
+    fn message(&self, name: &str) -> String {
+        if self.is_unpollable() {
+            format!(
+                "{name}: epoll cannot watch this descriptor ({}): it is a regular file, a directory \
+                 or a device such as /dev/null (stdin under `< file` or `< /dev/null`); to read its \
+                 lines, use LineReader::new(..).for_any_fd(), which takes any descriptor \
+                 (LineReader::stdin for standard input)",
+                self.error
+            )
+        } else {
+            format!("{name}: cannot register: {}", self.error)
+        }
     }
 }
 
@@ -103,24 +126,36 @@ impl<H> fmt::Debug for RegisterError<H> {
     }
 }
 
-impl<H> fmt::Display for RegisterError<H> {
+/// The handler's name, then why epoll refused it and, for a descriptor it
+/// cannot watch, what to do.
+impl<H: Handler> fmt::Display for RegisterError<H> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.is_unpollable() {
-            write!(f, "descriptor cannot be polled (a regular file or /dev/null?): {}", self.error)
-        } else {
-            write!(f, "cannot register: {}", self.error)
-        }
+        f.write_str(&self.message(self.handler.name()))
     }
 }
 
-impl<H> Error for RegisterError<H> {
+impl fmt::Display for RegisterError<Box<dyn Handler>> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message(self.handler.name()))
+    }
+}
+
+impl<H> Error for RegisterError<H>
+where
+    RegisterError<H>: fmt::Display,
+{
     fn source(&self) -> Option<&(dyn Error + 'static)> {
         Some(&self.error)
     }
 }
 
-impl<H> From<RegisterError<H>> for io::Error {
+/// The error, of the same kind, with the message of `Display`: what `?`
+/// turns a refused registration into.
+impl<H> From<RegisterError<H>> for io::Error
+where
+    RegisterError<H>: fmt::Display,
+{
     fn from(e: RegisterError<H>) -> io::Error {
-        e.error
+        io::Error::new(e.error.kind(), e.to_string())
     }
 }

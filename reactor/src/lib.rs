@@ -38,10 +38,16 @@
 //! reference.
 //!
 //! Bytes in:
-//! - [`LineReader`](sources::LineReader): a stream (stdin, a pipe, a
-//!   socket) cut into lines.
-//! - [`Fifo`](sources::Fifo): a named pipe, made if missing, read as lines
-//!   from one writer after another.
+//! - [`LineReader`](sources::LineReader): bytes cut into lines, from a
+//!   stream (a pipe, a socket, a terminal); from any descriptor with
+//!   [`stdin`](sources::LineReader::stdin) or
+//!   [`for_any_fd`](sources::LineReader::for_any_fd) (a regular file or
+//!   `/dev/null`, which epoll refuses, read a piece per round); from a
+//!   named pipe with [`fifo`](sources::LineReader::fifo); from a file as it
+//!   grows with [`follow`](sources::LineReader::follow) (`tail -F`, on
+//!   inotify).
+//! - [`DirWatch`](sources::DirWatch): the names created, removed and moved
+//!   in a directory, on inotify.
 //! - [`Listener`](sources::Listener): a listening TCP or Unix socket, with a
 //!   handler or a closure for each accepted connection.
 //! - [`QueueReader`](sources::QueueReader): the messages of a POSIX message
@@ -62,6 +68,9 @@
 //! Other processes and threads:
 //! - [`Child`](sources::Child): a child process, its exit learnt through a
 //!   pidfd, its output as lines, its stdin as a sink.
+//! - [`Supervisor`](sources::Supervisor): a child run again when it ends,
+//!   with a [`Restart`](sources::Restart) policy, a back-off, a limit and a
+//!   watchdog.
 //! - [`channel`](sources::channel): items of any type from other threads
 //!   ([`Sender`](sources::Sender)) to a closure on the loop's
 //!   ([`Receiver`](sources::Receiver)).
@@ -72,8 +81,6 @@
 //! Time, and anything else:
 //! - [`Timer`](sources::Timer): a `timerfd`. Timers that need no descriptor
 //!   are [`Context::after`] and [`Context::every`].
-//! - [`Idle`](sources::Idle): a handler called every round, for descriptors
-//!   that epoll refuses.
 //! - [`Fd`](sources::Fd): any descriptor of yours with a closure, for what no
 //!   source covers.
 //!

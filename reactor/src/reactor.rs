@@ -82,8 +82,10 @@ struct Slot {
     fd: RawFd,
     /// What the handler waits for: epoll's interest while it is watched.
     interest: Interest,
-    /// Set by [`Context::pause`]: out of epoll whatever the interest.
+    /// Set by [`Context::pause`]: no input whatever the interest.
     paused: bool,
+    /// Holds of full sinks ([`Context::hold`]): no input while any stands.
+    holds: u32,
     /// Whether the descriptor is in the epoll instance now: when not paused
     /// and the interest is not `NONE`, and not after a shutdown closed the
     /// instance.
@@ -503,8 +505,8 @@ impl Context {
     /// handler keeps the new interest for its [`resume`](Context::resume).
     /// `NotFound` for a token not registered.
     pub fn set_interest(&mut self, token: Token, interest: Interest) -> io::Result<()> {
-        let paused = self.slot(token).ok_or_else(|| unknown(token))?.paused;
-        self.update(token, interest, paused)
+        let slot = self.slot(token).ok_or_else(|| unknown(token))?;
+        self.update(token, interest, slot.paused, slot.holds)
     }
 
     /// What a handler waits for: the interest it was registered with, or the
@@ -551,24 +553,41 @@ impl Context {
     /// # }
     /// ```
     pub fn pause(&mut self, token: Token) -> io::Result<()> {
-        let interest = self.slot(token).ok_or_else(|| unknown(token))?.interest;
-        self.update(token, interest, true)
+        let slot = self.slot(token).ok_or_else(|| unknown(token))?;
+        self.update(token, slot.interest, true, slot.holds)
     }
 
     /// Gives a paused handler its input again: epoll watches its descriptor
     /// for its whole interest, and what happened meanwhile is reported,
     /// level-triggered, in the next round. Resuming a handler
     /// that is not paused does nothing; `NotFound` for a token not
-    /// registered.
+    /// registered. A handler that a full sink holds (see
+    /// [`Output`](crate::sources::Output)) stays paused until the last
+    /// sink that holds it has drained: `resume` ends only this pause.
     pub fn resume(&mut self, token: Token) -> io::Result<()> {
-        let interest = self.slot(token).ok_or_else(|| unknown(token))?.interest;
-        self.update(token, interest, false)
+        let slot = self.slot(token).ok_or_else(|| unknown(token))?;
+        self.update(token, slot.interest, false, slot.holds)
     }
 
-    /// Whether a handler is paused by [`pause`](Context::pause); `false` for
-    /// a token not registered.
+    /// Whether a handler's input is held: by [`pause`](Context::pause), or
+    /// by a full sink that it writes to; `false` for a token not registered.
     pub fn is_paused(&self, token: Token) -> bool {
-        self.slot(token).is_some_and(|slot| slot.paused)
+        self.slot(token).is_some_and(|slot| slot.paused || slot.holds > 0)
+    }
+
+    /// One more hold on a handler's input, by a sink that is full: it is
+    /// paused while any hold (or the user's [`pause`](Context::pause))
+    /// stands. Each hold ends with one [`release`](Context::release).
+    pub(crate) fn hold(&mut self, token: Token) -> io::Result<()> {
+        let slot = self.slot(token).ok_or_else(|| unknown(token))?;
+        self.update(token, slot.interest, slot.paused, slot.holds + 1)
+    }
+
+    /// Ends one [`hold`](Context::hold); the last one resumes the handler
+    /// unless the user paused it. Nothing for a token gone meanwhile.
+    pub(crate) fn release(&mut self, token: Token) -> io::Result<()> {
+        let Some(slot) = self.slot(token) else { return Ok(()) };
+        self.update(token, slot.interest, slot.paused, slot.holds.saturating_sub(1))
     }
 
     /// Whether the handler being called is still watched: not paused, not
@@ -576,7 +595,7 @@ impl Context {
     /// call stops when its own callback has paused it.
     pub(crate) fn current_is_watched(&self) -> bool {
         let slot = self.current.and_then(|token| self.slot(token));
-        slot.is_some_and(|slot| slot.watched && !slot.paused)
+        slot.is_some_and(|slot| slot.watched && !slot.paused && slot.holds == 0)
     }
 
     /// Calls `callback` once, `delay` from now (rounded up to the next
@@ -710,19 +729,28 @@ impl Context {
         if watched {
             open_epoll(&mut self.epoll)?.add(fd, interest, token)?;
         }
-        entry.insert(Slot { order: self.order, fd, interest, paused: false, watched, handler: None });
+        entry.insert(Slot {
+            order: self.order,
+            fd,
+            interest,
+            paused: false,
+            holds: 0,
+            watched,
+            handler: None,
+        });
         self.order += 1;
         self.watched += usize::from(watched);
         Ok(token)
     }
 
-    /// Gives a slot a new interest and pause state, and epoll what follows
-    /// from them: the interest, less input while paused; out of epoll when
-    /// that leaves nothing to watch. The slot is unchanged if epoll refuses.
-    fn update(&mut self, token: Token, interest: Interest, paused: bool) -> io::Result<()> {
+    /// Gives a slot a new interest, pause and holds, and epoll what follows
+    /// from them: the interest, less input while paused or held; out of
+    /// epoll when that leaves nothing to watch. The slot is unchanged if
+    /// epoll refuses.
+    fn update(&mut self, token: Token, interest: Interest, paused: bool, holds: u32) -> io::Result<()> {
         let slot = self.slot(token).ok_or_else(|| unknown(token))?;
         let (fd, was_watched) = (slot.fd, slot.watched);
-        let effective = if paused { interest.without_input() } else { interest };
+        let effective = if paused || holds > 0 { interest.without_input() } else { interest };
         let watched = effective.is_watched();
         match (was_watched, watched) {
             (true, true) => open_epoll(&mut self.epoll)?.modify(fd, effective, token)?,
@@ -731,7 +759,7 @@ impl Context {
             (false, false) => {}
         }
         if let Some(slot) = self.slot_mut(token) {
-            (slot.interest, slot.paused, slot.watched) = (interest, paused, watched);
+            (slot.interest, slot.paused, slot.holds, slot.watched) = (interest, paused, holds, watched);
         }
         self.watched = self.watched + usize::from(watched) - usize::from(was_watched);
         Ok(())
@@ -806,7 +834,7 @@ impl Context {
     /// input for a paused handler.
     fn deliverable(&self, token: Token, readiness: Readiness) -> Option<Readiness> {
         let slot = self.slot(token).filter(|slot| slot.watched)?;
-        let readiness = if slot.paused { readiness.without_input() } else { readiness };
+        let readiness = if slot.paused || slot.holds > 0 { readiness.without_input() } else { readiness };
         (!readiness.is_empty()).then_some(readiness)
     }
 

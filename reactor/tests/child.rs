@@ -9,8 +9,9 @@ use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
 use std::process::{Command, ExitStatus, Stdio};
 use std::rc::Rc;
+use std::time::{Duration, Instant};
 
-use reactor::sources::{AtShutdown, Child, WriterHandle};
+use reactor::sources::{AtShutdown, Child, ChildHandle, Output};
 use reactor::{Context, Reactor};
 use util::{run_until, within_deadline};
 
@@ -51,17 +52,87 @@ fn assert_reaped(pid: u32) {
 }
 
 #[test]
-fn a_child_killed_by_a_signal_reports_it_and_is_reaped() {
+fn a_signal_through_the_handle_ends_the_child_and_on_exit_sees_it() {
     within_deadline(|| {
-        let log = Log::default();
-        let mut reactor = Reactor::new().unwrap();
-        let child = watched(&mut sh("exec sleep 30"), &log).register(&mut reactor).unwrap();
-        // SAFETY: plain system call; the pid is our unreaped child, so it cannot be reused.
-        assert_eq!(unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGKILL) }, 0);
-        run_until(&mut reactor, "the exit", |_| !log.borrow().is_empty());
-        assert_eq!(*log.borrow(), [describe(ExitStatus::from_raw(libc::SIGKILL))]);
-        assert_reaped(child.id());
+        for signal in [libc::SIGTERM, libc::SIGKILL] {
+            let log = Log::default();
+            let mut reactor = Reactor::new().unwrap();
+            let child = watched(&mut sh("exec sleep 30"), &log).register(&mut reactor).unwrap();
+            child.signal(signal).expect("signal through the pidfd");
+            run_until(&mut reactor, "the exit", |_| !log.borrow().is_empty());
+            assert_eq!(*log.borrow(), [describe(ExitStatus::from_raw(signal))]);
+            assert_eq!(Child::shell_code(ExitStatus::from_raw(signal)), 128 + signal);
+            assert_reaped(child.id());
+        }
     });
+}
+
+/// Runs `script` in `sh` to its end; returns its shell code.
+fn shell_code_of(script: &str) -> i32 {
+    let mut reactor = Reactor::new().unwrap();
+    Child::spawn(Command::new("sh").args(["-c", script]))
+        .unwrap()
+        .on_exit(|status, ctx| ctx.exit(Child::shell_code(status)))
+        .register(&mut reactor)
+        .unwrap();
+    reactor.run().unwrap();
+    reactor.exit_code().expect("on_exit gave the code")
+}
+
+#[test]
+fn the_shell_code_is_the_exit_code_or_128_plus_the_signal() {
+    within_deadline(|| {
+        assert_eq!(shell_code_of("exit 0"), 0);
+        assert_eq!(shell_code_of("exit 3"), 3);
+        assert_eq!(shell_code_of("kill -KILL $$"), 128 + libc::SIGKILL);
+        // No core file left behind by the test.
+        assert_eq!(shell_code_of("ulimit -c 0; kill -SEGV $$"), 128 + libc::SIGSEGV);
+    });
+}
+
+/// Set in the copy of this test binary that runs in a PID namespace of its own.
+const IN_NAMESPACE: &str = "REACTOR_TEST_IN_PID_NAMESPACE";
+
+/// A pid is reused at will in a PID namespace of our own (`unshare -Urpf`:
+/// a user namespace gives the right to set `ns_last_pid`). There, a child
+/// is signalled, reaped, and its pid given to another process; a signal
+/// through the old handle must fail with `ESRCH` and leave that process be,
+/// where `kill(2)` on the old pid would reach it.
+#[test]
+fn a_signal_after_the_child_was_reaped_fails_and_reaches_no_other_process() {
+    if std::env::var_os(IN_NAMESPACE).is_some() {
+        return signal_after_reaping_in_a_pid_namespace();
+    }
+    let name = "a_signal_after_the_child_was_reaped_fails_and_reaches_no_other_process";
+    let exe = std::env::current_exe().unwrap();
+    let output = Command::new("unshare")
+        .args(["--user", "--map-root-user", "--pid", "--fork"])
+        .arg(exe)
+        .args([name, "--exact", "--nocapture", "--test-threads=1"])
+        .env(IN_NAMESPACE, "1")
+        .output()
+        .expect("run unshare(1): util-linux is needed for this test");
+    let (out, err) = (String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    assert!(output.status.success() && out.contains("1 passed"), "in the namespace: {out}{err}");
+}
+
+fn signal_after_reaping_in_a_pid_namespace() {
+    let log = Log::default();
+    let mut reactor = Reactor::new().unwrap();
+    let child = watched(&mut sh("exec sleep 30"), &log).register(&mut reactor).unwrap();
+    child.signal(libc::SIGKILL).unwrap();
+    run_until(&mut reactor, "the child reaped", |r| !r.contains(child.token()));
+    std::fs::write("/proc/sys/kernel/ns_last_pid", (child.id() - 1).to_string()).expect("set ns_last_pid");
+    let mut other = Command::new("sleep").arg("30").spawn().unwrap();
+    assert_eq!(other.id(), child.id(), "the pid was not reused: the test proves nothing");
+    // SAFETY: signal 0 only checks that the pid names a process.
+    assert_eq!(unsafe { libc::kill(child.id() as libc::pid_t, 0) }, 0, "kill(2) would reach the other");
+    let error = child.signal(libc::SIGTERM).expect_err("a reaped child cannot be signalled");
+    assert_eq!(error.kind(), io::ErrorKind::NotFound, "{error}");
+    assert!(error.to_string().contains("ESRCH"), "{error}");
+    assert_eq!(other.try_wait().unwrap(), None, "the other process was signalled");
+    other.kill().unwrap();
+    other.wait().unwrap();
 }
 
 #[test]
@@ -109,14 +180,106 @@ fn end_of_file_before_exit_gives_every_line_then_the_status() {
     });
 }
 
+/// A shell that exits 42 when `signal` comes, after saying `ready` (its
+/// trap set); its `sleep` is killed with it.
+fn ends_on(signal: &str) -> Command {
+    sh(&format!("sleep 30 & trap 'kill $!; exit 42' {signal}; echo ready; wait"))
+}
+
+/// A `sleep` that ignores `signal` (an ignored signal stays so across `exec`).
+fn ignores(signal: &str) -> Command {
+    sh(&format!("trap '' {signal}; echo ready; exec sleep 30"))
+}
+
+/// Registers each command with `policy`; returns the logs and the pids
+/// once each child has said `ready`.
+fn ready_children(
+    reactor: &mut Reactor,
+    commands: Vec<Command>,
+    policy: AtShutdown,
+) -> Vec<(Log, ChildHandle)> {
+    let children: Vec<_> = commands
+        .into_iter()
+        .map(|mut command| {
+            let log = Log::default();
+            let child = watched(&mut command, &log).at_shutdown(policy).register(reactor).unwrap();
+            (log, child)
+        })
+        .collect();
+    run_until(reactor, "every child ready", |_| children.iter().all(|(log, _)| !log.borrow().is_empty()));
+    children
+}
+
+/// What each child logged after `ready`.
+fn ends(children: &[(Log, ChildHandle)]) -> Vec<Vec<String>> {
+    children.iter().map(|(log, _)| log.borrow()[1..].to_vec()).collect()
+}
+
 #[test]
-fn a_running_child_is_killed_and_reaped_at_shutdown_by_default() {
-    let log = Log::default();
-    let mut reactor = Reactor::new().unwrap();
-    let child = watched(&mut sh("exec sleep 30"), &log).register(&mut reactor).unwrap();
-    reactor.shutdown();
-    assert_reaped(child.id());
-    assert!(log.borrow().iter().all(|e| !e.starts_with("exit")), "{:?}", log.borrow());
+fn at_the_reactors_stop_a_child_gets_sigterm_by_default_and_on_exit_runs_once() {
+    within_deadline(|| {
+        let mut reactor = Reactor::new().unwrap();
+        let children = ready_children(&mut reactor, vec![ends_on("TERM")], AtShutdown::default());
+        reactor.shutdown();
+        assert_eq!(
+            ends(&children),
+            [[describe(ExitStatus::from_raw(42 << 8))]],
+            "SIGTERM, then on_exit once"
+        );
+        assert_reaped(children[0].1.id());
+    });
+}
+
+#[test]
+fn a_graceful_stop_sends_the_chosen_signal_waits_then_kills_a_child_that_ignores_it() {
+    within_deadline(|| {
+        const GRACE: Duration = Duration::from_millis(300);
+        let mut reactor = Reactor::new().unwrap();
+        let commands = vec![ends_on("USR1"), ignores("USR1"), ignores("USR1"), ignores("USR1")];
+        let children = ready_children(&mut reactor, commands, AtShutdown::Signal(libc::SIGUSR1, GRACE));
+        let began = Instant::now();
+        reactor.stop();
+        reactor.run().unwrap();
+        let took = began.elapsed();
+        let (exited, killed) = (describe(ExitStatus::from_raw(42 << 8)), describe(ExitStatus::from_raw(9)));
+        assert_eq!(
+            ends(&children),
+            [[exited], [killed.clone()], [killed.clone()], [killed]],
+            "once for each"
+        );
+        assert!(took >= GRACE, "killed after {took:?}, before the bound");
+        assert!(took < 2 * GRACE, "the stop took {took:?}: the bounds were waited one after the other");
+        children.iter().for_each(|(_, child)| assert_reaped(child.id()));
+    });
+}
+
+#[test]
+fn remove_ends_a_child_as_its_policy_says_without_blocking_the_loop() {
+    within_deadline(|| {
+        const GRACE: Duration = Duration::from_millis(300);
+        for (command, policy, status) in [
+            (ends_on("TERM"), AtShutdown::default(), ExitStatus::from_raw(42 << 8)),
+            (ignores("TERM"), AtShutdown::Signal(libc::SIGTERM, GRACE), ExitStatus::from_raw(libc::SIGKILL)),
+            (ignores("TERM"), AtShutdown::Kill, ExitStatus::from_raw(libc::SIGKILL)),
+        ] {
+            let mut reactor = Reactor::new().unwrap();
+            let children = ready_children(&mut reactor, vec![command], policy);
+            let ticks = Rc::new(Cell::new(0));
+            let counted = ticks.clone();
+            reactor.every(Duration::from_millis(10), move |_| counted.set(counted.get() + 1));
+            let began = Instant::now();
+            assert!(reactor.remove(children[0].1.token()));
+            run_until(&mut reactor, "on_exit", |_| children[0].0.borrow().len() == 2);
+            assert_eq!(ends(&children), [[describe(status)]], "{policy:?}");
+            if let AtShutdown::Signal(_, grace) = policy {
+                if status.signal() == Some(libc::SIGKILL) {
+                    assert!(began.elapsed() >= grace, "killed before the bound");
+                    assert!(ticks.get() >= 5, "the loop was blocked: {} ticks in {grace:?}", ticks.get());
+                }
+            }
+            assert_reaped(children[0].1.id());
+        }
+    });
 }
 
 #[test]
@@ -124,13 +287,14 @@ fn a_child_that_is_waited_for_at_shutdown_finishes_its_work() {
     let dir = util::TempDir::new("child-wait");
     let marker = dir.path().join("done");
     let mut reactor = Reactor::new().unwrap();
+    let log = Log::default();
     let script = format!("read x; echo done > '{}'", marker.display());
-    let mut command = sh(&script);
-    let child = Child::spawn(&mut command).unwrap().at_shutdown(AtShutdown::Wait);
+    let child = watched(&mut sh(&script), &log).at_shutdown(AtShutdown::Wait(util::DEADLINE));
     let child = child.register(&mut reactor).unwrap();
     // Its stdin closes with the reactor, so `read` returns and it finishes.
     reactor.shutdown();
     assert!(marker.exists(), "waited for, not killed");
+    assert_eq!(*log.borrow(), [describe(ExitStatus::from_raw(0))]);
     assert_reaped(child.id());
 }
 
@@ -144,7 +308,7 @@ fn an_unregistered_child_is_killed_and_reaped_when_dropped() {
 
 /// Writes 4 KiB chunks to the child's stdin until a write is refused or all
 /// of `TOTAL` is queued; then closes it once drained.
-fn produce(stdin: &WriterHandle, sent: &Cell<usize>, ctx: &mut Context) {
+fn produce(stdin: &Output, sent: &Cell<usize>, ctx: &mut Context) {
     const TOTAL: usize = 1 << 20;
     while sent.get() < TOTAL {
         match stdin.write(ctx, &[b'x'; 4096]) {
@@ -254,5 +418,33 @@ fn a_stdin_error_taken_by_the_program_is_not_logged() {
         let before = my_warnings().len();
         children_that_leave_their_stdin(100, true);
         assert_eq!(my_warnings()[before..], [] as [String; 0], "hooked errors must not be logged");
+    });
+}
+
+/// The signals a process blocks (`SigBlk` in `/proc/PID/status`), as a mask.
+fn blocked_signals(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("the child's status");
+    let line = status.lines().find_map(|l| l.strip_prefix("SigBlk:")).expect("a SigBlk line");
+    u64::from_str_radix(line.trim(), 16).expect("SigBlk in hexadecimal")
+}
+
+/// A `SignalFd` blocks `SIGTERM` in the reactor's thread; a child spawned
+/// from it must not inherit that, or its graceful stop is a `SIGKILL`.
+#[test]
+fn a_child_does_not_inherit_the_signals_its_parent_blocks_and_stops_on_sigterm() {
+    within_deadline(|| {
+        // SAFETY: an empty set filled on this stack; the mask is this thread's own.
+        let mut term: libc::sigset_t = unsafe { std::mem::zeroed() };
+        // SAFETY: as above.
+        unsafe { (libc::sigemptyset(&mut term), libc::sigaddset(&mut term, libc::SIGTERM)) };
+        // SAFETY: as above; only this test's thread blocks it.
+        assert_eq!(unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &term, std::ptr::null_mut()) }, 0);
+        let mut reactor = Reactor::new().unwrap();
+        let children = ready_children(&mut reactor, vec![ends_on("TERM")], AtShutdown::default());
+        assert_eq!(blocked_signals(children[0].1.id()), 0, "the child inherited a blocked signal");
+        let began = Instant::now();
+        reactor.shutdown();
+        assert_eq!(ends(&children), [[describe(ExitStatus::from_raw(42 << 8))]], "SIGTERM reached it");
+        assert!(began.elapsed() < Duration::from_secs(1), "the stop waited for SIGKILL");
     });
 }

@@ -13,8 +13,8 @@ use std::rc::Rc;
 use std::thread;
 use std::time::Duration;
 
-use reactor::sources::{Connection, ConnectionHandle, ListenAddr, Listener, Writer};
-use reactor::{Interest, Reactor};
+use reactor::sources::{Connection, ListenAddr, Listener, Output, StreamState, Writer};
+use reactor::Reactor;
 use util::{run_for, run_until, set_send_buffer, socketpair, within_deadline, TempDir};
 
 const LINES: usize = 10_000;
@@ -46,7 +46,7 @@ fn a_burst_of_short_lines_in_one_round_is_coalesced_and_none_is_refused() {
         let (ours, theirs) = socketpair();
         set_send_buffer(ours.as_fd(), 212_992 / 2); // the kernel doubles it: Linux's usual default
         let mut reactor = Reactor::new().unwrap();
-        let conn = Connection::new(ours, |_, _, _| {}).unwrap().limit(16 * 1024);
+        let conn = Connection::new(ours).unwrap().limit(16 * 1024);
         let conn = conn.register(&mut reactor).unwrap();
         let refused = Rc::new(Cell::new(0));
         let (out, count) = (conn.clone(), refused.clone());
@@ -73,7 +73,7 @@ fn a_burst_of_short_lines_in_one_round_is_coalesced_and_none_is_refused() {
 }
 
 /// Fills the peer's socket and the connection's buffer, nobody reading.
-fn stuffed(reactor: &mut Reactor, conn: &ConnectionHandle) -> usize {
+fn stuffed(reactor: &mut Reactor, conn: &Output) -> usize {
     let chunk = vec![b'x'; 64 * 1024];
     let mut queued = 0;
     while conn.write(reactor, &chunk).is_ok() {
@@ -91,7 +91,7 @@ fn close_evicts_at_once_dropping_what_is_buffered() {
         let mut reactor = Reactor::new().unwrap();
         let closes = Rc::new(Cell::new(0));
         let count = closes.clone();
-        let conn = Connection::new(ours, |_, _, _| {})
+        let conn = Connection::new(ours)
             .unwrap()
             .limit(256 * 1024)
             .on_close(move |_, _| count.set(count.get() + 1))
@@ -101,7 +101,7 @@ fn close_evicts_at_once_dropping_what_is_buffered() {
 
         conn.close(&mut reactor);
         assert_eq!(closes.get(), 1, "on_close once, at once");
-        assert!(!conn.is_open() && reactor.is_empty());
+        assert!(conn.state() == StreamState::Closed && reactor.is_empty());
         let err = conn.write_line(&mut reactor, b"more").unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::BrokenPipe);
         reactor.run().unwrap(); // returns at once: no handler, and no timer left behind
@@ -124,7 +124,7 @@ fn a_writer_handle_closes_at_once_dropping_what_is_buffered() {
             queued += chunk.len();
         }
         out.close(&mut reactor);
-        assert!(!out.is_open() && reactor.is_empty());
+        assert!(out.state() == StreamState::Closed && reactor.is_empty());
         assert_eq!(out.write(&mut reactor, b"x").unwrap_err().kind(), io::ErrorKind::BrokenPipe);
         let got = read_all_on_a_thread(theirs).join().unwrap();
         assert!(got.len() < queued, "the buffer was written, not dropped");
@@ -142,26 +142,27 @@ fn a_paused_connection_reads_nothing_even_after_its_peer_hung_up() {
         let mut reactor = Reactor::new().unwrap();
         let lines = Rc::new(RefCell::new(Vec::new()));
         let (seen, closed) = (lines.clone(), lines.clone());
-        let conn = Connection::new(ours, move |line, me, ctx| {
-            seen.borrow_mut().push(String::from_utf8_lossy(line).into_owned());
-            if line == b"pause" {
-                me.pause_reading(ctx).unwrap();
-            }
-        })
-        .unwrap()
-        .on_close(move |_, _| closed.borrow_mut().push("(closed)".into()))
-        .register(&mut reactor)
-        .unwrap();
+        let conn = Connection::new(ours)
+            .unwrap()
+            .on_line(move |line, me, ctx| {
+                seen.borrow_mut().push(String::from_utf8_lossy(line).into_owned());
+                if line == b"pause" {
+                    ctx.pause(me.token().unwrap()).unwrap();
+                }
+            })
+            .on_close(move |_, _| closed.borrow_mut().push("(closed)".into()))
+            .register(&mut reactor)
+            .unwrap();
         util::write(&theirs, b"one\npause\ntwo\n");
-        run_until(&mut reactor, "the pause", |_| !conn.is_reading());
+        let token = conn.token().unwrap();
+        run_until(&mut reactor, "the pause", |r| r.is_paused(token));
         util::write(&theirs, b"three\nfour");
         drop(theirs); // hang-up: reported whatever the interest, to a socket in epoll
         let rounds = run_for(&mut reactor, Duration::from_millis(200));
         assert!(rounds <= 2, "{rounds} rounds in 200 ms: the paused connection spins");
         assert_eq!(*lines.borrow(), ["one", "pause"]);
-        assert_eq!(reactor.interest(conn.token().unwrap()), Some(Interest::NONE));
 
-        conn.resume_reading(&mut reactor).unwrap();
+        reactor.resume(token).unwrap();
         run_until(&mut reactor, "the close", |r| r.is_empty());
         assert_eq!(*lines.borrow(), ["one", "pause", "two", "three", "four", "(closed)"]);
     });
@@ -177,16 +178,17 @@ fn an_unfinished_line_is_not_a_line_at_shutdown() {
         let seen = Rc::new(RefCell::new(Vec::new()));
         let (lines, rest, closed) = (seen.clone(), seen.clone(), seen.clone());
         let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
-        Connection::new(ours, move |line, _, _| lines.borrow_mut().push(text(line)))
+        Connection::new(ours)
             .unwrap()
+            .on_line(move |line, _, _| lines.borrow_mut().push(text(line)))
             .on_unfinished(move |part, _, _| rest.borrow_mut().push(format!("unfinished: {}", text(part))))
-            .on_close(move |conn, _| closed.borrow_mut().push(format!("closed, open: {}", conn.is_open())))
+            .on_close(move |conn, _| closed.borrow_mut().push(format!("closed: {:?}", conn.state())))
             .register(&mut reactor)
             .unwrap();
         util::write(&theirs, b"whole\nhalf a li");
         run_until(&mut reactor, "the whole line", |_| !seen.borrow().is_empty());
         drop(reactor);
-        assert_eq!(*seen.borrow(), ["whole", "unfinished: half a li", "closed, open: false"]);
+        assert_eq!(*seen.borrow(), ["whole", "unfinished: half a li", "closed: Closed"]);
     });
 }
 
@@ -203,13 +205,14 @@ fn accepted_connections_write_to_each_other_by_token() {
         let known = tokens.clone();
         let listener = Listener::unix_accept(&path, move |fd, _peer, ctx| {
             let others = known.clone();
-            let conn = Connection::new(fd, move |line, me, ctx| {
-                for &token in others.borrow().iter().filter(|&&t| Some(t) != me.token()) {
-                    let other = Connection::handle_of(ctx, token).expect("a registered connection");
-                    other.write_line(ctx, line).unwrap();
-                }
-            })?
-            .register(ctx)?;
+            let conn = Connection::new(fd)?
+                .on_line(move |line, me, ctx| {
+                    for &token in others.borrow().iter().filter(|&&t| Some(t) != me.token()) {
+                        let other = Connection::output_of(ctx, token).expect("a registered connection");
+                        other.write_line(ctx, line).unwrap();
+                    }
+                })
+                .register(ctx)?;
             known.borrow_mut().push(conn.token().expect("registered"));
             Ok(())
         })
@@ -234,7 +237,8 @@ fn a_tcp_connection_from_tcp_accept_answers_each_line_and_closes_at_end_of_input
     within_deadline(|| {
         let mut reactor = Reactor::new().unwrap();
         let listener = Listener::tcp_accept(([127, 0, 0, 1], 0).into(), |fd, _peer, ctx| {
-            Connection::new(fd, |line, me, ctx| me.write_line(ctx, &line.to_ascii_uppercase()).unwrap())?
+            Connection::new(fd)?
+                .on_line(|line, me, ctx| me.write_line(ctx, &line.to_ascii_uppercase()).unwrap())
                 .register(ctx)
                 .map(drop)
         })
@@ -264,7 +268,7 @@ fn on_drain_runs_once_the_buffer_empties_after_a_refusal() {
         let mut reactor = Reactor::new().unwrap();
         let drains = Rc::new(Cell::new(0));
         let count = drains.clone();
-        let conn = Connection::new(ours, |_, _, _| {})
+        let conn = Connection::new(ours)
             .unwrap()
             .limit(64 * 1024)
             .on_drain(move |conn, _| {

@@ -13,7 +13,7 @@ use std::os::unix::net::UnixStream;
 use std::rc::Rc;
 use std::time::Duration;
 
-use reactor::sources::{ListenAddr, Listener, Peer, Timer};
+use reactor::sources::{DirWatch, LineReader, ListenAddr, Listener, Peer, Timer};
 use reactor::{Handler, Reactor};
 use util::{eventfd, is_cloexec, is_nonblocking, run_until, Journal, Probe, TempDir};
 
@@ -92,6 +92,27 @@ fn checking_listener(make: impl FnOnce(Factory) -> io::Result<Listener>) -> (Lis
     }))
     .unwrap();
     (listener, checked)
+}
+
+/// What epoll watches for the readers of input: the always-ready eventfd
+/// of a file read `for_any_fd`, a FIFO, the inotify descriptors of a
+/// followed file and of a directory watch.
+#[test]
+fn the_descriptors_of_input_readers_are_close_on_exec_and_non_blocking() {
+    let dir = TempDir::new("input-flags");
+    let log = dir.path().join("log");
+    std::fs::write(&log, b"").unwrap();
+    let file = std::fs::File::open(&log).unwrap();
+    let readers = [
+        ("for_any_fd's eventfd", LineReader::new(file.into(), 64, |_, _| {}).for_any_fd().unwrap()),
+        ("a FIFO", LineReader::fifo(dir.path().join("fifo"), 0o600, 64, |_, _| {}).unwrap()),
+        ("a follower's inotify", LineReader::follow(&log, io::SeekFrom::Start(0), 64, |_, _| {}).unwrap()),
+    ];
+    for (what, reader) in &readers {
+        assert_flags(reader.fd(), what);
+    }
+    let watch = DirWatch::new(dir.path(), |_, _| {}).unwrap();
+    assert_flags(watch.fd(), "a directory watch's inotify");
 }
 
 fn assert_flags(fd: BorrowedFd<'_>, what: &str) {

@@ -11,7 +11,7 @@ use std::os::unix::net::UnixStream;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use reactor::sources::{Connection, ConnectionHandle, Fanout, SlowReader};
+use reactor::sources::{Connection, Fanout, Output, SlowReader, StreamState};
 use reactor::Reactor;
 use util::{exchange_lines, set_send_buffer, socketpair};
 
@@ -32,7 +32,7 @@ struct Outcome {
     max_buffered: usize,
     /// Whether a sender's reading was seen paused.
     paused: bool,
-    slow: ConnectionHandle,
+    slow: Output,
     /// What the slow reader's connection held when the room shut down
     /// (dropped then, unwritten).
     slow_buffered: usize,
@@ -52,8 +52,9 @@ fn chat(policy: SlowReader, limit: usize) -> Outcome {
         let (server, client) = socketpair();
         set_send_buffer(server.as_fd(), SEND_BUFFER / 2);
         let (to_room, gone) = (room.clone(), left.clone());
-        let conn = Connection::new(server, move |line, me, ctx| to_room.send(ctx, me, line))
+        let conn = Connection::new(server)
             .unwrap()
+            .on_line(move |line, me, ctx| to_room.send(ctx, me.token(), line))
             .limit(limit)
             .on_close(move |_, _| gone.set(gone.get() + 1))
             .register(&mut reactor)
@@ -69,12 +70,13 @@ fn chat(policy: SlowReader, limit: usize) -> Outcome {
 
     let (max, paused) = (Rc::new(Cell::new(0)), Rc::new(Cell::new(false)));
     let (seen_max, seen_paused, watched) = (max.clone(), paused.clone(), servers.clone());
-    reactor.before_wait(move |_| {
+    reactor.before_wait(move |ctx| {
         for conn in &watched {
             seen_max.set(seen_max.get().max(conn.buffered()));
         }
         let senders = &watched[..2];
-        seen_paused.set(seen_paused.get() || senders.iter().any(|c| c.is_open() && !c.is_reading()));
+        let held = |c: &Output| c.token().is_some_and(|t| ctx.is_paused(t));
+        seen_paused.set(seen_paused.get() || senders.iter().any(held));
     });
     let deadline = Instant::now() + DEADLINE;
     let (a_done, b_done) = (&servers[0], &servers[1]);
@@ -118,7 +120,7 @@ fn drop_loses_lines_for_the_slow_reader_alone_and_keeps_it_within_its_limit() {
 fn disconnect_closes_the_slow_reader_and_the_others_go_on() {
     let limit = 1280 * 1024;
     let outcome = chat(SlowReader::Disconnect, limit);
-    assert!(!outcome.slow.is_open(), "the reader that never reads is still connected");
+    assert_eq!(outcome.slow.state(), StreamState::Closed, "the reader that never reads is still connected");
     assert!(outcome.max_buffered <= limit, "held {} bytes, limit {limit}", outcome.max_buffered);
     let got = received_by(outcome.slow_client);
     assert!(got < 2 * TRAFFIC, "the slow reader got everything ({got} bytes)");
@@ -129,7 +131,11 @@ fn pause_slows_the_senders_loses_nothing_and_closes_a_reader_that_never_reads() 
     let limit = 64 * 1024;
     let outcome = chat(SlowReader::Pause(Duration::from_secs(1)), limit);
     assert!(outcome.paused, "no sender was ever paused");
-    assert!(!outcome.slow.is_open(), "the reader that never reads was not closed after its stall");
+    assert_eq!(
+        outcome.slow.state(),
+        StreamState::Closed,
+        "the reader that never reads was not closed after its stall"
+    );
     // One line past the limit per sender, at most.
     let bound = limit + 2 * LINE;
     assert!(outcome.max_buffered <= bound, "held {} bytes, bound {bound}", outcome.max_buffered);
@@ -137,9 +143,9 @@ fn pause_slows_the_senders_loses_nothing_and_closes_a_reader_that_never_reads() 
     assert!(got < 2 * TRAFFIC, "the slow reader got everything ({got} bytes)");
 }
 
-/// A line from no member (a timer's announcement) reaches every member;
-/// with `Pause` there is no sender to pause, so a full member misses it
-/// and it is counted, as with `Drop`.
+/// A line from no source (a timer's announcement) reaches every member;
+/// with `Pause` there is no sender to hold, so a full member misses it
+/// and it is counted, as with `Drop`: its bound holds.
 #[test]
 fn broadcast_reaches_every_member_and_a_full_one_misses_lines_without_pausing_anyone() {
     const ANNOUNCEMENTS: usize = 5_000; // 600 kB: far past the stuck member's socket and limit
@@ -148,15 +154,15 @@ fn broadcast_reaches_every_member_and_a_full_one_misses_lines_without_pausing_an
     let (reading, reader) = socketpair();
     let (stuck, _never_read) = socketpair();
     set_send_buffer(stuck.as_fd(), SEND_BUFFER / 2);
-    let reading = Connection::new(reading, |_, _, _| {}).unwrap().limit(1 << 20);
-    let stuck = Connection::new(stuck, |_, _, _| {}).unwrap().limit(16 * 1024);
+    let reading = Connection::new(reading).unwrap().limit(1 << 20);
+    let stuck = Connection::new(stuck).unwrap().limit(16 * 1024);
     let (reading, stuck) = (reading.register(&mut reactor).unwrap(), stuck.register(&mut reactor).unwrap());
     room.join(&reading);
     room.join(&stuck);
     let announcer = room.clone();
     reactor.after(Duration::ZERO, move |ctx| {
         for i in 0..ANNOUNCEMENTS {
-            announcer.broadcast(ctx, util::chat_line("server", i, LINE).as_bytes());
+            announcer.send(ctx, None, util::chat_line("server", i, LINE).as_bytes());
         }
     });
     let mut reader = UnixStream::from(reader);
@@ -170,9 +176,91 @@ fn broadcast_reaches_every_member_and_a_full_one_misses_lines_without_pausing_an
         assert!(Instant::now() < deadline, "the reading member did not get every line");
         reactor.run_once(Some(Duration::from_millis(100))).unwrap();
     }
-    assert!(reading.is_reading() && stuck.is_reading(), "a broadcast paused a member");
+    let paused = |out: &Output| reactor.is_paused(out.token().unwrap());
+    assert!(!paused(&reading) && !paused(&stuck), "a broadcast paused a member");
+    assert!(stuck.buffered() <= stuck.limit(), "the stuck member holds {} bytes", stuck.buffered());
     assert_eq!(reading.dropped(), 0);
     assert!(stuck.dropped() > 0, "the member that never reads missed nothing");
     drop(reactor);
     assert_eq!(counting.join().unwrap().unwrap(), ANNOUNCEMENTS * LINE);
+}
+
+/// Issue 24: a FIFO read as lines (`LineReader::fifo`), fanned out to three socket members
+/// under `Pause`, one of them slow: the FIFO's reader is held (a source
+/// like any other, named by its token), so nothing is lost for anyone and
+/// no member holds more than its limit plus one read. Before, a line from
+/// a FIFO had no sender to pause: a full member lost it (447 lines of a
+/// subscriber that was reading).
+#[test]
+fn a_fifo_fanned_out_under_pause_loses_nothing_for_a_slow_member_and_stays_bounded() {
+    const FIFO_LINES: usize = 20_000; // 2.4 MB: far past each member's socket and limit
+    let dir = util::TempDir::new("fanout-fifo");
+    let path = dir.path().join("feed");
+    let limit = 16 * 1024;
+    let room = Fanout::new(SlowReader::Pause(Duration::from_secs(5)));
+    let mut reactor = Reactor::new().unwrap();
+    let (mut members, mut readers) = (Vec::new(), Vec::new());
+    for slow in [false, false, true] {
+        let (server, client) = socketpair();
+        set_send_buffer(server.as_fd(), SEND_BUFFER / 2);
+        let member = Connection::new(server).unwrap().limit(limit).register(&mut reactor).unwrap();
+        room.join(&member);
+        members.push(member);
+        readers.push(std::thread::spawn(move || {
+            let mut client = UnixStream::from(client);
+            client.set_nonblocking(false).unwrap();
+            client.set_read_timeout(Some(DEADLINE)).unwrap();
+            let (mut all, mut buf) = (Vec::new(), vec![0; if slow { 512 } else { 64 * 1024 }]);
+            loop {
+                match client.read(&mut buf) {
+                    Ok(0) => return all,
+                    Ok(n) => all.extend_from_slice(&buf[..n]),
+                    Err(e) => panic!("member: {e}"),
+                }
+                if slow {
+                    std::thread::sleep(Duration::from_micros(200)); // a reader, slower than the feed
+                }
+            }
+        }));
+    }
+    let to_room = room.clone();
+    let fifo = reactor::sources::LineReader::fifo(&path, 0o600, 4096, move |line, ctx| {
+        to_room.send(ctx, ctx.current(), line);
+    })
+    .unwrap();
+    let fifo = reactor.register(fifo).unwrap();
+    let feed = path.clone();
+    let feeder = std::thread::spawn(move || {
+        let mut writer = std::fs::OpenOptions::new().write(true).open(feed).unwrap();
+        let text: String = (0..FIFO_LINES).map(|i| util::chat_line("feed", i, LINE) + "\n").collect();
+        std::io::Write::write_all(&mut writer, text.as_bytes()).unwrap();
+        text
+    });
+    let (max, held) = (Rc::new(Cell::new(0)), Rc::new(Cell::new(false)));
+    let (seen_max, seen_held, watched) = (max.clone(), held.clone(), members.clone());
+    reactor.before_wait(move |ctx| {
+        seen_max.set(watched.iter().map(Output::buffered).max().unwrap_or(0).max(seen_max.get()));
+        seen_held.set(seen_held.get() || ctx.is_paused(fifo));
+    });
+    let deadline = Instant::now() + DEADLINE;
+    while members.iter().any(|m| m.written() < (FIFO_LINES * LINE) as u64) {
+        assert!(
+            Instant::now() < deadline,
+            "the members did not get every line within {DEADLINE:?}: {members:?} fifo paused {}",
+            reactor.is_paused(fifo)
+        );
+        assert!(members.iter().all(|m| m.state() == StreamState::Open), "a member was closed");
+        reactor.run_once(Some(Duration::from_millis(100))).unwrap();
+    }
+    for member in &members {
+        member.close_when_drained(&mut reactor);
+    }
+    let text = feeder.join().unwrap();
+    drop(reactor);
+    for (i, reader) in readers.into_iter().enumerate() {
+        assert!(reader.join().unwrap() == text.as_bytes(), "member {i} lost or reordered lines");
+    }
+    assert!(held.get(), "the FIFO was never held: the test did not fill a member");
+    let bound = limit + 64 * 1024;
+    assert!(max.get() <= bound, "a member held {} bytes, bound {bound}", max.get());
 }

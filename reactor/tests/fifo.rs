@@ -1,6 +1,7 @@
-//! `Fifo`: it does not spin without writers, serves one writer after
-//! another, and is removed at shutdown unless kept or found there. What
-//! `Fifo::create` accepts at its path: its own new FIFO, or a FIFO of this
+//! `LineReader::fifo`: it does not spin without writers, serves one writer after
+//! another, and is removed at shutdown unless found there; a partial line
+//! at shutdown goes to `on_unfinished`; it pauses by its token. What
+//! `LineReader::fifo` accepts at its path: its own new FIFO, or a FIFO of this
 //! user that grants others nothing beyond the mode asked; never a symbolic
 //! link (not even one swapped in between `mkfifo` and the rest), another
 //! user's FIFO, or one others may read more than asked.
@@ -20,7 +21,7 @@ use std::path::Path;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use reactor::sources::Fifo;
+use reactor::sources::LineReader;
 use reactor::Reactor;
 use util::{run_for, run_until, within_deadline, CpuClock, TempDir, IDLE_TICKS};
 
@@ -42,8 +43,8 @@ fn mode_of(path: &Path) -> u32 {
         & 0o7777
 }
 
-fn create(path: &Path, mode: u32) -> io::Result<Fifo> {
-    Fifo::create(path, mode, 64, |_, _| {})
+fn create(path: &Path, mode: u32) -> io::Result<LineReader> {
+    LineReader::fifo(path, mode, 64, |_, _| {})
 }
 
 /// A FIFO made with exactly `mode` (`mkfifo` applies the umask: set again).
@@ -196,7 +197,7 @@ fn a_fifo_without_writers_does_not_spin_and_serves_successive_writers() {
         let seen = lines.clone();
         reactor
             .register(
-                Fifo::create(&path, 0o640, 1024, move |line, _| seen.borrow_mut().push(line.to_vec()))
+                LineReader::fifo(&path, 0o640, 1024, move |line, _| seen.borrow_mut().push(line.to_vec()))
                     .unwrap(),
             )
             .unwrap();
@@ -223,18 +224,44 @@ fn a_fifo_without_writers_does_not_spin_and_serves_successive_writers() {
 }
 
 #[test]
-fn a_kept_fifo_stays_and_an_existing_one_is_not_removed() {
+fn a_fifo_that_was_there_is_used_and_left_in_place() {
     let dir = TempDir::new("fifo-keep");
     let path = dir.path().join("fifo");
+    mkfifo(&path, 0o600);
     let mut reactor = Reactor::new().unwrap();
-    reactor.register(Fifo::create(&path, 0o600, 64, |_, _| {}).unwrap().keep()).unwrap();
-    reactor.shutdown();
-    assert!(path.exists(), "kept");
-    // Already there: used, and left in place.
-    reactor.register(Fifo::create(&path, 0o600, 64, |_, _| {}).unwrap()).unwrap();
+    reactor.register(create(&path, 0o600).unwrap()).unwrap();
     reactor.shutdown();
     assert!(path.exists(), "not ours to remove");
     let regular = dir.path().join("file");
     fs::write(&regular, b"").unwrap();
-    assert!(Fifo::create(&regular, 0o600, 64, |_, _| {}).is_err(), "not a FIFO");
+    assert!(create(&regular, 0o600).is_err(), "not a FIFO");
+    assert!(regular.exists(), "not ours to remove");
+}
+
+/// A FIFO never ends by itself (its reader holds a write end): a last line
+/// without `\n` is a part, handed to `on_unfinished` at shutdown, before
+/// the close; and the reader pauses by its token like any reader.
+#[test]
+fn a_partial_line_at_shutdown_goes_to_on_unfinished_and_the_reader_pauses() {
+    let dir = TempDir::new("fifo-partial");
+    let path = dir.path().join("fifo");
+    let seen = Rc::new(RefCell::new(Vec::new()));
+    let (lines, part, close) = (seen.clone(), seen.clone(), seen.clone());
+    let reader = LineReader::fifo(&path, 0o600, 64, move |line, _| lines.borrow_mut().push(line.to_vec()))
+        .unwrap()
+        .on_unfinished(move |rest, _| part.borrow_mut().push([b"unfinished ", rest].concat()))
+        .on_close(move |_| close.borrow_mut().push(b"closed".to_vec()));
+    let mut reactor = Reactor::new().unwrap();
+    let token = reactor.register(reader).unwrap();
+    reactor.pause(token).unwrap();
+    fs::write(&path, b"whole\nhalf a li").unwrap(); // the reader is there: no blocking
+    for _ in 0..3 {
+        reactor.run_once(Some(Duration::from_millis(5))).unwrap();
+    }
+    assert!(seen.borrow().is_empty(), "paused: nothing read");
+    reactor.resume(token).unwrap();
+    run_until(&mut reactor, "the whole line", |_| !seen.borrow().is_empty());
+    drop(reactor);
+    assert_eq!(*seen.borrow(), [&b"whole"[..], b"unfinished half a li", b"closed"]);
+    assert!(!path.exists(), "removed at shutdown");
 }

@@ -124,7 +124,7 @@ fn a_relay_pauses_its_reader_at_the_bound_and_resumes_it_at_the_drain() {
         let out = QueueWriter::new(output.open(Access::Send), limit).unwrap().register(&mut reactor).unwrap();
         let relay = out.clone();
         let reader = QueueReader::new(input.open(Access::Receive), move |message, priority, ctx| {
-            relay.send(ctx, message, priority).expect("a message that fits");
+            relay.send_or_pause(ctx, message, priority, ctx.current()).expect("a message that fits");
         })
         .unwrap();
         let reader = reactor.register(reader).unwrap();
@@ -179,7 +179,7 @@ fn a_queue_writer_removed_while_holding_resumes_the_producers_it_paused() {
         let out = QueueWriter::new(output.open(Access::Send), 1).unwrap().register(&mut reactor).unwrap();
         let relay = out.clone();
         let reader = QueueReader::new(input.open(Access::Receive), move |message, priority, ctx| {
-            relay.send(ctx, message, priority).expect("a message that fits");
+            relay.send_or_pause(ctx, message, priority, ctx.current()).expect("a message that fits");
         })
         .unwrap();
         let reader = reactor.register(reader).unwrap();

@@ -150,3 +150,73 @@ fn a_timer_keeps_a_loop_of_paused_handlers_going_and_may_resume_them() {
         assert!(closed.get());
     });
 }
+
+/// A pipe whose capacity is one page, so that "full" comes soon.
+fn small_pipe() -> (OwnedFd, OwnedFd) {
+    let (read_end, write_end) = pipe();
+    // SAFETY: F_SETPIPE_SZ only changes the pipe's capacity.
+    let size = unsafe { libc::fcntl(write_end.as_raw_fd(), libc::F_SETPIPE_SZ, 4096) };
+    assert!(size > 0, "F_SETPIPE_SZ: {}", io::Error::last_os_error());
+    (read_end, write_end)
+}
+
+/// Reads `fd` into a count of bytes until end of file.
+fn counting_reader(fd: OwnedFd, count: Rc<Cell<usize>>) -> reactor::sources::Fd<OwnedFd> {
+    reactor::sources::Fd::new(fd, Interest::READABLE, move |fd, _, ctx| {
+        let mut buf = [0u8; 64 * 1024];
+        // SAFETY: reads into a live local buffer of its length.
+        match unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) } {
+            0 => ctx.remove_self(),
+            n if n > 0 => count.set(count.get() + n as usize),
+            _ => {}
+        }
+        Ok(())
+    })
+}
+
+/// One reader copies each line to two writers whose pipes nobody reads:
+/// both fill and hold it. The first to drain releases its hold, but the
+/// reader stays paused, reading nothing, until the second has drained too
+/// (resumed by the first, it would add a line to the full one each time,
+/// and that one would grow past its bound). Then every line arrives at both.
+#[test]
+fn a_producer_held_by_two_sinks_resumes_only_when_both_have_drained() {
+    util::within_deadline(|| {
+        let mut reactor = Reactor::new().unwrap();
+        let (pipes, limit) = ([small_pipe(), small_pipe()], 4096);
+        let [(a_read, a_write), (b_read, b_write)] = pipes;
+        let a = reactor::sources::Writer::new(a_write, limit).unwrap().register(&mut reactor).unwrap();
+        let b = reactor::sources::Writer::new(b_write, limit).unwrap().register(&mut reactor).unwrap();
+        let (to_a, to_b) = (a.clone(), b.clone());
+        let delivered = Rc::new(Cell::new(0));
+        let seen = delivered.clone();
+        let copy = LineReader::new(written_and_closed(), 1024, move |line, ctx| {
+            seen.set(seen.get() + 1);
+            to_a.write_line_or_pause(ctx, line, ctx.current()).unwrap();
+            to_b.write_line_or_pause(ctx, line, ctx.current()).unwrap();
+        });
+        let (end_a, end_b) = (a.clone(), b.clone());
+        let producer = reactor
+            .register(copy.on_close(move |ctx| {
+                end_a.close_when_drained(ctx);
+                end_b.close_when_drained(ctx);
+            }))
+            .unwrap();
+        run_until(&mut reactor, "the producer held", |r| r.is_paused(producer));
+        assert!(!a.fits(1) && !b.fits(1), "held while a sink had room");
+
+        let (got_a, got_b) = (Rc::new(Cell::new(0)), Rc::new(Cell::new(0)));
+        reactor.register(counting_reader(a_read, got_a.clone())).unwrap();
+        run_until(&mut reactor, "the first sink drained", |_| a.buffered() == 0);
+        let lines_then = delivered.get();
+        let rounds = util::run_for(&mut reactor, std::time::Duration::from_millis(100));
+        assert!(rounds <= 3, "{rounds} rounds in 100 ms while held: a spin");
+        assert!(reactor.is_paused(producer), "resumed while the second sink is full");
+        assert_eq!(delivered.get(), lines_then, "lines delivered while held");
+
+        reactor.register(counting_reader(b_read, got_b.clone())).unwrap();
+        let all = LINES * 12;
+        run_until(&mut reactor, "every line at both", |_| got_a.get() == all && got_b.get() == all);
+        assert_eq!(delivered.get(), LINES);
+    });
+}

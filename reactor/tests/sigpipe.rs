@@ -25,7 +25,7 @@ fn a_pipe_without_reader_gives_epipe_not_a_sigpipe_death() {
     let seen = errors.clone();
     let out = Writer::new(write_end, 1024)
         .unwrap()
-        .on_error(move |e, _| seen.borrow_mut().push(e.raw_os_error()))
+        .on_error(move |e, _, _| seen.borrow_mut().push(e.raw_os_error()))
         .register(&mut reactor)
         .unwrap();
     // The direct write hits the pipe at once; with SIGPIPE at its default,

@@ -279,6 +279,48 @@ fn unix_listener_replaces_a_stale_socket_file_but_not_a_live_one() {
     drop(listener);
 }
 
+#[test]
+fn a_listener_on_an_address_in_use_names_it_and_says_what_to_do() {
+    let dir = TempDir::new("in-use");
+    let (live, file) = (dir.path().join("live"), dir.path().join("file"));
+    let _taken = UnixListener::bind(&live).unwrap();
+    std::fs::write(&file, b"not a socket").unwrap();
+    let tcp = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = tcp.local_addr().unwrap();
+    let cases = [
+        (Listener::unix(&live, |_, _| unreachable!()), format!("unix:{}", live.display()), "stop it"),
+        (Listener::unix(&file, |_, _| unreachable!()), format!("unix:{}", file.display()), "not a socket"),
+        (Listener::tcp(port, |_, _| unreachable!()), port.to_string(), "another port"),
+    ];
+    for (result, addr, remedy) in cases {
+        let e = result.expect_err("the address is taken");
+        assert_eq!(e.kind(), io::ErrorKind::AddrInUse, "{e}");
+        let message = e.to_string();
+        assert!(message.starts_with(&format!("cannot listen on {addr}: ")), "{message}");
+        assert!(message.contains(remedy), "{message}");
+    }
+    assert!(file.exists() && live.exists(), "what was there stays");
+    assert_connects(&live, "the live listener keeps its socket");
+}
+
+#[test]
+fn the_accept_callback_has_the_listeners_token_as_current() {
+    let dir = TempDir::new("accept-current");
+    let path = dir.path().join("socket");
+    let (token, seen) = (Rc::new(std::cell::Cell::new(None)), Rc::new(RefCell::new(Vec::new())));
+    let (mine, saw) = (token.clone(), seen.clone());
+    let listener = Listener::unix_accept(&path, move |_, _, ctx| {
+        saw.borrow_mut().push(ctx.current().is_some() && ctx.current() == mine.get());
+        Ok(())
+    })
+    .unwrap();
+    let mut reactor = Reactor::new().unwrap();
+    token.set(Some(reactor.register(listener).unwrap()));
+    let _clients = [UnixStream::connect(&path).unwrap(), UnixStream::connect(&path).unwrap()];
+    run_until(&mut reactor, "two connections", |_| seen.borrow().len() == 2);
+    assert_eq!(*seen.borrow(), [true, true]);
+}
+
 fn assert_connects(path: &Path, why: &str) {
     if let Err(e) = UnixStream::connect(path) {
         panic!("{why}: connect {}: {e}", path.display());

@@ -55,7 +55,7 @@ fn a_writer_whose_reader_stops_stays_under_its_bound_reports_full_then_drains() 
         let count = drained.clone();
         let out = Writer::new(write_end, limit)
             .unwrap()
-            .on_drain(move |_| count.set(count.get() + 1))
+            .on_drain(move |_, _| count.set(count.get() + 1))
             .register(&mut reactor)
             .unwrap();
 
@@ -74,7 +74,7 @@ fn a_writer_whose_reader_stops_stays_under_its_bound_reports_full_then_drains() 
         }
         assert!(sent.len() >= capacity + limit - CHUNK, "refused early, after {} bytes", sent.len());
         assert!(out.buffered() <= limit, "holds {} bytes over its limit {limit}", out.buffered());
-        assert!(out.would_refuse(CHUNK));
+        assert!(!out.fits(CHUNK));
         // Level-triggered WRITABLE is on while data waits, but a full pipe is not writable.
         assert_eq!(reactor.interest(out.token().unwrap()), Some(Interest::WRITABLE));
         assert_eq!(reactor.run_once(Some(util::QUIET)).unwrap(), 0, "a full pipe must not wake the writer");
@@ -125,7 +125,7 @@ fn a_reader_that_goes_away_is_reported_to_on_error_once_and_the_writer_leaves() 
         let seen = errors.clone();
         let out = Writer::new(ours, 1 << 20)
             .unwrap()
-            .on_error(move |e, _| seen.borrow_mut().push(e.kind()))
+            .on_error(move |e, _, _| seen.borrow_mut().push(e.kind()))
             .register(&mut reactor)
             .unwrap();
         out.write(&mut reactor, b"before").unwrap();
@@ -164,7 +164,8 @@ fn write_line_or_pause_pauses_the_producer_keeps_the_bound_and_loses_nothing() {
         let seen_peak = peak.clone();
         let producer = reactor
             .register(reactor::sources::LineReader::new(ours_in.into(), 1024, move |line, ctx| {
-                let me = ctx.current().expect("a reader's callback has its token");
+                let me = ctx.current();
+                assert!(me.is_some(), "a reader's callback has its token");
                 to_pipe.write_line_or_pause(ctx, line, me).unwrap();
                 seen_peak.set(seen_peak.get().max(to_pipe.buffered()));
             }))
@@ -184,5 +185,45 @@ fn write_line_or_pause_pauses_the_producer_keeps_the_bound_and_loses_nothing() {
         assert_eq!(sink.borrow().len(), expected);
         assert!(sink.borrow().chunks(100).all(|l| l[..99] == line && l[99] == b'\n'));
         assert!(!reactor.is_paused(producer), "resumed once the buffer drained");
+    });
+}
+
+/// Issue 28: a socket half-closed on purpose by both sides (our end of
+/// writing, then the peer's) is nobody's error. The writer ends its
+/// writing with `shutdown_write` once its bytes are out, and leaves; the
+/// peer reads everything, then shuts down its own writing. Before, the
+/// writer saw the hang-up with nothing queued and reported `BrokenPipe`
+/// to `on_error` (and a program that closed the connection on that error
+/// lost what was still unread on it).
+#[test]
+fn a_writer_half_closed_on_purpose_by_both_sides_reports_no_error() {
+    within_deadline(|| {
+        let (ours, theirs) = socketpair();
+        let mut theirs = std::os::unix::net::UnixStream::from(theirs);
+        let mut reactor = Reactor::new().unwrap();
+        let errors = Rc::new(RefCell::new(Vec::new()));
+        let seen = errors.clone();
+        let out = Writer::new(ours, 1 << 20)
+            .unwrap()
+            .on_error(move |e, _, _| seen.borrow_mut().push(e.to_string()))
+            .register(&mut reactor)
+            .unwrap();
+        let payload = vec![b'y'; 1 << 20]; // more than the socket holds: the end waits for it
+        out.write(&mut reactor, &payload).unwrap();
+        out.shutdown_write(&mut reactor);
+        assert_eq!(out.state(), reactor::sources::StreamState::OutputShut);
+        theirs.set_nonblocking(false).unwrap();
+        let reader = std::thread::spawn(move || {
+            let mut got = Vec::new();
+            io::Read::read_to_end(&mut theirs, &mut got).unwrap(); // to our end of writing
+            theirs.shutdown(std::net::Shutdown::Write).unwrap(); // then the peer's
+            (got.len(), theirs)
+        });
+        run_until(&mut reactor, "the writer to leave", |r| r.is_empty());
+        let (got, _theirs) = reader.join().unwrap();
+        assert_eq!(got, payload.len());
+        util::run_for(&mut reactor, std::time::Duration::from_millis(20));
+        assert_eq!(*errors.borrow(), [] as [String; 0], "an error for a half-close on purpose");
+        assert_eq!(out.state(), reactor::sources::StreamState::Closed);
     });
 }

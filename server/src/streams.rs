@@ -5,7 +5,7 @@ use std::io;
 use std::os::fd::{AsFd, OwnedFd};
 use std::rc::Rc;
 
-use reactor::sources::{Idle, LineReader, LineSink, Listener, Peer};
+use reactor::sources::{LineReader, LineSink, Listener, Peer};
 use reactor::{Context, Handler, Reactor};
 
 use crate::args::Listen;
@@ -15,8 +15,8 @@ use crate::stats::Source;
 
 /// Registers a reader for stdin. A descriptor that epoll refuses (a regular
 /// file, `/dev/null`, `/dev/zero`) never blocks, but may never end: it is
-/// read one chunk per round (an [`Idle`] handler), after the queue has
-/// printed what it held, so the server stays responsive whatever it is.
+/// read one chunk per round ([`LineReader::for_any_fd`]), after the queue
+/// has printed what it held, so the server stays responsive whatever it is.
 /// (A closed stdin is `/dev/null` by then: Rust's runtime reopens closed
 /// standard descriptors on it before `main`.)
 pub fn register_stdin(reactor: &mut Reactor, output: &SharedOutput, max_line: usize) -> io::Result<()> {
@@ -25,16 +25,8 @@ pub fn register_stdin(reactor: &mut Reactor, output: &SharedOutput, max_line: us
     // file is shared with the shell).
     let stdin = |e| context("stdin", e);
     let fd = io::stdin().as_fd().try_clone_to_owned().map_err(stdin)?;
-    let reader =
-        line_reader(fd, Source::Stdin, "stdin".to_string(), output, max_line).one_read_per_readiness();
-    match reactor.register(reader) {
-        Ok(_) => Ok(()),
-        Err(e) if e.is_unpollable() => {
-            log::debug!("stdin cannot be polled (a file or a device); reading it directly");
-            reactor.register(Idle::new(e.handler)?).map(drop).map_err(|e| stdin(e.error))
-        }
-        Err(e) => Err(stdin(e.error)),
-    }
+    let reader = line_reader(fd, Source::Stdin, "stdin".to_string(), output, max_line).for_any_fd()?;
+    reactor.register(reader).map(drop).map_err(io::Error::from)
 }
 
 /// Binds the listening socket, whose clients each get a line reader
@@ -59,14 +51,12 @@ pub fn listen(
         };
         Box::new(line_reader(fd, source, tag, &output, max_line))
     };
-    let (listener, target) = match listen {
-        Listen::None => return Ok(None),
-        Listen::Tcp(addr) => (Listener::tcp(*addr, connection), addr.to_string()),
-        Listen::Unix(path) => {
-            (bind_unix(path, mode & 0o022 | 0o600, connection), format!("unix:{}", path.display()))
-        }
-    };
-    listener.map(Some).map_err(|e| context(format_args!("cannot listen on {target}"), e))
+    // The listener's errors name the address, and what to do if it is in use.
+    match listen {
+        Listen::None => Ok(None),
+        Listen::Tcp(addr) => Listener::tcp(*addr, connection).map(Some),
+        Listen::Unix(path) => bind_unix(path, mode & 0o022 | 0o600, connection).map(Some),
+    }
 }
 
 /// Binds a Unix socket whose file has exactly `mode`. The server is one
@@ -83,7 +73,8 @@ fn bind_unix(
     // SAFETY: as above.
     unsafe { libc::umask(previous) };
     let listener = listener?;
-    std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(mode))?;
+    std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(mode))
+        .map_err(|e| context(format_args!("cannot listen on unix:{}: chmod", path.display()), e))?;
     Ok(listener)
 }
 

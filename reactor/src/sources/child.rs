@@ -4,28 +4,18 @@
 use std::cell::RefCell;
 use std::fmt;
 use std::io;
-use std::os::fd::{AsFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::process::ExitStatusExt;
 use std::process::{Command, ExitStatus};
 use std::rc::Rc;
 
+use super::process::{signal_pidfd, unblock_signals, Process};
 use crate::callback::{Callback, OnBytes, OnError};
-use crate::sources::{LineReader, Writer, WriterHandle};
+use crate::sources::{AtShutdown, LineReader, Output, Writer};
 use crate::sys::set_nonblocking;
 use crate::{Context, Handler, Readiness, Token};
 
-type OnDrain = Box<dyn FnMut(&WriterHandle, &mut Context)>;
-
-/// What happens to a child still running when its source leaves the
-/// reactor (the loop stops, the source is removed, the reactor is dropped,
-/// or the `Child` is dropped unregistered).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-pub enum AtShutdown {
-    /// `SIGKILL`, then reap it (the default): no orphan, no zombie.
-    #[default]
-    Kill,
-    /// Wait for it to exit on its own, blocking the shutdown meanwhile.
-    Wait,
-}
+type OnDrain = Box<dyn FnMut(&Output, &mut Context)>;
 
 /// Spawns a [`Command`] and reports its end: lines of its stdout and stderr
 /// (when piped) to closures, then its [`ExitStatus`] to `on_exit`.
@@ -35,13 +25,23 @@ pub enum AtShutdown {
 ///   children of the process are not disturbed. On a kernel without pidfd,
 ///   [`spawn`](Child::spawn) kills and reaps the child it started and fails
 ///   with `ErrorKind::Unsupported` naming the cause (`ENOSYS`).
-/// - `on_exit` runs once, after the exit *and* after the end of file of every
-///   piped output stream, whatever order they come in: every line is
-///   delivered before the status. (A grandchild that keeps the pipe open
-///   keeps `on_exit` waiting; give it `Stdio::null()` or close its copy.)
+/// - Signal it with [`ChildHandle::signal`], through the pidfd: never
+///   `kill(2)` on its [`id`](ChildHandle::id), which may name another
+///   process once the child has been reaped.
+/// - `on_exit` runs exactly once for every end of a registered child,
+///   whoever caused it (the child itself, a signal, `remove` of its token,
+///   the reactor's stop), with the status, after the exit *and* after the
+///   end of file of every piped output stream, whatever order they come in:
+///   every line is delivered before the status. (A grandchild that keeps
+///   the pipe open keeps `on_exit` waiting, until the reactor stops; give
+///   it `Stdio::null()` or close its copy.)
 /// - The child is reaped as soon as its exit is seen: no zombie. One still
-///   running when the source leaves is killed and reaped, or waited for,
-///   as [`AtShutdown`] says (default: kill).
+///   running when its source leaves is ended as [`AtShutdown`] says
+///   (default: `SIGTERM`, up to 2 s, then `SIGKILL`), without blocking the
+///   loop; the reactor's stop waits for it within that bound. To end it
+///   even when the program is killed, spawn it with
+///   [`die_with_parent`](Child::die_with_parent); to run it again when it
+///   ends, see [`Supervisor`](super::Supervisor).
 /// - A piped stdin becomes a [`Writer`] whose handle
 ///   [`ChildHandle::stdin`] gives; close it with `close_when_drained`. A
 ///   producer that sees a write refused (`WouldBlock`, the writer is full)
@@ -60,52 +60,85 @@ pub enum AtShutdown {
 /// let seen = lines.clone();
 /// Child::spawn(Command::new("sh").args(["-c", "echo one; echo two; exit 3"]).stdout(Stdio::piped()))?
 ///     .on_stdout(1024, move |line, _ctx| seen.borrow_mut().push(line.to_vec()))
-///     .on_exit(|status, ctx| {
-///         assert_eq!(status.code(), Some(3));
-///         ctx.stop();
-///     })
+///     .on_exit(|status, ctx| ctx.exit(Child::shell_code(status)))
 ///     .register(&mut reactor)?;
 /// reactor.run()?;
 /// assert_eq!(*lines.borrow(), [b"one".to_vec(), b"two".to_vec()]);
+/// assert_eq!(reactor.exit_code(), Some(3)); // what `sh` would say in `$?`
 /// # Ok(())
 /// # }
 /// ```
 pub struct Child {
     process: Process,
-    pidfd: OwnedFd,
-    stdout: Option<(OwnedFd, usize, OnBytes)>,
-    stderr: Option<(OwnedFd, usize, OnBytes)>,
-    stdout_pipe: Option<OwnedFd>,
-    stderr_pipe: Option<OwnedFd>,
+    /// Its piped stdout and stderr, each with its longest line and callback
+    /// (by default, one that discards lines, so the child never blocks on a
+    /// full pipe).
+    pub(super) outputs: [Option<(OwnedFd, usize, OnBytes)>; 2],
     stdin: Option<OwnedFd>,
     stdin_limit: usize,
     on_stdin_drain: Option<OnDrain>,
     on_stdin_error: Option<OnError>,
-    on_exit: Option<Callback<ExitStatus>>,
+    pub(super) on_exit: Option<Callback<ExitStatus>>,
 }
 
-/// What [`Child::register`] returns: the child's pid, its token, its stdin.
+/// What [`Child::register`] returns: the child's pid, its token, its stdin,
+/// and its pidfd to signal it by.
 #[derive(Debug, Clone)]
 pub struct ChildHandle {
     pid: u32,
     token: Token,
-    stdin: Option<WriterHandle>,
+    pidfd: Rc<OwnedFd>,
+    stdin: Option<Output>,
 }
 
 impl ChildHandle {
-    /// The child's process id.
+    /// The child's process id. It names the child only until the child is
+    /// reaped, which happens as soon as its exit is seen, before `on_exit`
+    /// runs (which may wait for the end of its output): after that the pid
+    /// may name another process. For a log line it is fine; to signal the
+    /// child, use [`signal`](ChildHandle::signal).
     pub fn id(&self) -> u32 {
         self.pid
     }
 
-    /// The token of the source that watches its exit; removing it kills
-    /// (or waits for) the child as its [`AtShutdown`] says.
+    /// Sends `signal` (`libc::SIGTERM`, say) to this child through its
+    /// pidfd (`pidfd_send_signal`), which names this process and no other
+    /// for as long as the handle lives. A child that has exited but is not
+    /// yet reaped takes it and nothing happens, as with `kill(2)`; once it
+    /// is reaped the call fails with `ErrorKind::NotFound` (`ESRCH`) and
+    /// reaches no process, whichever now has its pid. (The call is Linux 5.1,
+    /// older than the `pidfd_open` that [`Child::spawn`] needs: where that
+    /// worked, so does this.)
+    ///
+    /// ```
+    /// use std::process::Command;
+    /// use reactor::{sources::Child, Reactor};
+    ///
+    /// # fn main() -> std::io::Result<()> {
+    /// let mut reactor = Reactor::new()?;
+    /// let child = Child::spawn(Command::new("sleep").arg("30"))?
+    ///     .on_exit(|status, ctx| ctx.exit(Child::shell_code(status)))
+    ///     .register(&mut reactor)?;
+    /// child.signal(libc::SIGTERM)?;
+    /// reactor.run()?;
+    /// assert_eq!(reactor.exit_code(), Some(128 + libc::SIGTERM));
+    /// assert_eq!(child.signal(libc::SIGTERM).unwrap_err().kind(), std::io::ErrorKind::NotFound);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn signal(&self, signal: libc::c_int) -> io::Result<()> {
+        signal_pidfd(&self.pidfd, self.pid, signal)
+    }
+
+    /// The token of the source that watches its exit. Removing it ends the
+    /// child as its [`AtShutdown`] says: the token leaves at once, the end
+    /// is seen through under another, and `on_exit` says when it is over.
     pub fn token(&self) -> Token {
         self.token
     }
 
     /// Its stdin, if it was piped.
-    pub fn stdin(&self) -> Option<&WriterHandle> {
+    pub fn stdin(&self) -> Option<&Output> {
         self.stdin.as_ref()
     }
 }
@@ -113,21 +146,19 @@ impl ChildHandle {
 impl Child {
     /// Spawns `command` and opens a pidfd on it. Piped streams are taken from
     /// the `std::process::Child`; the rest of the `Command` is as std does it
-    /// (which resets the signal mask and `SIGPIPE` in the child).
+    /// (which sets `SIGPIPE` back to its default in the child). The child's
+    /// signal mask is emptied before `exec` (`command` keeps that step): a
+    /// child inherits its parent's mask, and a [`SignalFd`](super::SignalFd)
+    /// blocks `SIGTERM` and `SIGINT` in the reactor's process, which would
+    /// block them in the child too and make every graceful stop a `SIGKILL`.
     pub fn spawn(command: &mut Command) -> io::Result<Child> {
-        let mut child = command.spawn()?;
+        let mut child = unblock_signals(command).spawn()?;
         let stdin = child.stdin.take().map(OwnedFd::from);
-        let stdout_pipe = child.stdout.take().map(OwnedFd::from);
-        let stderr_pipe = child.stderr.take().map(OwnedFd::from);
-        let process = Process { child: Some(child), at_shutdown: AtShutdown::Kill };
-        let pidfd = pidfd_open(process.id())?; // on failure, `process` kills and reaps
+        let stdout = child.stdout.take().map(|pipe| discard(pipe.into()));
+        let stderr = child.stderr.take().map(|pipe| discard(pipe.into()));
         Ok(Child {
-            process,
-            pidfd,
-            stdout: None,
-            stderr: None,
-            stdout_pipe,
-            stderr_pipe,
+            process: Process::new(child)?,
+            outputs: [stdout, stderr],
             stdin,
             stdin_limit: 64 * 1024,
             on_stdin_drain: None,
@@ -136,36 +167,50 @@ impl Child {
         })
     }
 
-    /// The child's process id.
+    /// The child's process id (see [`ChildHandle::id`] for how long it
+    /// names the child).
     pub fn id(&self) -> u32 {
         self.process.id()
+    }
+
+    /// The exit code a shell gives for `status` (its `$?`): the code of a
+    /// child that exited, `128 + N` for one that signal `N` ended (143 for
+    /// `SIGTERM`, 137 for `SIGKILL`). The value to end a program with that
+    /// passes its child's result on: `ctx.exit(Child::shell_code(status))`
+    /// in `on_exit`, then `reactor.exit_code()` after
+    /// [`run`](crate::Reactor::run).
+    pub fn shell_code(status: ExitStatus) -> i32 {
+        status.code().or(status.signal().map(|signal| 128 + signal)).unwrap_or(1)
     }
 
     /// Each line of its stdout, or piece of at most `max_line` bytes. Only
     /// a piped stdout (`Stdio::piped()`) has lines: for any other, the
     /// callback is dropped unused.
-    pub fn on_stdout(mut self, max_line: usize, on_line: impl FnMut(&[u8], &mut Context) + 'static) -> Child {
-        if let Some(fd) = self.stdout_pipe.take() {
-            self.stdout = Some((fd, max_line, Box::new(on_line)));
-        }
-        self
+    pub fn on_stdout(self, max_line: usize, on_line: impl FnMut(&[u8], &mut Context) + 'static) -> Child {
+        self.on_output(0, max_line, Box::new(on_line))
     }
 
     /// Each line of its stderr, as [`on_stdout`](Child::on_stdout).
-    pub fn on_stderr(mut self, max_line: usize, on_line: impl FnMut(&[u8], &mut Context) + 'static) -> Child {
-        if let Some(fd) = self.stderr_pipe.take() {
-            self.stderr = Some((fd, max_line, Box::new(on_line)));
+    pub fn on_stderr(self, max_line: usize, on_line: impl FnMut(&[u8], &mut Context) + 'static) -> Child {
+        self.on_output(1, max_line, Box::new(on_line))
+    }
+
+    fn on_output(mut self, stream: usize, max_line: usize, on_line: OnBytes) -> Child {
+        if let Some(output) = &mut self.outputs[stream] {
+            (output.1, output.2) = (max_line, on_line);
         }
         self
     }
 
-    /// Its exit status, after every line of its piped outputs.
+    /// Its exit status, after every line of its piped outputs; once for
+    /// every end, whoever caused it.
     pub fn on_exit(mut self, on_exit: impl FnMut(ExitStatus, &mut Context) + 'static) -> Child {
         self.on_exit = Some(Box::new(on_exit));
         self
     }
 
-    /// What to do with it if it still runs when its source leaves.
+    /// How to end it if it still runs when its source leaves (default:
+    /// `SIGTERM`, up to 2 s, then `SIGKILL`).
     pub fn at_shutdown(mut self, policy: AtShutdown) -> Child {
         self.process.at_shutdown = policy;
         self
@@ -179,11 +224,11 @@ impl Child {
 
     /// Called with its stdin's handle when that [`Writer`] has emptied after
     /// a write was refused for want of room: the moment for a producer held
-    /// back by `WouldBlock` (or [`WriterHandle::is_full`]) to write again and
+    /// back by `WouldBlock` (or [`Output::fits`]) to write again and
     /// resume. This is the writer's [`on_drain`](Writer::on_drain). Never
     /// called if stdin is not piped, nor once the child has been reaped (the
     /// exit watch gone, writes to its stdin could only fail).
-    pub fn on_stdin_drain(mut self, on_drain: impl FnMut(&WriterHandle, &mut Context) + 'static) -> Child {
+    pub fn on_stdin_drain(mut self, on_drain: impl FnMut(&Output, &mut Context) + 'static) -> Child {
         self.on_stdin_drain = Some(Box::new(on_drain));
         self
     }
@@ -200,18 +245,14 @@ impl Child {
     }
 
     /// Registers the exit watch and a reader per piped output (one without a
-    /// callback discards its lines, so the child never blocks on a full
-    /// pipe), and a writer for a piped stdin.
+    /// callback discards its lines), and a writer for a piped stdin.
     pub fn register(mut self, ctx: &mut Context) -> io::Result<ChildHandle> {
         let pid = self.id();
         let state = Rc::new(RefCell::new(Exit { status: None, open: 0, on_exit: self.on_exit.take() }));
-        let outputs = [
-            self.stdout.take().or_else(|| self.stdout_pipe.take().map(discard)),
-            self.stderr.take().or_else(|| self.stderr_pipe.take().map(discard)),
-        ];
-        let mut readers = Vec::new();
-        for (fd, max_line, mut on_line) in outputs.into_iter().flatten() {
+        let (mut readers, mut held) = (Vec::new(), Vec::new());
+        for (fd, max_line, mut on_line) in self.outputs.into_iter().flatten() {
             set_nonblocking(fd.as_fd())?;
+            held.push(fd.try_clone()?);
             state.borrow_mut().open += 1;
             let exit = state.clone();
             let reader =
@@ -223,7 +264,7 @@ impl Child {
         }
         let mut stdin = self.stdin.take().map(|fd| Writer::new(fd, self.stdin_limit)).transpose()?;
         if let Some(mut on_error) = self.on_stdin_error.take() {
-            stdin = stdin.map(|writer| writer.on_error(move |e, ctx| on_error(e, ctx)));
+            stdin = stdin.map(|writer| writer.on_error(move |e, _, ctx| on_error(e, ctx)));
         }
         // The drain callback reaches the handle through a slot that the exit
         // watch empties when it goes: a handle captured for good would make a
@@ -231,9 +272,9 @@ impl Child {
         let stdin_slot = Rc::new(RefCell::new(None));
         let stdin = match (stdin, self.on_stdin_drain.take()) {
             (Some(writer), Some(mut on_drain)) => {
-                *stdin_slot.borrow_mut() = Some(writer.handle());
+                *stdin_slot.borrow_mut() = Some(writer.output());
                 let slot = stdin_slot.clone();
-                Some(writer.on_drain(move |ctx| {
+                Some(writer.on_drain(move |_, ctx| {
                     let handle = slot.borrow().clone(); // not borrowed while the callback runs
                     if let Some(handle) = handle {
                         on_drain(&handle, ctx);
@@ -242,19 +283,16 @@ impl Child {
             }
             (stdin, _) => stdin,
         };
-        let watch = ExitWatch {
-            process: self.process,
-            pidfd: self.pidfd,
-            state,
-            stdin_slot,
-            name: format!("child {pid}"),
-        };
+        let pidfd = self.process.pidfd.clone();
+        let name = format!("child {pid}");
+        let watch =
+            ExitWatch { process: Some(self.process), pidfd: pidfd.clone(), held, state, stdin_slot, name };
         let token = ctx.register(watch)?;
         for reader in readers {
             ctx.register(reader)?;
         }
         let stdin = stdin.map(|writer| writer.register(ctx)).transpose()?;
-        Ok(ChildHandle { pid, token, stdin })
+        Ok(ChildHandle { pid, token, pidfd, stdin })
     }
 }
 
@@ -284,43 +322,17 @@ impl Exit {
     }
 }
 
-/// The `std::process::Child`, reaped whatever happens: on drop, one still
-/// running is killed (or waited for) and reaped.
-struct Process {
-    child: Option<std::process::Child>,
-    at_shutdown: AtShutdown,
-}
-
-impl Process {
-    fn id(&self) -> u32 {
-        self.child.as_ref().map_or(0, |c| c.id())
-    }
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let Some(mut child) = self.child.take() else { return };
-        if let Ok(Some(_)) = child.try_wait() {
-            return;
-        }
-        if self.at_shutdown == AtShutdown::Kill {
-            if let Err(e) = child.kill() {
-                log::warn!("child {}: kill: {e}", child.id());
-            }
-        }
-        if let Err(e) = child.wait() {
-            log::warn!("child {}: wait: {e}", child.id());
-        }
-    }
-}
-
 /// The handler: readable pidfd means the child exited.
 struct ExitWatch {
-    process: Process,
-    pidfd: OwnedFd,
+    /// `None` once reaped, or handed over to the watch that sees its end through.
+    process: Option<Process>,
+    pidfd: Rc<OwnedFd>,
+    /// Read ends of its output pipes, kept until it is reaped: a child that
+    /// writes after its readers left (at the reactor's stop) gets no `EPIPE`.
+    held: Vec<OwnedFd>,
     state: Rc<RefCell<Exit>>,
     /// Emptied on drop, which frees the stdin writer's state.
-    stdin_slot: Rc<RefCell<Option<WriterHandle>>>,
+    stdin_slot: Rc<RefCell<Option<Output>>>,
     name: String,
 }
 
@@ -340,14 +352,39 @@ impl Handler for ExitWatch {
     }
 
     fn on_ready(&mut self, _: Readiness, ctx: &mut Context) -> io::Result<()> {
-        let Some(child) = &mut self.process.child else { return Ok(()) };
+        let Some(process) = &mut self.process else { return Ok(()) };
         // Reaps it: no zombie from here on.
-        let Some(status) = child.try_wait()? else { return Ok(()) };
-        self.process.child = None;
+        let Some(status) = process.try_reap()? else { return Ok(()) };
+        self.process = None;
         self.state.borrow_mut().status = Some(status);
         Exit::report(&self.state, ctx);
         ctx.remove_self();
         Ok(())
+    }
+
+    /// Removed while the child runs: the end begins (its signal), and a new
+    /// watch sees it through, with a timer that removes that one at the
+    /// deadline. Removed with its end begun (by that timer, or by the
+    /// reactor's shutdown): waits until the deadline, kills, reaps.
+    fn on_remove(&mut self, ctx: &mut Context) {
+        let Some(mut process) = self.process.take() else { return };
+        if process.deadline.is_none() {
+            let grace = process.begin_end();
+            let (held, stdin_slot) = (std::mem::take(&mut self.held), std::mem::take(&mut self.stdin_slot));
+            let (pidfd, state, name) = (self.pidfd.clone(), self.state.clone(), self.name.clone());
+            match ctx.register(ExitWatch { process: Some(process), pidfd, held, state, stdin_slot, name }) {
+                Ok(token) if !ctx.is_stopping() => {
+                    ctx.after(grace, move |ctx| {
+                        ctx.remove(token);
+                    });
+                }
+                Ok(_) => {}
+                Err(mut refused) => refused.handler.on_remove(ctx),
+            }
+            return;
+        }
+        self.state.borrow_mut().status = process.end();
+        Exit::report(&self.state, ctx);
     }
 }
 
@@ -355,25 +392,8 @@ impl fmt::Debug for Child {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Child")
             .field("pid", &self.id())
-            .field("pidfd", &self.pidfd)
+            .field("pidfd", &self.process.pidfd)
             .field("at_shutdown", &self.process.at_shutdown)
             .finish_non_exhaustive()
     }
-}
-
-fn pidfd_open(pid: u32) -> io::Result<OwnedFd> {
-    // SAFETY: plain system call with integer arguments; returns a new descriptor or -1.
-    let raw = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0 as libc::c_uint) };
-    if raw == -1 {
-        let e = io::Error::last_os_error();
-        if e.raw_os_error() == Some(libc::ENOSYS) {
-            return Err(io::Error::new(
-                io::ErrorKind::Unsupported,
-                "pidfd_open: this kernel has no pidfd (Linux 5.3 or later is needed to watch a child): ENOSYS",
-            ));
-        }
-        return Err(io::Error::new(e.kind(), format!("pidfd_open({pid}): {e}")));
-    }
-    // SAFETY: `pidfd_open` just returned this descriptor (close-on-exec); nobody else owns it.
-    Ok(unsafe { OwnedFd::from_raw_fd(raw as libc::c_int) })
 }

@@ -1,77 +1,49 @@
 //! A named pipe (FIFO) read as lines, by any number of writers in turn.
 
 use std::ffi::CString;
-use std::fmt;
 use std::fs::{self, OpenOptions};
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use crate::sources::LineReader;
 use crate::sys::{self, syscall};
-use crate::{Context, Handler, Readiness};
+use crate::Context;
 
-/// Creates a FIFO (or uses the one already at its path), reads it as lines,
-/// and removes it when the source goes (shutdown, removal, drop, panic)
-/// unless told to [`keep`](Fifo::keep) it.
-///
-/// It opens the FIFO for reading *and writing* (`O_RDWR`, which Linux
-/// allows on a FIFO): holding a write end itself, the FIFO never lacks a
-/// writer, so it never reaches end of file when the last writer closes.
-/// Opened read-only, it would: epoll would then report a hang-up every round
-/// (a busy loop) until the reader reopened it, and a writer arriving in
-/// between would find no reader. The price: a last line without `\n` from
-/// one writer is joined to the next writer's first line.
-///
-/// ```
-/// use std::io::Write;
-/// use reactor::{sources::Fifo, Reactor};
-///
-/// # fn main() -> std::io::Result<()> {
-/// let path = std::env::temp_dir().join(format!("reactor-doc-fifo-{}", std::process::id()));
-/// let mut reactor = Reactor::new()?;
-/// reactor.register(Fifo::create(&path, 0o600, 4096, |line, ctx| {
-///     assert_eq!(line, b"hello");
-///     ctx.stop();
-/// })?)?;
-/// // A writer comes and goes (non-blocking: the reader is already there).
-/// let mut writer = std::fs::OpenOptions::new().write(true).open(&path)?;
-/// writer.write_all(b"hello\n")?;
-/// drop(writer);
-/// reactor.run()?;
-/// assert!(!path.exists(), "removed at shutdown");
-/// # Ok(())
-/// # }
-/// ```
-pub struct Fifo {
-    reader: LineReader,
-    guard: Unlink,
-}
+/// A FIFO that a reader made, removed when the reader goes (shutdown,
+/// removal, drop, panic).
+#[derive(Debug)]
+pub(crate) struct MadeFifo(PathBuf);
 
-/// Removes the FIFO on drop, if asked to.
-struct Unlink {
-    path: PathBuf,
-    unlink: bool,
-}
-
-impl Drop for Unlink {
+impl Drop for MadeFifo {
     fn drop(&mut self) {
-        if self.unlink {
-            if let Err(e) = fs::remove_file(&self.path) {
-                log::warn!("cannot remove {}: {e}", self.path.display());
-            }
+        if let Err(e) = fs::remove_file(&self.0) {
+            log::warn!("cannot remove {}: {e}", self.0.display());
         }
     }
 }
 
-impl Fifo {
-    /// Makes a FIFO at `path` with permissions `mode` (set exactly, whatever
-    /// the umask), or takes the FIFO already there (its mode untouched; it is
-    /// then not removed at shutdown unless [`remove_at_shutdown`](Fifo::remove_at_shutdown)
-    /// says so). Each line (or piece of at most `max_line` bytes) goes to
-    /// `on_line`.
+impl LineReader {
+    /// A reader of the FIFO (named pipe) at `path`, made with permissions
+    /// `mode` (set exactly, whatever the umask) unless a FIFO is there
+    /// already (its mode untouched), that passes each line (or piece of at
+    /// most `max_line` bytes) to `on_line`: a [`LineReader`] in all else,
+    /// named `fifo PATH`, with the same callbacks, pausable as any. A FIFO
+    /// it made goes when the reader goes (shutdown, removal, drop, panic);
+    /// one that was there stays.
+    ///
+    /// It opens the FIFO for reading *and writing* (`O_RDWR`, which Linux
+    /// allows on a FIFO): holding a write end itself, it never reaches end
+    /// of file when the last writer closes, so writers may come and go.
+    /// Opened read-only, it would: epoll would then report a hang-up every
+    /// round (a busy loop) until the reader reopened it, and a writer
+    /// arriving in between would find no reader. Hence what becomes of a
+    /// last line without `\n`: a writer's is joined to the next writer's
+    /// first line, and the part held when the reader goes (at shutdown or
+    /// removal) goes to [`on_unfinished`](LineReader::on_unfinished), or is
+    /// dropped; [`on_close`](LineReader::on_close) runs then, and only then.
     ///
     /// The path is acted on once: after `mkfifo`, everything goes through
     /// the descriptor (`open` with `O_NOFOLLOW`, then `fstat` and
@@ -82,81 +54,47 @@ impl Fifo {
     /// whose mode grants the group or others a permission `mode` does not
     /// (`PermissionDenied`): its other readers would take lines meant for
     /// this one.
-    pub fn create(
+    ///
+    /// ```
+    /// use std::io::Write;
+    /// use reactor::{sources::LineReader, Reactor};
+    ///
+    /// # fn main() -> std::io::Result<()> {
+    /// let path = std::env::temp_dir().join(format!("reactor-doc-fifo-{}", std::process::id()));
+    /// let mut reactor = Reactor::new()?;
+    /// let reader = LineReader::fifo(&path, 0o600, 4096, |line, ctx| {
+    ///     assert_eq!(line, b"hello");
+    ///     ctx.stop();
+    /// })?;
+    /// reactor.register(reader)?;
+    /// // A writer comes and goes (non-blocking: the reader is already there).
+    /// let mut writer = std::fs::OpenOptions::new().write(true).open(&path)?;
+    /// writer.write_all(b"hello\n")?;
+    /// drop(writer);
+    /// reactor.run()?;
+    /// assert!(!path.exists(), "removed at shutdown");
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn fifo(
         path: impl AsRef<Path>,
         mode: u32,
         max_line: usize,
         on_line: impl FnMut(&[u8], &mut Context) + 'static,
-    ) -> io::Result<Fifo> {
+    ) -> io::Result<LineReader> {
         let path = path.as_ref();
         let made = make_fifo(path, mode)?;
-        // Should what follows fail, dropping the guard removes what we made.
-        let mut guard = Unlink { path: path.to_path_buf(), unlink: made };
         let fd = open_fifo(path)
             .and_then(|fd| check_fifo(path, &fd, made.then_some(mode), mode).map(|()| fd))
             .inspect_err(|e| {
-                if is_refusal(e) {
-                    // What is at the path now is not the FIFO we made: not ours to remove.
-                    guard.unlink = false;
+                // Ours, unless what is at the path now is not the FIFO we made.
+                if made && !is_refusal(e) {
+                    let _ = fs::remove_file(path);
                 }
             })?;
-        let reader = LineReader::new(fd, max_line, on_line).named(format!("fifo {}", path.display()));
-        Ok(Fifo { reader, guard })
-    }
-
-    /// Leaves the FIFO in place when the source goes.
-    pub fn keep(mut self) -> Fifo {
-        self.guard.unlink = false;
-        self
-    }
-
-    /// Removes the FIFO when the source goes, even one that was there before.
-    pub fn remove_at_shutdown(mut self) -> Fifo {
-        self.guard.unlink = true;
-        self
-    }
-
-    /// Calls `on_close` when the source is removed or shut down (a FIFO held
-    /// open for writing by its reader never ends by itself).
-    pub fn on_close(self, on_close: impl FnMut(&mut Context) + 'static) -> Fifo {
-        Fifo { reader: self.reader.on_close(on_close), guard: self.guard }
-    }
-
-    /// Where the FIFO is.
-    pub fn path(&self) -> &Path {
-        &self.guard.path
-    }
-}
-
-impl Handler for Fifo {
-    fn fd(&self) -> BorrowedFd<'_> {
-        self.reader.fd()
-    }
-
-    fn name(&self) -> &str {
-        self.reader.name()
-    }
-
-    fn on_ready(&mut self, readiness: Readiness, ctx: &mut Context) -> io::Result<()> {
-        self.reader.on_ready(readiness, ctx)
-    }
-
-    fn on_remove(&mut self, ctx: &mut Context) {
-        self.reader.on_remove(ctx);
-    }
-
-    fn on_shutdown(&mut self) {
-        self.reader.on_shutdown();
-    }
-}
-
-impl fmt::Debug for Fifo {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Fifo")
-            .field("path", &self.guard.path)
-            .field("remove_at_shutdown", &self.guard.unlink)
-            .field("reader", &self.reader)
-            .finish()
+        let mut reader = LineReader::new(fd, max_line, on_line).named(format!("fifo {}", path.display()));
+        reader.made = made.then(|| MadeFifo(path.to_path_buf()));
+        Ok(reader)
     }
 }
 

@@ -6,8 +6,10 @@ use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 
 use crate::callback::{OnBytes, OnError, OnEvent};
-use crate::sys::{is_nonblocking, syscall};
-use crate::{Context, Handler, Readiness};
+use crate::sources::fifo::MadeFifo;
+use crate::sources::follow::Following;
+use crate::sys::{self, is_nonblocking, syscall, Epoll};
+use crate::{Context, Handler, Interest, Readiness, Token};
 
 /// How much one read takes: the capacity of a pipe.
 pub(crate) const CHUNK: usize = 64 * 1024;
@@ -15,7 +17,7 @@ pub(crate) const CHUNK: usize = 64 * 1024;
 /// How many full reads one readiness report may take from a non-blocking
 /// descriptor: 256 KiB, enough to write output in whole buffers, little
 /// enough that one chatty stream never starves the others.
-const READS_PER_READY: u8 = 4;
+pub(crate) const READS_PER_READY: u8 = 4;
 
 thread_local! {
     /// One read buffer for every reader of the thread: only a partial line is
@@ -123,20 +125,26 @@ impl LineSink for Callbacks {
 ///   loop, or failed), a line it holds in part is not a line: it goes to
 ///   [`on_unfinished`](LineReader::on_unfinished), or is dropped.
 /// - Every callback gets the `Context`, whose [`current`](Context::current)
-///   is the reader's token, in `on_close` at shutdown too.
-/// - Paused ([`Context::pause`], or [`Interest::NONE`](crate::Interest::NONE)),
-///   it reads nothing, whatever its peer does, until resumed. A line
-///   callback that pauses its own reader still gets the other lines of the
-///   read in progress (they were read; at most 64 KiB); no read follows.
+///   is the reader's token: for each line, the error, the unfinished part
+///   and the close, at shutdown too.
+/// - Paused ([`Context::pause`], or [`Interest::NONE`]), it reads nothing,
+///   whatever its peer does, until resumed. A line callback that pauses
+///   its own reader still gets the other lines of the read in progress
+///   (they were read; at most 64 KiB); no read follows.
 /// - On end of file, a reset connection or a read error, the reader removes
 ///   itself (errors are reported by the reactor); it never spins on a hang-up.
-/// - At most four reads of 64 KiB per readiness on a non-blocking
-///   descriptor (a short read ends them), one on a blocking one: a chatty
-///   stream never starves the loop.
+/// - At most four reads of 64 KiB per round on a non-blocking descriptor
+///   (a short read ends them), one on a blocking one: a chatty stream
+///   never starves the loop.
 ///
-/// The descriptor may be blocking (stdin, which the reader must not switch
-/// to non-blocking: the terminal's open file is shared with the shell): one
-/// read after a readiness report does not block.
+/// The descriptor may be blocking: stdin, which the reader never switches
+/// to non-blocking (its open file is shared with the shell), and after a
+/// readiness report one read does not block. Epoll refuses a regular file
+/// and `/dev/null`, which is what stdin is under `< file` and `< /dev/null`:
+/// [`for_any_fd`](LineReader::for_any_fd) makes the reader take those too.
+/// Two more constructors make what they read: [`fifo`](LineReader::fifo), a
+/// named pipe for writers that come and go, and [`follow`](LineReader::follow),
+/// a regular file followed as it grows (`tail -F`).
 ///
 /// ```
 /// use std::io::Write;
@@ -163,16 +171,24 @@ impl LineSink for Callbacks {
 /// # }
 /// ```
 pub struct LineReader<S = Callbacks> {
-    fd: OwnedFd,
+    pub(crate) fd: OwnedFd,
     /// End of file was read: a partial line left is the last line.
-    at_end: bool,
+    pub(crate) at_end: bool,
     finished: bool,
     /// Reads per readiness: several on a non-blocking descriptor, one on a
     /// blocking one (a second read could block).
     reads_per_ready: u8,
     max_line: usize,
-    partial: Vec<u8>,
-    sink: S,
+    pub(crate) partial: Vec<u8>,
+    pub(crate) sink: S,
+    /// What epoll watches instead of `fd`: an eventfd that is always ready
+    /// for a descriptor epoll refuses ([`LineReader::for_any_fd`]), the
+    /// inotify descriptor of a followed file ([`LineReader::follow`]).
+    pub(crate) instead: Option<OwnedFd>,
+    /// The FIFO this reader made, removed when it goes.
+    pub(crate) made: Option<MadeFifo>,
+    /// Where a followed file is, and how far it was read.
+    pub(crate) follow: Option<Box<Following>>,
 }
 
 impl LineReader<Callbacks> {
@@ -191,6 +207,20 @@ impl LineReader<Callbacks> {
             on_unfinished: None,
         };
         LineReader::with_sink(fd, max_line, sink)
+    }
+
+    /// A reader of this process's standard input, whatever it is (a
+    /// terminal, a pipe, a socket, a file, `/dev/null`), named `stdin`: a
+    /// [`for_any_fd`](LineReader::for_any_fd) reader of a duplicate of
+    /// descriptor 0, which it closes at its end while descriptor 0 stays
+    /// open, and blocking (its open file is shared with the shell).
+    pub fn stdin(
+        max_line: usize,
+        on_line: impl FnMut(&[u8], &mut Context) + 'static,
+    ) -> io::Result<LineReader> {
+        let named = |e: io::Error| io::Error::new(e.kind(), format!("stdin: {e}"));
+        let fd = io::stdin().as_fd().try_clone_to_owned().map_err(named)?;
+        LineReader::new(fd, max_line, on_line).named("stdin").for_any_fd()
     }
 
     /// Names the reader in log lines.
@@ -255,55 +285,65 @@ impl<S: LineSink> LineReader<S> {
             max_line: max_line.max(1),
             partial: Vec::new(),
             sink,
+            instead: None,
+            made: None,
+            follow: None,
         }
     }
 
-    /// One read per readiness whatever the descriptor's flags now, for a
-    /// descriptor whose open file others share and may switch to blocking
-    /// (stdin): a second read could then block the loop.
-    pub fn one_read_per_readiness(mut self) -> LineReader<S> {
-        self.reads_per_ready = 1;
-        self
-    }
-
-    /// Reads the stream to its end without the reactor, for descriptors that
-    /// epoll refuses (a regular file, `/dev/null`), which never block. The
-    /// last line without `\n` is delivered and the sink closed, as at end
-    /// of file.
-    /// Outside the loop, the [`Reactor`](crate::Reactor) is the `Context`.
-    pub fn read_to_end(&mut self, ctx: &mut Context) -> io::Result<()> {
-        while self.read_chunk(ctx)? {}
-        Ok(())
-    }
-
-    /// Reads once (at most 64 KiB) without the reactor, for a descriptor
-    /// that epoll refuses and that may never end (`/dev/zero`): a caller that
-    /// takes one chunk per loop round keeps the loop going. Returns `false`
-    /// once the stream has ended (end of file, or the error returned), when
-    /// the last partial line has been delivered and the sink closed.
-    pub fn read_chunk(&mut self, ctx: &mut Context) -> io::Result<bool> {
-        match self.read_once(ctx) {
-            Ok(0) => {
-                self.finish(ctx);
-                Ok(false)
-            }
-            Ok(_) => Ok(true),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(true),
-            Err(e) => {
-                self.sink.error(&e, ctx);
-                self.finish(ctx);
-                Err(e)
-            }
+    /// Makes the reader take any descriptor, whatever it is. One that epoll
+    /// refuses (`EPERM`: a regular file, a directory, `/dev/null`, as stdin
+    /// is under `< file` and `< /dev/null`) is then read once per round,
+    /// one piece of at most 64 KiB each time (four on a non-blocking
+    /// descriptor), through an eventfd that is always ready: such a read
+    /// never blocks, timers and the other sources keep their turns, and
+    /// [`Context::pause`] holds it as any reader. A descriptor that epoll
+    /// watches (a terminal, a pipe, a socket, a FIFO) is read as by
+    /// [`new`](LineReader::new). Costs three system calls, to ask epoll;
+    /// fails only if the eventfd cannot be made (out of descriptors).
+    ///
+    /// ```
+    /// use reactor::{sources::LineReader, Reactor};
+    ///
+    /// # fn main() -> std::io::Result<()> {
+    /// let path = std::env::temp_dir().join(format!("reactor-doc-any-fd-{}", std::process::id()));
+    /// std::fs::write(&path, "one\ntwo\n")?;
+    /// let file = std::fs::File::open(&path)?; // a regular file, which epoll refuses
+    /// std::fs::remove_file(&path)?; // the open file stays
+    /// let mut reactor = Reactor::new()?;
+    /// let lines = std::rc::Rc::new(std::cell::Cell::new(0));
+    /// let seen = lines.clone();
+    /// let reader = LineReader::new(file.into(), 1024, move |_, _| seen.set(seen.get() + 1))
+    ///     .on_close(|ctx| ctx.stop());
+    /// reactor.register(reader.for_any_fd()?)?;
+    /// reactor.run()?;
+    /// assert_eq!(lines.get(), 2);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn for_any_fd(mut self) -> io::Result<LineReader<S>> {
+        if self.instead.is_some() {
+            return Ok(self); // a followed file: inotify is watched
         }
-    }
-
-    /// The sink, to reach its state.
-    pub fn sink_mut(&mut self) -> &mut S {
-        &mut self.sink
+        let named = |e: io::Error| io::Error::new(e.kind(), format!("{}: {e}", self.sink.name()));
+        // A probe: an epoll instance of its own, closed at once.
+        match Epoll::new()
+            .and_then(|probe| probe.add(self.fd.as_raw_fd(), Interest::READABLE, Token::new(0, 0)))
+        {
+            Err(e) if e.raw_os_error() == Some(libc::EPERM) => {
+                log::debug!(
+                    "{}: not pollable (a file or a device): read a piece per round",
+                    self.sink.name()
+                );
+                self.instead = Some(sys::eventfd(1).map_err(named)?);
+            }
+            result => result.map_err(named)?,
+        }
+        Ok(self)
     }
 
     /// One read, cut into lines. Returns how many bytes came: 0 at end of file.
-    fn read_once(&mut self, ctx: &mut Context) -> io::Result<usize> {
+    pub(crate) fn read_once(&mut self, ctx: &mut Context) -> io::Result<usize> {
         let (partial, max_line, sink) = (&mut self.partial, self.max_line, &mut self.sink);
         let n = read_shared(self.fd.as_raw_fd(), |data| {
             split_lines(data, partial, max_line, |line| sink.line(line, ctx));
@@ -447,7 +487,7 @@ fn find_newline(bytes: &[u8]) -> Option<usize> {
 
 impl<S: LineSink> Handler for LineReader<S> {
     fn fd(&self) -> BorrowedFd<'_> {
-        self.fd.as_fd()
+        self.instead.as_ref().unwrap_or(&self.fd).as_fd()
     }
 
     fn name(&self) -> &str {
@@ -455,6 +495,9 @@ impl<S: LineSink> Handler for LineReader<S> {
     }
 
     fn on_ready(&mut self, _: Readiness, ctx: &mut Context) -> io::Result<()> {
+        if self.follow.is_some() {
+            return self.follow_round(ctx);
+        }
         // Whatever was reported (data, hang-up, error), the read tells which.
         // A short read means the stream is drained for now: no further read
         // just to hear `EAGAIN`.

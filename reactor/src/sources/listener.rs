@@ -65,6 +65,12 @@ type OnAccept = Box<dyn FnMut(OwnedFd, Peer, &mut Context) -> io::Result<()>>;
 /// soon as descriptors are free.
 ///
 /// A Unix-domain listener removes its socket file when it is dropped.
+///
+/// A listener that cannot start says so with its address (`cannot listen
+/// on unix:/run/app.sock: ...`); an address in use (`AddrInUse`) also says
+/// what holds it and what to do: a program listening there (stop it, or
+/// choose another port or path), or a file that is not a socket at the path
+/// (remove it). A socket file whose listener died is replaced.
 pub struct Listener {
     fd: OwnedFd,
     addr: ListenAddr,
@@ -120,20 +126,7 @@ impl Listener {
         addr: SocketAddr,
         on_accept: impl FnMut(OwnedFd, Peer, &mut Context) -> io::Result<()> + 'static,
     ) -> io::Result<Listener> {
-        let fd = socket(if addr.is_ipv4() { libc::AF_INET } else { libc::AF_INET6 })?;
-        let one: libc::c_int = 1;
-        // SAFETY: `one` is a live `c_int` of the size given.
-        syscall!(setsockopt(
-            fd.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_REUSEADDR,
-            (&one as *const libc::c_int).cast(),
-            mem::size_of::<libc::c_int>() as libc::socklen_t
-        ))?;
-        let (storage, len) = inet_sockaddr(&addr);
-        // SAFETY: `storage` holds an address of `len` bytes.
-        syscall!(bind(fd.as_raw_fd(), (&storage as *const libc::sockaddr_storage).cast(), len))?;
-        let local = local_inet_addr(fd.as_raw_fd())?;
+        let (fd, local) = bind_tcp(addr).map_err(|e| cannot_listen(&ListenAddr::Tcp(addr), e))?;
         Listener::listen(fd, ListenAddr::Tcp(local), Box::new(on_accept))
     }
 
@@ -154,19 +147,7 @@ impl Listener {
         on_accept: impl FnMut(OwnedFd, Peer, &mut Context) -> io::Result<()> + 'static,
     ) -> io::Result<Listener> {
         let path = path.as_ref();
-        let (addr, len) = unix_sockaddr(path)?;
-        let fd = socket(libc::AF_UNIX)?;
-        // SAFETY: `addr` holds a Unix address of `len` bytes.
-        let bind = || syscall!(bind(fd.as_raw_fd(), (&addr as *const libc::sockaddr_un).cast(), len));
-        match bind() {
-            Err(e) if e.raw_os_error() == Some(libc::EADDRINUSE) && is_stale_socket(path) => {
-                std::fs::remove_file(path)?;
-                bind()?;
-            }
-            result => {
-                result?;
-            }
-        }
+        let fd = bind_unix(path).map_err(|e| cannot_listen(&ListenAddr::Unix(path.to_path_buf()), e))?;
         // From here on, dropping the listener removes the file.
         Listener::listen(fd, ListenAddr::Unix(path.to_path_buf()), Box::new(on_accept))
     }
@@ -181,10 +162,15 @@ impl Listener {
             on_accept,
             shed_log: ShedLog::default(),
         };
-        listener.spare = Some(spare()?);
-        // SAFETY: integer arguments only, on the socket we own.
-        syscall!(listen(listener.fd.as_raw_fd(), libc::SOMAXCONN))?;
-        Ok(listener)
+        let listening = spare().and_then(|spare| {
+            listener.spare = Some(spare);
+            // SAFETY: integer arguments only, on the socket we own.
+            syscall!(listen(listener.fd.as_raw_fd(), libc::SOMAXCONN))
+        });
+        match listening {
+            Ok(_) => Ok(listener),
+            Err(e) => Err(cannot_listen(&listener.addr, e)),
+        }
     }
 
     /// The address it listens on (with the actual port for TCP port 0).
@@ -301,10 +287,64 @@ impl Drop for Listener {
 fn registering(
     mut factory: impl FnMut(OwnedFd, Peer) -> Box<dyn Handler> + 'static,
 ) -> impl FnMut(OwnedFd, Peer, &mut Context) -> io::Result<()> + 'static {
-    move |fd, peer, ctx| match ctx.register_boxed(factory(fd, peer)) {
-        Ok(_) => Ok(()),
-        Err(e) => Err(io::Error::new(e.error.kind(), format!("{}: {e}", e.handler.name()))),
+    move |fd, peer, ctx| ctx.register_boxed(factory(fd, peer)).map(drop).map_err(io::Error::from)
+}
+
+/// A TCP socket bound to `addr` (`SO_REUSEADDR`), and the address it got.
+fn bind_tcp(addr: SocketAddr) -> io::Result<(OwnedFd, SocketAddr)> {
+    let fd = socket(if addr.is_ipv4() { libc::AF_INET } else { libc::AF_INET6 })?;
+    let one: libc::c_int = 1;
+    // SAFETY: `one` is a live `c_int` of the size given.
+    syscall!(setsockopt(
+        fd.as_raw_fd(),
+        libc::SOL_SOCKET,
+        libc::SO_REUSEADDR,
+        (&one as *const libc::c_int).cast(),
+        mem::size_of::<libc::c_int>() as libc::socklen_t
+    ))?;
+    let (storage, len) = inet_sockaddr(&addr);
+    // SAFETY: `storage` holds an address of `len` bytes.
+    syscall!(bind(fd.as_raw_fd(), (&storage as *const libc::sockaddr_storage).cast(), len))?;
+    let local = local_inet_addr(fd.as_raw_fd())?;
+    Ok((fd, local))
+}
+
+/// A Unix-domain socket bound to `path`, which replaces a socket file
+/// left by a dead process.
+fn bind_unix(path: &Path) -> io::Result<OwnedFd> {
+    let (addr, len) = unix_sockaddr(path)?;
+    let fd = socket(libc::AF_UNIX)?;
+    // SAFETY: `addr` holds a Unix address of `len` bytes.
+    let bind = || syscall!(bind(fd.as_raw_fd(), (&addr as *const libc::sockaddr_un).cast(), len));
+    match bind() {
+        Err(e) if e.raw_os_error() == Some(libc::EADDRINUSE) && is_stale_socket(path) => {
+            std::fs::remove_file(path)?;
+            bind()?;
+        }
+        result => {
+            result?;
+        }
     }
+    Ok(fd)
+}
+
+/// Why a listener could not start, naming its address, and for an address
+/// in use what to do.
+fn cannot_listen(addr: &ListenAddr, e: io::Error) -> io::Error {
+    let in_use = e.raw_os_error() == Some(libc::EADDRINUSE);
+    let remedy = match addr {
+        _ if !in_use => "",
+        ListenAddr::Tcp(_) => {
+            "; another program listens there: stop it, or choose another port (0 picks a free one)"
+        }
+        ListenAddr::Unix(path) if is_socket(path) => {
+            "; a running program listens on this socket: stop it, or choose another path"
+        }
+        ListenAddr::Unix(_) => {
+            "; something that is not a socket is at this path: remove it, or choose another path"
+        }
+    };
+    io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}{remedy}"))
 }
 
 fn is_out_of_fds(e: &io::Error) -> bool {
@@ -337,24 +377,27 @@ fn spare() -> io::Result<File> {
     File::open("/dev/null")
 }
 
-fn socket(domain: libc::c_int) -> io::Result<OwnedFd> {
+pub(crate) fn socket(domain: libc::c_int) -> io::Result<OwnedFd> {
     // SAFETY: integer arguments only; returns a new descriptor or -1.
     let raw = syscall!(socket(domain, libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC, 0))?;
     // SAFETY: `socket` just returned this descriptor; nobody else owns it.
     Ok(unsafe { OwnedFd::from_raw_fd(raw) })
 }
 
+fn is_socket(path: &Path) -> bool {
+    std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_socket())
+}
+
 /// Whether `path` is a socket file that nobody listens on any more.
 fn is_stale_socket(path: &Path) -> bool {
-    let is_socket = std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_socket());
-    is_socket
+    is_socket(path)
         && matches!(
             std::os::unix::net::UnixStream::connect(path),
             Err(e) if e.kind() == io::ErrorKind::ConnectionRefused
         )
 }
 
-fn inet_sockaddr(addr: &SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
+pub(crate) fn inet_sockaddr(addr: &SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
     // SAFETY: `sockaddr_storage` is a plain C struct; all-zero is valid.
     let mut storage: libc::sockaddr_storage = unsafe { mem::zeroed() };
     let len = match addr {
@@ -410,7 +453,7 @@ fn local_inet_addr(fd: RawFd) -> io::Result<SocketAddr> {
     inet_addr_of(&storage)
 }
 
-fn unix_sockaddr(path: &Path) -> io::Result<(libc::sockaddr_un, libc::socklen_t)> {
+pub(crate) fn unix_sockaddr(path: &Path) -> io::Result<(libc::sockaddr_un, libc::socklen_t)> {
     // SAFETY: `sockaddr_un` is a plain C struct; all-zero is valid.
     let mut addr: libc::sockaddr_un = unsafe { mem::zeroed() };
     addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
@@ -419,7 +462,7 @@ fn unix_sockaddr(path: &Path) -> io::Result<(libc::sockaddr_un, libc::socklen_t)
     if bytes.len() >= addr.sun_path.len() || CString::new(bytes).is_err() {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
-            format!("socket path must be under {} bytes without NUL", addr.sun_path.len()),
+            format!("a socket path is under {} bytes, without NUL", addr.sun_path.len()),
         ));
     }
     for (dst, &src) in addr.sun_path.iter_mut().zip(bytes) {

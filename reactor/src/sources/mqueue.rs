@@ -7,7 +7,7 @@
 //! `ipc::MessageQueue`, without the reactor depending on a queue library.
 
 use std::cell::{Cell, RefCell};
-use std::cmp::{Ordering, Reverse};
+use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::fmt;
 use std::io;
@@ -15,7 +15,7 @@ use std::mem;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::rc::Rc;
 
-use super::paused::PausedProducers;
+use super::outbox::release;
 use crate::callback::OnEvent;
 use crate::sys::syscall;
 use crate::{Context, Handler, Interest, Readiness, Token};
@@ -31,7 +31,7 @@ type OnMessage = Box<dyn FnMut(&[u8], u32, &mut Context)>;
 /// At most `batch` messages (16 unless [`batch`](QueueReader::batch) says
 /// otherwise) per readiness: a queue that fills as fast as it empties
 /// cannot starve the loop. A batch stops early when the closure pauses the
-/// reader (directly, or by sending into a full [`QueueWriter`]). The queue
+/// reader (directly, or by a full sink that holds it). The queue
 /// is made non-blocking (`mq_setattr`), which every descriptor of that
 /// open queue shares.
 ///
@@ -116,33 +116,10 @@ impl<Q: AsFd> Handler for QueueReader<Q> {
     }
 }
 
-/// A message held by a [`QueueWriter`]: highest priority first, then
-/// oldest first, as the queue itself would order them.
-struct Held {
-    priority: u32,
-    seq: Reverse<u64>,
-    bytes: Vec<u8>,
-}
-
-impl PartialEq for Held {
-    fn eq(&self, other: &Held) -> bool {
-        self.cmp(other) == Ordering::Equal
-    }
-}
-
-impl Eq for Held {}
-
-impl PartialOrd for Held {
-    fn partial_cmp(&self, other: &Held) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl Ord for Held {
-    fn cmp(&self, other: &Held) -> Ordering {
-        (self.priority, self.seq).cmp(&(other.priority, other.seq))
-    }
-}
+/// A message held by a [`QueueWriter`]: its priority, its number (the
+/// oldest first among equals, as the queue itself orders them) and its
+/// bytes, in the order a `BinaryHeap` pops them.
+type Held = (u32, Reverse<u64>, Vec<u8>);
 
 struct Outgoing {
     fd: RawFd,
@@ -152,22 +129,24 @@ struct Outgoing {
     message_size: usize,
     held: RefCell<BinaryHeap<Held>>,
     seq: Cell<u64>,
-    /// Sources paused because they sent while `limit` messages were held.
-    paused: PausedProducers,
-    on_drain: Cell<Option<OnEvent>>,
+    /// Producers held until every held message is sent, each once.
+    producers: RefCell<Vec<Token>>,
 }
 
 /// Sends to a message queue with back-pressure: a message the full queue
 /// cannot take is held, and sent as soon as there is room, highest
 /// priority first; `WRITABLE` is watched only while messages are held.
 ///
-/// Sending is through a [`QueueWriterHandle`]. When `limit` messages are
-/// held, the message is still taken and the source that sent it (the one
-/// whose callback is running, [`Context::current`]) is paused until every
-/// held message has been sent: at most `limit` messages plus one per
-/// producer are ever held, and no token needs to be kept by hand. The
-/// producer is paused with [`Context::pause`] and resumed with
-/// [`Context::resume`].
+/// Sending is through a [`QueueWriterHandle`], with the rule for full of
+/// every sink ([`Output`](crate::sources::Output)), counted in messages: a
+/// message fits while fewer than `limit` are held.
+/// [`send`](QueueWriterHandle::send) refuses one that does not fit with
+/// `WouldBlock`, so at most `limit` messages are ever held, whoever sends;
+/// [`send_or_pause`](QueueWriterHandle::send_or_pause) takes it anyway and
+/// holds its producer (any registered source, by its [`Token`]) until every
+/// held message is sent: at most `limit` plus one message for each producer
+/// held (a [`QueueReader`] stops its batch at once, after that one), and
+/// refuses the rest with `WouldBlock`.
 ///
 /// ```
 /// # fn main() -> std::io::Result<()> {
@@ -180,11 +159,13 @@ struct Outgoing {
 /// let reader = MessageQueue::open(&name, Access::Receive)?;
 /// MessageQueue::unlink(&name)?;
 /// let mut reactor = Reactor::new()?;
-/// let out = QueueWriter::new(queue, 100)?.register(&mut reactor)?;
+/// let out = QueueWriter::new(queue, 2)?.register(&mut reactor)?;
 /// for i in 0..6u32 {
-///     out.send(&mut reactor, format!("m{i}").as_bytes(), i)?; // 4 fit, 2 held
+///     out.send(&mut reactor, format!("m{i}").as_bytes(), i)?; // 4 fit the queue, 2 held
 /// }
 /// assert_eq!(out.held(), 2);
+/// let refused = out.send(&mut reactor, b"m6", 6).unwrap_err(); // the limit: nothing taken
+/// assert_eq!(refused.kind(), std::io::ErrorKind::WouldBlock);
 /// let mut buf = [0; 64];
 /// let (n, priority) = reader.receive(&mut buf)?; // the highest first; room for one more
 /// assert_eq!((&buf[..n], priority), (&b"m3"[..], 3));
@@ -198,6 +179,7 @@ pub struct QueueWriter<Q> {
     queue: Q,
     out: Rc<Outgoing>,
     batch: usize,
+    on_drain: Option<OnEvent>,
 }
 
 /// What callbacks send through: a cheap clone (`Rc`) of a [`QueueWriter`]'s
@@ -208,8 +190,8 @@ pub struct QueueWriterHandle {
 }
 
 impl<Q: AsFd + 'static> QueueWriter<Q> {
-    /// A writer of `queue` that holds at most `limit` messages (plus one
-    /// per paused producer) while the queue is full. Makes the queue
+    /// A writer of `queue` that holds at most `limit` messages while the
+    /// queue is full (see [`QueueWriter`] for the rule). Makes the queue
     /// non-blocking; fails if `queue` is not a message queue.
     pub fn new(queue: Q, limit: usize) -> io::Result<QueueWriter<Q>> {
         let fd = queue.as_fd().as_raw_fd();
@@ -222,16 +204,15 @@ impl<Q: AsFd + 'static> QueueWriter<Q> {
             message_size: usize::try_from(attr.mq_msgsize).unwrap_or(0),
             held: RefCell::new(BinaryHeap::new()),
             seq: Cell::new(0),
-            paused: PausedProducers::default(),
-            on_drain: Cell::new(None),
+            producers: RefCell::new(Vec::new()),
         };
-        Ok(QueueWriter { queue, out: Rc::new(out), batch: BATCH })
+        Ok(QueueWriter { queue, out: Rc::new(out), batch: BATCH, on_drain: None })
     }
 
     /// Called when every held message has been sent (after the producers
-    /// it paused were resumed).
-    pub fn on_drain(self, on_drain: impl FnMut(&mut Context) + 'static) -> QueueWriter<Q> {
-        self.out.on_drain.set(Some(Box::new(on_drain)));
+    /// it held were released).
+    pub fn on_drain(mut self, on_drain: impl FnMut(&mut Context) + 'static) -> QueueWriter<Q> {
+        self.on_drain = Some(Box::new(on_drain));
         self
     }
 
@@ -247,10 +228,26 @@ impl<Q: AsFd + 'static> QueueWriter<Q> {
 
 impl QueueWriterHandle {
     /// Sends `message` with `priority` now if the queue has room, else
-    /// holds it (see [`QueueWriter`]). `InvalidInput` for a message larger
-    /// than the queue's message size (nothing is held), `BrokenPipe` once
-    /// the writer is gone; any other error of `mq_send` as it is.
+    /// holds it if it fits, else refuses it with `WouldBlock` (nothing is
+    /// held; wait for `on_drain`). `InvalidInput` for a message larger than
+    /// the queue's message size, `BrokenPipe` once the writer is gone; any
+    /// other error of `mq_send` as it is.
     pub fn send(&self, ctx: &mut Context, message: &[u8], priority: u32) -> io::Result<()> {
+        self.send_or_pause(ctx, message, priority, None)
+    }
+
+    /// As [`send`](Self::send), but a message that does not fit is held
+    /// anyway, and `producer` (the source whose message this is:
+    /// [`Context::current`] in its callback) is held until every held
+    /// message is sent. With `None` (a timer, outside the loop), or a token
+    /// no longer registered, it is `send`.
+    pub fn send_or_pause(
+        &self,
+        ctx: &mut Context,
+        message: &[u8],
+        priority: u32,
+        producer: Option<Token>,
+    ) -> io::Result<()> {
         let out = &*self.out;
         if !out.open.get() {
             return Err(io::Error::new(io::ErrorKind::BrokenPipe, "the queue writer is gone"));
@@ -267,29 +264,30 @@ impl QueueWriterHandle {
                 result => return result,
             }
         }
-        let seq = out.seq.get() + 1;
-        out.seq.set(seq);
-        let held = {
-            let mut held = out.held.borrow_mut();
-            held.push(Held { priority, seq: Reverse(seq), bytes: message.to_vec() });
-            held.len()
-        };
-        if held >= out.limit {
-            if let Some(producer) = ctx.current().filter(|&p| Some(p) != out.token.get()) {
-                out.paused.pause(ctx, producer)?;
-            }
+        let producer = producer.filter(|&p| ctx.contains(p));
+        let mut producers = out.producers.borrow_mut();
+        let new = producer.filter(|p| !producers.contains(p));
+        // Past the limit: one message more for each producer held (the one
+        // it sends before its hold takes effect), this one included.
+        let room =
+            out.limit + if producer.is_some() { producers.len() + usize::from(new.is_some()) } else { 0 };
+        if self.held() >= room {
+            let full = format!("the queue writer holds its {} messages: wait for its on_drain", self.held());
+            return Err(io::Error::new(io::ErrorKind::WouldBlock, full));
         }
+        out.seq.set(out.seq.get() + 1);
+        out.held.borrow_mut().push((priority, Reverse(out.seq.get()), message.to_vec()));
+        if let Some(producer) = new.filter(|_| self.held() >= out.limit) {
+            ctx.hold(producer)?;
+            producers.push(producer);
+        }
+        drop(producers);
         self.arm(ctx)
     }
 
     /// Messages held, waiting for room in the queue.
     pub fn held(&self) -> usize {
         self.out.held.borrow().len()
-    }
-
-    /// Whether `limit` messages or more are held.
-    pub fn is_full(&self) -> bool {
-        self.held() >= self.out.limit
     }
 
     /// The writer's token, once registered.
@@ -325,8 +323,8 @@ impl<Q: AsFd> Handler for QueueWriter<Q> {
         let out = &*self.out;
         for _ in 0..self.batch {
             let mut held = out.held.borrow_mut();
-            let Some(next) = held.peek() else { break };
-            match send(out.fd, &next.bytes, next.priority) {
+            let Some((priority, _, bytes)) = held.peek() else { break };
+            match send(out.fd, bytes, *priority) {
                 Ok(()) => drop(held.pop()),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) => return Err(e),
@@ -334,24 +332,20 @@ impl<Q: AsFd> Handler for QueueWriter<Q> {
         }
         let handle = QueueWriterHandle { out: self.out.clone() };
         if handle.held() == 0 {
-            out.paused.resume_all(ctx)?;
-            if let Some(mut on_drain) = out.on_drain.take() {
+            release(ctx, out.producers.take(), "queue writer");
+            if let Some(on_drain) = &mut self.on_drain {
                 on_drain(ctx);
-                out.on_drain.set(Some(on_drain));
             }
         }
         handle.arm(ctx)
     }
 
     fn on_remove(&mut self, ctx: &mut Context) {
-        // Removed with messages held: the producers it paused must not stay paused.
-        if let Err(e) = self.out.paused.resume_all(ctx) {
-            log::warn!("queue writer: resuming a paused producer: {e}");
-        }
+        // Removed with messages held: the producers it held must not stay so.
+        release(ctx, self.out.producers.take(), "queue writer");
     }
 
     fn on_shutdown(&mut self) {
-        self.out.open.set(false);
         let left = self.out.held.borrow().len();
         if left > 0 {
             log::debug!("queue writer: {left} held messages dropped at shutdown");
