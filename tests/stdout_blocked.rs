@@ -179,3 +179,85 @@ fn fill_pipe(path: &str) {
     // A write of a whole page can fail while a smaller one still fits.
     while pipe.write(b".").is_ok() {}
 }
+
+/// Issue 26, point 4: a stdout nobody reads does not stop the loop. For
+/// three seconds the statistics stay fresh (updated under a second ago), a
+/// TCP connection is accepted, and the server's thread makes no `poll`,
+/// `ppoll` or sleep (strace); then a SIGTERM ends it at once (the reader
+/// has taken nothing for longer than the stop's wait), having printed
+/// whole lines only, and the next server prints the rest from the journal.
+#[test]
+fn a_server_whose_stdout_nobody_reads_keeps_serving_and_stops_at_once() {
+    let queue = TestQueue::new();
+    let mut server = ServerBuilder::on(&queue).raw_stdout().start();
+    let unread = server.take_stdout();
+    let line = "z".repeat(200);
+    let count = messages_to_stall(&unread, "mq[0]: 0000 \n".len() + line.len(), QUEUE_CAPACITY);
+    let sent =
+        client_with_input(["--queue", queue.name(), "--timeout", "1"], lines(count, &line, true).as_bytes());
+    assert_eq!(sent.code(), 1, "the queue should have stayed full: {}", sent.stderr);
+    assert!(server.stdout_is_full(), "the server's stdout is full");
+
+    let dir = TempDir::new();
+    let trace = dir.join("strace.out");
+    let pid = server.pid().to_string();
+    let calls = "trace=poll,ppoll,nanosleep,clock_nanosleep";
+    let mut strace = std::process::Command::new("strace")
+        .args(["-f", "-qq", "-e", calls, "-o"])
+        .arg(&trace)
+        .args(["-p", &pid])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("run strace");
+    let traced = || {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        status.lines().any(|l| l.starts_with("TracerPid:") && l.split_whitespace().nth(1) != Some("0"))
+    };
+    wait_until("strace to attach to the server", traced);
+
+    let start = std::time::Instant::now();
+    let mut connection = None;
+    while start.elapsed() < std::time::Duration::from_secs(3) {
+        let stats = stats_of(&queue);
+        let now =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64;
+        let age = now.saturating_sub(stats["updated_unix_ns"].u64());
+        assert!(age < 1_000_000_000, "statistics updated {age} ns ago, after {:?}", start.elapsed());
+        if connection.is_none() && start.elapsed() > std::time::Duration::from_secs(1) {
+            connection = Some(std::net::TcpStream::connect(server.tcp_addr()).expect("connect"));
+            wait_until("the connection accepted", || {
+                SourceFigures::of(&stats_of(&queue), "tcp").connections_open == 1
+            });
+        }
+    }
+    assert!(connection.is_some() && server.stdout_is_full(), "stdout stayed full, unread, for 3 s");
+    // SIGINT makes strace detach and write out what it saw.
+    // SAFETY: plain call on the strace we started.
+    unsafe { libc::kill(strace.id() as libc::pid_t, libc::SIGINT) };
+    strace.wait().expect("strace ends");
+    let seen = std::fs::read_to_string(&trace).expect("strace's output");
+    assert!(seen.trim().is_empty(), "the server's loop polled or slept while stdout was full:\n{seen}");
+
+    let stopped = std::time::Instant::now();
+    let status = server.terminate();
+    let took = stopped.elapsed();
+    assert_eq!(status.code(), Some(1), "output not delivered is a failure");
+    assert!(took < std::time::Duration::from_millis(500), "the stop took {took:?}");
+    let mut printed = Vec::new();
+    std::io::Read::read_to_end(&mut { unread }, &mut printed).expect("read what the server printed");
+    let printed = String::from_utf8(printed).expect("lines of text");
+    assert!(
+        printed.ends_with('\n'),
+        "whole lines only; the output ends with {:?}",
+        &printed[printed.len() - 20..]
+    );
+
+    // The next server prints the rest, from the journal, and the lines follow on.
+    let mut next = ServerBuilder::on(&queue).start();
+    assert_eq!(next.terminate().code(), Some(0));
+    let all: Vec<String> = printed.lines().map(str::to_string).chain(next.stdout.snapshot()).collect();
+    for (n, got) in all.iter().enumerate() {
+        assert_eq!(got, &format!("mq[0]: {n} {line}"), "line {n}");
+    }
+    assert!(all.len() > printed.lines().count(), "the journal kept lines for the next server");
+}

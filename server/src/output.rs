@@ -13,8 +13,9 @@
 //! the statistics and new connections are served. A stop waits for a
 //! blocked stdout in the loop too ([`stop_when_written`]), a second at
 //! most. (A terminal or a file is written as it is.) Only the replay of a
-//! killed server's journal, at startup before the loop runs, waits in
-//! `poll`.
+//! killed server's journal, before the loop runs, and the queue's drain at
+//! shutdown, after it, wait for room in `poll` (a second without progress
+//! at most, at a stop).
 //!
 //! Lines are written whole: into a pipe, a write never ends inside a line
 //! (see [`Output::flush`]), so when a stop gives up on a reader that takes
@@ -53,6 +54,9 @@ const PIPE_BUF: usize = libc::PIPE_BUF;
 
 /// How long a stopping server waits for a reader that takes nothing.
 const PATIENCE_WHEN_STOPPING: Duration = Duration::from_secs(1);
+
+/// Why a stop gave up on a full stdout.
+const GIVEN_UP: &str = "full, nobody reads it, and a stop was asked: output dropped";
 
 /// How soon a pipe with room, but not for the next whole line, is tried
 /// again (epoll would call it writable at once, for ever).
@@ -328,11 +332,11 @@ impl Output {
     /// next server (or are dropped, and counted so, without a journal), and
     /// every flush returns an error of the same kind, so that the caller
     /// shuts down. [`reader_left`] tells a reader that went away (news, not
-    /// a failure) from output lost. A stdout that takes no more for now
-    /// is not an error: the rest waits, and stdout is blocked
-    /// ([`is_blocked`](Output::is_blocked)); once a stop is under way (the
-    /// shutdown), it is given up on at once, since the loop's wait is over
-    /// ([`stop_when_written`]).
+    /// a failure) from output lost. In the loop, a stdout that takes no
+    /// more for now is not an error: the rest waits, and stdout is blocked
+    /// ([`is_blocked`](Output::is_blocked)). Once a stop is under way (the
+    /// shutdown, after the loop), a full stdout is waited for in `poll`, a
+    /// second without progress at most.
     pub fn flush(&mut self) -> io::Result<()> {
         if let Some(kind) = self.closed {
             self.set_aside();
@@ -347,7 +351,9 @@ impl Output {
             if self.journal.pending() == 0 {
                 break Ok(());
             }
-            match self.stdout.write_some(self.journal.unwritten(), false) {
+            // The shutdown, after the loop, waits for room (a second at most).
+            let wait = self.stdout.lifecycle.is_stopping();
+            match self.stdout.write_some(self.journal.unwritten(), wait) {
                 Ok(n) => self.journal.advance(n),
                 Err(e) if e.raw_os_error() == Some(libc::EFAULT) && self.journal.is_durable() => {
                     // Pages of a shrunk journal: touched, they fault and are replaced.
@@ -370,16 +376,22 @@ impl Output {
         let printed = count_lines(&self.journal.bytes_from(start)[..self.journal.written() - start]);
         self.counters.lines_printed += printed;
         self.lines -= printed;
-        let full = e.kind() == io::ErrorKind::WouldBlock;
-        if full && !self.stdout.lifecycle.is_stopping() {
+        if e.kind() == io::ErrorKind::WouldBlock && !self.stdout.lifecycle.is_stopping() {
             if self.blocked.is_none() || self.journal.written() != start {
                 self.blocked = Some(Instant::now());
             }
             return Ok(());
         }
-        let e = if full { io::Error::new(e.kind(), "full, nobody reads it, and a stop was asked: output dropped") } else { e };
         self.close(&e);
         Err(e)
+    }
+
+    /// A stop that waited for a blocked stdout long enough: output is given
+    /// up on, and what it did not take stays in the journal.
+    fn give_up(&mut self) {
+        if self.is_blocked() {
+            self.close(&io::Error::new(io::ErrorKind::WouldBlock, GIVEN_UP));
+        }
     }
 
     /// Marks the output closed by `e`, logs it, and sets aside what was not
@@ -577,10 +589,7 @@ impl Stdout {
             }
         }
         if self.stop_asked(since) {
-            return Err(io::Error::new(
-                io::ErrorKind::WouldBlock,
-                "full, nobody reads it, and a stop was asked: output dropped",
-            ));
+            return Err(io::Error::new(io::ErrorKind::WouldBlock, GIVEN_UP));
         }
         Ok(())
     }
@@ -746,13 +755,16 @@ fn watch_fd(shared: &SharedOutput, fd: RawFd, ctx: &mut Context) -> Option<Token
 /// A stop signal: the loop stops once stdout has taken what the rounds
 /// produced, or once it has taken nothing for [`PATIENCE_WHEN_STOPPING`]
 /// (a reader blocked that long already is not waited for at all); the
-/// producers stay held meanwhile, and a second stop ends the wait. What
-/// stdout did not take then stays in the journal ([`Output::flush`] gives
-/// up at the shutdown).
+/// producers stay held meanwhile, and a second stop ends the wait. A
+/// stdout waited for so is given up on: what it did not take stays in the
+/// journal, and the shutdown does not wait for it again.
 pub fn stop_when_written(shared: &SharedOutput, ctx: &mut Context) {
-    if std::mem::replace(&mut shared.borrow_mut().watch.stop, true) {
+    let mut output = shared.borrow_mut();
+    if std::mem::replace(&mut output.watch.stop, true) {
+        output.give_up();
         return ctx.stop();
     }
+    drop(output);
     wait_or_stop(shared, ctx);
 }
 
@@ -765,6 +777,7 @@ fn wait_or_stop(shared: &SharedOutput, ctx: &mut Context) {
     let waited = output.blocked.filter(|_| output.is_blocked()).map(|since| since.elapsed());
     let left = waited.and_then(|waited| PATIENCE_WHEN_STOPPING.checked_sub(waited));
     let Some(left) = left.filter(|left| !left.is_zero()) else {
+        output.give_up();
         return ctx.stop();
     };
     drop(output);
