@@ -123,7 +123,7 @@ pub fn journal_name(queue: &str) -> String {
 /// output is written when it passes [`FLUSH_AT`], and one more line, every
 /// byte escaped to four and a tag, must fit after that; and, while stdout
 /// is full, the lines of the one read a connection or stdin hands over
-/// before its hold takes effect ([`HELD_READ`] bytes, escaped).
+/// before its hold takes effect (64 KiB, escaped).
 pub fn capacity_for(longest: usize) -> usize {
     let wanted = HEADER_SIZE + FLUSH_AT + 4 * longest + 4 * HELD_READ + 256;
     wanted.next_multiple_of(4096) - HEADER_SIZE

@@ -694,7 +694,7 @@ pub fn hold_producer(output: &mut Output, ctx: &mut Context) {
 
 /// After a round's flush: while stdout is blocked, the loop watches it for
 /// room (a pipe with room, but not for the next whole line, is tried again
-/// every [`ROOM_RETRY`]); once it has taken everything, the producers held
+/// every 2 ms); once it has taken everything, the producers held
 /// resume, or a stop waiting for it ([`stop_when_written`]) comes.
 pub fn watch_blocked_stdout(shared: &SharedOutput, ctx: &mut Context) {
     let mut output = shared.borrow_mut();
@@ -753,7 +753,7 @@ fn watch_fd(shared: &SharedOutput, fd: RawFd, ctx: &mut Context) -> Option<Token
 }
 
 /// A stop signal: the loop stops once stdout has taken what the rounds
-/// produced, or once it has taken nothing for [`PATIENCE_WHEN_STOPPING`]
+/// produced, or once it has taken nothing for a second
 /// (a reader blocked that long already is not waited for at all); the
 /// producers stay held meanwhile, and a second stop ends the wait. A
 /// stdout waited for so is given up on: what it did not take stays in the
