@@ -681,7 +681,16 @@ fn any_pending(signals: &[i32]) -> bool {
 /// stdout is blocked: a producer (the queue, a connection, stdin) calls it
 /// after it has written, and it is resumed when stdout has taken
 /// everything ([`watch_blocked_stdout`]).
+#[inline]
 pub fn hold_producer(output: &mut Output, ctx: &mut Context) {
+    // Once per line: one test while stdout takes everything.
+    if output.blocked.is_some() {
+        hold_current(output, ctx);
+    }
+}
+
+#[cold]
+fn hold_current(output: &mut Output, ctx: &mut Context) {
     let Some(me) = ctx.current().filter(|_| output.is_blocked()) else { return };
     if output.watch.held.contains(&me) {
         return;
