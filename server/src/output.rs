@@ -123,6 +123,8 @@ struct Stdout {
     stop_signals: &'static [i32],
     /// The last write found a pipe with room, but not for the next line.
     short_of_room: bool,
+    /// Every write waits for room ([`Output::wait_when_full`]).
+    always_wait: bool,
 }
 
 impl Output {
@@ -146,6 +148,7 @@ impl Output {
             lifecycle,
             stop_signals,
             short_of_room: false,
+            always_wait: false,
         };
         Rc::new(RefCell::new(Output {
             stdout,
@@ -321,6 +324,13 @@ impl Output {
         self.closed.is_some()
     }
 
+    /// For a loop that does not watch stdout (the benchmark's mio server):
+    /// every write waits for room in `poll`, as long as it takes (a pending
+    /// stop signal ends the wait), and stdout is never blocked.
+    pub fn wait_when_full(&mut self) {
+        self.stdout.always_wait = true;
+    }
+
     /// Whether stdout took not all the output and is waited for: its
     /// producers hold their input ([`hold_producer`]) meanwhile.
     pub fn is_blocked(&self) -> bool {
@@ -352,7 +362,7 @@ impl Output {
                 break Ok(());
             }
             // The shutdown, after the loop, waits for room (a second at most).
-            let wait = self.stdout.lifecycle.is_stopping();
+            let wait = self.stdout.always_wait || self.stdout.lifecycle.is_stopping();
             match self.stdout.write_some(self.journal.unwritten(), wait) {
                 Ok(n) => self.journal.advance(n),
                 Err(e) if e.raw_os_error() == Some(libc::EFAULT) && self.journal.is_durable() => {
