@@ -199,6 +199,14 @@ fn a_journal_whose_offsets_or_bytes_are_not_the_servers_is_refused() {
 }
 
 #[test]
+fn a_journal_holding_bytes_the_server_prints_as_hex_is_refused() {
+    // A lone 0xff, a lone 0x85 (Latin-1 NEL), an 8-bit CSI that clears some terminals.
+    for raw in [&b"mq[0]: a\xffb\n"[..], b"mq[0]: \x85\n", b"mq[0]: \x9b2J\n"] {
+        refused("not lines the server prints", |queue| plant(queue, 0o600, raw));
+    }
+}
+
+#[test]
 fn a_journal_of_another_user_is_refused() {
     // SAFETY: plain call.
     if unsafe { libc::geteuid() } != 0 {
@@ -446,4 +454,156 @@ fn a_server_killed_during_its_shutdown_drain_leaves_its_lines_to_the_next() {
         replayed_lines.iter().all(|n| times[n] == 1 || first_set.contains(n)),
         "a line printed twice is one the killed server had written"
     );
+}
+
+/// A server killed in the middle of a write into a file leaves the start
+/// of a line; the journal prints that line again whole. The next server
+/// starts on a new line, so that every line it prints is whole: into a
+/// file opened to append (`>>`) or at its end.
+#[test]
+fn a_file_that_ends_inside_a_line_gets_a_newline_before_the_replay() {
+    let dir = TempDir::new();
+    let data = b"mq[0]: the whole line\nmq[0]: the next\n";
+    for (before, append) in [("mq[0]: the who", true), ("mq[0]: the who", false), ("mq[0]: done\n", true)] {
+        let queue = TestQueue::new();
+        plant_journal(
+            &queue,
+            0o600,
+            &journal_header_for(capacity(), 0, data),
+            data,
+            HEADER_SIZE + capacity(),
+        );
+        let path = dir.join(&unique("stdout"));
+        std::fs::write(&path, before).expect("write the file");
+        let mut file = std::fs::OpenOptions::new().append(append).write(true).open(&path).expect("open it");
+        std::io::Seek::seek(&mut file, std::io::SeekFrom::End(0)).expect("seek to its end");
+
+        let mut server = ServerBuilder::on(&queue).stdout_to(file).start();
+        let expected = if before.ends_with('\n') { before.to_string() } else { format!("{before}\n") }
+            + std::str::from_utf8(data).unwrap();
+        let read = || std::fs::read_to_string(&path).unwrap_or_default();
+        server.wait_for("the journal's lines in the file", || read().len() >= expected.len());
+        assert_eq!(server.terminate().code(), Some(0));
+
+        assert_eq!(read(), expected, "append: {append}");
+    }
+}
+
+/// A stdout that fails from the start, as a server meets it.
+enum DeadStdout {
+    /// A pipe whose reader closed: `EPIPE`.
+    ReaderGone,
+    /// `/dev/full`: `ENOSPC`.
+    Full,
+    /// A TCP connection its peer reset: `ECONNRESET`, then `EPIPE`.
+    Reset,
+    /// A full pipe whose reader never reads: the server waits until a
+    /// `SIGTERM` stops it.
+    Stalled,
+}
+
+/// A pipe: (read end, write end), both close-on-exec.
+fn pipe() -> (std::fs::File, std::fs::File) {
+    let mut fds = [0; 2];
+    // SAFETY: `fds` has room for the two descriptors.
+    assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0, "pipe2");
+    // SAFETY: both were just made and are owned by nobody else.
+    unsafe { (std::os::fd::FromRawFd::from_raw_fd(fds[0]), std::os::fd::FromRawFd::from_raw_fd(fds[1])) }
+}
+
+impl DeadStdout {
+    /// The server's stdout, and what the test keeps of it: the read end of
+    /// a stalled pipe, or the socket's other end.
+    fn make(&self) -> (std::fs::File, Option<std::fs::File>) {
+        use std::io::Write;
+        match self {
+            DeadStdout::ReaderGone => {
+                let (reader, mut writer) = pipe();
+                drop(reader);
+                // A process another test forks may hold a copy of the read end until it execs.
+                wait_until("no reader of the pipe", || writer.write(b".").is_err());
+                (writer, None)
+            }
+            DeadStdout::Full => (std::fs::OpenOptions::new().write(true).open("/dev/full").unwrap(), None),
+            DeadStdout::Reset => {
+                let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+                let ours = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+                reset(listener.accept().unwrap().0);
+                ours.set_nonblocking(true).unwrap();
+                wait_until("the reset to arrive", || {
+                    ours.peek(&mut [0]).is_err_and(|e| e.kind() == std::io::ErrorKind::ConnectionReset)
+                });
+                ours.set_nonblocking(false).unwrap();
+                (std::fs::File::from(std::os::fd::OwnedFd::from(ours)), None)
+            }
+            DeadStdout::Stalled => {
+                let (reader, writer) = pipe();
+                let filler = std::fs::OpenOptions::new()
+                    .write(true)
+                    .custom_flags(libc::O_NONBLOCK)
+                    .open(format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&writer)))
+                    .unwrap();
+                // As large as the server makes it, first: then full.
+                // SAFETY: plain call on an open descriptor.
+                unsafe { libc::fcntl(std::os::fd::AsRawFd::as_raw_fd(&writer), libc::F_SETPIPE_SZ, 1 << 20) };
+                while (&filler).write(b"filler\n").is_ok() {}
+                (writer, Some(reader))
+            }
+        }
+    }
+}
+
+/// A server that adopts a queue holding 10 messages and a killed server's
+/// journal holding 9 lines, with a stdout that fails from the start,
+/// prints none of them, and leaves them all to the next server: the lines
+/// in the journal, the messages in the queue (which it does not drain into
+/// a dead stdout, nor remove). Every message is counted over every output.
+#[test]
+fn a_stdout_dead_at_startup_leaves_the_queue_and_the_journal_to_the_next_server() {
+    use std::io::Read;
+    for dead in [DeadStdout::ReaderGone, DeadStdout::Full, DeadStdout::Reset, DeadStdout::Stalled] {
+        let queue = TestQueue::new();
+        let journal: Vec<String> = (1..=9).map(|i| format!("mq[0]: journal {i}")).collect();
+        let data = journal.iter().map(|line| format!("{line}\n")).collect::<String>();
+        plant(&queue, 0o600, data.as_bytes());
+        let waiting = RawQueue::create(queue.name(), 10, 256, 0o600).expect("make the queue");
+        let queued: Vec<String> = (1..=10).map(|i| format!("mq[0]: queued {i}")).collect();
+        for i in 1..=10 {
+            waiting.send(format!("queued {i}").as_bytes(), 0);
+        }
+        drop(waiting);
+
+        let (stdout, kept) = dead.make();
+        let mut first = ServerBuilder::on(&queue).stdout_to(stdout).spawn();
+        if let DeadStdout::Stalled = dead {
+            // It holds the journal open while it replays it into the full pipe.
+            let fds = format!("/proc/{}/fd", first.pid());
+            let name = journal_name(&queue);
+            first.wait_for("the server to replay the journal", || {
+                let links = std::fs::read_dir(&fds).into_iter().flatten().flatten();
+                links
+                    .filter_map(|fd| std::fs::read_link(fd.path()).ok())
+                    .any(|link| link.ends_with(&name[1..]))
+            });
+            first.signal(libc::SIGTERM);
+        }
+        first.wait_exit();
+        let mut printed_first = String::new();
+        if let Some(mut reader) = kept {
+            let mut all = Vec::new();
+            // SAFETY: plain call; the server is gone, so nothing more comes.
+            unsafe { libc::fcntl(std::os::fd::AsRawFd::as_raw_fd(&reader), libc::F_SETFL, libc::O_NONBLOCK) };
+            let _ = reader.read_to_end(&mut all);
+            printed_first = String::from_utf8_lossy(&all).replace("filler\n", "");
+        }
+        let log = first.stderr.snapshot().join("\n");
+        assert!(log.contains("left in the queue for the next server"), "{log}");
+
+        let mut next = start_server(&queue);
+        let printed_next = next.stdout.wait_count(19);
+        assert_eq!(next.terminate().code(), Some(0));
+
+        assert_eq!(printed_first, "", "nothing reaches a dead stdout");
+        assert_eq!(printed_next, [journal, queued].concat(), "first server's log:\n{log}");
+    }
 }

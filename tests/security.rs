@@ -102,18 +102,36 @@ fn plant(queue: &TestQueue, mode: libc::mode_t) -> RawQueue {
 }
 
 #[test]
-fn the_client_sends_nothing_into_a_queue_that_others_may_read() {
+fn the_owners_client_sends_into_a_queue_shared_with_a_group_whatever_its_mode() {
+    for (mode, readers) in [("0660", "and the members of group"), ("0620", "alone (mode 0620)")] {
+        let queue = TestQueue::new();
+        let mut server = ServerBuilder::on(&queue).umask(0o022).args(["--mode", mode]).start();
+
+        send(&queue, &format!("for the course group, mode {mode}"));
+
+        server.stdout.wait_exact(&format!("mq[0]: for the course group, mode {mode}"));
+        let status = client(["--status", "--queue", queue.name()]);
+        let read_by = status.stdout.lines().find(|l| l.starts_with("read by")).unwrap_or_default();
+        assert!(read_by.contains("this user") && read_by.contains(readers), "{}", status.stdout);
+        assert!(!status.stdout.contains("refuses"), "{}", status.stdout);
+        assert_eq!(server.terminate().code(), Some(0));
+    }
+}
+
+#[test]
+fn the_client_sends_into_its_own_users_queue_that_every_user_may_read_and_says_who_may() {
     let queue = TestQueue::new();
     let planted = plant(&queue, 0o644);
 
-    let run = client(["--queue", queue.name(), "my password is hunter2"]);
+    client(["--queue", queue.name(), "the owner's choice"]).assert_success();
 
-    assert_eq!(run.code(), 1, "stderr: {}", run.stderr);
-    assert!(run.stderr.contains("owned by this user with mode 0644"), "stderr: {}", run.stderr);
-    assert!(run.stderr.contains("nothing sent"), "stderr: {}", run.stderr);
-    assert_eq!(planted.attributes().current, 0, "the message must not be in the queue");
+    assert_eq!(planted.attributes().current, 1);
     let status = client(["--status", "--queue", queue.name()]);
-    assert!(status.stdout.contains("client refuses to send into it"), "{}", status.stdout);
+    assert!(
+        status.stdout.contains("read by           this user and every other user (mode 0644)"),
+        "{}",
+        status.stdout
+    );
 }
 
 #[test]
@@ -137,13 +155,37 @@ fn the_client_sends_nothing_into_a_queue_another_user_made_first_unless_told_to_
     let belongs = status.stdout.lines().find(|l| l.starts_with("belongs to")).unwrap_or_default();
     assert!(belongs.contains("another user") && belongs.contains(&named), "{}", status.stdout);
 
-    // Trusting that user is not enough while others may read it too...
+    // A mode that shuts everybody else out does not make it this user's...
+    fs::set_permissions(&file, fs::Permissions::from_mode(0o622)).unwrap();
+    assert_eq!(client(["--queue", queue.name(), "still no"]).code(), 1);
+    assert_eq!(planted.attributes().current, 0);
+    // ...and trusting its owner is enough, whatever the mode.
+    fs::set_permissions(&file, fs::Permissions::from_mode(0o666)).unwrap();
     let owner = OTHER_UID.to_string();
-    assert_eq!(client(["--owner", &owner, "--queue", queue.name(), "still no"]).code(), 1);
-    // ...and enough once they alone may.
-    fs::set_permissions(&file, fs::Permissions::from_mode(0o600)).unwrap();
     client(["--owner", &owner, "--queue", queue.name(), "trusted"]).assert_success();
     assert_eq!(planted.attributes().current, 1);
+}
+
+#[test]
+fn client_status_answers_at_once_when_another_user_planted_a_fifo_as_the_journal() {
+    if !can_switch_users("client_status_answers_at_once_when_another_user_planted_a_fifo_as_the_journal") {
+        return;
+    }
+    let queue = TestQueue::new();
+    let fifo = std::path::Path::new("/dev/shm").join(journal_name(&queue).trim_start_matches('/'));
+    let path = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
+    // SAFETY: `path` is NUL-terminated.
+    assert_eq!(unsafe { libc::mkfifo(path.as_ptr(), 0o666) }, 0, "mkfifo {}", fifo.display());
+    chown(&fifo, OTHER_UID);
+
+    // With no queue (the journal of a server killed in its drain), then with one.
+    for planted in [None, Some(plant(&queue, 0o600))] {
+        let run = run_to_end(client_command(["--status", "--queue", queue.name()]), b"", DEADLINE);
+
+        let journal = run.stdout.lines().find(|l| l.starts_with("journal")).unwrap_or_default();
+        assert!(journal.contains("a FIFO, not a shared memory object"), "{}{}", run.stdout, run.stderr);
+        drop(planted);
+    }
 }
 
 #[test]

@@ -99,6 +99,13 @@ pub struct Run {
     pub calls: Option<Calls>,
 }
 
+impl Run {
+    /// Items per second.
+    pub fn rate(&self) -> f64 {
+        self.rate
+    }
+}
+
 /// What a run reads from its server over the part it measures, from just
 /// before the go to the last line read by the sink: the server's CPU time,
 /// and its system calls when they are counted.

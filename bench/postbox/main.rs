@@ -9,6 +9,7 @@
 //!
 //! - `sender`: sends messages to a queue (see [`roles::sender`]);
 //! - `tcp-client`, `tcp-idle`: write lines over TCP, or hold idle connections;
+//! - `paced-sender`, `paced-tcp`: send stamped items at a fixed rate ([`latency`]);
 //! - `mio-server`: the postbox server on mio ([`mio_server`]).
 //!
 //! The C server ([`c_server`]) is built from `bench/c_server` at
@@ -33,6 +34,7 @@ mod clock;
 mod dispatch;
 mod endtoend;
 mod footprint;
+mod latency;
 mod mio_server;
 mod placement;
 mod procfs;
@@ -93,8 +95,8 @@ impl Plan {
 
 /// What `--only` accepts: the groups of workloads, and `check` (the output
 /// check alone, which every run makes first).
-const GROUPS: [&str; 9] =
-    ["mq", "notify", "stats", "baseline", "tcp", "syscalls", "dispatch", "footprint", "check"];
+const GROUPS: [&str; 10] =
+    ["mq", "notify", "stats", "baseline", "tcp", "latency", "syscalls", "dispatch", "footprint", "check"];
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -151,6 +153,9 @@ fn main() -> ExitCode {
     }
     if wanted("tcp") {
         endtoend::tcp_workloads(plan, &mut table, &mut observed);
+    }
+    if wanted("latency") {
+        latency::workloads(plan, &mut table);
     }
     if wanted("syscalls") {
         syscalls::workloads(plan, &mut table);

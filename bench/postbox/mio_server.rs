@@ -159,7 +159,7 @@ impl MioServer {
         let mut events = Events::with_capacity(EVENTS);
         while !self.stopping {
             let mut output = self.output.borrow_mut();
-            self.stats.publish(&output.counters);
+            self.stats.publish(output.counters());
             if output.flush().is_err() {
                 break;
             }
@@ -201,10 +201,7 @@ impl MioServer {
             match listener.accept() {
                 Ok((stream, peer)) => match add_connection(&self.poll, &mut self.connections, stream, peer) {
                     Ok(()) => {
-                        let mut output = self.output.borrow_mut();
-                        let counts = output.counters.source(Source::Tcp);
-                        counts.connections_open += 1;
-                        counts.connections_total += 1;
+                        self.output.borrow_mut().connection_opened(Source::Tcp);
                     }
                     Err(e) => eprintln!("[ERROR] tcp[{peer}]: {e}"),
                 },
@@ -243,7 +240,7 @@ impl MioServer {
             }
         };
         if on_error {
-            output.counters.source(Source::Tcp).errors += 1;
+            output.source_failed(Source::Tcp);
         }
         drop(output);
         if !open {
@@ -257,7 +254,7 @@ impl MioServer {
         if !conn.partial.is_empty() {
             output.line(Source::Tcp, &conn.prefix, &conn.partial);
         }
-        output.counters.source(Source::Tcp).connections_open -= 1;
+        output.connection_closed(Source::Tcp);
         drop(output);
         if let Err(e) = self.poll.registry().deregister(&mut conn.stream) {
             eprintln!("[WARN] {}deregister: {e}", conn.prefix);

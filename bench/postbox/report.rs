@@ -13,6 +13,7 @@ pub enum Unit {
     /// A count per message or line, such as system calls.
     PerItem(&'static str),
     Nanoseconds,
+    Microseconds,
     Milliseconds,
     Kib,
     Bytes,
@@ -25,6 +26,7 @@ impl Unit {
             Unit::PerSecond(what) => format!("{} {what}/s", thousands(value)),
             Unit::PerItem(what) => format!("{} per {what}", three_digits(value)),
             Unit::Nanoseconds => format!("{value:.0} ns"),
+            Unit::Microseconds => format!("{value:.1} µs"),
             Unit::Milliseconds => format!("{value:.2} ms"),
             Unit::Kib => format!("{} KiB", thousands(value)),
             Unit::Bytes => format!("{value:.0} B"),
@@ -289,7 +291,7 @@ fn three_digits(value: f64) -> String {
 }
 
 /// 1234567.8 as "1 234 568".
-fn thousands(value: f64) -> String {
+pub fn thousands(value: f64) -> String {
     let digits = format!("{:.0}", value.max(0.0));
     let mut out = String::new();
     for (i, digit) in digits.chars().enumerate() {

@@ -9,8 +9,8 @@ use std::net::{SocketAddr, TcpStream};
 use std::process::ExitCode;
 
 use crate::clock::now_ns;
-use crate::mio_server;
 use crate::queue::{self, Queue};
+use crate::{latency, mio_server};
 
 /// Every TCP line is this long, its newline included.
 pub const LINE_LEN: usize = 64;
@@ -22,6 +22,12 @@ pub fn run(args: &[String]) -> ExitCode {
         [role, name, count, size] if role == "sender" => sender(name, number(count), number(size) as usize),
         [role, addr, connections, lines] if role == "tcp-client" => {
             tcp_client(address(addr), number(connections) as usize, number(lines))
+        }
+        [role, name, count, rate] if role == "paced-sender" => {
+            latency::paced_sender(name, number(count), number(rate))
+        }
+        [role, addr, count, rate] if role == "paced-tcp" => {
+            latency::paced_tcp(address(addr), number(count), number(rate))
         }
         [role, addr, connections] if role == "tcp-idle" => {
             tcp_idle(address(addr), number(connections) as usize)
@@ -102,7 +108,7 @@ fn tcp_lines(count: usize) -> Vec<u8> {
 }
 
 /// Says `ready`, then waits until the conductor closes our stdin.
-fn wait_for_go() -> io::Result<()> {
+pub fn wait_for_go() -> io::Result<()> {
     let mut stdout = io::stdout().lock();
     stdout.write_all(b"ready\n")?;
     stdout.flush()?;
@@ -110,7 +116,8 @@ fn wait_for_go() -> io::Result<()> {
     Ok(())
 }
 
-fn report(start: u64, end: u64) -> io::Result<()> {
+/// Reports when the work started and ended, in [`crate::clock`] nanoseconds.
+pub fn report(start: u64, end: u64) -> io::Result<()> {
     let mut stdout = io::stdout().lock();
     writeln!(stdout, "{start} {end}")?;
     stdout.flush()

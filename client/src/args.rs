@@ -29,17 +29,19 @@ Options:
   --nonblock           fail at once if the queue is full
                        [default: wait for room as long as the queue exists]
   --owner UID|NAME     send only into a queue of this user [default: the
-                       user running the client]. A queue of another user,
-                       or one that other users may read (mode with group
-                       or other read bits), is refused: nothing is sent,
-                       exit 1, and the error names its owner and mode
+                       user running the client], whatever its mode (who
+                       else may read it is its owner's choice: --status
+                       says who). A queue of another user is refused:
+                       nothing is sent, exit 1, and the error names its
+                       owner and mode
   --stats              print the server's live statistics (shared memory
                        NAME.stats, semaphore NAME.stats) instead of sending;
                        --timeout bounds the wait for the semaphore [default: 1]
   --json               with --stats: one JSON object instead of a table
   --status             print the queue's attributes (mq_getattr), its owner
-                       and mode, whether a server holds it, and its file in
-                       the mqueue filesystem if mounted
+                       and mode, who may read it, whether a server holds
+                       it, its journal, and its file in the mqueue
+                       filesystem if mounted
   -h, --help           this text
   -V, --version        the version
 
@@ -48,7 +50,7 @@ Environment:
 
 Exit status: 0 when every message was sent (or the figures were read); 1
 when one could not be (no such queue, permission denied, a queue of
-another user or that others may read, message too long, queue full;
+another user, message too long, queue full;
 --stats: no server, stale or locked figures); 2 on bad arguments.
 
 Examples:
@@ -91,7 +93,7 @@ pub fn parse(
         priority: 0,
         timeout: None,
         nonblock: false,
-        trusted: trust::this_user(),
+        trusted: server::sys::geteuid(),
         message: None,
     };
     let (mut stats, mut json, mut status) = (false, false, false);

@@ -1,7 +1,9 @@
 //! `client --status`: the server's output journal, and the lines that wait
 //! in it for the next server.
 //!
-//! The journal is read with `pread` only (an object shrunk under the reader
+//! The journal is opened without blocking or following a link, its type
+//! checked with `fstat` (a FIFO planted under its name cannot hang the
+//! status), read with `pread` only (an object shrunk under the reader
 //! cannot fault it), and checked as the server checks it before a replay:
 //! `server::journal::inspect`. Its mode is 0600, so only the server's user
 //! can read it.
@@ -39,8 +41,7 @@ pub fn describe(queue: &str, owner: u32) -> String {
 /// The journal line for a queue that does not exist, if a journal does
 /// (this user's: a server killed during its shutdown drain left it).
 pub fn orphan(queue: &str) -> String {
-    // SAFETY: plain call, cannot fail.
-    let me = unsafe { libc::geteuid() };
+    let me = server::sys::geteuid();
     match inspect(&journal_name(queue), false, me) {
         Ok(None) => String::new(),
         _ => describe(queue, me),

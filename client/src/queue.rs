@@ -21,9 +21,9 @@ pub struct Queue {
 
 impl Queue {
     /// Opens an existing queue for writing; never creates one. Refuses
-    /// (`PermissionDenied`) a queue whose owner is not `trusted`, or that
-    /// other users may read: checked on the descriptor, so the queue sent
-    /// into is the queue checked.
+    /// (`PermissionDenied`) a queue whose owner is not `trusted`, whatever
+    /// its mode (who else may read it is its owner's choice): checked on the
+    /// descriptor, so the queue sent into is the queue checked.
     pub fn open(name: &str, nonblock: bool, trusted: u32) -> io::Result<Queue> {
         let queue = MessageQueue::open_with(name, Access::Send, nonblock)?;
         if let Some(why) = trust::refusal(&queue.info()?, trusted) {

@@ -6,7 +6,8 @@ use std::io;
 use crate::{journal, queue, trust};
 
 /// Describes the queue: `mq_getattr`, who owns it and whether this client
-/// (trusting the owner `trusted`) would send into it, whether a server
+/// (trusting the owner `trusted`) would send into it, who may read what is
+/// sent into it, whether a server
 /// holds it, and its file in the mqueue filesystem where that is mounted;
 /// then the server's journal.
 pub fn describe(name: &str, trusted: u32) -> io::Result<String> {
@@ -18,7 +19,7 @@ pub fn describe(name: &str, trusted: u32) -> io::Result<String> {
     })?;
     let attr = open.attributes()?;
     let info = open.info()?;
-    let whose = if info.uid == trust::this_user() { "this user" } else { "another user" };
+    let whose = if info.uid == server::sys::geteuid() { "this user" } else { "another user" };
     let belongs = match trust::refusal(&info, trusted) {
         Some(why) => format!("{whose}: {why}; client refuses to send into it"),
         None => format!("{whose}: {}", info.owner_and_mode()),
@@ -36,8 +37,12 @@ pub fn describe(name: &str, trusted: u32) -> io::Result<String> {
          message size      {} bytes\n\
          flags             {flags} (of this client's descriptor)\n\
          belongs to        {belongs}\n\
+         read by           {}\n\
          owner             {owner}\n",
-        attr.current_messages, attr.max_messages, attr.message_size
+        attr.current_messages,
+        attr.max_messages,
+        attr.message_size,
+        trust::readers(&info)
     );
     out += &journal::describe(name, info.uid);
     out += &match ipc::mqueue_mount() {

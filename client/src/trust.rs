@@ -1,5 +1,5 @@
 //! Whose queue the client sends into: one of its own user (or of the owner
-//! `--owner` names) that no other user may read. A queue that another
+//! `--owner` names), whatever its mode. A queue that another
 //! user created first under the server's name is theirs: they would read
 //! what is sent (the server refuses to adopt it, and the client must not
 //! feed it either).
@@ -9,12 +9,7 @@ use std::io;
 
 use ipc::ObjectInfo;
 use server::flags::UsageError;
-
-/// The effective user id of this client.
-pub fn this_user() -> u32 {
-    // SAFETY: plain call, cannot fail.
-    unsafe { libc::geteuid() }
-}
+use server::sys::geteuid;
 
 /// The user `--owner` names: a number, or a name from the user database.
 pub fn parse_owner(value: &str) -> Result<u32, UsageError> {
@@ -45,20 +40,29 @@ pub fn parse_owner(value: &str) -> Result<u32, UsageError> {
 }
 
 /// Why the client does not send into a queue that `info` describes, when
-/// it trusts the owner `trusted`; `None` if it does.
+/// it trusts the owner `trusted`; `None` if it does. The owner's mode is
+/// the owner's choice (a queue shared with a course group is `--mode
+/// 0660`): only who owns it is checked.
 pub fn refusal(info: &ObjectInfo, trusted: u32) -> Option<String> {
-    if info.uid != trusted {
-        let expected =
-            if trusted == this_user() { "this user".to_string() } else { format!("user {trusted}") };
-        return Some(format!(
-            "{}, not by {expected}: its owner can read what is sent into it \
-             (if you trust that user, say so with --owner {})",
-            info.owner_and_mode(),
-            info.uid
-        ));
+    if info.uid == trusted {
+        return None;
     }
-    if info.readable_by_others() {
-        return Some(format!("{}: other users may read (take) what is sent into it", info.owner_and_mode()));
+    let expected = if trusted == geteuid() { "this user".to_string() } else { format!("user {trusted}") };
+    Some(format!(
+        "{}, not by {expected}: its owner can read what is sent into it \
+         (if you trust that user, say so with --owner {})",
+        info.owner_and_mode(),
+        info.uid
+    ))
+}
+
+/// Who may read (take) what is sent into a queue that `info` describes:
+/// its owner, and those its mode lets in.
+pub fn readers(info: &ObjectInfo) -> String {
+    let owner = if info.uid == geteuid() { "this user".to_string() } else { format!("user {}", info.uid) };
+    match (info.mode & 0o040 != 0, info.mode & 0o004 != 0) {
+        (_, true) => format!("{owner} and every other user (mode {:04o})", info.mode),
+        (true, false) => format!("{owner} and the members of group {} (mode {:04o})", info.gid, info.mode),
+        (false, false) => format!("{owner} alone (mode {:04o})", info.mode),
     }
-    None
 }

@@ -16,8 +16,12 @@
 //! Every escape stands for bytes (`\n`, `\t`, `\\`, `\xNN`), so the
 //! output decodes back to exactly the bytes received.
 //!
-//! This runs on every byte the server receives, so the common case (plain
-//! text, nothing to escape) is found in bulk and copied in one go.
+//! The rule is one table, `RULE`, and one function that applies it,
+//! `rule_in`: the escaping and the journal's check before a replay
+//! ([`is_printable`]) both go through them. This runs on every byte the
+//! server receives, so the common case (plain ASCII, nothing to escape)
+//! is found in bulk and copied in one go by a fast path that the tests
+//! check against the table byte for byte.
 
 /// Where escaped bytes go: a `Vec`, or the server's output journal (a
 /// buffer in shared memory, `crate::journal`).
@@ -104,35 +108,80 @@ fn copy_short(from: &[u8], to: &mut [u8]) {
     }
 }
 
-/// Appends `message`, which is not plain ASCII, escaped.
+/// How the rule prints one byte, or one character.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Byte {
+    /// As it is.
+    Plain,
+    /// As a backslash and this letter: `\n`, `\t`, `\\`.
+    Short(u8),
+    /// As `\xNN`, byte by byte.
+    Hex,
+    /// Beyond ASCII: as it is inside valid UTF-8, but in a character that
+    /// disguises a line ([`disguise_len`]); else as `\xNN`.
+    Utf8,
+}
+
+/// The rule, for every byte value: the one place that says what is
+/// escaped. [`rule_in`] applies it to text; the fast paths below only say
+/// sooner that every byte of a message is [`Byte::Plain`], and the tests
+/// check them against this table byte for byte.
+const RULE: [Byte; 256] = {
+    let mut rule = [Byte::Hex; 256];
+    let mut b = 0;
+    while b < 256 {
+        rule[b] = match b as u8 {
+            b'\n' => Byte::Short(b'n'),
+            b'\t' => Byte::Short(b't'),
+            b'\\' => Byte::Short(b'\\'),
+            0x20..=0x7e => Byte::Plain,
+            0x80.. => Byte::Utf8,
+            _ => Byte::Hex,
+        };
+        b += 1;
+    }
+    rule
+};
+
+/// The rule applied at byte `i` of valid UTF-8 `text`: how that byte, or
+/// the character it begins, is printed, and how many bytes that takes.
+/// Never [`Byte::Utf8`]. (Bytes that are not valid UTF-8 are all
+/// [`Byte::Hex`].)
+fn rule_in(text: &[u8], i: usize) -> (Byte, usize) {
+    match RULE[usize::from(text[i])] {
+        Byte::Utf8 => match disguise_len(&text[i..]) {
+            0 => (Byte::Plain, 1),
+            len => (Byte::Hex, len),
+        },
+        byte => (byte, 1),
+    }
+}
+
+/// Appends `message`, which is not plain ASCII, escaped: the runs that
+/// the rule keeps are copied whole.
 fn escape_other(out: &mut impl Sink, message: &[u8]) {
-    let (special, non_ascii) = classify(message);
-    if !special && (!non_ascii || (std::str::from_utf8(message).is_ok() && !has_disguise(message))) {
-        out.put(message);
-        return;
-    }
     for chunk in message.utf8_chunks() {
-        escape_text(out, chunk.valid().as_bytes());
-        for &byte in chunk.invalid() {
-            push_hex(out, byte);
+        let text = chunk.valid().as_bytes();
+        let (mut start, mut i) = (0, 0);
+        while i < text.len() {
+            let (byte, len) = rule_in(text, i);
+            if byte != Byte::Plain {
+                out.put(&text[start..i]);
+                match byte {
+                    Byte::Short(letter) => out.put(&[b'\\', letter]),
+                    _ => text[i..i + len].iter().for_each(|&b| push_hex(out, b)),
+                }
+                start = i + len;
+            }
+            i += len;
         }
+        out.put(&text[start..]);
+        chunk.invalid().iter().for_each(|&b| push_hex(out, b));
     }
 }
 
-/// Whether valid UTF-8 `text` holds a character that [`disguise_len`]
-/// finds.
-fn has_disguise(text: &[u8]) -> bool {
-    text.iter().enumerate().any(|(i, &b)| may_disguise(b) && disguise_len(&text[i..]) > 0)
-}
-
-/// Whether `b` is the first byte of some character that [`disguise_len`]
-/// finds: 0xC2, 0xD8, 0xE2 or 0xEF, which plain text rarely has (and ASCII never).
-fn may_disguise(b: u8) -> bool {
-    matches!(b, 0xc2 | 0xd8 | 0xe2 | 0xef)
-}
-
-/// The length of the disguising character at the start of valid UTF-8
-/// `text`, or 0 if it starts with another one.
+/// The length of the character that disguises a line at the start of
+/// valid UTF-8 `text`, or 0 if it starts with another one.
 fn disguise_len(text: &[u8]) -> usize {
     match *text {
         // U+0080..=U+009F: C2 80..=C2 9F.
@@ -151,38 +200,77 @@ fn disguise_len(text: &[u8]) -> usize {
     }
 }
 
+/// Whether `text` could be lines that [`escape_line_into`] wrote: by the
+/// rule, every character is printed as it is, but the newlines that end
+/// the lines and the backslashes that begin escapes. (Bytes read back
+/// from the output journal are checked so before they are printed again.)
+pub fn is_printable(text: &[u8]) -> bool {
+    text.utf8_chunks().all(|chunk| {
+        let text = chunk.valid().as_bytes();
+        let mut i = 0;
+        while i < text.len() {
+            match rule_in(text, i) {
+                (Byte::Plain, len) => i += len,
+                (Byte::Short(b'n' | b'\\'), _) => i += 1,
+                _ => return false,
+            }
+        }
+        chunk.invalid().is_empty()
+    })
+}
+
 /// Copies `text` to the start of `room` (as long as `text`, at least) and
-/// says whether it is plain ASCII, which needs no escape. (What it copies
-/// of a message that is not is left unfinished, for the caller to drop.)
+/// says whether every byte is [`Byte::Plain`] ASCII, which needs no
+/// escape. (What it copies of a message that is not is left unfinished,
+/// for the caller to drop.)
 ///
 /// On x86-64 a message of sixteen bytes or more is copied and checked
 /// sixteen bytes at a time with SSE2 (part of every x86-64 CPU), and the
-/// copy stops at the first sixteen that hold a byte to escape. Elsewhere,
-/// and for shorter messages, eight at a time as words.
+/// copy stops at the first sixteen that hold a byte to escape; one of 8 to
+/// 15 bytes is checked as two overlapping words in one vector. Shorter
+/// messages, and other CPUs, go byte by byte through [`RULE`]. What it
+/// saves against the byte loop (callgrind, the release server, stdin lines,
+/// 2026-12-08, `docs/performance.md`): 71 instructions a 10-byte line, 87 a
+/// 16-byte one, 5 453 a 1 KiB one.
 #[cfg(target_arch = "x86_64")]
 fn copy_if_plain(text: &[u8], room: &mut [u8]) -> bool {
     use std::arch::x86_64::{
-        _mm_cmpeq_epi8, _mm_cmplt_epi8, _mm_loadu_si128, _mm_movemask_epi8, _mm_or_si128, _mm_set1_epi8,
-        _mm_storeu_si128,
+        __m128i, _mm_cmpeq_epi8, _mm_cmplt_epi8, _mm_loadu_si128, _mm_movemask_epi8, _mm_or_si128,
+        _mm_set1_epi8, _mm_set_epi64x, _mm_storeu_si128,
     };
-    if text.len() < 16 {
-        return copy_if_plain_words(text, room);
-    }
-    let room = &mut room[..text.len()];
-    // Copies sixteen bytes and says which need an escape: those below 0x20
-    // or from 0x80 on (all below 0x20 as signed bytes), backslashes, 0x7f.
-    let step = |from: &[u8], to: &mut [u8]| {
-        assert!(from.len() == 16 && to.len() == 16);
-        // SAFETY: SSE2 is part of x86-64; both slices are sixteen bytes
-        // (asserted), and `loadu`/`storeu` need no alignment.
+    /// Which of sixteen bytes are not `Plain`: those below 0x20 or from
+    /// 0x80 on (all below 0x20 as signed bytes), backslashes, 0x7f.
+    fn not_plain(v: __m128i) -> i32 {
+        // SAFETY: SSE2 is part of x86-64; the intrinsics touch registers only.
         unsafe {
-            let v = _mm_loadu_si128(from.as_ptr().cast());
-            _mm_storeu_si128(to.as_mut_ptr().cast(), v);
             let control_or_high = _mm_cmplt_epi8(v, _mm_set1_epi8(0x20));
             let backslash = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'\\' as i8));
             let delete = _mm_cmpeq_epi8(v, _mm_set1_epi8(0x7f));
             _mm_movemask_epi8(_mm_or_si128(control_or_high, _mm_or_si128(backslash, delete)))
         }
+    }
+    let len = text.len();
+    if len < 8 {
+        return copy_if_plain_bytes(text, room);
+    }
+    let room = &mut room[..len];
+    if len < 16 {
+        // Two words that overlap as much as they need to, checked as one vector.
+        let (first, last) = (word_at(text), word_at(&text[len - 8..]));
+        room[..8].copy_from_slice(&first.to_le_bytes());
+        room[len - 8..].copy_from_slice(&last.to_le_bytes());
+        // SAFETY: SSE2 is part of x86-64; the intrinsic builds a register from two integers.
+        return not_plain(unsafe { _mm_set_epi64x(last as i64, first as i64) }) == 0;
+    }
+    // Copies sixteen bytes and says which are not `Plain`.
+    let step = |from: &[u8], to: &mut [u8]| {
+        assert!(from.len() == 16 && to.len() == 16);
+        // SAFETY: SSE2 is part of x86-64; both slices are sixteen bytes
+        // (asserted), and `loadu`/`storeu` need no alignment.
+        let v = unsafe { _mm_loadu_si128(from.as_ptr().cast()) };
+        // SAFETY: as for the load.
+        unsafe { _mm_storeu_si128(to.as_mut_ptr().cast(), v) };
+        not_plain(v)
     };
     // A loop that stops at the first byte to escape is also one that LLVM
     // does not turn into a call to `memcpy` and a second pass to check.
@@ -196,129 +284,30 @@ fn copy_if_plain(text: &[u8], room: &mut [u8]) -> bool {
         }
         done += 32;
     }
-    if text.len() - done >= 16 && step(&text[done..done + 16], &mut room[done..done + 16]) != 0 {
+    if len - done >= 16 && step(&text[done..done + 16], &mut room[done..done + 16]) != 0 {
         return false;
     }
-    let last = text.len() - 16;
-    step(&text[last..], &mut room[last..]) == 0
-}
-
-/// [`copy_if_plain`] without vector code.
-#[cfg(not(target_arch = "x86_64"))]
-fn copy_if_plain(text: &[u8], room: &mut [u8]) -> bool {
-    copy_if_plain_words(text, room)
-}
-
-/// [`copy_if_plain`] in words: sixteen bytes at a time as two words, then
-/// what is left as words that overlap the bytes before them, so no byte
-/// of a message of eight bytes or more is handled alone. (A copy of the
-/// tail to a buffer followed by a load of it as a word stalls on the load.)
-fn copy_if_plain_words(text: &[u8], room: &mut [u8]) -> bool {
-    let room = &mut room[..text.len()];
-    if text.len() < 8 {
-        room.copy_from_slice(text);
-        return text.iter().all(|&b| !needs_escape(b) && b < 0x80);
-    }
-    let mut flags = 0;
-    for (to, from) in room.chunks_exact_mut(16).zip(text.chunks_exact(16)) {
-        let (low, high) = (word_at(from), word_at(&from[8..]));
-        flags |= special_bytes(low) | special_bytes(high) | (low | high) & HIGH_BITS;
-        to[..8].copy_from_slice(&low.to_le_bytes());
-        to[8..].copy_from_slice(&high.to_le_bytes());
-    }
-    let tail = text.len() / 16 * 16;
-    if text.len() - tail >= 8 {
-        let word = word_at(&text[tail..]);
-        flags |= special_bytes(word) | word & HIGH_BITS;
-        room[tail..tail + 8].copy_from_slice(&word.to_le_bytes());
-    }
-    let last = text.len() - 8;
-    let word = word_at(&text[last..]);
-    flags |= special_bytes(word) | word & HIGH_BITS;
-    room[last..].copy_from_slice(&word.to_le_bytes());
-    flags == 0
+    step(&text[len - 16..], &mut room[len - 16..]) == 0
 }
 
 /// The eight bytes `bytes` begins with, as one little-endian word.
+#[cfg(target_arch = "x86_64")]
 fn word_at(bytes: &[u8]) -> u64 {
     let mut word = [0; 8];
     word.copy_from_slice(&bytes[..8]);
     u64::from_le_bytes(word)
 }
 
-/// Whether any byte needs an escape, and whether any is outside ASCII,
-/// eight bytes at a time (a short message has no room for vector code).
-fn classify(bytes: &[u8]) -> (bool, bool) {
-    let (mut special, mut high) = (0, 0);
-    let mut words = bytes.chunks_exact(8);
-    for chunk in &mut words {
-        let mut word = [0; 8];
-        word.copy_from_slice(chunk);
-        let word = u64::from_le_bytes(word);
-        special |= special_bytes(word);
-        high |= word & HIGH_BITS;
-    }
-    // The tail, padded with spaces, which need nothing.
-    let mut tail = [b' '; 8];
-    tail[..words.remainder().len()].copy_from_slice(words.remainder());
-    let word = u64::from_le_bytes(tail);
-    special |= special_bytes(word);
-    high |= word & HIGH_BITS;
-    (special != 0, high != 0)
+/// [`copy_if_plain`] without vector code.
+#[cfg(not(target_arch = "x86_64"))]
+fn copy_if_plain(text: &[u8], room: &mut [u8]) -> bool {
+    copy_if_plain_bytes(text, room)
 }
 
-const ONES: u64 = 0x0101_0101_0101_0101;
-const HIGH_BITS: u64 = 0x8080_8080_8080_8080;
-
-/// Non-zero if some byte of `word` is below 0x20, a backslash or 0x7f (the
-/// classic "has a byte less than n" and "has a zero byte" word tricks: exact
-/// about whether there is one, not about where).
-fn special_bytes(word: u64) -> u64 {
-    let below = |n: u8, w: u64| w.wrapping_sub(ONES * u64::from(n)) & !w & HIGH_BITS;
-    below(0x20, word) | below(1, word ^ (ONES * u64::from(b'\\'))) | below(1, word ^ (ONES * 0x7f))
-}
-
-/// Whether `text` could be lines that [`escape_into`] wrote: no control
-/// byte but the newlines that end them, no delete, no character that
-/// disguises a line. (Bytes read back from the output journal are checked
-/// so before they are printed again.)
-pub fn is_printable(text: &[u8]) -> bool {
-    !text.iter().any(|&b| b != b'\n' && b != b'\\' && needs_escape(b)) && !has_disguise(text)
-}
-
-fn needs_escape(b: u8) -> bool {
-    b < 0x20 || b == b'\\' || b == 0x7f
-}
-
-/// Escapes valid UTF-8, copying the runs between special bytes whole.
-fn escape_text(out: &mut impl Sink, text: &[u8]) {
-    let mut start = 0;
-    let mut i = 0;
-    while i < text.len() {
-        let b = text[i];
-        let disguise = if may_disguise(b) { disguise_len(&text[i..]) } else { 0 };
-        if disguise > 0 {
-            out.put(&text[start..i]);
-            for &byte in &text[i..i + disguise] {
-                push_hex(out, byte);
-            }
-            i += disguise;
-            start = i;
-            continue;
-        }
-        if needs_escape(b) {
-            out.put(&text[start..i]);
-            match b {
-                b'\n' => out.put(b"\\n"),
-                b'\t' => out.put(b"\\t"),
-                b'\\' => out.put(b"\\\\"),
-                _ => push_hex(out, b),
-            }
-            start = i + 1;
-        }
-        i += 1;
-    }
-    out.put(&text[start..]);
+/// [`copy_if_plain`] byte by byte, through [`RULE`].
+fn copy_if_plain_bytes(text: &[u8], room: &mut [u8]) -> bool {
+    room[..text.len()].copy_from_slice(text);
+    text.iter().all(|&b| RULE[usize::from(b)] == Byte::Plain)
 }
 
 fn push_hex(out: &mut impl Sink, b: u8) {
@@ -358,40 +347,6 @@ mod tests {
         assert_eq!(escaped(b"\xff\xfeok\xc3"), "\\xff\\xfeok\\xc3");
         assert_eq!(escaped("é\n".as_bytes()), "é\\n");
         assert_eq!(escaped(b"\xe2\x82 \xe2\x82\xac"), "\\xe2\\x82 €");
-    }
-
-    #[test]
-    fn word_classification_agrees_with_byte_by_byte() {
-        let naive =
-            |bytes: &[u8]| (bytes.iter().any(|&b| super::needs_escape(b)), bytes.iter().any(|&b| b >= 0x80));
-        for background in [b'a', b' ', 0x21, 0x5b, 0x5d, 0x7e, 0x80, 0xc3, 0xff] {
-            for byte in 0..=255u8 {
-                for at in 0..9 {
-                    let mut bytes = vec![background; 9];
-                    bytes[at] = byte;
-                    assert_eq!(super::classify(&bytes), naive(&bytes), "{bytes:?}");
-                }
-            }
-        }
-        let mut seed = 0x2545_f491_4f6c_dd1d_u64;
-        for len in 0..40 {
-            for _ in 0..2000 {
-                let bytes: Vec<u8> = (0..len)
-                    .map(|_| {
-                        seed ^= seed << 13;
-                        seed ^= seed >> 7;
-                        seed ^= seed << 17;
-                        // Mostly printable ASCII, sometimes anything.
-                        if seed & 7 == 0 {
-                            (seed >> 8) as u8
-                        } else {
-                            0x20 + (seed >> 8) as u8 % 0x5f
-                        }
-                    })
-                    .collect();
-                assert_eq!(super::classify(&bytes), naive(&bytes), "{bytes:?}");
-            }
-        }
     }
 
     #[test]
@@ -438,19 +393,17 @@ mod tests {
     }
 
     #[test]
-    fn the_vector_and_word_checks_agree_on_every_byte_at_every_place() {
-        let plain = |bytes: &[u8]| bytes.iter().all(|&b| (0x20..0x7f).contains(&b) && b != b'\\');
+    fn the_fast_path_agrees_with_the_rule_on_every_byte_at_every_place() {
+        let plain = |bytes: &[u8]| bytes.iter().all(|&b| super::RULE[usize::from(b)] == super::Byte::Plain);
         // Two thirty-two-byte turns, a sixteen-byte step, and every tail.
         each_with_one_byte_of_every_value(80, |bytes| {
             let len = bytes.len();
-            let (mut vector, mut words) = (vec![0; len + 3], vec![0; len + 3]);
-            assert_eq!(super::copy_if_plain(bytes, &mut vector), plain(bytes), "{bytes:?}");
-            assert_eq!(super::copy_if_plain_words(bytes, &mut words), plain(bytes), "{bytes:?}");
+            let mut copy = vec![0; len + 3];
+            assert_eq!(super::copy_if_plain(bytes, &mut copy), plain(bytes), "{bytes:?}");
             if plain(bytes) {
-                assert_eq!(vector[..len], bytes[..]);
-                assert_eq!(words[..len], bytes[..]);
+                assert_eq!(copy[..len], bytes[..]);
             }
-            assert_eq!(vector[len..], [0; 3], "no byte past the message is written");
+            assert_eq!(copy[len..], [0; 3], "no byte past the message is written");
         });
     }
 
@@ -484,6 +437,31 @@ mod tests {
         assert!(super::is_printable(&lines));
         for raw in [&b"\x1b[2J\n"[..], b"a\rb\n", b"\x7f\n", "\u{202e}\n".as_bytes(), b"\0"] {
             assert!(!super::is_printable(raw), "{raw:?}");
+        }
+        // Bytes the server prints as \xNN: a lone 0xff, a lone 0x85 (Latin-1 NEL), an 8-bit CSI.
+        for raw in [&b"a\xffb\n"[..], b"\x85\n", b"\x9b2J\n"] {
+            assert!(!super::is_printable(raw), "{raw:?}");
+        }
+    }
+
+    #[test]
+    fn the_journals_check_is_the_rule_for_every_byte_and_every_character() {
+        // Printable raw: what the rule prints as it is, and the newline and backslash the output holds.
+        let printable_raw = |text: &[u8]| escaped(text).as_bytes() == text || text == b"\n" || text == b"\\";
+        each_with_one_byte_of_every_value(20, |bytes| {
+            let one = bytes.iter().find(|&&b| b != b'a').map_or(&b"a"[..], std::slice::from_ref);
+            let line = [bytes, b"\n"].concat();
+            assert_eq!(super::is_printable(&line), printable_raw(one), "{bytes:?}");
+        });
+        for c in (0..=0x10ffff).filter_map(char::from_u32) {
+            let text = c.to_string();
+            let line = format!("{text}\n");
+            assert_eq!(
+                super::is_printable(line.as_bytes()),
+                printable_raw(text.as_bytes()),
+                "U+{:04X}",
+                c as u32
+            );
         }
     }
 

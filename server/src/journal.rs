@@ -24,14 +24,19 @@
 //! `sigbus` puts private memory in its place: the server goes on without a
 //! durable journal, and says so.
 
+use std::fs::{File, OpenOptions};
 use std::io;
+use std::os::unix::fs::{FileExt, FileTypeExt, MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use ipc::{Mapping, SharedMemory};
 
+use crate::context;
 use crate::escape::{is_printable, Sink};
 use crate::output::FLUSH_AT;
+use crate::sys::{cvt, geteuid};
 use ipc::sigbus::{self, Region};
 
 /// Identifies a postbox journal: "PBJOURN" and a NUL.
@@ -144,29 +149,79 @@ impl Left {
         count_lines(&self.unwritten)
     }
 
+    /// Prints what it holds unwritten, one `write` (which returns how much
+    /// it took) at a time, moving the journal's `written` in `file` after
+    /// every write, so that a kill now repeats at most the last write.
+    /// Returns the lines printed, and the error that stopped it before the
+    /// end: then the rest stays in the journal, for the next server.
+    pub fn replay(
+        &self,
+        file: &File,
+        mut write: impl FnMut(&[u8]) -> io::Result<usize>,
+    ) -> (u64, Option<io::Error>) {
+        let (mut written, complete) = (self.header.written() as usize, self.header.complete() as usize);
+        let alive = if self.pid_alive() { "still alive, but not holding the queue" } else { "gone" };
+        let (name, pid) = (&self.name, self.header.pid);
+        let mut done = 0;
+        while done < self.unwritten.len() {
+            match write(&self.unwritten[done..]) {
+                Ok(n) => {
+                    done += n;
+                    written += n;
+                    if let Err(e) = advance_left(file, written, complete) {
+                        log::warn!("{e}");
+                    }
+                }
+                Err(e) => {
+                    let lines = count_lines(&self.unwritten[..done]);
+                    log::warn!(
+                        "journal {name}: replayed {lines} of {} line(s) left by pid {pid} ({alive}); the rest stays in it for the next server",
+                        self.lines()
+                    );
+                    return (lines, Some(e));
+                }
+            }
+        }
+        match self.lines() {
+            0 => log::debug!("journal {name}: left by pid {pid} ({alive}), nothing unwritten"),
+            lines => log::warn!(
+                "journal {name}: replayed {lines} line(s) ({} bytes) left by pid {pid} ({alive})",
+                self.unwritten.len()
+            ),
+        }
+        (self.lines(), None)
+    }
+
     /// Whether the process that made it still exists (a server whose queue
     /// was removed under it, or another process that got its pid).
     pub fn pid_alive(&self) -> bool {
-        let Ok(pid) = libc::pid_t::try_from(self.header.pid) else { return false };
+        let pid = match libc::pid_t::try_from(self.header.pid) {
+            Ok(pid) if pid > 0 => pid,
+            _ => return false,
+        };
         // SAFETY: signal 0 only asks whether the process exists.
-        pid > 0
-            && (unsafe { libc::kill(pid, 0) } == 0
-                || io::Error::last_os_error().raw_os_error() == Some(libc::EPERM))
+        cvt(unsafe { libc::kill(pid, 0) }).map_or_else(|e| e.raw_os_error() == Some(libc::EPERM), |_| true)
     }
 }
 
+/// Where the shared memory object `name` is a file: `shm_open` names a
+/// file of `/dev/shm`.
+fn object_path(name: &str) -> PathBuf {
+    Path::new("/dev/shm").join(name.trim_start_matches('/'))
+}
+
 /// Opens the journal `name` and checks it, never through a mapping (an
-/// object shrunk under the reader cannot fault it): it must belong to
-/// `owner`, have mode 0600, this layout, offsets within its data area, and
-/// hold lines as the server prints them. `Ok(None)`: there is none.
-/// `writable`: open it read-write (the server replaying it moves its
-/// `written` as it goes).
-pub fn inspect(name: &str, writable: bool, owner: u32) -> io::Result<Option<(SharedMemory, Left)>> {
-    let shm = match SharedMemory::open(name, writable) {
-        Ok(shm) => shm,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(e),
-    };
+/// object shrunk under the reader cannot fault it): it must be a regular
+/// file, belong to `owner`, have mode 0600, this layout, offsets within
+/// its data area, and hold lines as the server prints them. `Ok(None)`:
+/// there is none. `writable`: open it read-write (the server replaying it
+/// moves its `written` as it goes).
+///
+/// Any user may make a file in `/dev/shm`, so the name is opened as a file,
+/// without blocking and without following a link (a FIFO planted there
+/// would block an open for reading for ever), and what it is checked with
+/// `fstat` before a byte is read.
+pub fn inspect(name: &str, writable: bool, owner: u32) -> io::Result<Option<(File, Left)>> {
     let refuse = |why: String| {
         io::Error::new(
             io::ErrorKind::InvalidData,
@@ -177,20 +232,33 @@ pub fn inspect(name: &str, writable: bool, owner: u32) -> io::Result<Option<(Sha
             ),
         )
     };
-    let info = shm.info()?;
-    if info.uid != owner {
-        return Err(refuse(format!("owned by user {}, not by user {owner}", info.uid)));
+    let opened = OpenOptions::new()
+        .read(true)
+        .write(writable)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW)
+        .open(object_path(name));
+    let file = match opened {
+        Ok(file) => file,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => return Err(refuse("a symbolic link".to_string())),
+        Err(e) => return Err(context(format!("journal {name}"), e)),
+    };
+    let meta = file.metadata().map_err(|e| context(format!("journal {name}"), e))?;
+    if !meta.file_type().is_file() {
+        let kind = if meta.file_type().is_fifo() { "FIFO" } else { "special file or directory" };
+        return Err(refuse(format!("a {kind}, not a shared memory object")));
     }
-    if info.mode != MODE {
-        return Err(refuse(format!(
-            "mode {:04o}, not {MODE:04o}: others may have read or changed it",
-            info.mode
-        )));
+    let (uid, mode, size) = (meta.uid(), meta.mode() & 0o7777, meta.size());
+    if uid != owner {
+        return Err(refuse(format!("owned by user {uid}, not by user {owner}")));
+    }
+    if mode != MODE {
+        return Err(refuse(format!("mode {mode:04o}, not {MODE:04o}: others may have read or changed it")));
     }
     let mut bytes = [0u8; HEADER_SIZE];
-    let got = shm.read_at(&mut bytes, 0)?;
+    let got = file.read_at(&mut bytes, 0)?;
     let Some(header) = Header::from_bytes(&bytes[..got]) else {
-        return Err(refuse(format!("{} bytes, shorter than a journal's header ({HEADER_SIZE})", info.size)));
+        return Err(refuse(format!("{size} bytes, shorter than a journal's header ({HEADER_SIZE})")));
     };
     if header.magic != MAGIC || header.version != VERSION || header.header_size as usize != HEADER_SIZE {
         return Err(refuse(format!(
@@ -204,10 +272,10 @@ pub fn inspect(name: &str, writable: bool, owner: u32) -> io::Result<Option<(Sha
             header.capacity
         )));
     }
-    if info.size != HEADER_SIZE as u64 + header.capacity {
+    if size != HEADER_SIZE as u64 + header.capacity {
         return Err(refuse(format!(
             "{} bytes, but its header says {HEADER_SIZE} + {}: shrunk or grown",
-            info.size, header.capacity
+            size, header.capacity
         )));
     }
     let (written, complete) = (header.written(), header.complete());
@@ -218,19 +286,19 @@ pub fn inspect(name: &str, writable: bool, owner: u32) -> io::Result<Option<(Sha
         )));
     }
     let mut unwritten = vec![0u8; (complete - written) as usize];
-    let got = shm.read_at(&mut unwritten, HEADER_SIZE as u64 + written)?;
+    let got = file.read_at(&mut unwritten, HEADER_SIZE as u64 + written)?;
     if got != unwritten.len() {
         return Err(refuse(format!("shrunk while being read ({got} of {} bytes)", unwritten.len())));
     }
     if unwritten.last().is_some_and(|&b| b != b'\n') || !is_printable(&unwritten) {
         return Err(refuse("its unwritten bytes are not lines the server prints".to_string()));
     }
-    Ok(Some((shm, Left { name: name.to_string(), header, unwritten })))
+    Ok(Some((file, Left { name: name.to_string(), header, unwritten })))
 }
 
 /// Moves `written` of a journal that is being replayed, with `pwrite`.
-pub fn advance_left(shm: &SharedMemory, written: usize, complete: usize) -> io::Result<()> {
-    shm.write_at(&pack(written, complete).to_ne_bytes(), OFFSETS_AT as u64)
+fn advance_left(file: &File, written: usize, complete: usize) -> io::Result<()> {
+    file.write_all_at(&pack(written, complete).to_ne_bytes(), OFFSETS_AT as u64)
 }
 
 /// Where the journal's bytes live.
@@ -295,8 +363,7 @@ impl Journal {
             version: VERSION,
             header_size: HEADER_SIZE as u32,
             capacity: capacity as u64,
-            // SAFETY: plain call, cannot fail.
-            uid: unsafe { libc::geteuid() },
+            uid: geteuid(),
             pid: std::process::id(),
             offsets: 0,
             reserved: [0; 3],

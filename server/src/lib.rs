@@ -1,7 +1,8 @@
 //! The postbox server's parts: the command line and its flag parser, the
 //! queue handler, the stream sources, the output, the room in its pipe,
 //! its journal and its escaping rule, the statistics in shared memory and
-//! their page's layout, and the server's lifecycle.
+//! their page's layout, the server's lifecycle, and its one way to call
+//! the kernel ([`sys`]).
 //!
 //! The `server` binary puts them together (`src/main.rs`); the client reads
 //! the statistics through [`stats_page`] and shares [`flags`] and
@@ -29,6 +30,7 @@ pub mod queue_name;
 pub mod stats;
 pub mod stats_page;
 pub mod streams;
+pub mod sys;
 
 /// The signals that stop the server cleanly: SIGINT, SIGTERM, and SIGHUP
 /// (the terminal went away). They also end a wait on a full stdout.

@@ -69,13 +69,10 @@ fn serve(config: &Config) -> io::Result<()> {
     log::info!("ready: queue {} ({capacity} messages of up to {size} bytes)", config.queue);
     reactor.run()?;
     drop(reactor);
-    // Left for the exit to free: freeing a buffer this size is an `munmap`,
-    // 12 µs of a stop that the exit does anyway (docs/performance.md).
-    let output = std::mem::ManuallyDrop::new(output);
     let mut output = output.borrow_mut();
     // What the shutdown printed; a closed stdout was reported already.
     let _ = judge(output.finish(), &lifecycle);
-    log_summary(&output.counters);
+    log_summary(output.counters());
     if lifecycle.has_failed() {
         return Err(io::Error::other("output lost, or the queue failed: see above"));
     }
@@ -153,7 +150,7 @@ fn end_rounds_with_output(
     reactor.before_wait(move |ctx| {
         let mut out = output.borrow_mut();
         if let Some(stats) = &mut stats {
-            stats.publish(&out.counters);
+            stats.publish(out.counters());
         }
         // The error was logged by the flush that met it.
         if judge(out.flush(), &lifecycle).is_err() && !ctx.is_stopping() {

@@ -16,10 +16,11 @@
 //! stay in the journal, for the next server.
 
 use std::cell::RefCell;
-use std::fs::OpenOptions;
+use std::fs::{File, OpenOptions};
 use std::io;
 use std::mem;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::unix::fs::FileExt;
 use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -27,10 +28,11 @@ use std::time::{Duration, Instant};
 use ipc::SharedMemory;
 
 use crate::escape::{escape_line_into, Sink};
-use crate::journal::{advance_left, capacity_for, count_lines, inspect, journal_name, Journal, Left};
+use crate::journal::{capacity_for, count_lines, inspect, journal_name, Journal, Left};
 use crate::lifecycle::SharedLifecycle;
 use crate::pipe_room::PipeRoom;
 use crate::stats::{Counters, Source};
+use crate::sys::{cvt, geteuid, retry};
 
 /// The output, as the handlers share it.
 pub type SharedOutput = Rc<RefCell<Output>>;
@@ -71,8 +73,9 @@ pub struct Output {
     closed: Option<io::ErrorKind>,
     /// The last write was done and the journal removed or kept.
     finished: bool,
-    /// Per-source figures, published to shared memory once per round.
-    pub counters: Counters,
+    /// Per-source figures, published to shared memory once per round:
+    /// written here only, through the methods below for what the sources see.
+    counters: Counters,
 }
 
 /// Standard output, and how it is written.
@@ -129,15 +132,19 @@ impl Output {
         let name = journal_name(queue);
         let capacity = capacity_for(longest);
         debug_assert_eq!(self.journal.pending(), 0, "nothing is printed before the journal");
+        if let Err(e) = self.stdout.end_unfinished_line() {
+            // stdout fails already: a journal left is left for the next server.
+            self.close(&e);
+            self.journal = Journal::private(capacity);
+            return Ok(());
+        }
         if let Some(problem) = ipc::name_problem(&name) {
             // A queue name near the limit leaves no room for `.journal`.
             log::warn!("journal {name}: the name {problem}; running without: a SIGKILL loses the lines not yet written");
             self.journal = Journal::private(capacity);
             return Ok(());
         }
-        // SAFETY: plain call, cannot fail.
-        let me = unsafe { libc::geteuid() };
-        if let Some((old, left)) = inspect(&name, true, me)? {
+        if let Some((old, left)) = inspect(&name, true, geteuid())? {
             if !self.replay(&old, &left) {
                 // stdout took not all of it: the rest stays for the next
                 // server, and this one stops at once (its stdout failed).
@@ -156,53 +163,16 @@ impl Output {
         Ok(())
     }
 
-    /// Prints what `left` holds unwritten, moving its `written` after every
-    /// write, so that a kill now repeats at most the last write. Returns
-    /// whether all of it was printed.
-    fn replay(&mut self, old: &SharedMemory, left: &Left) -> bool {
-        let (mut written, complete) = (left.header.written() as usize, left.header.complete() as usize);
-        let alive = if left.pid_alive() { "still alive, but not holding the queue" } else { "gone" };
-        let mut done = 0;
-        while done < left.unwritten.len() {
-            match self.stdout.write_some(&left.unwritten[done..]) {
-                Ok(n) => {
-                    done += n;
-                    written += n;
-                    if let Err(e) = advance_left(old, written, complete) {
-                        log::warn!("{e}");
-                    }
-                }
-                Err(e) => {
-                    self.close(&e);
-                    let lines = count_lines(&left.unwritten[..done]);
-                    self.counters.lines_replayed += lines;
-                    log::warn!(
-                        "journal {}: replayed {lines} of {} line(s) left by pid {} ({alive}); the rest stays in it for the next server",
-                        left.name,
-                        left.lines(),
-                        left.header.pid
-                    );
-                    return false;
-                }
-            }
-        }
-        let lines = left.lines();
+    /// Prints what `left` holds unwritten ([`Left::replay`]) and counts it.
+    /// Returns whether all of it was printed; an error closes stdout.
+    fn replay(&mut self, old: &File, left: &Left) -> bool {
+        let stdout = &mut self.stdout;
+        let (lines, failed) = left.replay(old, |bytes| stdout.write_some(bytes));
         self.counters.lines_replayed += lines;
-        if lines > 0 {
-            log::warn!(
-                "journal {}: replayed {lines} line(s) ({} bytes) left by pid {} ({alive})",
-                left.name,
-                left.unwritten.len(),
-                left.header.pid
-            );
-        } else {
-            log::debug!(
-                "journal {}: left by pid {} ({alive}), nothing unwritten",
-                left.name,
-                left.header.pid
-            );
+        if let Some(e) = &failed {
+            self.close(e);
         }
-        true
+        failed.is_none()
     }
 
     /// Appends `PREFIX MESSAGE\n`: `prefix` is the source's `TAG: `, the
@@ -221,6 +191,44 @@ impl Output {
         }
         self.journal.put_with(TAG_ROOM, |room| queue_tag(room, priority));
         self.end_line(Source::Queue, b"", message);
+    }
+
+    /// The figures so far.
+    pub fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
+    /// A connection (or stdin) of `source` opened.
+    pub fn connection_opened(&mut self, source: Source) {
+        let counts = self.counters.source(source);
+        counts.connections_open += 1;
+        counts.connections_total += 1;
+    }
+
+    /// A connection (or stdin) of `source` ended.
+    pub fn connection_closed(&mut self, source: Source) {
+        self.counters.source(source).connections_open -= 1;
+    }
+
+    /// A read from `source` failed.
+    pub fn source_failed(&mut self, source: Source) {
+        self.counters.source(source).errors += 1;
+    }
+
+    /// The queue held `depth` messages when it was last looked at.
+    pub fn saw_queue_depth(&mut self, depth: i64) {
+        self.counters.queue_depth = depth;
+    }
+
+    /// Whether a message of up to `size` bytes from the queue may be taken
+    /// now: its line fits in the journal, after a write if need be. Once
+    /// stdout is gone, only while a journal keeps the lines for the next
+    /// server; a message not taken stays in the queue, for that server.
+    #[inline]
+    pub fn takes_queue_message(&mut self, size: usize) -> bool {
+        // While stdout takes the output, a line always fits after a write,
+        // which the line itself makes (`queue_line`).
+        self.closed.is_none() || self.journal.is_durable() && self.journal.fits(TAG_ROOM + 4 * size + 1)
     }
 
     /// Whether a line of at most `worst` bytes fits in the journal, after
@@ -395,6 +403,43 @@ impl Output {
 }
 
 impl Stdout {
+    /// A regular file that does not end in a newline where this server
+    /// writes (a server killed in the middle of a write left the start of
+    /// a line, which the journal prints again whole) gets one first: every
+    /// line printed from here on is whole, and starts a line.
+    fn end_unfinished_line(&mut self) -> io::Result<()> {
+        match self.ends_inside_a_line() {
+            Ok(false) => Ok(()),
+            Ok(true) => {
+                log::warn!("stdout: a file that ends inside a line (a server killed while it wrote?): starting a new line");
+                self.write_some(b"\n").map(drop)
+            }
+            Err(e) => {
+                log::debug!("stdout: cannot tell whether it ends inside a line: {e}");
+                Ok(())
+            }
+        }
+    }
+
+    /// Whether stdout is a regular file whose byte before where this server
+    /// writes is not a newline. Read through an open file of its own
+    /// (stdout's is usually write-only), once `stat` said it is a file.
+    fn ends_inside_a_line(&self) -> io::Result<bool> {
+        let own = "/proc/self/fd/1";
+        if !matches!(self.kind, Kind::Other) || !std::fs::metadata(own)?.is_file() {
+            return Ok(false);
+        }
+        let file = File::open(own)?;
+        let len = file.metadata()?.len();
+        // SAFETY: plain calls on stdout, open for as long as the process runs;
+        // an `lseek` of 0 from `SEEK_CUR` only reads the offset.
+        let (flags, offset) =
+            unsafe { (libc::fcntl(self.fd, libc::F_GETFL), libc::lseek(self.fd, 0, libc::SEEK_CUR)) };
+        let at = if cvt(flags)? & libc::O_APPEND != 0 { len } else { (cvt(offset)? as u64).min(len) };
+        let mut last = [0u8];
+        Ok(at > 0 && file.read_at(&mut last, at - 1)? == 1 && last[0] != b'\n')
+    }
+
     /// Hands what `bytes` begins with to one `write`, waiting for room as
     /// long as it takes (see [`Stdout::wait_writable`]); returns how many
     /// bytes were written.
@@ -470,7 +515,7 @@ impl Stdout {
         } else {
             let mut pollfd = libc::pollfd { fd: self.fd, events: libc::POLLOUT, revents: 0 };
             // SAFETY: `pollfd` is a valid array of one element for the call's duration.
-            if unsafe { libc::poll(&mut pollfd, 1, 200) } > 0 {
+            if retry(|| unsafe { libc::poll(&mut pollfd, 1, 200) })? > 0 {
                 return Ok(());
             }
         }
@@ -509,16 +554,12 @@ fn write(fd: RawFd, bytes: &[u8], socket: bool) -> io::Result<usize> {
     let n = if socket {
         let flags = libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL;
         // SAFETY: the pointer and length describe a live, initialised slice.
-        unsafe { libc::send(fd, bytes.as_ptr().cast(), bytes.len(), flags) }
+        cvt(unsafe { libc::send(fd, bytes.as_ptr().cast(), bytes.len(), flags) })?
     } else {
         // SAFETY: the pointer and length describe a live, initialised slice.
-        unsafe { libc::write(fd, bytes.as_ptr().cast(), bytes.len()) }
+        cvt(unsafe { libc::write(fd, bytes.as_ptr().cast(), bytes.len()) })?
     };
-    if n < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(n as usize)
-    }
+    Ok(n as usize)
 }
 
 /// A non-blocking open file of its own for stdout, which is a pipe. (A
@@ -542,16 +583,15 @@ const PIPE_WANTED: libc::c_int = 1 << 20;
 /// more than the reader has not yet read.)
 fn grow_pipe(fd: RawFd) -> usize {
     // SAFETY: plain call on an open descriptor; a refusal leaves the pipe as it was.
-    let grown = unsafe { libc::fcntl(fd, libc::F_SETPIPE_SZ, PIPE_WANTED) };
+    let grown = cvt(unsafe { libc::fcntl(fd, libc::F_SETPIPE_SZ, PIPE_WANTED) });
     // The new capacity, or after a refusal the one it has.
-    usize::try_from(grown).unwrap_or_else(|_| pipe_capacity(fd))
+    grown.map_or_else(|_| pipe_capacity(fd), |size| size as usize)
 }
 
 /// `F_GETPIPE_SZ`, or the default 64 KiB if the kernel will not say.
 fn pipe_capacity(fd: RawFd) -> usize {
     // SAFETY: plain call on an open descriptor.
-    let size = unsafe { libc::fcntl(fd, libc::F_GETPIPE_SZ) };
-    usize::try_from(size).unwrap_or(FLUSH_AT)
+    cvt(unsafe { libc::fcntl(fd, libc::F_GETPIPE_SZ) }).map_or(FLUSH_AT, |size| size as usize)
 }
 
 /// The reader went away: a pipe's (`EPIPE`) or a socket's, which resets
@@ -564,7 +604,7 @@ fn any_pending(signals: &[i32]) -> bool {
     // SAFETY: `sigset_t` is a plain C bit set, filled in by `sigpending`.
     let mut pending: libc::sigset_t = unsafe { mem::zeroed() };
     // SAFETY: `pending` is writable.
-    if unsafe { libc::sigpending(&mut pending) } != 0 {
+    if cvt(unsafe { libc::sigpending(&mut pending) }).is_err() {
         return false;
     }
     // SAFETY: `pending` is an initialised set.

@@ -15,6 +15,8 @@
 use std::collections::VecDeque;
 use std::os::fd::RawFd;
 
+use crate::sys::cvt;
+
 /// A pipe's slots are pages.
 pub const PAGE: usize = 4096;
 
@@ -66,7 +68,7 @@ impl PipeRoom {
     pub fn ask(&mut self, fd: RawFd) -> bool {
         let mut waiting: libc::c_int = 0;
         // SAFETY: FIONREAD writes one int; `waiting` is writable.
-        if unsafe { libc::ioctl(fd, libc::FIONREAD, &mut waiting) } != 0 {
+        if cvt(unsafe { libc::ioctl(fd, libc::FIONREAD, &mut waiting) }).is_err() {
             return false;
         }
         let read = self.written.saturating_sub(u64::try_from(waiting).unwrap_or(u64::MAX));

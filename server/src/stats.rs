@@ -24,6 +24,7 @@ use ipc::{sigbus, NamedSemaphore, SharedMemory};
 
 use crate::lifecycle::SharedLifecycle;
 use crate::stats_page::{stats_name, SourceStats, StatsPage, MAGIC, VERSION};
+use crate::sys::{cvt, geteuid};
 
 /// How long the semaphore may stay taken before its holder is presumed
 /// dead: readers hold it for the copy of a few hundred bytes.
@@ -129,8 +130,7 @@ impl StatsShm {
             version: VERSION,
             size: std::mem::size_of::<StatsPage>() as u32,
             pid: std::process::id(),
-            // SAFETY: plain call, cannot fail.
-            uid: unsafe { libc::geteuid() },
+            uid: geteuid(),
             started_ns: started,
             updated_ns: started,
             queue_capacity,
@@ -245,7 +245,7 @@ fn unlink_stale(name: &str) -> io::Result<()> {
 fn coarse_now_ns() -> u64 {
     let mut now = libc::timespec { tv_sec: 0, tv_nsec: 0 };
     // SAFETY: `now` is writable; the clock id is valid on Linux.
-    if unsafe { libc::clock_gettime(libc::CLOCK_REALTIME_COARSE, &mut now) } != 0 {
+    if cvt(unsafe { libc::clock_gettime(libc::CLOCK_REALTIME_COARSE, &mut now) }).is_err() {
         return now_ns();
     }
     now.tv_sec as u64 * 1_000_000_000 + now.tv_nsec as u64

@@ -92,7 +92,7 @@ impl LineSink for Printer {
     }
 
     fn closed(&mut self, _: &mut Context) {
-        self.output.borrow_mut().counters.source(self.source).connections_open -= 1;
+        self.output.borrow_mut().connection_closed(self.source);
     }
 
     /// A client still connected at shutdown: what it sent is printed.
@@ -101,7 +101,7 @@ impl LineSink for Printer {
     }
 
     fn error(&mut self, _: &io::Error, _: &mut Context) {
-        self.output.borrow_mut().counters.source(self.source).errors += 1;
+        self.output.borrow_mut().source_failed(self.source);
     }
 
     /// The tag: the prefix without its `: `.
@@ -119,12 +119,7 @@ fn line_reader(
     output: &SharedOutput,
     max_line: usize,
 ) -> LineReader<Printer> {
-    {
-        let mut out = output.borrow_mut();
-        let counts = out.counters.source(source);
-        counts.connections_open += 1;
-        counts.connections_total += 1;
-    }
+    output.borrow_mut().connection_opened(source);
     let printer = Printer { output: output.clone(), source, prefix: format!("{tag}: ").into_boxed_str() };
     LineReader::with_sink(fd, max_line, printer)
 }

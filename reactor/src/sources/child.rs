@@ -9,13 +9,12 @@ use std::os::unix::process::ExitStatusExt;
 use std::process::{Command, ExitStatus};
 use std::rc::Rc;
 
+use super::outbox::OnOutput;
 use super::process::{signal_pidfd, unblock_signals, Process};
 use crate::callback::{Callback, OnBytes, OnError};
 use crate::sources::{AtShutdown, LineReader, Output, Writer};
 use crate::sys::set_nonblocking;
 use crate::{Context, Handler, Readiness, Token};
-
-type OnDrain = Box<dyn FnMut(&Output, &mut Context)>;
 
 /// Spawns a [`Command`] and reports its end: lines of its stdout and stderr
 /// (when piped) to closures, then its [`ExitStatus`] to `on_exit`.
@@ -76,7 +75,7 @@ pub struct Child {
     pub(super) outputs: [Option<(OwnedFd, usize, OnBytes)>; 2],
     stdin: Option<OwnedFd>,
     stdin_limit: usize,
-    on_stdin_drain: Option<OnDrain>,
+    on_stdin_drain: Option<OnOutput>,
     on_stdin_error: Option<OnError>,
     pub(super) on_exit: Option<Callback<ExitStatus>>,
 }

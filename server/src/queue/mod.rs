@@ -11,20 +11,32 @@
 //! dies, so a queue that exists but is not locked was left by a server that
 //! is gone: the next server adopts it and prints what is still in it, if
 //! the queue is this user's and lets nobody else read it.
+//!
+//! This module is the handler, [`ServerQueue`]; what the server asks of
+//! the queue is in `spec`, how it comes to own one in `adopt`, and the
+//! system's limits on its size in `limits`.
 
-use std::fs;
+mod adopt;
+mod limits;
+mod spec;
+
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::time::{Duration, Instant};
 
-use ipc::{Access, MessageQueue, QueueOptions};
+use ipc::MessageQueue;
 use reactor::sources::SignalFd;
 use reactor::{Context, Handler, Readiness};
+
+pub use spec::{Notify, Origin, QueueSpec};
 
 use crate::context;
 use crate::lifecycle::SharedLifecycle;
 use crate::output::SharedOutput;
 use crate::stats::Source;
+use crate::sys::retry;
+use adopt::{abandon, create_or_adopt};
+use limits::check_system_limits;
 
 /// How many messages one turn at the queue may take: enough that a queue
 /// refilled as fast as it is read rarely ends a round early (each round
@@ -53,40 +65,6 @@ const SHUTDOWN_QUIET: Duration = Duration::from_millis(20);
 
 /// ...but for no longer than this in all.
 const SHUTDOWN_LIMIT: Duration = Duration::from_secs(2);
-
-/// How a queue is to be created.
-#[derive(Debug, Clone)]
-pub struct QueueSpec {
-    /// Its name, `/NAME`.
-    pub name: String,
-    /// Capacity in messages.
-    pub max_messages: i64,
-    /// The largest message in bytes.
-    pub message_size: i64,
-    /// Its permission bits, exactly.
-    pub mode: libc::mode_t,
-}
-
-/// How the server came to own its queue.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Origin {
-    /// Made by this server.
-    Created,
-    /// Left behind by a server that is gone, with this many messages in it.
-    Adopted {
-        /// Messages waiting when it was adopted.
-        waiting: i64,
-    },
-}
-
-/// How the server learns that messages arrived.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Notify {
-    /// The queue's descriptor is watched by epoll (the default on Linux).
-    Epoll,
-    /// `mq_notify` sends a real-time signal, read from a signalfd.
-    Signal,
-}
 
 /// What the reactor watches for the queue.
 enum Wakeup {
@@ -216,6 +194,11 @@ impl ServerQueue {
         let mut bytes = 0;
         let mut taken = 0;
         while taken < limit && bytes < limit_bytes {
+            if !output.takes_queue_message(self.buf.len()) {
+                // stdout is gone and nothing would keep the line: the
+                // message stays in the queue, for the next server.
+                return Ok(Turn { taken, more: false });
+            }
             match self.queue.receive(&mut self.buf) {
                 Ok((len, priority)) => {
                     output.queue_line(priority, strip_one_newline(&self.buf[..len]));
@@ -223,21 +206,21 @@ impl ServerQueue {
                     bytes += len;
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    output.counters.queue_depth = 0;
+                    output.saw_queue_depth(0);
                     if taken > 0 {
                         self.last_message = Some(Instant::now());
                     }
                     return Ok(Turn { taken, more: false });
                 }
                 Err(e) => {
-                    output.counters.source(Source::Queue).errors += 1;
+                    output.source_failed(Source::Queue);
                     return Err(e);
                 }
             }
         }
         // Stopped at a bound: something may be left. One look, not one per message.
         self.last_message = Some(Instant::now());
-        output.counters.queue_depth = self.queue.attributes()?.current_messages;
+        output.saw_queue_depth(self.queue.attributes()?.current_messages);
         Ok(Turn { taken, more: true })
     }
 
@@ -287,7 +270,7 @@ impl ServerQueue {
     /// the next server, so far.
     fn unprinted(&self) -> (u64, u64) {
         let output = self.output.borrow();
-        (output.counters.lines_dropped, output.kept_lines())
+        (output.counters().lines_dropped, output.kept_lines())
     }
 
     /// After the name is gone: drains until the queue has been quiet for
@@ -320,15 +303,49 @@ impl ServerQueue {
             let quiet = SHUTDOWN_QUIET.min(deadline - now).as_millis() as libc::c_int;
             let mut pollfd = libc::pollfd { fd: self.queue.as_raw_fd(), events: libc::POLLIN, revents: 0 };
             // SAFETY: `pollfd` is a valid array of one element for the call's duration.
-            match unsafe { libc::poll(&mut pollfd, 1, quiet) } {
-                0 => break,
-                -1 if io::Error::last_os_error().kind() != io::ErrorKind::Interrupted => {
-                    return Err(io::Error::last_os_error());
-                }
-                _ => {}
+            if retry(|| unsafe { libc::poll(&mut pollfd, 1, quiet) })? == 0 {
+                break;
             }
         }
         Ok((total, total.saturating_sub(waiting_at_stop)))
+    }
+
+    /// A read of the queue failed during the shutdown: logged, and the exit
+    /// status is 1. Returns the messages it took: none.
+    fn failed_at_shutdown(&self, e: &io::Error) -> usize {
+        log::error!("{}: {e}", self.label);
+        self.lifecycle.mark_failed();
+        0
+    }
+
+    /// Logs what the shutdown took: `taken` messages, `late` of them after
+    /// the stop began, when the output had dropped and kept `before` lines.
+    fn report_shutdown(&self, taken: usize, late: usize, before: (u64, u64)) {
+        // The output keeps or drops its tail: the lines kept or dropped
+        // since are the last ones taken.
+        let (dropped_now, kept_now) = self.unprinted();
+        let since = |now: u64, before: u64| usize::try_from(now.saturating_sub(before)).unwrap_or(usize::MAX);
+        let dropped = since(dropped_now, before.0).min(taken);
+        let kept = since(kept_now, before.1).min(taken - dropped);
+        if taken > dropped + kept {
+            log::info!("{}: printed {} message(s) left at shutdown", self.label, taken - dropped - kept);
+        }
+        if kept > 0 {
+            log::warn!(
+                "{}: kept {kept} message(s) left at shutdown in the journal (stdout closed or full): \
+                 the next server on this queue prints them",
+                self.label
+            );
+        }
+        if dropped > 0 {
+            log::warn!(
+                "{}: dropped {dropped} message(s) left at shutdown (stdout closed or full)",
+                self.label
+            );
+        }
+        if late > 0 {
+            log::warn!("{}: {late} message(s) arrived after the shutdown began", self.label);
+        }
     }
 }
 
@@ -377,201 +394,48 @@ impl Handler for ServerQueue {
 
     /// Removes the name first, so that a late client is told "no such queue"
     /// instead of sending into a queue about to vanish; then prints what is
-    /// left, and what clients that opened it before still send. The
-    /// descriptor is closed (`mq_close`) when the handler drops.
+    /// left, and what clients that opened it before still send. With stdout
+    /// gone, the journal takes what it can keep first, and a queue still
+    /// holding messages keeps its name, for the next server, which adopts
+    /// it. The descriptor is closed (`mq_close`) when the handler drops.
     fn on_shutdown(&mut self) {
         if !self.started && self.origin != Origin::Created {
             // A startup that failed after adopting: the queue stays, with
             // its messages, for the next server.
             return;
         }
+        let before = self.unprinted();
+        let mut taken = 0;
+        if self.output.borrow().is_closed() {
+            // What the journal can keep is taken; the rest stays.
+            taken = self.drain(self.capacity).map_or_else(|e| self.failed_at_shutdown(&e), |turn| turn.taken);
+            let left = self.waiting();
+            if left > 0 {
+                self.report_shutdown(taken, 0, before);
+                log::warn!(
+                    "{}: stdout is gone: {left} message(s) left in the queue for the next server, \
+                     which adopts it (the queue is not removed)",
+                    self.label
+                );
+                return;
+            }
+        }
         let unlinked = MessageQueue::unlink(self.queue.name());
         if let Err(e) = &unlinked {
             log::error!("{e}");
             self.lifecycle.mark_failed();
         }
-        let (dropped_before, kept_before) = self.unprinted();
-        let (taken, late) = match self.drain_until_quiet() {
-            Ok(figures) => figures,
-            Err(e) => {
-                log::error!("{}: {e}", self.label);
-                self.lifecycle.mark_failed();
-                (0, 0)
+        let late = match self.drain_until_quiet() {
+            Ok((more, late)) => {
+                taken += more;
+                late
             }
+            Err(e) => self.failed_at_shutdown(&e),
         };
-        // The output keeps or drops its tail: the lines kept or dropped
-        // since are the last ones taken.
-        let (dropped_now, kept_now) = self.unprinted();
-        let since = |now: u64, before: u64| usize::try_from(now.saturating_sub(before)).unwrap_or(usize::MAX);
-        let dropped = since(dropped_now, dropped_before).min(taken);
-        let kept = since(kept_now, kept_before).min(taken - dropped);
-        if taken > dropped + kept {
-            log::info!("{}: printed {} message(s) left at shutdown", self.label, taken - dropped - kept);
-        }
-        if kept > 0 {
-            log::warn!(
-                "{}: kept {kept} message(s) left at shutdown in the journal (stdout closed or full): \
-                 the next server on this queue prints them",
-                self.label
-            );
-        }
-        if dropped > 0 {
-            log::warn!(
-                "{}: dropped {dropped} message(s) left at shutdown (stdout closed or full)",
-                self.label
-            );
-        }
-        if late > 0 {
-            log::warn!("{}: {late} message(s) arrived after the shutdown began", self.label);
-        }
+        self.report_shutdown(taken, late, before);
         if unlinked.is_ok() && self.started {
             log::info!("{}: removed", self.label);
         }
-    }
-}
-
-/// Creates the queue exclusively; if it exists, adopts it when no live
-/// server holds its lock and it is safe to (see [`check_adoptable`]).
-/// Retries when the name changes under our feet (another server removing or
-/// re-creating it at the same moment).
-fn create_or_adopt(spec: &QueueSpec) -> io::Result<(MessageQueue, Origin)> {
-    let options = QueueOptions {
-        access: Access::Receive,
-        max_messages: spec.max_messages,
-        message_size: spec.message_size,
-        mode: spec.mode,
-        exclusive: true,
-        nonblocking: true,
-    };
-    for _ in 0..8 {
-        let (queue, origin) = match MessageQueue::create(&spec.name, &options) {
-            Ok(queue) => (queue, Origin::Created),
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-                match MessageQueue::open_with(&spec.name, Access::Receive, true) {
-                    Ok(queue) => (queue, Origin::Adopted { waiting: 0 }),
-                    Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-                    Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {
-                        return Err(match MessageQueue::file_info(&spec.name) {
-                            Ok(info) => not_adoptable(&spec.name, &info, spec.mode),
-                            Err(_) => e,
-                        })
-                    }
-                    Err(e) => return Err(e),
-                }
-            }
-            Err(e) => return Err(e),
-        };
-        if !lock(&queue)? {
-            // Someone else holds it, even if we created it a moment ago.
-            return Err(io::Error::new(
-                io::ErrorKind::AddrInUse,
-                format!(
-                    "queue {}: in use by another running server; stop it first, or choose another name with --queue",
-                    spec.name
-                ),
-            ));
-        }
-        match queue.is_still_named() {
-            Ok(true) => {}
-            Ok(false) => continue,
-            Err(e) => {
-                abandon(&spec.name, origin);
-                return Err(e);
-            }
-        }
-        if origin != Origin::Created {
-            check_adoptable(&queue, spec.mode)?;
-        }
-        return Ok((queue, origin));
-    }
-    Err(io::Error::other(format!("queue {}: keeps being created and removed by someone else", spec.name)))
-}
-
-/// A queue left under our name is adopted only if it is this user's and
-/// lets no one read it whom `--mode` would not: otherwise another user
-/// made it to receive (steal) what clients send to the server.
-fn check_adoptable(queue: &MessageQueue, mode: libc::mode_t) -> io::Result<()> {
-    let info = queue.info()?;
-    // SAFETY: plain call, cannot fail.
-    let me = unsafe { libc::geteuid() };
-    if info.uid != me || info.mode & !mode & 0o077 != 0 {
-        return Err(not_adoptable(queue.name(), &info, mode));
-    }
-    Ok(())
-}
-
-/// Why the queue `name`, as `info` describes it, is refused.
-fn not_adoptable(name: &str, info: &ipc::ObjectInfo, mode: libc::mode_t) -> io::Error {
-    io::Error::new(
-        io::ErrorKind::PermissionDenied,
-        format!(
-            "queue {name}: exists, {}, and is not safe to adopt: \
-             another user could receive the messages meant for this server (--mode is {mode:04o}). \
-             Remove it (its owner or root: rm /dev/mqueue/{}) or choose another name with --queue",
-            info.owner_and_mode(),
-            name.trim_start_matches('/'),
-        ),
-    )
-}
-
-/// Claims the queue for this process; `false` if a server holds it.
-/// A client asking whether a server runs (`client --status`) holds a
-/// shared lock for a few microseconds: a refusal is asked again a few
-/// times over about 50 ms before it is believed.
-fn lock(queue: &MessageQueue) -> io::Result<bool> {
-    for attempt in 0..10 {
-        if attempt > 0 {
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        if queue.try_lock(true)? {
-            return Ok(true);
-        }
-    }
-    Ok(false)
-}
-
-/// Removes the name of a queue we created and will not serve after all.
-fn abandon(name: &str, origin: Origin) {
-    if origin == Origin::Created {
-        let _ = MessageQueue::unlink(name);
-    }
-}
-
-/// Checks the requested size against the system's limits, which only a
-/// privileged process may exceed: we do not, so that root and users behave
-/// the same.
-fn check_system_limits(spec: &QueueSpec) -> io::Result<()> {
-    let limits = [
-        ("--max-messages", spec.max_messages, "msg_max"),
-        ("--message-size", spec.message_size, "msgsize_max"),
-    ];
-    for (flag, wanted, file) in limits {
-        let path = format!("/proc/sys/fs/mqueue/{file}");
-        let Some(limit) = fs::read_to_string(&path).ok().and_then(|s| s.trim().parse::<i64>().ok()) else {
-            continue;
-        };
-        if wanted > limit {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!(
-                    "{flag} {wanted} is above the system limit of {limit} ({path}); \
-                     ask for at most {limit}, or raise the limit as root with `sysctl fs.mqueue.{file}={wanted}`{}",
-                    hard_ceiling_note(file, wanted)
-                ),
-            ));
-        }
-    }
-    Ok(())
-}
-
-/// The kernel's own ceilings for the two limits (`HARD_MSGMAX`,
-/// `HARD_MSGSIZEMAX`): a value above them cannot be set at all.
-fn hard_ceiling_note(file: &str, wanted: i64) -> String {
-    let ceiling: i64 = if file == "msg_max" { 65_536 } else { 16 * 1024 * 1024 };
-    if wanted > ceiling {
-        format!(" (the kernel accepts at most {ceiling} there)")
-    } else {
-        String::new()
     }
 }
 
@@ -623,12 +487,5 @@ mod tests {
         assert_eq!(queue.drain_within(10, 250).unwrap(), Turn { taken: 3, more: true });
         assert_eq!(queue.drain_within(10, usize::MAX).unwrap(), Turn { taken: 4, more: false });
         assert_eq!(queue.drain_within(10, usize::MAX).unwrap(), Turn { taken: 0, more: false });
-    }
-
-    #[test]
-    fn the_hint_for_a_size_beyond_the_kernel_says_so() {
-        assert_eq!(hard_ceiling_note("msg_max", 100), "");
-        assert!(hard_ceiling_note("msg_max", 100_000).contains("65536"));
-        assert!(hard_ceiling_note("msgsize_max", 1 << 30).contains("16777216"));
     }
 }
