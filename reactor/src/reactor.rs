@@ -819,7 +819,7 @@ impl Context {
     }
 
     /// Hands a handler's error to the user's hook, or to [`report`].
-    fn report(&mut self, token: Token, name: &str, error: &io::Error) {
+    pub(crate) fn report(&mut self, token: Token, name: &str, error: &io::Error) {
         let Some(mut on_error) = self.on_error.take() else {
             return report(name, error);
         };

@@ -633,7 +633,11 @@ impl Sink {
             (Some(e), Some(on_error)) => on_error(&e, &self.out, ctx),
             // A connection's peer going away is its ordinary end.
             (Some(e), None) if self.out.core.connection && peer_gone(&e) => log::debug!("{}: {e}", self.name),
-            (Some(e), None) => log::warn!("{}: {e}", self.name),
+            // Never silent: the reactor's error hook, a log line, or stderr.
+            (Some(e), None) => match ctx.current() {
+                Some(me) => ctx.report(me, &self.name, &e),
+                None => log::warn!("{}: {e}", self.name),
+            },
             (None, _) => {}
         }
         if let Some(on_close) = &mut self.on_close {
