@@ -635,7 +635,7 @@ impl Sink {
             (Some(e), None) if self.out.core.connection && peer_gone(&e) => log::debug!("{}: {e}", self.name),
             // Never silent: the reactor's error hook, a log line, or stderr.
             (Some(e), None) => match ctx.current() {
-                Some(me) => ctx.report(me, &self.name, &e),
+                Some(me) => ctx.report(me, self.name, &e),
                 None => log::warn!("{}: {e}", self.name),
             },
             (None, _) => {}
