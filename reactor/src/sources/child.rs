@@ -6,6 +6,7 @@ use std::fmt;
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::process::ExitStatusExt;
+use std::path::Path;
 use std::process::{Command, ExitStatus};
 use std::rc::Rc;
 
@@ -151,7 +152,10 @@ impl Child {
     /// blocks `SIGTERM` and `SIGINT` in the reactor's process, which would
     /// block them in the child too and make every graceful stop a `SIGKILL`.
     pub fn spawn(command: &mut Command) -> io::Result<Child> {
-        let mut child = unblock_signals(command).spawn()?;
+        let program = Path::new(command.get_program()).display().to_string();
+        let mut child = unblock_signals(command)
+            .spawn()
+            .map_err(|e| io::Error::new(e.kind(), format!("cannot run {program}: {e}")))?;
         let stdin = child.stdin.take().map(OwnedFd::from);
         let stdout = child.stdout.take().map(|pipe| discard(pipe.into()));
         let stderr = child.stderr.take().map(|pipe| discard(pipe.into()));

@@ -54,7 +54,8 @@ type OnLine = Box<dyn FnMut(&[u8], &Output, &mut Context)>;
 ///   [`on_error`](Connection::on_error), then `on_close`; without
 ///   `on_error`, it goes where a handler's error goes
 ///   ([`Reactor::on_error`](crate::Reactor::on_error): the hook, a log
-///   line, or stderr), except a peer gone, logged at debug level.
+///   line, or stderr), except a peer gone (`EPIPE`, `ECONNRESET`), logged
+///   at debug level.
 /// - **Outgoing.** [`tcp`](Connection::tcp) and [`unix`](Connection::unix)
 ///   connect without blocking the loop (see there).
 ///
