@@ -25,7 +25,7 @@ impl Queue {
     /// its mode (who else may read it is its owner's choice): checked on the
     /// descriptor, so the queue sent into is the queue checked.
     pub fn open(name: &str, nonblock: bool, trusted: u32) -> io::Result<Queue> {
-        let queue = MessageQueue::open_with(name, Access::Send, nonblock)?;
+        let queue = MessageQueue::open_with(name, Access::Send, nonblock).map_err(not_running)?;
         if let Some(why) = trust::refusal(&queue.info()?, trusted) {
             return Err(io::Error::new(
                 io::ErrorKind::PermissionDenied,
@@ -101,4 +101,13 @@ pub fn held_by_server(queue: &MessageQueue) -> io::Result<bool> {
 
 fn full(name: &str, why: &str) -> io::Error {
     io::Error::new(io::ErrorKind::WouldBlock, format!("queue {name} is full: {why}"))
+}
+
+/// A queue that does not exist, in the client's words: its server is the
+/// one that makes it.
+pub fn not_running(e: io::Error) -> io::Error {
+    match e.kind() {
+        io::ErrorKind::NotFound => io::Error::new(e.kind(), format!("{e}: is the server running?")),
+        _ => e,
+    }
 }

@@ -11,12 +11,14 @@ use crate::{journal, queue, trust};
 /// holds it, and its file in the mqueue filesystem where that is mounted;
 /// then the server's journal.
 pub fn describe(name: &str, trusted: u32) -> io::Result<String> {
-    let open = ipc::MessageQueue::open_to_inspect(name).inspect_err(|e| {
-        if e.kind() == io::ErrorKind::NotFound {
-            // A server killed while it drained at shutdown leaves a journal and no queue.
-            print!("{}", journal::orphan(name));
-        }
-    })?;
+    let open = ipc::MessageQueue::open_to_inspect(name)
+        .inspect_err(|e| {
+            if e.kind() == io::ErrorKind::NotFound {
+                // A server killed while it drained at shutdown leaves a journal and no queue.
+                print!("{}", journal::orphan(name));
+            }
+        })
+        .map_err(queue::not_running)?;
     let attr = open.attributes()?;
     let info = open.info()?;
     let whose = if info.uid == server::sys::geteuid() { "this user" } else { "another user" };

@@ -11,7 +11,7 @@
 //! tells the object it created, and only that one: then the creator's drop
 //! removes the name, on every way out short of `SIGKILL`.
 //! Every error names the object and says what went wrong in words
-//! (`queue /x does not exist: is the server running?`), and keeps the
+//! (`queue /x does not exist (not created yet, or removed since)`), and keeps the
 //! `io::ErrorKind` of the errno, so a caller can still match on it.
 //! Objects are created with exactly the mode asked for: the umask takes
 //! nothing away.

@@ -500,7 +500,7 @@ pub fn mqueue_mount() -> Option<PathBuf> {
 /// `mq_open` without `O_CREAT`: what each errno means for the user.
 fn explain_open(name: &str, e: io::Error) -> io::Error {
     let message = match e.raw_os_error() {
-        Some(libc::ENOENT) => format!("queue {name} does not exist: is the server running?"),
+        Some(libc::ENOENT) => format!("queue {name} does not exist (not created yet, or removed since)"),
         Some(libc::EACCES) => {
             format!("queue {name}: permission denied: its mode does not let this user open it")
         }

@@ -19,7 +19,8 @@ fn main() -> io::Result<ExitCode> {
         return Err(io::Error::new(io::ErrorKind::InvalidInput, "usage: supervisor PROGRAM [ARG...]"));
     }
     let mut reactor = Reactor::new()?;
-    reactor.register(SignalFd::new(&[Signal::Int, Signal::Term], |_, ctx| ctx.stop())?)?;
+    // Stopped by a signal: 128 + its number, whatever the last run's end says (the first exit wins).
+    reactor.register(SignalFd::new(&[Signal::Int, Signal::Term], |signal, ctx| ctx.exit(128 + signal))?)?;
     Supervisor::new(move |_run| {
         let mut command = Command::new(&args[0]);
         command.args(&args[1..]).stdout(Stdio::piped());

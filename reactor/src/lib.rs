@@ -47,7 +47,7 @@
 //!   grows with [`follow`](sources::LineReader::follow) (`tail -F`, on
 //!   inotify).
 //! - [`DirWatch`](sources::DirWatch): the names created, removed and moved
-//!   in a directory, on inotify.
+//!   in a directory, each a [`Change`](sources::Change), on inotify.
 //! - [`Listener`](sources::Listener): a listening TCP or Unix socket, with a
 //!   handler or a closure for each accepted connection.
 //! - [`QueueReader`](sources::QueueReader): the messages of a POSIX message
@@ -55,22 +55,31 @@
 //! - [`SignalFd`](sources::SignalFd): signals (named by
 //!   [`Signal`](sources::Signal)) as events, through a `signalfd`.
 //!
-//! Bytes out, each bounded, each able to pause whoever feeds it:
+//! Bytes out, each bounded, each able to hold whoever feeds it (any source,
+//! by its [`Token`]):
+//! - [`Output`](sources::Output): the handle that a `Writer`, a
+//!   `Connection` and a child's stdin return, the one place that says when
+//!   a stream is full, how a producer is held, and how a stream ends (its
+//!   [`StreamState`](sources::StreamState)).
 //! - [`Writer`](sources::Writer): a buffer out to a pipe, a socket or
 //!   stdout.
 //! - [`QueueWriter`](sources::QueueWriter): messages into a message queue,
-//!   held while it is full.
+//!   held while it is full, through its
+//!   [`QueueWriterHandle`](sources::QueueWriterHandle).
 //! - [`Connection`](sources::Connection): a stream socket both ways, lines in
-//!   and a buffer out.
+//!   and an `Output` out, accepted or connected (TCP, Unix) without blocking.
 //! - [`Fanout`](sources::Fanout): a line to every connection of a group, with
 //!   a [`SlowReader`](sources::SlowReader) policy for one that lags.
 //!
 //! Other processes and threads:
 //! - [`Child`](sources::Child): a child process, its exit learnt through a
-//!   pidfd, its output as lines, its stdin as a sink.
+//!   pidfd, its output as lines, its stdin an `Output`; signalled through
+//!   its [`ChildHandle`](sources::ChildHandle), ended at shutdown as its
+//!   [`AtShutdown`](sources::AtShutdown) says.
 //! - [`Supervisor`](sources::Supervisor): a child run again when it ends,
 //!   with a [`Restart`](sources::Restart) policy, a back-off, a limit and a
-//!   watchdog.
+//!   watchdog; steered through its
+//!   [`SupervisorHandle`](sources::SupervisorHandle).
 //! - [`channel`](sources::channel): items of any type from other threads
 //!   ([`Sender`](sources::Sender)) to a closure on the loop's
 //!   ([`Receiver`](sources::Receiver)).

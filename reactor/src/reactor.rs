@@ -642,9 +642,12 @@ impl Context {
 
     /// Stops the loop as [`stop`](Context::stop) does, and records `code`
     /// as what the program should exit with: [`Reactor::exit_code`] returns
-    /// it after `run`. A later `exit` in the same run replaces it.
+    /// it after `run`. The first `exit` of a run decides: a later one only
+    /// stops, so that what a shutdown's callbacks say (a supervisor's last
+    /// child, say) does not replace the reason the program gave first (a
+    /// SIGTERM handler's `exit(143)`).
     pub fn exit(&mut self, code: i32) {
-        self.exit_code = Some(code);
+        self.exit_code.get_or_insert(code);
         self.stop();
     }
 
@@ -819,7 +822,7 @@ impl Context {
     }
 
     /// Hands a handler's error to the user's hook, or to [`report`].
-    fn report(&mut self, token: Token, name: &str, error: &io::Error) {
+    pub(crate) fn report(&mut self, token: Token, name: &str, error: &io::Error) {
         let Some(mut on_error) = self.on_error.take() else {
             return report(name, error);
         };

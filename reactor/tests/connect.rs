@@ -122,6 +122,22 @@ fn a_refused_connect_goes_to_on_error_naming_the_address_then_on_close() {
     });
 }
 
+#[test]
+fn a_refused_connect_without_on_error_reaches_the_reactors_error_hook() {
+    within_deadline(|| {
+        let addr = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+        let mut reactor = Reactor::new().unwrap();
+        let reported = Seen::default();
+        let seen = reported.clone();
+        reactor.on_error(move |name, e, _| journal(&seen, format!("{name}: {e}")));
+        Connection::tcp(addr).unwrap().register(&mut reactor).unwrap();
+        run_until(&mut reactor, "the failure", |r| r.is_empty());
+        let reported = reported.borrow();
+        assert_eq!(reported.len(), 1, "{reported:?}");
+        assert!(reported[0].contains(&format!("connect to {addr}: ")), "{reported:?}");
+    });
+}
+
 /// A Unix listener with a backlog of 0 that never accepts: one connection
 /// waits in it, and the next non-blocking connect is refused with `EAGAIN`
 /// at once, for as long as nobody accepts. The connection tries again

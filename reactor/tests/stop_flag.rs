@@ -287,3 +287,20 @@ fn a_flag_no_reactor_holds_is_never_raised() {
     drop(reactor);
     assert!(!flag.is_raised());
 }
+
+#[test]
+fn the_first_exit_of_a_run_decides_its_code() {
+    within_deadline(|| {
+        let mut reactor = Reactor::new().unwrap();
+        reactor.after(Duration::from_millis(1), |ctx| {
+            ctx.exit(143); // a SIGTERM handler, say
+            ctx.exit(0); // a clean-up that runs after it
+        });
+        reactor.run().unwrap();
+        assert_eq!(reactor.exit_code(), Some(143));
+        // A new run forgets it.
+        reactor.after(Duration::from_millis(1), |ctx| ctx.stop());
+        reactor.run().unwrap();
+        assert_eq!(reactor.exit_code(), None);
+    });
+}

@@ -6,16 +6,16 @@ use std::fmt;
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::process::ExitStatusExt;
+use std::path::Path;
 use std::process::{Command, ExitStatus};
 use std::rc::Rc;
 
+use super::outbox::OnOutput;
 use super::process::{signal_pidfd, unblock_signals, Process};
 use crate::callback::{Callback, OnBytes, OnError};
 use crate::sources::{AtShutdown, LineReader, Output, Writer};
 use crate::sys::set_nonblocking;
 use crate::{Context, Handler, Readiness, Token};
-
-type OnDrain = Box<dyn FnMut(&Output, &mut Context)>;
 
 /// Spawns a [`Command`] and reports its end: lines of its stdout and stderr
 /// (when piped) to closures, then its [`ExitStatus`] to `on_exit`.
@@ -76,7 +76,7 @@ pub struct Child {
     pub(super) outputs: [Option<(OwnedFd, usize, OnBytes)>; 2],
     stdin: Option<OwnedFd>,
     stdin_limit: usize,
-    on_stdin_drain: Option<OnDrain>,
+    on_stdin_drain: Option<OnOutput>,
     on_stdin_error: Option<OnError>,
     pub(super) on_exit: Option<Callback<ExitStatus>>,
 }
@@ -152,7 +152,10 @@ impl Child {
     /// blocks `SIGTERM` and `SIGINT` in the reactor's process, which would
     /// block them in the child too and make every graceful stop a `SIGKILL`.
     pub fn spawn(command: &mut Command) -> io::Result<Child> {
-        let mut child = unblock_signals(command).spawn()?;
+        let program = Path::new(command.get_program()).display().to_string();
+        let mut child = unblock_signals(command)
+            .spawn()
+            .map_err(|e| io::Error::new(e.kind(), format!("cannot run {program}: {e}")))?;
         let stdin = child.stdin.take().map(OwnedFd::from);
         let stdout = child.stdout.take().map(|pipe| discard(pipe.into()));
         let stderr = child.stderr.take().map(|pipe| discard(pipe.into()));

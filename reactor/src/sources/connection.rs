@@ -52,7 +52,10 @@ type OnLine = Box<dyn FnMut(&[u8], &Output, &mut Context)>;
 /// - **Errors.** A read or write error, a failed connect, a peer gone
 ///   (`EPIPE`, `ECONNRESET`) closes the connection and goes to
 ///   [`on_error`](Connection::on_error), then `on_close`; without
-///   `on_error`, it is logged (a peer gone at debug level).
+///   `on_error`, it goes where a handler's error goes
+///   ([`Reactor::on_error`](crate::Reactor::on_error): the hook, a log
+///   line, or stderr), except a peer gone (`EPIPE`, `ECONNRESET`), logged
+///   at debug level.
 /// - **Outgoing.** [`tcp`](Connection::tcp) and [`unix`](Connection::unix)
 ///   connect without blocking the loop (see there).
 ///

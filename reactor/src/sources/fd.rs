@@ -7,7 +7,7 @@ use std::os::fd::{AsFd, BorrowedFd};
 
 use crate::{Context, Handler, Interest, Readiness, Token};
 
-type Callback<T> = Box<dyn FnMut(&mut T, Readiness, &mut Context) -> io::Result<()>>;
+type OnReady<T> = Box<dyn FnMut(&mut T, Readiness, &mut Context) -> io::Result<()>>;
 
 /// Owns any `T: AsFd` (an `OwnedFd`, a `File`, a socket, a message queue)
 /// and calls a closure with it when epoll reports it.
@@ -62,7 +62,7 @@ pub struct Fd<T> {
     inner: Option<T>,
     interest: Interest,
     name: String,
-    callback: Callback<T>,
+    callback: OnReady<T>,
 }
 
 impl<T: AsFd + 'static> Fd<T> {

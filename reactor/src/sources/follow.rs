@@ -64,7 +64,10 @@ impl LineReader {
     ///
     /// A [`LineReader`] in all else (named `follow PATH`): the same
     /// callbacks, pausable. Refused: a path that is not a regular file, and
-    /// one whose directory cannot be watched. Out of watches (`ENOSPC`),
+    /// one whose directory cannot be watched; unlike `tail -F`, a path that
+    /// does not exist yet (`NotFound`): to wait for it, watch its directory
+    /// with a [`DirWatch`] and follow the file once it is
+    /// [`Created`](Change::Created) or [`MovedIn`](Change::MovedIn). Out of watches (`ENOSPC`),
     /// the error names the path and the limit to raise,
     /// `fs.inotify.max_user_watches`.
     ///

@@ -185,8 +185,9 @@ pub struct LineReader<S = Callbacks> {
     /// for a descriptor epoll refuses ([`LineReader::for_any_fd`]), the
     /// inotify descriptor of a followed file ([`LineReader::follow`]).
     pub(crate) instead: Option<OwnedFd>,
-    /// The FIFO this reader made, removed when it goes.
-    pub(crate) made: Option<MadeFifo>,
+    /// The FIFO this reader made, removed when it goes (boxed, as `follow`:
+    /// a reader of a connection pays one pointer for each, not a path).
+    pub(crate) made: Option<Box<MadeFifo>>,
     /// Where a followed file is, and how far it was read.
     pub(crate) follow: Option<Box<Following>>,
 }

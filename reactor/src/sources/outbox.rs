@@ -631,9 +631,16 @@ impl Sink {
         self.release_producers(ctx);
         match (failure, &mut self.on_error) {
             (Some(e), Some(on_error)) => on_error(&e, &self.out, ctx),
-            // A connection's peer going away is its ordinary end.
+            // A connection's peer going away is its ordinary end; a writer's
+            // reader gone is worth a warning.
             (Some(e), None) if self.out.core.connection && peer_gone(&e) => log::debug!("{}: {e}", self.name),
-            (Some(e), None) => log::warn!("{}: {e}", self.name),
+            (Some(e), None) if peer_gone(&e) => log::warn!("{}: {e}", self.name),
+            // Any other failure (a refused connect, say) is never silent: the
+            // reactor's error hook, a log line, or stderr.
+            (Some(e), None) => match ctx.current() {
+                Some(me) => ctx.report(me, self.name, &e),
+                None => log::warn!("{}: {e}", self.name),
+            },
             (None, _) => {}
         }
         if let Some(on_close) = &mut self.on_close {

@@ -22,8 +22,13 @@ use crate::{Context, Handler, Interest, Readiness};
 /// shutdown later is nobody's error. (A socket shut down by hand through
 /// another descriptor, then by its peer, reads as a reader gone.)
 ///
-/// The descriptor is made non-blocking. For stdout that changes the open
-/// file shared with the shell (see `docs/reactor.md`); a `dup` shares it too.
+/// The descriptor is made non-blocking. For stdout (`io::stdout().as_fd()
+/// .try_clone_to_owned()`) that changes the open file the program shares
+/// with its shell and whoever else holds it, a `dup` included: a program
+/// that hands its terminal back, or whose stdout others write, makes it
+/// blocking again (`fcntl`) once the writer is gone. A descriptor epoll
+/// refuses (stdout redirected to a regular file) cannot be registered:
+/// write to it directly, it never blocks.
 ///
 /// ```
 /// use std::io::Read;
