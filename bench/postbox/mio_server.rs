@@ -107,12 +107,10 @@ impl MioServer {
         if let Some(listener) = &listener {
             eprintln!("[INFO] listening on {}", listener.local_addr()?);
         }
-        // No reactor here, so no stop flag that a stop raises, and no watch
-        // on stdout: the output waits for a full stdout in `poll`, as the
-        // server's loop did before it watched stdout (a stop signal ends it).
+        // No reactor here, so no stop flag that a stop raises: the output
+        // waits for a full stdout as long as a server that is not stopping.
         let output =
             Output::stdout(Lifecycle::new(StopFlag::never()), &STOP_SIGNALS, config.message_size as usize);
-        output.borrow_mut().wait_when_full();
         let spec = QueueSpec {
             name: config.queue.clone(),
             max_messages: config.max_messages,

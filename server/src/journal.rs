@@ -121,21 +121,15 @@ pub fn journal_name(queue: &str) -> String {
 
 /// The data area for lines of messages of up to `longest` bytes: the
 /// output is written when it passes [`FLUSH_AT`], and one more line, every
-/// byte escaped to four and a tag, must fit after that; and, while stdout
-/// is full, the lines of the one read a connection or stdin hands over
-/// before its hold takes effect (64 KiB, escaped).
+/// byte escaped to four and a tag, must fit after that.
 pub fn capacity_for(longest: usize) -> usize {
-    let wanted = HEADER_SIZE + FLUSH_AT + 4 * longest + 4 * HELD_READ + 256;
+    let wanted = HEADER_SIZE + FLUSH_AT + 4 * longest + 256;
     wanted.next_multiple_of(4096) - HEADER_SIZE
 }
 
 /// The largest data area a server makes: for messages of 16 MiB, the
 /// kernel's ceiling (`HARD_MSGSIZEMAX`). A replay reads at most this much.
-const LARGEST_CAPACITY: usize = HEADER_SIZE + FLUSH_AT + 4 * (16 << 20) + 4 * HELD_READ + 4096;
-
-/// What a line reader takes in one read (the reactor's `LineReader`): the
-/// lines it delivers after a full stdout has held it.
-const HELD_READ: usize = 64 * 1024;
+const LARGEST_CAPACITY: usize = HEADER_SIZE + FLUSH_AT + 4 * (16 << 20) + 4096;
 
 /// A journal found under a queue's name, checked: its header, and the
 /// lines it holds that were never written.

@@ -15,7 +15,7 @@ use simplelog::ColorChoice;
 
 use server::args::{self, Command, Config};
 use server::lifecycle::{Lifecycle, SharedLifecycle};
-use server::output::{reader_left, stop_when_written, watch_blocked_stdout, Output, SharedOutput};
+use server::output::{reader_left, Output, SharedOutput};
 use server::queue::{Origin, QueueSpec, ServerQueue};
 use server::stats::{Counters, StatsShm, PUBLISH_AT_LEAST_EVERY};
 use server::stats_page::SOURCE_NAMES;
@@ -52,7 +52,7 @@ fn serve(config: &Config) -> io::Result<()> {
     let lifecycle = Lifecycle::new(reactor.stop_flag());
     let max_line = config.message_size as usize;
     let output = Output::stdout(lifecycle.clone(), &STOP_SIGNALS, max_line);
-    register_signals(&mut reactor, &output)?;
+    register_signals(&mut reactor)?;
     // From here on, however `serve` ends, dropping the reactor removes the queue.
     let (capacity, size) = register_queue(&mut reactor, config, &output, &lifecycle)?;
     // What a killed server left unwritten is printed before anything else.
@@ -79,15 +79,12 @@ fn serve(config: &Config) -> io::Result<()> {
     Ok(())
 }
 
-/// The stop signals wait for the loop, which shuts down cleanly once
-/// stdout has taken what it holds, or has taken nothing for a second
-/// ([`stop_when_written`]). Done first, so that no signal can kill the
-/// server halfway through startup.
-fn register_signals(reactor: &mut Reactor, output: &SharedOutput) -> io::Result<()> {
-    let output = output.clone();
-    reactor.register(SignalFd::new(&STOP_SIGNALS, move |signal, ctx| {
+/// The stop signals wait for the loop, which shuts down cleanly. Done
+/// first, so that no signal can kill the server halfway through startup.
+fn register_signals(reactor: &mut Reactor) -> io::Result<()> {
+    reactor.register(SignalFd::new(&STOP_SIGNALS, |signal, ctx| {
         log::info!("{}: shutting down", signal_name(signal));
-        stop_when_written(&output, ctx);
+        ctx.stop();
     })?)?;
     Ok(())
 }
@@ -135,10 +132,9 @@ fn open_stats(config: &Config, capacity: i64, lifecycle: &SharedLifecycle) -> Op
         .ok()
 }
 
-/// The end of every round: publish the figures, then write the output; a
-/// stdout that takes not all of it is watched for room while its producers
-/// hold their input. A stdout whose reader left stops the server cleanly;
-/// another write error stops it too, and fails the run.
+/// The end of every round: publish the figures, then write the output. A
+/// stdout whose reader left stops the server cleanly; another write error
+/// stops it too, and fails the run.
 fn end_rounds_with_output(
     reactor: &mut Reactor,
     output: &SharedOutput,
@@ -161,8 +157,6 @@ fn end_rounds_with_output(
             log::info!("no more output: shutting down");
             ctx.stop();
         }
-        drop(out);
-        watch_blocked_stdout(&output, ctx);
     });
 }
 

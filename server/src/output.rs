@@ -6,16 +6,9 @@
 //! When stdout is a pipe, the server writes through a private, non-blocking
 //! open file of that pipe (`/proc/self/fd/1` opened anew: its flags are its
 //! own, unlike a `dup`'s); when it is a socket, with `send(MSG_DONTWAIT)`. A
-//! reader that stops reading never stops the loop: stdout is then *blocked*
-//! ([`Output::is_blocked`]), the loop watches it for room
-//! ([`watch_blocked_stdout`]) and the sources that feed it hold their input
-//! ([`hold_producer`]) until it has taken everything, while signals, timers,
-//! the statistics and new connections are served. A stop waits for a
-//! blocked stdout in the loop too ([`stop_when_written`]), a second at
-//! most. (A terminal or a file is written as it is.) Only the replay of a
-//! killed server's journal, before the loop runs, and the queue's drain at
-//! shutdown, after it, wait for room in `poll` (a second without progress
-//! at most, at a stop).
+//! reader that stops reading then makes the server wait in `poll`, where a
+//! stop can still reach it, instead of in a `write` that nothing but
+//! `SIGKILL` could end. (A terminal or a file is written as it is.)
 //!
 //! Lines are written whole: into a pipe, a write never ends inside a line
 //! (see [`Output::flush`]), so when a stop gives up on a reader that takes
@@ -33,8 +26,6 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use ipc::SharedMemory;
-use reactor::sources::Fd;
-use reactor::{Context, Interest, TimerKey, Token};
 
 use crate::escape::{escape_line_into, Sink};
 use crate::journal::{capacity_for, count_lines, inspect, journal_name, Journal, Left};
@@ -54,13 +45,6 @@ const PIPE_BUF: usize = libc::PIPE_BUF;
 
 /// How long a stopping server waits for a reader that takes nothing.
 const PATIENCE_WHEN_STOPPING: Duration = Duration::from_secs(1);
-
-/// Why a stop gave up on a full stdout.
-const GIVEN_UP: &str = "full, nobody reads it, and a stop was asked: output dropped";
-
-/// How soon a pipe with room, but not for the next whole line, is tried
-/// again (epoll would call it writable at once, for ever).
-const ROOM_RETRY: Duration = Duration::from_millis(2);
 
 /// The longest tag a line can have (`tcp[[IPV6%SCOPE]:PORT]: `), with
 /// room to spare: what a line may take besides its escaped message.
@@ -92,23 +76,6 @@ pub struct Output {
     /// Per-source figures, published to shared memory once per round:
     /// written here only, through the methods below for what the sources see.
     counters: Counters,
-    /// stdout took not all of the journal: since when it has taken nothing.
-    blocked: Option<Instant>,
-    /// The loop's watch on a blocked stdout, and what it holds.
-    watch: Watch,
-}
-
-/// What the loop does about a blocked stdout.
-#[derive(Debug, Default)]
-struct Watch {
-    /// A registered `Fd` of stdout, watched for `WRITABLE` while blocked.
-    fd: Option<Token>,
-    /// The retry of a pipe short of room for a whole line.
-    retry: Option<TimerKey>,
-    /// Sources held until stdout has taken everything.
-    held: Vec<Token>,
-    /// A stop waits for stdout: it comes once stdout is written.
-    stop: bool,
 }
 
 /// Standard output, and how it is written.
@@ -119,20 +86,16 @@ struct Stdout {
     _private: Option<OwnedFd>,
     kind: Kind,
     lifecycle: SharedLifecycle,
-    /// Signals that end the replay's wait for a full stdout.
+    /// Signals that end a wait for a full stdout.
     stop_signals: &'static [i32],
-    /// The last write found a pipe with room, but not for the next line.
-    short_of_room: bool,
-    /// Every write waits for room ([`Output::wait_when_full`]).
-    always_wait: bool,
 }
 
 impl Output {
     /// Output to standard output, buffered in private memory until
     /// [`open_journal`](Output::open_journal) moves it into the journal;
-    /// lines hold messages of up to `longest` bytes. While the replay of a
-    /// killed server's journal waits for a full stdout, one of
-    /// `stop_signals` pending ends the wait and gives up on stdout.
+    /// lines hold messages of up to `longest` bytes. While stdout is full,
+    /// one of `stop_signals` pending, or a stop under way for a second,
+    /// ends the wait and gives up on stdout.
     pub fn stdout(lifecycle: SharedLifecycle, stop_signals: &'static [i32], longest: usize) -> SharedOutput {
         let file_type = std::fs::metadata("/proc/self/fd/1").map(|m| m.file_type()).ok();
         let private = file_type.filter(|t| t.is_fifo()).and_then(|_| private_pipe_writer());
@@ -147,8 +110,6 @@ impl Output {
             kind,
             lifecycle,
             stop_signals,
-            short_of_room: false,
-            always_wait: false,
         };
         Rc::new(RefCell::new(Output {
             stdout,
@@ -157,8 +118,6 @@ impl Output {
             closed: None,
             finished: false,
             counters: Counters::default(),
-            blocked: None,
-            watch: Watch::default(),
         }))
     }
 
@@ -208,8 +167,7 @@ impl Output {
     /// Returns whether all of it was printed; an error closes stdout.
     fn replay(&mut self, old: &File, left: &Left) -> bool {
         let stdout = &mut self.stdout;
-        // Before the loop runs: the one wait for room in `poll`.
-        let (lines, failed) = left.replay(old, |bytes| stdout.write_some(bytes, true));
+        let (lines, failed) = left.replay(old, |bytes| stdout.write_some(bytes));
         self.counters.lines_replayed += lines;
         if let Some(e) = &failed {
             self.close(e);
@@ -265,16 +223,12 @@ impl Output {
     /// Whether a message of up to `size` bytes from the queue may be taken
     /// now: its line fits in the journal, after a write if need be. Once
     /// stdout is gone, only while a journal keeps the lines for the next
-    /// server; while it is blocked, not at all (the journal's room is kept
-    /// for the lines of a stop); a message not taken stays in the queue.
+    /// server; a message not taken stays in the queue, for that server.
     #[inline]
     pub fn takes_queue_message(&mut self, size: usize) -> bool {
         // While stdout takes the output, a line always fits after a write,
         // which the line itself makes (`queue_line`).
-        if self.closed.is_none() {
-            return self.blocked.is_none();
-        }
-        self.journal.is_durable() && self.journal.fits(TAG_ROOM + 4 * size + 1)
+        self.closed.is_none() || self.journal.is_durable() && self.journal.fits(TAG_ROOM + 4 * size + 1)
     }
 
     /// Whether a line of at most `worst` bytes fits in the journal, after
@@ -295,7 +249,7 @@ impl Output {
         escape_line_into(&mut self.journal, prefix, message);
         self.journal.commit();
         self.lines += 1;
-        if self.journal.pending() >= FLUSH_AT && self.blocked.is_none() {
+        if self.journal.pending() >= FLUSH_AT {
             // An error is kept in `closed` and reported by the next `flush`.
             let _ = self.flush();
         }
@@ -324,29 +278,12 @@ impl Output {
         self.closed.is_some()
     }
 
-    /// For a loop that does not watch stdout (the benchmark's mio server):
-    /// every write waits for room in `poll`, as long as it takes (a pending
-    /// stop signal ends the wait), and stdout is never blocked.
-    pub fn wait_when_full(&mut self) {
-        self.stdout.always_wait = true;
-    }
-
-    /// Whether stdout took not all the output and is waited for: its
-    /// producers hold their input ([`hold_producer`]) meanwhile.
-    pub fn is_blocked(&self) -> bool {
-        self.blocked.is_some() && self.closed.is_none()
-    }
-
     /// Writes out everything buffered. An error marks the output closed and
     /// is logged once: the lines not written stay in the journal for the
     /// next server (or are dropped, and counted so, without a journal), and
     /// every flush returns an error of the same kind, so that the caller
     /// shuts down. [`reader_left`] tells a reader that went away (news, not
-    /// a failure) from output lost. In the loop, a stdout that takes no
-    /// more for now is not an error: the rest waits, and stdout is blocked
-    /// ([`is_blocked`](Output::is_blocked)). Once a stop is under way (the
-    /// shutdown, after the loop), a full stdout is waited for in `poll`, a
-    /// second without progress at most.
+    /// a failure) from output lost.
     pub fn flush(&mut self) -> io::Result<()> {
         if let Some(kind) = self.closed {
             self.set_aside();
@@ -361,9 +298,7 @@ impl Output {
             if self.journal.pending() == 0 {
                 break Ok(());
             }
-            // The shutdown, after the loop, waits for room (a second at most).
-            let wait = self.stdout.always_wait || self.stdout.lifecycle.is_stopping();
-            match self.stdout.write_some(self.journal.unwritten(), wait) {
+            match self.stdout.write_some(self.journal.unwritten()) {
                 Ok(n) => self.journal.advance(n),
                 Err(e) if e.raw_os_error() == Some(libc::EFAULT) && self.journal.is_durable() => {
                     // Pages of a shrunk journal: touched, they fault and are replaced.
@@ -377,30 +312,19 @@ impl Output {
                 Err(e) => break Err(e),
             }
         };
-        let Err(e) = result else {
-            self.counters.lines_printed += self.lines;
-            self.lines = 0;
-            self.blocked = None;
-            return Ok(());
-        };
-        let printed = count_lines(&self.journal.bytes_from(start)[..self.journal.written() - start]);
-        self.counters.lines_printed += printed;
-        self.lines -= printed;
-        if e.kind() == io::ErrorKind::WouldBlock && !self.stdout.lifecycle.is_stopping() {
-            if self.blocked.is_none() || self.journal.written() != start {
-                self.blocked = Some(Instant::now());
+        match result {
+            Ok(()) => {
+                self.counters.lines_printed += self.lines;
+                self.lines = 0;
+                Ok(())
             }
-            return Ok(());
-        }
-        self.close(&e);
-        Err(e)
-    }
-
-    /// A stop that waited for a blocked stdout long enough: output is given
-    /// up on, and what it did not take stays in the journal.
-    fn give_up(&mut self) {
-        if self.is_blocked() {
-            self.close(&io::Error::new(io::ErrorKind::WouldBlock, GIVEN_UP));
+            Err(e) => {
+                let printed = count_lines(&self.journal.bytes_from(start)[..self.journal.written() - start]);
+                self.counters.lines_printed += printed;
+                self.lines -= printed;
+                self.close(&e);
+                Err(e)
+            }
         }
     }
 
@@ -488,7 +412,7 @@ impl Stdout {
             Ok(false) => Ok(()),
             Ok(true) => {
                 log::warn!("stdout: a file that ends inside a line (a server killed while it wrote?): starting a new line");
-                self.write_some(b"\n", true).map(drop)
+                self.write_some(b"\n").map(drop)
             }
             Err(e) => {
                 log::debug!("stdout: cannot tell whether it ends inside a line: {e}");
@@ -516,16 +440,14 @@ impl Stdout {
         Ok(at > 0 && file.read_at(&mut last, at - 1)? == 1 && last[0] != b'\n')
     }
 
-    /// Hands what `bytes` begins with to one `write`; returns how many
-    /// bytes were written. A full stdout is `WouldBlock`, or with `wait`
-    /// (the replay, before the loop runs) waited for as long as it takes
-    /// (see [`Stdout::wait_writable`]).
-    fn write_some(&mut self, bytes: &[u8], wait: bool) -> io::Result<usize> {
+    /// Hands what `bytes` begins with to one `write`, waiting for room as
+    /// long as it takes (see [`Stdout::wait_writable`]); returns how many
+    /// bytes were written.
+    fn write_some(&mut self, bytes: &[u8]) -> io::Result<usize> {
         // When the current wait for the reader began.
         let mut waiting_since = None;
         loop {
             let chunk = self.next_chunk(bytes);
-            self.short_of_room = chunk == 0;
             let outcome = match chunk {
                 // Not even the next whole line surely fits: wait for room.
                 0 => Err(io::Error::from(io::ErrorKind::WouldBlock)),
@@ -539,7 +461,7 @@ impl Stdout {
                     return Ok(n);
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock && wait => {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     let since = *waiting_since.get_or_insert_with(Instant::now);
                     self.wait_writable(since, chunk == 0)?;
                 }
@@ -578,11 +500,10 @@ impl Stdout {
         }
     }
 
-    /// Waits until stdout takes data again, for the replay before the loop
-    /// runs. A stop signal waiting to be read (the loop cannot read it
-    /// while we wait here), or a stop already under way and a second of
-    /// waiting since `since`, ends the wait: nobody reads the output, and
-    /// the user wants the server to stop.
+    /// Waits until stdout takes data again. A stop signal waiting to be
+    /// read (the loop cannot read it while we wait here), or a stop already
+    /// under way and a second of waiting since `since`, ends the wait:
+    /// nobody reads the output, and the user wants the server to stop.
     /// `for_room`: the pipe takes data, but not yet a whole line; `poll`
     /// would return at once, so sleep instead: briefly at first (a reader
     /// that keeps up empties a pipe in microseconds), longer the longer it
@@ -599,7 +520,10 @@ impl Stdout {
             }
         }
         if self.stop_asked(since) {
-            return Err(io::Error::new(io::ErrorKind::WouldBlock, GIVEN_UP));
+            return Err(io::Error::new(
+                io::ErrorKind::WouldBlock,
+                "full, nobody reads it, and a stop was asked: output dropped",
+            ));
         }
         Ok(())
     }
@@ -685,124 +609,6 @@ fn any_pending(signals: &[i32]) -> bool {
     }
     // SAFETY: `pending` is an initialised set.
     signals.iter().any(|&signal| unsafe { libc::sigismember(&pending, signal) } == 1)
-}
-
-/// Holds the input of the source being called (`ctx.current()`) while
-/// stdout is blocked: a producer (the queue, a connection, stdin) calls it
-/// after it has written, and it is resumed when stdout has taken
-/// everything ([`watch_blocked_stdout`]).
-#[inline]
-pub fn hold_producer(output: &mut Output, ctx: &mut Context) {
-    // Once per line: one test while stdout takes everything.
-    if output.blocked.is_some() {
-        hold_current(output, ctx);
-    }
-}
-
-#[cold]
-fn hold_current(output: &mut Output, ctx: &mut Context) {
-    let Some(me) = ctx.current().filter(|_| output.is_blocked()) else { return };
-    if output.watch.held.contains(&me) {
-        return;
-    }
-    match ctx.pause(me) {
-        Ok(()) => output.watch.held.push(me),
-        Err(e) => log::debug!("stdout blocked: cannot hold a producer: {e}"),
-    }
-}
-
-/// After a round's flush: while stdout is blocked, the loop watches it for
-/// room (a pipe with room, but not for the next whole line, is tried again
-/// every 2 ms); once it has taken everything, the producers held
-/// resume, or a stop waiting for it ([`stop_when_written`]) comes.
-pub fn watch_blocked_stdout(shared: &SharedOutput, ctx: &mut Context) {
-    let mut output = shared.borrow_mut();
-    let (blocked, short_of_room, fd) = (output.is_blocked(), output.stdout.short_of_room, output.stdout.fd);
-    let watch = &mut output.watch;
-    if !blocked {
-        if let Some(fd) = watch.fd {
-            let _ = ctx.set_interest(fd, Interest::NONE);
-        }
-        for producer in watch.held.drain(..) {
-            // A producer gone meanwhile is nothing to resume.
-            let _ = ctx.resume(producer);
-        }
-        if watch.stop {
-            ctx.stop();
-        }
-        return;
-    }
-    if !short_of_room && watch.fd.is_none() {
-        watch.fd = watch_fd(shared, fd, ctx);
-    }
-    let wanted = if short_of_room || watch.fd.is_none() { Interest::NONE } else { Interest::WRITABLE };
-    if let Some(fd) = watch.fd {
-        let _ = ctx.set_interest(fd, wanted);
-    }
-    if wanted == Interest::NONE && !watch.retry.is_some_and(|key| ctx.is_armed(key)) {
-        let shared = shared.clone();
-        watch.retry = Some(ctx.after(ROOM_RETRY, move |ctx| write_and_watch(&shared, ctx)));
-    }
-}
-
-/// stdout has room, or may have: written, then watched again if need be.
-fn write_and_watch(shared: &SharedOutput, ctx: &mut Context) {
-    // An error is kept by the output, and stops the loop in the next round's flush.
-    let _ = shared.borrow_mut().flush();
-    watch_blocked_stdout(shared, ctx);
-}
-
-/// A source for epoll's word on room in stdout: a duplicate of its
-/// descriptor, registered once, watched only while stdout is blocked.
-/// `None` if it cannot be (then stdout is tried again by a timer).
-fn watch_fd(shared: &SharedOutput, fd: RawFd, ctx: &mut Context) -> Option<Token> {
-    // SAFETY: `fd` is stdout, or the output's own open file of it, open
-    // while the output lives; it is only borrowed for the duplicate.
-    let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
-    let shared = shared.clone();
-    let source = fd.try_clone_to_owned().map(|dup| {
-        Fd::new(dup, Interest::WRITABLE, move |_, _, ctx| {
-            write_and_watch(&shared, ctx);
-            Ok(())
-        })
-        .named("stdout")
-    });
-    let registered = source.and_then(|source| ctx.register(source).map_err(io::Error::from));
-    registered.map_err(|e| log::debug!("stdout: not watched by epoll ({e}): tried again by a timer")).ok()
-}
-
-/// A stop signal: the loop stops once stdout has taken what the rounds
-/// produced, or once it has taken nothing for a second
-/// (a reader blocked that long already is not waited for at all); the
-/// producers stay held meanwhile, and a second stop ends the wait. A
-/// stdout waited for so is given up on: what it did not take stays in the
-/// journal, and the shutdown does not wait for it again.
-pub fn stop_when_written(shared: &SharedOutput, ctx: &mut Context) {
-    let mut output = shared.borrow_mut();
-    if std::mem::replace(&mut output.watch.stop, true) {
-        output.give_up();
-        return ctx.stop();
-    }
-    drop(output);
-    wait_or_stop(shared, ctx);
-}
-
-/// Stops the loop unless stdout is blocked and has taken something in the
-/// last [`PATIENCE_WHEN_STOPPING`]; then looks again when that runs out.
-fn wait_or_stop(shared: &SharedOutput, ctx: &mut Context) {
-    let mut output = shared.borrow_mut();
-    // An error is kept by the output, and reported by the shutdown's flush.
-    let _ = output.flush();
-    let waited = output.blocked.filter(|_| output.is_blocked()).map(|since| since.elapsed());
-    let left = waited.and_then(|waited| PATIENCE_WHEN_STOPPING.checked_sub(waited));
-    let Some(left) = left.filter(|left| !left.is_zero()) else {
-        output.give_up();
-        return ctx.stop();
-    };
-    drop(output);
-    watch_blocked_stdout(shared, ctx);
-    let shared = shared.clone();
-    ctx.after(left, move |ctx| wait_or_stop(&shared, ctx));
 }
 
 impl Drop for Output {

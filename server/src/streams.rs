@@ -10,7 +10,7 @@ use reactor::{Context, Handler, Reactor};
 
 use crate::args::Listen;
 use crate::context;
-use crate::output::{hold_producer, SharedOutput};
+use crate::output::SharedOutput;
 use crate::stats::Source;
 
 /// Registers a reader for stdin. A descriptor that epoll refuses (a regular
@@ -87,11 +87,8 @@ struct Printer {
 }
 
 impl LineSink for Printer {
-    /// Printed; while stdout is blocked, the reader holds its input.
-    fn line(&mut self, line: &[u8], ctx: &mut Context) {
-        let mut output = self.output.borrow_mut();
-        output.line(self.source, &self.prefix, line);
-        hold_producer(&mut output, ctx);
+    fn line(&mut self, line: &[u8], _: &mut Context) {
+        self.output.borrow_mut().line(self.source, &self.prefix, line);
     }
 
     fn closed(&mut self, _: &mut Context) {

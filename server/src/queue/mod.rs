@@ -32,7 +32,7 @@ pub use spec::{Notify, Origin, QueueSpec};
 
 use crate::context;
 use crate::lifecycle::SharedLifecycle;
-use crate::output::{hold_producer, SharedOutput};
+use crate::output::SharedOutput;
 use crate::stats::Source;
 use crate::sys::retry;
 use adopt::{abandon, create_or_adopt};
@@ -226,9 +226,7 @@ impl ServerQueue {
 
     /// A server without its queue has no reason to run: an error stops it,
     /// and the exit status says so.
-    /// While stdout is blocked, the queue is not read: it holds its input.
     fn fail_on_error(&mut self, result: io::Result<()>, ctx: &mut Context) -> io::Result<()> {
-        hold_producer(&mut self.output.borrow_mut(), ctx);
         if result.is_err() {
             self.lifecycle.fail(ctx);
         }
@@ -406,9 +404,6 @@ impl Handler for ServerQueue {
             // its messages, for the next server.
             return;
         }
-        // A stdout still blocked is given up on now (the loop waited for
-        // it): the lines it did not take stay in the journal.
-        let _ = self.output.borrow_mut().flush();
         let before = self.unprinted();
         let mut taken = 0;
         if self.output.borrow().is_closed() {
