@@ -132,6 +132,20 @@ fn supervisor_stops_its_command_gracefully_on_sigterm() {
 }
 
 #[test]
+fn shared_counter_adds_every_turn_of_every_worker_and_leaves_no_name_behind() {
+    let counter = Running::start("shared_counter", ["3"]);
+    let pid = counter.child.id();
+    let (lines, status) = counter.finish();
+    assert_eq!(lines, ["total 30000"], "an addition outside the lock would lose some");
+    assert!(status.success(), "shared_counter exited with {status}");
+    for what in ["value", "lock"] {
+        let prefix = if what == "lock" { "sem." } else { "" };
+        let path = PathBuf::from(format!("/dev/shm/{prefix}shared-counter-{what}-{pid}"));
+        assert!(!path.exists(), "{} left behind", path.display());
+    }
+}
+
+#[test]
 fn watchdog_ends_and_restarts_a_command_that_falls_silent() {
     let silent = ["200", "sh", "-c", "echo alive; kill -STOP $$"];
     let (lines, status) = Running::start("watchdog", silent).finish();
