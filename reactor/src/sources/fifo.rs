@@ -93,7 +93,7 @@ impl LineReader {
                 }
             })?;
         let mut reader = LineReader::new(fd, max_line, on_line).named(format!("fifo {}", path.display()));
-        reader.made = made.then(|| Box::new(MadeFifo(path.to_path_buf())));
+        reader.extra_mut().made = made.then(|| MadeFifo(path.to_path_buf()));
         Ok(reader)
     }
 }

@@ -112,12 +112,12 @@ impl LineReader {
         file.read_at(&mut [0], offset).map_err(named)?;
         let mut reader =
             LineReader::new(file.into(), max_line, on_line).named(format!("follow {}", path.display()));
-        reader.instead = Some(inotify);
+        reader.extra_mut().instead = Some(inotify);
         let name = name.as_bytes().to_vec();
         let (look, replaced) = (false, false);
         let follow =
             Following { path: path.to_path_buf(), name, dir_watch, file_watch, offset, look, replaced };
-        reader.follow = Some(Box::new(follow));
+        reader.extra_mut().follow = Some(follow);
         Ok(reader)
     }
 }
@@ -129,16 +129,18 @@ impl<S: LineSink> LineReader<S> {
     /// which wakes the reader next round: a file read in part is read on
     /// without a timer, and one read to its end waits for a change.
     pub(crate) fn follow_round(&mut self, ctx: &mut Context) -> io::Result<()> {
-        let Some(mut follow) = self.follow.take() else { return Ok(()) };
+        let Some(mut follow) = self.extra.as_mut().and_then(|extra| extra.follow.take()) else {
+            return Ok(());
+        };
         let result = self.follow_some(&mut follow, ctx);
-        self.follow = Some(follow);
+        self.extra_mut().follow = Some(follow);
         // A followed file has no end: a part of a line held at removal is unfinished.
         self.at_end = false;
         result.inspect_err(|e| self.sink.error(e, ctx))
     }
 
     fn follow_some(&mut self, follow: &mut Following, ctx: &mut Context) -> io::Result<()> {
-        if let Some(inotify) = &self.instead {
+        if let Some(inotify) = self.instead() {
             read_events(inotify.as_fd(), |wd, mask, name| {
                 let about_name = wd == follow.dir_watch && name == follow.name;
                 follow.look |= about_name || mask & libc::IN_Q_OVERFLOW != 0;
@@ -174,7 +176,7 @@ impl<S: LineSink> LineReader<S> {
                 Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false), // gone again
                 file => file?,
             };
-            if let Some(inotify) = &self.instead {
+            if let Some(inotify) = self.instead() {
                 // SAFETY: integer arguments only; a watch gone already is EINVAL, and harmless.
                 let _ = unsafe { libc::inotify_rm_watch(inotify.as_raw_fd(), follow.file_watch) };
                 follow.file_watch = watch_file(inotify, &file)?;

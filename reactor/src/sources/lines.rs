@@ -181,15 +181,22 @@ pub struct LineReader<S = Callbacks> {
     max_line: usize,
     pub(crate) partial: Vec<u8>,
     pub(crate) sink: S,
+    /// What only some readers have, boxed: a reader of a connection pays
+    /// one pointer for it.
+    pub(crate) extra: Option<Box<Extra>>,
+}
+
+/// The parts of a [`LineReader`] that a stream does not need.
+#[derive(Default)]
+pub(crate) struct Extra {
     /// What epoll watches instead of `fd`: an eventfd that is always ready
     /// for a descriptor epoll refuses ([`LineReader::for_any_fd`]), the
     /// inotify descriptor of a followed file ([`LineReader::follow`]).
     pub(crate) instead: Option<OwnedFd>,
-    /// The FIFO this reader made, removed when it goes (boxed, as `follow`:
-    /// a reader of a connection pays one pointer for each, not a path).
-    pub(crate) made: Option<Box<MadeFifo>>,
+    /// The FIFO this reader made, removed when it goes.
+    pub(crate) made: Option<MadeFifo>,
     /// Where a followed file is, and how far it was read.
-    pub(crate) follow: Option<Box<Following>>,
+    pub(crate) follow: Option<Following>,
 }
 
 impl LineReader<Callbacks> {
@@ -275,6 +282,15 @@ impl LineReader<Callbacks> {
 }
 
 impl<S: LineSink> LineReader<S> {
+    /// The descriptor epoll watches in place of `fd`, if any.
+    pub(crate) fn instead(&self) -> Option<&OwnedFd> {
+        self.extra.as_ref()?.instead.as_ref()
+    }
+
+    pub(crate) fn extra_mut(&mut self) -> &mut Extra {
+        self.extra.get_or_insert_with(Box::default)
+    }
+
     /// A reader of `fd` that delivers to `sink`.
     pub fn with_sink(fd: OwnedFd, max_line: usize, sink: S) -> LineReader<S> {
         let reads_per_ready = if is_nonblocking(fd.as_fd()) { READS_PER_READY } else { 1 };
@@ -286,9 +302,7 @@ impl<S: LineSink> LineReader<S> {
             max_line: max_line.max(1),
             partial: Vec::new(),
             sink,
-            instead: None,
-            made: None,
-            follow: None,
+            extra: None,
         }
     }
 
@@ -323,7 +337,7 @@ impl<S: LineSink> LineReader<S> {
     /// # }
     /// ```
     pub fn for_any_fd(mut self) -> io::Result<LineReader<S>> {
-        if self.instead.is_some() {
+        if self.instead().is_some() {
             return Ok(self); // a followed file: inotify is watched
         }
         let named = |e: io::Error| io::Error::new(e.kind(), format!("{}: {e}", self.sink.name()));
@@ -336,7 +350,7 @@ impl<S: LineSink> LineReader<S> {
                     "{}: not pollable (a file or a device): read a piece per round",
                     self.sink.name()
                 );
-                self.instead = Some(sys::eventfd(1).map_err(named)?);
+                self.extra_mut().instead = Some(sys::eventfd(1).map_err(named)?);
             }
             result => result.map_err(named)?,
         }
@@ -488,7 +502,7 @@ fn find_newline(bytes: &[u8]) -> Option<usize> {
 
 impl<S: LineSink> Handler for LineReader<S> {
     fn fd(&self) -> BorrowedFd<'_> {
-        self.instead.as_ref().unwrap_or(&self.fd).as_fd()
+        self.instead().unwrap_or(&self.fd).as_fd()
     }
 
     fn name(&self) -> &str {
@@ -496,7 +510,7 @@ impl<S: LineSink> Handler for LineReader<S> {
     }
 
     fn on_ready(&mut self, _: Readiness, ctx: &mut Context) -> io::Result<()> {
-        if self.follow.is_some() {
+        if self.extra.as_ref().is_some_and(|extra| extra.follow.is_some()) {
             return self.follow_round(ctx);
         }
         // Whatever was reported (data, hang-up, error), the read tells which.
