@@ -17,7 +17,8 @@ fn main() -> io::Result<()> {
     let name = |what: &str| format!("/reactor-example-{what}-{}", std::process::id());
     let (shm, _created) = SharedMemory::create_or_open(&name("shm"), 8, 0o600)?;
     let (empty, _) = NamedSemaphore::create_or_open(&name("empty"), 0o600, 1)?;
-    let full = Arc::new(NamedSemaphore::create_or_open(&name("full"), 0o600, 0)?.0);
+    let (_owner, _) = NamedSemaphore::create_or_open(&name("full"), 0o600, 0)?; // removes the name
+    let full = Arc::new(NamedSemaphore::open(&name("full"))?); // the waiting thread may outlive main
     let producer = thread::spawn(move || -> io::Result<()> {
         let slot = SharedMemory::open(&name("shm"), true)?.array::<u64>(1)?;
         let (empty, full) = (NamedSemaphore::open(&name("empty"))?, NamedSemaphore::open(&name("full"))?);

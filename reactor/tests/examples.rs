@@ -267,9 +267,15 @@ fn follow_out_of_inotify_watches_names_the_path_and_the_limit_to_raise() {
 
 #[test]
 fn shm_semaphore_prints_the_five_values_of_its_producer_thread() {
-    let (lines, status) = Running::start("shm_semaphore", [""; 0]).finish();
+    let example = Running::start("shm_semaphore", [""; 0]);
+    let pid = example.child.id();
+    let (lines, status) = example.finish();
     assert_eq!(lines, ["got 10", "got 20", "got 30", "got 40", "got 50"]);
     assert!(status.success(), "shm_semaphore exited with {status}");
+    for name in ["reactor-example-shm", "sem.reactor-example-empty", "sem.reactor-example-full"] {
+        let path = PathBuf::from(format!("/dev/shm/{name}-{pid}"));
+        assert!(!path.exists(), "{} left behind", path.display());
+    }
 }
 
 #[test]
