@@ -95,6 +95,14 @@ struct Slot {
     handler: Option<Box<dyn Handler>>,
 }
 
+impl Slot {
+    /// Whether the handler's input is held: paused by the program, or held
+    /// by a full sink ([`Context::hold`]).
+    fn input_held(&self) -> bool {
+        self.paused || self.holds > 0
+    }
+}
+
 /// Where a reactor's run is in its end: what its [`StopFlag`]s read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
@@ -572,7 +580,7 @@ impl Context {
     /// Whether a handler's input is held: by [`pause`](Context::pause), or
     /// by a full sink that it writes to; `false` for a token not registered.
     pub fn is_paused(&self, token: Token) -> bool {
-        self.slot(token).is_some_and(|slot| slot.paused || slot.holds > 0)
+        self.slot(token).is_some_and(Slot::input_held)
     }
 
     /// One more hold on a handler's input, by a sink that is full: it is
@@ -595,7 +603,7 @@ impl Context {
     /// call stops when its own callback has paused it.
     pub(crate) fn current_is_watched(&self) -> bool {
         let slot = self.current.and_then(|token| self.slot(token));
-        slot.is_some_and(|slot| slot.watched && !slot.paused && slot.holds == 0)
+        slot.is_some_and(|slot| slot.watched && !slot.input_held())
     }
 
     /// Calls `callback` once, `delay` from now (rounded up to the next
@@ -837,7 +845,7 @@ impl Context {
     /// input for a paused handler.
     fn deliverable(&self, token: Token, readiness: Readiness) -> Option<Readiness> {
         let slot = self.slot(token).filter(|slot| slot.watched)?;
-        let readiness = if slot.paused || slot.holds > 0 { readiness.without_input() } else { readiness };
+        let readiness = if slot.input_held() { readiness.without_input() } else { readiness };
         (!readiness.is_empty()).then_some(readiness)
     }
 
