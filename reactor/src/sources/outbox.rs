@@ -199,9 +199,9 @@ impl Inner {
 }
 
 impl Core {
-    /// Writes what waits, a bounded number of times. `Ok(true)` when
-    /// nothing is left.
-    fn write_out(&self) -> io::Result<bool> {
+    /// Writes what waits, a bounded number of times. A failure is kept
+    /// for the handler to report; `false` then.
+    fn write_out(&self) -> bool {
         let mut inner = self.inner.borrow_mut();
         for _ in 0..WRITES_PER_READY {
             if inner.len() == 0 {
@@ -211,10 +211,13 @@ impl Core {
                 Ok(n) => inner.consume(n),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
+                Err(e) => {
+                    inner.keep_failure(e);
+                    return false;
+                }
             }
         }
-        Ok(inner.len() == 0)
+        true
     }
 }
 
@@ -289,8 +292,7 @@ impl Output {
         if !self.fits(size) && core.inner.borrow().flush.is_some() {
             // Full before the round ends: write out now, and refuse only
             // what the descriptor does not take either.
-            if let Err(e) = core.write_out() {
-                core.inner.borrow_mut().keep_failure(e);
+            if !core.write_out() {
                 self.watch(ctx)?;
                 return Err(io::Error::new(io::ErrorKind::BrokenPipe, "the stream failed"));
             }
@@ -310,9 +312,7 @@ impl Output {
         if straight {
             // Nothing waited: to the descriptor now, in one write.
             drop(inner);
-            if let Err(e) = core.write_out() {
-                core.inner.borrow_mut().keep_failure(e);
-            }
+            core.write_out();
             inner = core.inner.borrow_mut();
         }
         let hold = producer.filter(|p| inner.len() >= core.limit.get() && !inner.held.contains(p));
@@ -349,9 +349,7 @@ impl Output {
             if !core.inner.borrow().writes_now() {
                 return;
             }
-            if let Err(e) = core.write_out() {
-                core.inner.borrow_mut().keep_failure(e);
-            }
+            core.write_out();
             // What the descriptor did not take, a drain to tell, or a close
             // to finish: the handler does it.
             if let Err(e) = (Output { core }).watch(ctx) {
@@ -593,9 +591,7 @@ impl Sink {
         let core = &self.out.core;
         let writable = readiness.is_writable() || readiness.is_error() || readiness.is_hangup();
         if writable && core.inner.borrow().writes_now() {
-            if let Err(e) = core.write_out() {
-                core.inner.borrow_mut().keep_failure(e);
-            }
+            core.write_out();
         }
         if !self.out.settle(ctx) {
             return false;
